@@ -1,0 +1,26 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   run a sync against the built-in Sentry API emulator and print a summary
+#   make test   run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/sentry-mirror: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/sentry-mirror
+	$(BIN)/sentry-mirror demo
+
+test: $(BIN)/sentry-mirror
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/sentry-mirror
+	$(BIN)/python benchmarks/bench_sync.py
+
+clean:
+	rm -rf $(VENV) demo.duckdb

@@ -1,0 +1,222 @@
+"""The `sentry-mirror` command line: open the store, load credentials, sync, report. Nothing else."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__, redact
+from .config import DEFAULT_DB, Config, Source, resolve
+from .errors import Interrupted, MirrorError
+from .runner import stop_on_signals, sync_all
+from .store import open_readonly
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def handle_errors(func):
+    """User errors become one line on stderr and a non-zero exit; bugs keep their traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Interrupted as exc:
+            click.echo(f"sentry-mirror: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except MirrorError as exc:
+            click.echo(f"sentry-mirror: error: {redact.scrub(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet or not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    redact.install_log_filter()
+    if verbose < 2:
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def db_option(func):
+    return click.option("--db", envvar="SENTRY_MIRROR_DB", show_envvar=True, type=click.Path(dir_okay=False),
+                        help=f"The DuckDB store file [default: {DEFAULT_DB}, or the config's db].")(func)
+
+
+def verbosity_options(func):
+    func = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and the final summary.")(func)
+    func = click.option("-v", "--verbose", count=True, help="Log requests and retries (-vv for more).")(func)
+    return func
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="sentry-mirror")
+def cli():
+    """Keep a Sentry organization's error data in one local DuckDB file and query it offline."""
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--url", envvar=["SENTRY_URL", "SENTRY_HOST"], show_envvar=True,
+              help="Sentry base URL, e.g. https://sentry.io or https://de.sentry.io [default: https://sentry.io].")
+@click.option("--org", envvar="SENTRY_ORG", show_envvar=True, help="Organization slug.")
+@click.option("--token", envvar=["SENTRY_AUTH_TOKEN", "SENTRY_TOKEN"], show_envvar=True,
+              help="Auth token with org:read, project:read and event:read scopes.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="SENTRY_MIRROR_CONFIG",
+              show_envvar=True, help="A TOML config file listing sources (see config.example.toml).")
+@click.option("--source", "source_names", multiple=True, help="Sync only the named config source (repeatable).")
+@click.option("--full", is_flag=True, help="Re-walk everything instead of only what changed.")
+@db_option
+@verbosity_options
+@handle_errors
+def sync(url, org, token, config_path, source_names, full, db, quiet, verbose):
+    """Fetch what changed in Sentry into the store (resumable; safe to interrupt)."""
+    setup_logging(verbose, quiet)
+    config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
+    progress = None if quiet else (lambda message: click.echo(message, err=True))
+    with stop_on_signals() as stop:
+        results = sync_all(config, full=full, stop=stop, progress=progress)
+    for result in results:
+        click.echo(describe_result(result))
+
+
+def describe_result(result) -> str:
+    rows = ", ".join(f"{n:,} {entity}" for entity, n in sorted(result.rows.items())) or "nothing new"
+    return (f"synced {result.source}: {rows} written in {result.seconds:.1f}s "
+            f"({result.requests:,} requests, {result.retries} retries)")
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@handle_errors
+def status(db, as_json):
+    """Show what is stored and when each stream last synced."""
+    from .report import store_status
+
+    info = store_status(open_readonly(db or DEFAULT_DB))
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(format_status(db or DEFAULT_DB, info))
+
+
+def format_status(path: str, info: dict) -> str:
+    lines = [f"store: {path}"]
+    if not info["sources"]:
+        lines.append("  empty: run 'sentry-mirror sync'")
+    for name, src in info["sources"].items():
+        lines.append(f"source {name}:")
+        for table, n in src["rows"].items():
+            lines.append(f"  {table:<14} {n:>10,}")
+        if src.get("issues_by_status"):
+            lines.append("  issues by status: " + ", ".join(f"{k} {v:,}" for k, v in src["issues_by_status"].items()))
+        run = src.get("last_run")
+        if run:
+            lines.append(f"  last sync: {run['started_at']} UTC, {run['status']}, {run['requests']} requests"
+                         + (f", error: {run['error']}" if run.get("error") else ""))
+        for stream in src.get("streams", []):
+            resume = "  (interrupted: will resume)" if stream["in_progress"] else ""
+            lines.append(f"  {stream['stream']:<18} last synced {stream['updated_at']} UTC{resume}")
+    return "\n".join(lines)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("sql")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="Output format.")
+@handle_errors
+def query(sql, db, fmt):
+    """Run a read-only SQL query against the store."""
+    import duckdb
+
+    from .errors import ConfigError
+
+    con = open_readonly(db or DEFAULT_DB)
+    try:
+        frame = con.execute(sql).df()
+    except duckdb.Error as exc:
+        raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    else:
+        click.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1 (0 = any free port).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated organization.")
+@click.option("--scale", default="small", show_default=True, type=click.Choice(["tiny", "small", "medium", "large"]),
+              help="How much data to generate.")
+@click.option("--token", default=None, help="The token the emulator accepts [default: a random one, printed].")
+@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Requests per second per token before answering 429.")
+@click.option("--fault", "faults", multiple=True, help="Inject a fault, e.g. 'kind=503,route=*/issues/*,rate=0.2' (repeatable).")
+@handle_errors
+def emulator(port, seed, scale, token, rate_limit, faults):
+    """Serve a generated organization through Sentry's API on 127.0.0.1, for trying and testing."""
+    from .emulator import run_emulator
+
+    run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--db", default="demo.duckdb", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the demo store (replaced on each run).")
+@click.option("--scale", default="small", show_default=True, type=click.Choice(["tiny", "small", "medium", "large"]),
+              help="How much data the emulator generates.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Seed of the generated organization.")
+@verbosity_options
+@handle_errors
+def demo(db, scale, seed, quiet, verbose):
+    """Sync from the built-in Sentry emulator into a demo store and summarise it; no account needed."""
+    import secrets
+
+    from .emulator import Emulator
+    from .report import demo_summary
+
+    setup_logging(verbose, quiet)
+    for suffix in ("", ".wal", ".lock"):
+        Path(db + suffix).unlink(missing_ok=True)
+    token = "sntryu_" + secrets.token_hex(32)
+    say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    with Emulator(seed=seed, scale=scale, token=token) as emu:
+        click.echo(f"Started the Sentry API emulator at {emu.url} (organization '{emu.org_slug}', scale {scale}).")
+        config = Config(db=db, sources=[Source(name=emu.org_slug, url=emu.url, org=emu.org_slug, token=token)])
+        with stop_on_signals() as stop:
+            first = sync_all(config, stop=stop, progress=say)[0]
+            click.echo(describe_result(first))
+            changes = emu.advance(24)
+            click.echo(f"The emulator's clock moves on a day: {changes.get('new_events', 0)} new events, "
+                       f"{changes.get('new_issues', 0)} new issues, {changes.get('status_changes', 0)} status changes.")
+            second = sync_all(config, stop=stop, progress=say)[0]
+            click.echo(describe_result(second))
+        truth = emu.truth()
+    con = open_readonly(db)
+    try:
+        click.echo("")
+        click.echo(demo_summary(con, truth, first, second))
+    finally:
+        con.close()
+    click.echo(f"\nThe store is {db}. Try: sentry-mirror status --db {db}")
+    click.echo(f"     or: sentry-mirror query --db {db} \"SELECT * FROM daily_events LIMIT 10\"")
+
+
+def main() -> None:
+    cli(prog_name="sentry-mirror")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,383 @@
+"""HTTP client for Sentry's Web API: one session, retries, rate-limit pacing, cursor pagination.
+
+Built from how the real server behaves (see the project's notes on the API):
+- Sentry always sends a `rel="next"` link, even on the last page; only `results="false"` ends a walk.
+- Cursors are opaque (`0:100:0`, `100:1:0`, a score, or GlitchTip's base64): we never parse them,
+  and we build the next request from the cursor on the configured base URL, never from the URL
+  inside the Link header, so a token is never sent to a host it was not configured for.
+- 429 bodies are a JSON string, not an object; `Retry-After` may be absent, in which case
+  `X-Sentry-Rate-Limit-Reset` (unix seconds) says when the window opens again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from . import __version__, redact
+from .errors import ApiError, AuthError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+MAX_PAGE_SIZE = 100
+
+# One link: <url>; key="value"; key="value"   (tolerant of GlitchTip's `{'…'}` wrapping)
+_LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[A-Za-z_-]+\s*=\s*\"[^\"]*\")*)")
+_ATTR_RE = re.compile(r"([A-Za-z_-]+)\s*=\s*\"([^\"]*)\"")
+
+
+@dataclass
+class Link:
+    url: str
+    rel: str
+    results: bool | None
+    cursor: str | None
+
+
+def parse_link_header(value: str | None) -> dict[str, Link]:
+    """Parse Sentry's Link header into {rel: Link}, tolerating GlitchTip's malformed wrapping.
+
+    A link with no `cursor` attribute takes it from its URL's query string; `results` is None when
+    the server did not say (then a present cursor means "there may be more").
+    """
+    links: dict[str, Link] = {}
+    if not value:
+        return links
+    for url, attr_text in _LINK_RE.findall(value):
+        attrs = {k.lower(): v for k, v in _ATTR_RE.findall(attr_text)}
+        rel = attrs.get("rel")
+        if not rel:
+            continue
+        cursor = attrs.get("cursor")
+        if cursor is None:
+            cursor = (parse_qs(urlsplit(url).query).get("cursor") or [None])[0]
+        results = attrs.get("results")
+        links[rel] = Link(url, rel, None if results is None else results.lower() == "true", cursor or None)
+    return links
+
+
+def next_cursor(links: dict[str, Link]) -> str | None:
+    """The cursor to ask for next, or None when the server says there is nothing more."""
+    nxt = links.get("next")
+    if nxt is None or not nxt.cursor:
+        return None
+    if nxt.results is False:
+        return None
+    return nxt.cursor
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    cursor: str | None  # the cursor that produced this page (None for the first)
+    next_cursor: str | None
+    response: requests.Response
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    waited_seconds: float = 0.0
+    by_path: dict[str, int] = field(default_factory=dict)
+
+
+class SentryClient:
+    """A thin, careful wrapper over one `requests.Session` bound to one Sentry base URL."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        auth_scheme: str = "bearer",
+        timeout: float = 30.0,
+        max_retries: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 60.0,
+        verify: bool | str = True,
+        extra_headers: dict[str, str] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = normalise_base_url(base_url)
+        self._origin = urlsplit(self.base_url)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.page_size = min(page_size, MAX_PAGE_SIZE)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._not_before = 0.0  # monotonic time before which no request is sent (rate-limit pacing)
+        self.stats = ClientStats()
+        self.server_now: float | None = None  # server's clock (Date header), epoch seconds
+        self._clock_offset = 0.0  # server_now - local now, from the last Date header
+
+        self.session = requests.Session()
+        self.session.verify = verify
+        self.session.headers["User-Agent"] = f"sentry-mirror/{__version__}"
+        self.session.headers["Accept"] = "application/json"
+        for name, value in (extra_headers or {}).items():
+            redact.register(value) if name.lower() in {"authorization", "cookie", "x-api-key"} else None
+            self.session.headers[name] = value
+        if token:
+            redact.register(token)
+            if auth_scheme == "bearer":
+                self.session.headers["Authorization"] = f"Bearer {token}"
+            elif auth_scheme == "dsn":
+                self.session.headers["Authorization"] = f"DSN {token}"
+            elif auth_scheme == "basic":  # legacy API key: username = key, empty password
+                self.session.auth = (token, "")
+            else:
+                raise ValueError(f"unknown auth scheme {auth_scheme!r}")
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def url_for(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            raise ValueError("paths are relative to the configured base URL")
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def get(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+            *, max_retries: int | None = None) -> tuple[Any, requests.Response]:
+        """GET a path under /api/0/, retrying transient failures; return (decoded JSON, response)."""
+        url = self.url_for(path)
+        retries = self.max_retries if max_retries is None else max_retries
+        attempt = 0
+        while True:
+            attempt += 1
+            self._pace()
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                if attempt > retries:
+                    raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
+                                   hint="check --url and the network") from None
+                self._backoff(attempt, None, f"{type(exc).__name__}")
+                continue
+            finally:
+                self._count(path)
+            self._observe(response)
+            if response.status_code in RETRY_STATUSES:
+                if attempt > retries:
+                    raise self._error(response, url)
+                self._backoff(attempt, response, str(response.status_code))
+                continue
+            if 300 <= response.status_code < 400:
+                raise ApiError(response.status_code, f"redirected to {response.headers.get('Location', '?')}",
+                               _display(url), hint="set --url to the final address of the Sentry server")
+            if response.status_code >= 400:
+                raise self._error(response, url)
+            try:
+                return response.json(), response
+            except ValueError:
+                # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
+                if attempt > retries:
+                    raise ApiError(response.status_code, f"answered something that is not JSON: {_snippet(response)}",
+                                   _display(url), hint="is --url a Sentry server?") from None
+                self._backoff(attempt, None, "invalid JSON")
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None, cursor: str | None = None,
+                 *, first_page_retries: int | None = None) -> Iterator[Page]:
+        """Yield pages of a list endpoint, starting at `cursor`, until the server says no more results.
+
+        `first_page_retries` lowers the retries of the first request, for probing a route that a
+        Sentry-compatible server may not serve (GlitchTip answers 500 for some unknown paths).
+        """
+        retries = first_page_retries
+        base = _as_pairs(params)
+        seen: set[str] = set()
+        while True:
+            pairs = base + ([("cursor", cursor)] if cursor else [])
+            data, response = self.get(path, pairs, max_retries=retries)
+            retries = None
+            if not isinstance(data, list):
+                raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
+                               _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
+            nxt = next_cursor(parse_link_header(response.headers.get("Link")))
+            if nxt is not None and (nxt in seen or nxt == cursor):
+                log.warning("server repeated cursor %s on %s; stopping this walk", nxt, path)
+                nxt = None
+            if nxt is not None:
+                seen.add(nxt)
+            yield Page(data, cursor, nxt, response)
+            if nxt is None or not data:
+                return
+            cursor = nxt
+
+    # -- pacing and retries ------------------------------------------------------------------
+
+    def _count(self, path: str) -> None:
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
+
+    def _pace(self) -> None:
+        with self._lock:
+            wait = self._not_before - time.monotonic()
+        if wait > 0:
+            self.stats.waited_seconds += wait
+            self._sleep(wait)
+
+    def _observe(self, response: requests.Response) -> None:
+        """Track the server clock and honour X-Sentry-Rate-Limit-* before the next request."""
+        date = response.headers.get("Date")
+        if date:
+            try:
+                server = email.utils.parsedate_to_datetime(date).timestamp()
+                self.server_now = server
+                self._clock_offset = server - time.time()
+            except (TypeError, ValueError):
+                pass
+        remaining = _int_header(response, "X-Sentry-Rate-Limit-Remaining")
+        concurrent = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentRemaining")
+        if (remaining is not None and remaining <= 0) or (concurrent is not None and concurrent <= 0):
+            delay = self._reset_delay(response)
+            if delay is None:
+                delay = 1.0
+            with self._lock:
+                self._not_before = max(self._not_before, time.monotonic() + delay)
+
+    def _reset_delay(self, response: requests.Response) -> float | None:
+        reset = _float_header(response, "X-Sentry-Rate-Limit-Reset")
+        if reset is None:
+            return None
+        now_on_server = time.time() + self._clock_offset
+        return max(0.0, min(reset - now_on_server, self.backoff_cap)) + 0.05
+
+    def _backoff(self, attempt: int, response: requests.Response | None, why: str) -> None:
+        delay = None
+        if response is not None:
+            retry_after = response.headers.get("Retry-After")
+            if retry_after:
+                delay = _parse_retry_after(retry_after)
+            if delay is None and response.status_code == 429:
+                delay = self._reset_delay(response)
+            if response.status_code == 429:
+                self.stats.rate_limited += 1
+        if delay is None:
+            delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+            delay = delay / 2 + random.uniform(0, delay / 2)  # jitter, so parallel syncs spread out
+        delay = min(delay, self.backoff_cap)
+        self.stats.retries += 1
+        self.stats.waited_seconds += delay
+        log.info("retrying after %s in %.2fs (attempt %d)", why, delay, attempt)
+        self._sleep(delay)
+
+    def _error(self, response: requests.Response, url: str) -> ApiError:
+        message = server_message(response)
+        status = response.status_code
+        if status in (401, 403):
+            return AuthError(status, message, _display(url),
+                             hint="check the token (--token / SENTRY_AUTH_TOKEN) and that it has the read scopes")
+        if status == 404:
+            return NotFoundError(status, message, _display(url), hint="check --org and the base URL")
+        if status == 429:
+            return ApiError(status, message, _display(url), hint="rate limited too often; try again later")
+        return ApiError(status, message, _display(url))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def normalise_base_url(url: str) -> str:
+    """Accept `https://sentry.io`, `https://sentry.io/`, or `…/api/0/`; return `…/api/0`."""
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        from .errors import ConfigError
+
+        raise ConfigError(f"not an http(s) URL: {url!r}", hint="pass --url like https://sentry.io")
+    path = parts.path.rstrip("/")
+    if path.endswith("/api/0"):
+        path = path[: -len("/api/0")]
+    return f"{parts.scheme}://{parts.netloc}{path}/api/0"
+
+
+def server_message(response: requests.Response) -> str:
+    """The server's own words: `detail` of a JSON object, a JSON string body, or a text snippet."""
+    try:
+        body = response.json()
+    except ValueError:
+        return _snippet(response) or response.reason or "no message"
+    if isinstance(body, dict):
+        for key in ("detail", "error", "message"):
+            if key in body:
+                return redact.scrub(str(body[key]))[:300]
+        return redact.scrub(json.dumps(body))[:300]
+    return redact.scrub(str(body))[:300]
+
+
+def _snippet(response: requests.Response) -> str:
+    text = (response.text or "").strip().replace("\n", " ")
+    return redact.scrub(text[:120] + ("…" if len(text) > 120 else ""))
+
+
+def _display(url: str) -> str:
+    """A URL fit for messages: no query string (filters can be long), no credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\)]+)|(Connection refused|timed out|Read timed out)", text)
+    if match:
+        return (match.group(1) or match.group(2)).strip()
+    return redact.scrub(text)[:160]
+
+
+def _parse_retry_after(value: str) -> float | None:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when - time.time())
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    value = _float_header(response, name)
+    return None if value is None else int(value)
+
+
+def _float_header(response: requests.Response, name: str) -> float | None:
+    value = response.headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _as_pairs(params: dict[str, Any] | list[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
+    """Flatten params so repeatable keys (`group`, `project`, `environment`) can be lists."""
+    if params is None:
+        return []
+    items = params.items() if isinstance(params, dict) else params
+    pairs: list[tuple[str, Any]] = []
+    for key, value in items:
+        if isinstance(value, (list, tuple)):
+            pairs.extend((key, v) for v in value)
+        elif value is not None:
+            pairs.append((key, value))
+    return pairs

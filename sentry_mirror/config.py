@@ -1,0 +1,189 @@
+"""Where a sync's settings come from: flags, then environment variables, then the config file,
+then `~/.sentryclirc` (sentry-cli's file), then defaults.
+
+Tokens are never stored in our config file itself: a source names the environment variable that
+holds its token (`token_env`), so the file can be committed or shared safely.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import redact
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://sentry.io"
+DEFAULT_DB = "sentry.duckdb"
+TOKEN_ENV_VARS = ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN")
+URL_ENV_VARS = ("SENTRY_URL", "SENTRY_HOST")
+ORG_ENV_VARS = ("SENTRY_ORG",)
+
+SOURCE_KEYS = {"name", "url", "org", "token_env", "auth", "verify", "headers", "timeout", "overlap_minutes", "events"}
+TOP_KEYS = {"db", "sources", "schedule"}
+AUTH_SCHEMES = {"bearer", "basic", "dsn"}
+EVENT_POLICIES = {"all", "none"}
+
+
+@dataclass
+class Source:
+    name: str
+    url: str
+    org: str
+    token: str | None = field(default=None, repr=False)
+    auth: str = "bearer"
+    verify: bool | str = True
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    timeout: float = 30.0
+    overlap_minutes: float = 10.0
+    events: str = "all"
+
+
+@dataclass
+class Config:
+    db: str = DEFAULT_DB
+    sources: list[Source] = field(default_factory=list)
+    schedule: dict[str, Any] = field(default_factory=dict)
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {path} does not exist", hint="see config.example.toml")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}",
+                          hint=f"known top-level settings: {', '.join(sorted(TOP_KEYS))}")
+    _warn_if_exposed(p, data)
+    return data
+
+
+def _warn_if_exposed(path: Path, data: dict[str, Any]) -> None:
+    """A config that could reveal a token should not be readable by everyone."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & stat.S_IROTH and any("token" in str(k).lower() for s in data.get("sources", []) for k in s):
+        log.warning("config file %s is readable by every user on this machine; consider chmod 600", path)
+
+
+def sentryclirc() -> dict[str, str]:
+    """sentry-cli's `~/.sentryclirc`: [auth] token, [defaults] url and org."""
+    path = Path(os.environ.get("SENTRYCLIRC", Path.home() / ".sentryclirc"))
+    if not path.is_file():
+        return {}
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        log.warning("ignoring unreadable %s", path)
+        return {}
+    found = {}
+    if parser.has_option("auth", "token"):
+        found["token"] = parser.get("auth", "token")
+    for key in ("url", "org"):
+        if parser.has_option("defaults", key):
+            found[key] = parser.get("defaults", key)
+    return found
+
+
+def _env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def resolve(*, config_path: str | None, url: str | None, org: str | None, token: str | None,
+            db: str | None, source_names: tuple[str, ...] = ()) -> Config:
+    """Build the effective configuration; flags win over everything else."""
+    data = load_config_file(config_path) if config_path else {}
+    cli_rc = sentryclirc()
+    config = Config(db=db or data.get("db") or DEFAULT_DB, schedule=dict(data.get("schedule") or {}))
+
+    raw_sources = data.get("sources") or []
+    if not isinstance(raw_sources, list):
+        raise ConfigError("config: 'sources' must be a list of [[sources]] tables")
+    if raw_sources and not (url or org):
+        for i, raw in enumerate(raw_sources):
+            config.sources.append(_source_from_table(raw, i, token))
+        if source_names:
+            wanted = set(source_names)
+            missing = wanted - {s.name for s in config.sources}
+            if missing:
+                raise ConfigError(f"no source named {', '.join(sorted(missing))} in the config",
+                                  hint=f"known: {', '.join(s.name for s in config.sources)}")
+            config.sources = [s for s in config.sources if s.name in wanted]
+    else:
+        resolved_org = org or _env(ORG_ENV_VARS) or cli_rc.get("org")
+        if not resolved_org:
+            raise ConfigError("no organization given", hint="pass --org or set SENTRY_ORG")
+        resolved_token = token or _env(TOKEN_ENV_VARS) or cli_rc.get("token")
+        if not resolved_token:
+            raise ConfigError("no auth token given",
+                              hint="set SENTRY_AUTH_TOKEN (a token with org:read, project:read, event:read)")
+        config.sources.append(Source(name=resolved_org, url=url or _env(URL_ENV_VARS) or cli_rc.get("url") or DEFAULT_URL,
+                                     org=resolved_org, token=resolved_token))
+    for source in config.sources:
+        redact.register(source.token)
+    return config
+
+
+def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
+    where = f"config: sources[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - SOURCE_KEYS
+    if "token" in raw:
+        raise ConfigError(f"{where}: do not put tokens in the config file",
+                          hint="set token_env to the name of an environment variable holding it")
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}",
+                          hint=f"known: {', '.join(sorted(SOURCE_KEYS))}")
+    org = raw.get("org")
+    if not isinstance(org, str) or not org:
+        raise ConfigError(f"{where}: 'org' (the organization slug) is required")
+    token_env = raw.get("token_env")
+    token = flag_token
+    if token is None and token_env:
+        token = os.environ.get(str(token_env))
+        if not token:
+            raise ConfigError(f"{where}: environment variable {token_env} is not set", hint="export it with the token")
+    if token is None:
+        token = _env(TOKEN_ENV_VARS) or sentryclirc().get("token")
+    if not token:
+        raise ConfigError(f"{where}: no token", hint="set token_env, or SENTRY_AUTH_TOKEN")
+    auth = raw.get("auth", "bearer")
+    if auth not in AUTH_SCHEMES:
+        raise ConfigError(f"{where}: auth must be one of {', '.join(sorted(AUTH_SCHEMES))}, not {auth!r}")
+    events = raw.get("events", "all")
+    if events not in EVENT_POLICIES:
+        raise ConfigError(f"{where}: events must be one of {', '.join(sorted(EVENT_POLICIES))}, not {events!r}")
+    headers = raw.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ConfigError(f"{where}: headers must be a table of strings")
+    verify = raw.get("verify", True)
+    if not isinstance(verify, (bool, str)):
+        raise ConfigError(f"{where}: verify must be true, false, or a CA bundle path")
+    for key, kind in (("timeout", (int, float)), ("overlap_minutes", (int, float))):
+        if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool) or raw[key] < 0):
+            raise ConfigError(f"{where}: {key} must be a non-negative number")
+    return Source(name=str(raw.get("name") or org), url=str(raw.get("url") or DEFAULT_URL), org=org, token=token,
+                  auth=auth, verify=verify, headers=dict(headers), timeout=float(raw.get("timeout", 30.0)),
+                  overlap_minutes=float(raw.get("overlap_minutes", 10.0)), events=events)

@@ -1,0 +1,69 @@
+"""The project's exception types.
+
+Every error a user can cause or meet (bad token, unknown org, broken config, a server answering
+garbage, a locked store) is a `MirrorError`: the CLI prints its message on one line and exits
+non-zero, with no traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class MirrorError(Exception):
+    """Base class: a failure the user can act on. `hint` says what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(MirrorError):
+    """Missing or malformed configuration, flags or filters."""
+
+    exit_code = 2
+
+
+class StoreError(MirrorError):
+    """The DuckDB store cannot be opened, migrated or written."""
+
+    exit_code = 3
+
+
+class ApiError(MirrorError):
+    """Sentry answered with an error status, or with something that is not the JSON it promised.
+
+    Carries the HTTP status (0 when no response arrived) and the server's own message.
+    """
+
+    exit_code = 4
+
+    def __init__(self, status: int, message: str, url: str = "", hint: str | None = None):
+        super().__init__(message, hint)
+        self.status = status
+        self.url = url
+
+    def __str__(self) -> str:
+        where = f" for {self.url}" if self.url else ""
+        head = f"Sentry answered {self.status}{where}: {self.message}" if self.status else f"{self.message}{where}"
+        return f"{head} ({self.hint})" if self.hint else head
+
+
+class AuthError(ApiError):
+    """401/403: the token is wrong, revoked or lacks a scope."""
+
+    exit_code = 5
+
+
+class NotFoundError(ApiError):
+    """404: an organization, project or issue that the server does not know."""
+
+
+class Interrupted(MirrorError):
+    """The sync was asked to stop (SIGTERM/SIGINT) and checkpointed the page in hand."""
+
+    exit_code = 130

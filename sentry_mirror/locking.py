@@ -1,0 +1,41 @@
+"""One writer per store: an OS advisory lock beside the store file.
+
+The kernel releases the lock when the process dies, so a killed sync never leaves a stale lock
+that someone must delete by hand. DuckDB's own file lock is not enough, because the syncer lets go
+of the file between pages so that readers can get in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from typing import Iterator
+
+from .errors import StoreError
+
+
+@contextlib.contextmanager
+def writer_lock(db_path: str) -> Iterator[None]:
+    if db_path == ":memory:":
+        yield
+        return
+    lock_path = db_path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}",
+                         hint="check that the store's folder is writable") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            who = f" (process {holder})" if holder.isdigit() else ""
+            raise StoreError(f"another sync is already writing {db_path}{who}",
+                             hint="wait for it to finish; only one sync may write a store at a time") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

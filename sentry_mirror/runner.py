@@ -1,0 +1,64 @@
+"""Run a sync of every configured source: the one function the `sync` command, the demo and the
+scheduler all call."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from datetime import timedelta
+from typing import Callable, Iterator
+
+from .client import SentryClient
+from .config import Config, Source
+from .locking import writer_lock
+from .store import Store
+from .sync import Syncer, SyncOptions, SyncResult
+
+
+def client_for(source: Source) -> SentryClient:
+    return SentryClient(source.url, source.token, auth_scheme=source.auth, timeout=source.timeout,
+                        verify=source.verify, extra_headers=source.headers)
+
+
+def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None = None,
+             progress: Callable[[str], None] | None = None) -> list[SyncResult]:
+    results = []
+    with writer_lock(config.db):
+        store = Store(config.db)
+        try:
+            for source in config.sources:
+                options = SyncOptions(full=full, overlap=timedelta(minutes=source.overlap_minutes),
+                                      events=source.events != "none")
+                client = client_for(source)
+                try:
+                    say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None
+                    results.append(Syncer(store, client, source.org, source=source.name, options=options,
+                                          stop=stop, progress=say).run())
+                finally:
+                    client.close()
+        finally:
+            store.close()
+    return results
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """First SIGINT/SIGTERM asks the sync to stop after the page in hand; a second one kills."""
+    stop = threading.Event()
+    previous = {}
+
+    def handler(signum, frame):
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

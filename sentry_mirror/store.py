@@ -1,0 +1,299 @@
+"""The DuckDB store: migrations, bulk upserts from `.sql` files, sync bookkeeping, views.
+
+DuckDB lets one process write a file, and while it holds the file no other process can open it,
+not even read-only. So the writer holds its connection in short leases: it commits a page,
+and once it has held the file for `lease_seconds` it closes it, letting readers in between pages.
+Readers open the file read-only and retry briefly while a lease is held (`open_readonly`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import stat
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import duckdb
+
+from .errors import StoreError
+from .sqlfiles import load_sql, migrations, view_files
+
+DUCKDB_MAGIC = b"DUCK"
+
+# Key fields of each entity, as found in the raw JSON (first present name wins); used to
+# de-duplicate a batch before the upsert, because one INSERT … ON CONFLICT may not touch a row twice.
+ENTITY_KEYS: dict[str, tuple[str, ...]] = {
+    "organizations": ("id",),
+    "projects": ("id",),
+    "issues": ("id",),
+    "events": ("eventID", "event_id", "id"),
+    "releases": ("version",),
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """The one writer of a store file."""
+
+    def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0):
+        self.path = str(path)
+        self.lease_seconds = lease_seconds
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._leased_at = 0.0
+        self._in_tx = False
+        self._views_sql: list[tuple[str, str]] = []
+        if self.path != ":memory:":
+            _check_file(self.path)
+        self.migrate()
+
+    # -- connection leases -------------------------------------------------------------------
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            created = self.path != ":memory:" and not os.path.exists(self.path)
+            try:
+                self._con = duckdb.connect(self.path)
+            except duckdb.IOException as exc:
+                raise StoreError(_lock_message(self.path, exc), hint="wait for the other sync to finish") from None
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}") from None
+            if created:
+                _owner_only(self.path)
+            self._leased_at = time.monotonic()
+        return self._con
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """A connection for reads made by the writer itself (status, tests)."""
+        return self._connect()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction; rows and the cursor that covers them commit together or not at all."""
+        if self._in_tx:
+            yield self._connect()
+            return
+        con = self._connect()
+        con.execute("BEGIN TRANSACTION")
+        self._in_tx = True
+        try:
+            yield con
+        except BaseException:
+            self._in_tx = False
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        self._in_tx = False
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise StoreError(f"could not commit to {self.path}: {_first_line(exc)}",
+                             hint="check free disk space and permissions; nothing from this page was stored") from None
+        self.maybe_release()
+
+    def maybe_release(self) -> None:
+        """Close the file once the current lease is long enough, so readers can get in."""
+        if self.path == ":memory:" or self._in_tx or self._con is None:
+            return
+        if time.monotonic() - self._leased_at >= self.lease_seconds:
+            self.release()
+
+    def release(self) -> None:
+        if self._con is not None and self.path != ":memory:":
+            self._con.close()
+            self._con = None
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply pending numbered migrations, each in one transaction with its `_migrations` row."""
+        con = self._connect()
+        con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+        done = {row[0] for row in con.execute("SELECT name FROM _migrations").fetchall()}
+        known = migrations()
+        unknown = done - {name for name, _ in known}
+        if unknown:
+            raise StoreError(f"the store {self.path} was written by a newer sentry-mirror (migrations {sorted(unknown)})",
+                             hint="upgrade sentry-mirror, or use another --db")
+        applied = []
+        for name, sql in known:
+            if name in done:
+                continue
+            try:
+                with self.transaction() as tx:
+                    tx.execute(sql)
+                    tx.execute("INSERT INTO _migrations VALUES (?, ?)", [name, utcnow()])
+            except duckdb.Error as exc:
+                raise StoreError(f"migration {name} failed on {self.path}: {_first_line(exc)}") from None
+            applied.append(name)
+        return applied
+
+    def create_views(self) -> list[str]:
+        """(Re)create the SQL views whose tables exist; a view is skipped until its tables are there."""
+        created = []
+        con = self._connect()
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for name, sql in view_files():
+            needs = set(re.findall(r"--\s*requires:\s*(.+)", sql)[0].replace(",", " ").split()) if "requires:" in sql else set()
+            if needs - tables:
+                continue
+            with self.transaction() as tx:
+                tx.execute(sql)
+            created.append(name)
+        return created
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def upsert(self, entity: str, items: Iterable[dict], *, source: str, **extra: Any) -> int:
+        """Bulk upsert raw API objects through `sql/upserts/<entity>.sql`; return the batch size."""
+        rows = _dedupe(items, ENTITY_KEYS[entity])
+        if not rows:
+            return 0
+        params = {"rows": [json.dumps(r, ensure_ascii=False) for r in rows], "source": source,
+                  "synced_at": utcnow(), **extra}
+        with self.transaction() as con:
+            try:
+                con.execute(load_sql("upserts", entity), params)
+            except duckdb.Error as exc:
+                raise StoreError(f"could not store {len(rows)} {entity}: {_first_line(exc)}") from None
+        return len(rows)
+
+    # -- sync state --------------------------------------------------------------------------
+
+    def get_state(self, source: str, stream: str, scope: str = "") -> dict[str, Any] | None:
+        row = self._connect().execute(
+            "SELECT watermark, cursor, params, extra FROM _sync_state WHERE source=? AND stream=? AND scope=?",
+            [source, stream, scope]).fetchone()
+        if row is None:
+            return None
+        return {"watermark": row[0], "cursor": row[1],
+                "params": json.loads(row[2]) if row[2] else None,
+                "extra": json.loads(row[3]) if row[3] else {}}
+
+    def states(self, source: str, stream: str) -> dict[str, dict[str, Any]]:
+        rows = self._connect().execute(
+            "SELECT scope, watermark, cursor, extra FROM _sync_state WHERE source=? AND stream=?",
+            [source, stream]).fetchall()
+        return {r[0]: {"watermark": r[1], "cursor": r[2], "extra": json.loads(r[3]) if r[3] else {}} for r in rows}
+
+    def set_state(self, source: str, stream: str, scope: str = "", *, watermark: str | None = None,
+                  cursor: str | None = None, params: dict | None = None, extra: dict | None = None) -> None:
+        """Write a stream's state; call inside the transaction that stores the rows it covers."""
+        with self.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO _sync_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [source, stream, scope, watermark, cursor,
+                 json.dumps(params) if params is not None else None,
+                 json.dumps(extra, sort_keys=True) if extra else None, utcnow()])
+
+    def set_states(self, source: str, stream: str, states: dict[str, dict[str, Any]]) -> None:
+        """Write many scopes of one stream at once (e.g. event watermarks of a batch of issues)."""
+        if not states:
+            return
+        now = utcnow()
+        rows = [[source, stream, scope, s.get("watermark"), None, None,
+                 json.dumps(s["extra"], sort_keys=True) if s.get("extra") else None, now]
+                for scope, s in states.items()]
+        with self.transaction() as con:
+            con.executemany("INSERT OR REPLACE INTO _sync_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def start_run(self, source: str, full: bool) -> int:
+        with self.transaction() as con:
+            return con.execute(
+                "INSERT INTO _sync_runs (source, started_at, status, full_sync) VALUES (?, ?, 'running', ?) RETURNING run_id",
+                [source, utcnow(), full]).fetchone()[0]
+
+    def finish_run(self, run_id: int, status: str, *, requests: int, retries: int,
+                   rows: dict[str, int], error: str | None = None) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "UPDATE _sync_runs SET finished_at=?, status=?, requests=?, retries=?, rows_written=?, error=? WHERE run_id=?",
+                [utcnow(), status, requests, retries, json.dumps(rows, sort_keys=True), error, run_id])
+
+
+def _dedupe(items: Iterable[dict], key_fields: tuple[str, ...]) -> list[dict]:
+    """Keep the last object for each key, in first-seen order."""
+    by_key: dict[Any, dict] = {}
+    for item in items:
+        key = next((item[f] for f in key_fields if item.get(f) not in (None, "")), None)
+        if key is None:
+            continue  # an object with no key cannot be mirrored faithfully; skip it
+        by_key[str(key)] = item
+    return list(by_key.values())
+
+
+def _check_file(path: str) -> None:
+    """Refuse, with a clear message, a path that exists but is not a DuckDB file."""
+    p = Path(path)
+    if p.is_dir():
+        raise StoreError(f"{path} is a directory, not a store file", hint="pass --db path/to/file.duckdb")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not p.exists():
+        if not parent.exists():
+            raise StoreError(f"the folder {parent} does not exist", hint="create it or choose another --db")
+        if not os.access(parent, os.W_OK):
+            raise StoreError(f"cannot create {path}: the folder {parent} is not writable", hint="choose another --db")
+        return
+    if p.stat().st_size == 0:
+        raise StoreError(f"{path} is an empty file, not a DuckDB store", hint="remove it or choose another --db")
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    if DUCKDB_MAGIC not in head:
+        raise StoreError(f"{path} is not a DuckDB file", hint="choose another --db; this file was left untouched")
+
+
+def _owner_only(path: str) -> None:
+    """Error data is sensitive: a new store is readable by its owner only."""
+    for candidate in (path, path + ".wal"):
+        with contextlib.suppress(OSError):
+            os.chmod(candidate, stat.S_IRUSR | stat.S_IWUSR)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _lock_message(path: str, exc: BaseException) -> str:
+    text = str(exc)
+    if "lock" in text.lower():
+        pid = re.search(r"PID (\d+)", text)
+        who = f" (process {pid.group(1)})" if pid else ""
+        return f"the store {path} is in use by another process{who}"
+    return f"cannot open the store {path}: {_first_line(exc)}"
+
+
+def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.DuckDBPyConnection:
+    """Open a store for reading, retrying while a sync holds a write lease (a few seconds at most)."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise StoreError(f"no store at {path}", hint="run 'sentry-mirror sync' first, or pass --db")
+    _check_file(path)
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=True)
+        except duckdb.IOException as exc:
+            if time.monotonic() >= deadline:
+                raise StoreError(_lock_message(path, exc), hint="a sync is writing; try again in a moment") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the store {path}: {_first_line(exc)}") from None

@@ -1,0 +1,19 @@
+-- name: releases
+-- Upsert releases (open and archived). Release ids are integers on Sentry and absent on GlitchTip.
+INSERT INTO releases
+SELECT $source, j->>'version', TRY_CAST(j->>'id' AS BIGINT), j->>'shortVersion', j->>'status',
+       iso_ts(coalesce(j->>'dateCreated', j->>'date_created')),
+       iso_ts(coalesce(j->>'dateReleased', j->>'date_released')),
+       TRY_CAST(j->>'newGroups' AS BIGINT), TRY_CAST(j->>'commitCount' AS BIGINT),
+       TRY_CAST(j->>'deployCount' AS BIGINT),
+       CASE WHEN json_type(j->'projects') = 'ARRAY'
+            THEN list_transform(CAST(j->'projects' AS JSON[]), lambda p: p->>'id') END,
+       j, $synced_at
+FROM (SELECT unnest($rows::JSON[]) AS j)
+ON CONFLICT (source, version) DO UPDATE SET
+    id = excluded.id, short_version = excluded.short_version, status = excluded.status,
+    date_created = excluded.date_created, date_released = excluded.date_released,
+    new_groups = excluded.new_groups, commit_count = excluded.commit_count,
+    deploy_count = excluded.deploy_count, project_ids = excluded.project_ids,
+    raw = excluded.raw, synced_at = excluded.synced_at
+WHERE releases.raw IS DISTINCT FROM excluded.raw;

@@ -1,0 +1,21 @@
+-- name: issue_summary
+-- requires: issues, events, projects
+-- One row per issue: Sentry's own counters beside what the mirror holds (events and distinct
+-- affected users, from the stored events), the releases it was first and last seen in.
+CREATE OR REPLACE VIEW issue_summary AS
+WITH ev AS (
+    SELECT source, issue_id,
+           count(*) AS stored_events,
+           count(DISTINCT user_id) AS affected_users,
+           arg_min(release, date_created) AS first_release,
+           arg_max(release, date_created) AS last_release
+    FROM events GROUP BY source, issue_id
+)
+SELECT i.source, i.id AS issue_id, i.short_id, p.slug AS project, i.title, i.level, i.status, i.substatus,
+       i.first_seen, i.last_seen, i.times_seen, i.user_count,
+       coalesce(ev.stored_events, 0) AS stored_events,
+       coalesce(ev.affected_users, 0) AS affected_users,
+       ev.first_release, ev.last_release
+FROM issues i
+LEFT JOIN ev ON ev.source = i.source AND ev.issue_id = i.id
+LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id;
