@@ -125,6 +125,7 @@ class SentryClient:
         self.stats = ClientStats()
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
         self._clock_offset = 0.0  # server_now - local now, from the last Date header
+        self._reached = False  # until a first response, a refused connection is likely a wrong URL
 
         self.session = requests.Session()
         self.session.verify = verify
@@ -163,13 +164,14 @@ class SentryClient:
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                if attempt > retries:
+                if attempt > (retries if self._reached else min(retries, 1)):
                     raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
                                    hint="check --url and the network") from None
                 self._backoff(attempt, None, f"{type(exc).__name__}")
                 continue
             finally:
                 self._count(path)
+            self._reached = True
             self._observe(response)
             if response.status_code in RETRY_STATUSES:
                 if attempt > retries:

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 from .client import SentryClient
 from .config import Config, Source
 from .locking import writer_lock
-from .store import Store
+from .store import Store, check_store_path
 from .sync import Syncer, SyncOptions, SyncResult
 
 
@@ -24,6 +24,8 @@ def client_for(source: Source) -> SentryClient:
 def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None = None,
              progress: Callable[[str], None] | None = None) -> list[SyncResult]:
     results = []
+    if config.db != ":memory:":
+        check_store_path(config.db)
     with writer_lock(config.db):
         store = Store(config.db)
         try:

@@ -51,7 +51,7 @@ class Store:
         self._in_tx = False
         self._views_sql: list[tuple[str, str]] = []
         if self.path != ":memory:":
-            _check_file(self.path)
+            check_store_path(self.path)
         self.migrate()
 
     # -- connection leases -------------------------------------------------------------------
@@ -239,7 +239,7 @@ def _dedupe(items: Iterable[dict], key_fields: tuple[str, ...]) -> list[dict]:
     return list(by_key.values())
 
 
-def _check_file(path: str) -> None:
+def check_store_path(path: str) -> None:
     """Refuse, with a clear message, a path that exists but is not a DuckDB file."""
     p = Path(path)
     if p.is_dir():
@@ -284,7 +284,7 @@ def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.Duck
     path = str(path)
     if not os.path.exists(path):
         raise StoreError(f"no store at {path}", hint="run 'sentry-mirror sync' first, or pass --db")
-    _check_file(path)
+    check_store_path(path)
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:

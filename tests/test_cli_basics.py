@@ -1,0 +1,91 @@
+"""The CLI without a server: help text everywhere, and one clear line for each kind of bad input."""
+
+import socket
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from sentry_mirror.cli import cli
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN", "SENTRY_URL", "SENTRY_HOST", "SENTRY_ORG",
+                 "SENTRY_MIRROR_DB", "SENTRY_MIRROR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "none"))
+    monkeypatch.chdir(tmp_path)
+
+
+def run(*args, **kwargs):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
+
+
+def one_line_error(result, code=None):
+    assert result.exit_code != 0
+    if code is not None:
+        assert result.exit_code == code
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    return lines[0]
+
+
+def test_every_command_and_option_has_help():
+    for name, command in cli.commands.items():
+        assert command.help, f"{name} has no help"
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in ("help",):
+                assert param.help, f"{name} --{param.name} has no help"
+
+
+def test_help_shows_env_vars():
+    out = run("sync", "--help").output
+    assert "SENTRY_AUTH_TOKEN" in out and "SENTRY_ORG" in out and "SENTRY_URL" in out
+
+
+def test_sync_without_org():
+    line = one_line_error(run("sync", "--token", "t-123"), code=2)
+    assert "no organization" in line and "--org" in line
+
+
+def test_sync_with_malformed_config(tmp_path):
+    (tmp_path / "bad.toml").write_text("[[sources]\norg=")
+    line = one_line_error(run("sync", "--config", str(tmp_path / "bad.toml")), code=2)
+    assert "not valid TOML" in line
+
+
+def test_sync_unreachable_url_is_fast_and_clear(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run("sync", "--url", f"http://127.0.0.1:{port}", "--org", "acme", "--token", "tok-unreach-1",
+                 "--db", str(tmp_path / "s.duckdb"), "-q")
+    line = one_line_error(result)
+    assert "could not reach Sentry" in line and "tok-unreach-1" not in result.output + result.stderr
+
+
+def test_status_of_missing_store(tmp_path):
+    line = one_line_error(run("status", "--db", str(tmp_path / "missing.duckdb")), code=3)
+    assert "no store at" in line
+
+
+def test_status_of_a_file_that_is_not_a_store(tmp_path):
+    (tmp_path / "x.duckdb").write_text("hello")
+    line = one_line_error(run("status", "--db", str(tmp_path / "x.duckdb")), code=3)
+    assert "not a DuckDB file" in line
+    assert (tmp_path / "x.duckdb").read_text() == "hello"
+
+
+def test_sync_into_a_folder_that_does_not_exist(tmp_path):
+    line = one_line_error(run("sync", "--url", "http://127.0.0.1:9", "--org", "a", "--token", "t-1234",
+                              "--db", str(tmp_path / "no" / "such" / "s.duckdb")), code=3)
+    assert "does not exist" in line
+
+
+def test_console_script_runs_as_a_subprocess():
+    out = subprocess.run([sys.executable, "-m", "sentry_mirror", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "sentry-mirror, version" in out.stdout

@@ -1,0 +1,89 @@
+"""Where settings come from, and clear errors for malformed ones."""
+
+import pytest
+
+from sentry_mirror import redact
+from sentry_mirror.config import resolve
+from sentry_mirror.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN", "SENTRY_URL", "SENTRY_HOST", "SENTRY_ORG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "no-such-sentryclirc"))
+
+
+def test_flags_win_over_environment(monkeypatch):
+    monkeypatch.setenv("SENTRY_ORG", "env-org")
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "env-token-123")
+    config = resolve(config_path=None, url="https://de.sentry.io", org="flag-org", token="flag-token-123", db=None)
+    (source,) = config.sources
+    assert (source.url, source.org, source.token) == ("https://de.sentry.io", "flag-org", "flag-token-123")
+
+
+def test_sentry_cli_environment_variables(monkeypatch):
+    monkeypatch.setenv("SENTRY_HOST", "https://sentry.example.com")
+    monkeypatch.setenv("SENTRY_ORG", "acme")
+    monkeypatch.setenv("SENTRY_TOKEN", "tok-from-env")
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert (source.url, source.org, source.token) == ("https://sentry.example.com", "acme", "tok-from-env")
+
+
+def test_sentryclirc_fallback(monkeypatch, tmp_path):
+    rc = tmp_path / "sentryclirc"
+    rc.write_text("[auth]\ntoken = rc-token-abc\n\n[defaults]\norg = rc-org\nurl = https://self.hosted\n")
+    monkeypatch.setenv("SENTRYCLIRC", str(rc))
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert (source.url, source.org, source.token) == ("https://self.hosted", "rc-org", "rc-token-abc")
+
+
+def test_missing_org_and_token_are_clear():
+    with pytest.raises(ConfigError, match="no organization"):
+        resolve(config_path=None, url=None, org=None, token="t-123", db=None)
+    with pytest.raises(ConfigError, match="no auth token"):
+        resolve(config_path=None, url=None, org="acme", token=None, db=None)
+
+
+def test_config_file_sources_with_token_from_named_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACME_TOKEN", "secret-acme-token")
+    path = tmp_path / "c.toml"
+    path.write_text('db = "x.duckdb"\n[[sources]]\nname = "eu"\nurl = "https://de.sentry.io"\norg = "acme"\n'
+                    'token_env = "ACME_TOKEN"\nheaders = { "X-Proxy-Key" = "k" }\n')
+    config = resolve(config_path=str(path), url=None, org=None, token=None, db=None)
+    assert config.db == "x.duckdb"
+    (source,) = config.sources
+    assert (source.name, source.url, source.token, source.headers) == ("eu", "https://de.sentry.io", "secret-acme-token", {"X-Proxy-Key": "k"})
+    assert "secret-acme-token" not in repr(source)
+    assert "secret-acme-token" not in redact.scrub("oops secret-acme-token leaked")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("db = [", "not valid TOML"),
+    ("colour = 'blue'", "unknown setting"),
+    ("[[sources]]\nurl = 'https://sentry.io'", "'org'"),
+    ("[[sources]]\norg = 'a'\ntoken = 'abc'", "do not put tokens"),
+    ("[[sources]]\norg = 'a'\ntoken_env = 'NOPE_NOT_SET'", "NOPE_NOT_SET is not set"),
+    ("[[sources]]\norg = 'a'\ntoken_env = 'HOME'\nauth = 'magic'", "auth must be"),
+    ("[[sources]]\norg = 'a'\ntoken_env = 'HOME'\ntimeout = 'soon'", "timeout must be"),
+])
+def test_malformed_config_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        resolve(config_path=str(path), url=None, org=None, token=None, db=None)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve(config_path="/nonexistent/sentry-mirror.toml", url=None, org=None, token=None, db=None)
+
+
+def test_example_config_parses(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "tok-example-1")
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    config = resolve(config_path=str(example), url=None, org=None, token=None, db=None)
+    assert [s.name for s in config.sources] == ["acme"]
+    assert config.sources[0].token == "tok-example-1"
