@@ -94,6 +94,28 @@ def describe_result(result) -> str:
 
 
 @cli.command(context_settings=CONTEXT)
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="SENTRY_MIRROR_CONFIG",
+              show_envvar=True, help="A TOML config file listing sources; its [schedule] gives cron or every_minutes.")
+@click.option("--url", envvar=["SENTRY_URL", "SENTRY_HOST"], show_envvar=True, help="Sentry base URL.")
+@click.option("--org", envvar="SENTRY_ORG", show_envvar=True, help="Organization slug.")
+@click.option("--token", envvar=["SENTRY_AUTH_TOKEN", "SENTRY_TOKEN"], show_envvar=True, help="Auth token.")
+@click.option("--cron", help="When to sync, as a crontab line in UTC, e.g. '0 3 * * *'.")
+@click.option("--every", "every_minutes", type=float, help="Sync every N minutes instead of on a cron line.")
+@click.option("--now/--no-now", "run_now", default=True, show_default=True, help="Also sync once right away.")
+@db_option
+@verbosity_options
+@handle_errors
+def schedule(config_path, url, org, token, cron, every_minutes, run_now, db, quiet, verbose):
+    """Keep syncing on a schedule until stopped (one sync at a time; SIGTERM finishes the page in hand)."""
+    from .scheduler import make_trigger, run_scheduler
+
+    setup_logging(verbose, quiet)
+    config = resolve(config_path=config_path, url=url, org=org, token=token, db=db)
+    trigger = make_trigger(cron or config.schedule.get("cron"), every_minutes or config.schedule.get("every_minutes"))
+    run_scheduler(config, trigger, run_now=run_now, report=lambda m: click.echo(m, err=True))
+
+
+@cli.command(context_settings=CONTEXT)
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @handle_errors

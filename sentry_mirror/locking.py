@@ -15,12 +15,23 @@ from typing import Iterator
 from .errors import StoreError
 
 
+def writer_lock(db_path: str):
+    """Held by a sync while it runs."""
+    return process_lock(db_path + ".lock", f"another sync is already writing {db_path}",
+                        "wait for it to finish; only one sync may write a store at a time", skip=db_path == ":memory:")
+
+
+def scheduler_lock(db_path: str):
+    """Held by a `schedule` daemon for its whole life: a second daemon on the same store exits."""
+    return process_lock(db_path + ".scheduler.lock", f"a scheduler is already running for {db_path}",
+                        "stop it first, or use another --db", skip=db_path == ":memory:")
+
+
 @contextlib.contextmanager
-def writer_lock(db_path: str) -> Iterator[None]:
-    if db_path == ":memory:":
+def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False) -> Iterator[None]:
+    if skip:
         yield
         return
-    lock_path = db_path + ".lock"
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
@@ -32,8 +43,7 @@ def writer_lock(db_path: str) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             who = f" (process {holder})" if holder.isdigit() else ""
-            raise StoreError(f"another sync is already writing {db_path}{who}",
-                             hint="wait for it to finish; only one sync may write a store at a time") from None
+            raise StoreError(f"{busy}{who}", hint=hint) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
