@@ -73,13 +73,20 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _warn_if_exposed(path: Path, data: dict[str, Any]) -> None:
-    """A config that could reveal a token should not be readable by everyone."""
+    """A file holding a secret (proxy headers here, a token in .sentryclirc) should not be readable by all."""
+    sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+    holds_secret = "token" in data.get("auth", {}) if "auth" in data else any(
+        isinstance(s, dict) and s.get("headers") for s in sources)
+    warn_if_world_readable(path, holds_secret)
+
+
+def warn_if_world_readable(path: Path, holds_secret: bool) -> None:
     try:
         mode = path.stat().st_mode
     except OSError:
         return
-    if mode & stat.S_IROTH and any("token" in str(k).lower() for s in data.get("sources", []) for k in s):
-        log.warning("config file %s is readable by every user on this machine; consider chmod 600", path)
+    if holds_secret and mode & stat.S_IROTH:
+        log.warning("%s holds a secret and is readable by every user on this machine; run: chmod 600 %s", path, path)
 
 
 def sentryclirc() -> dict[str, str]:
@@ -96,6 +103,7 @@ def sentryclirc() -> dict[str, str]:
     found = {}
     if parser.has_option("auth", "token"):
         found["token"] = parser.get("auth", "token")
+        warn_if_world_readable(path, True)
     for key in ("url", "org"):
         if parser.has_option("defaults", key):
             found[key] = parser.get("defaults", key)

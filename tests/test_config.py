@@ -87,3 +87,19 @@ def test_example_config_parses(monkeypatch):
     config = resolve(config_path=str(example), url=None, org=None, token=None, db=None)
     assert [s.name for s in config.sources] == ["acme"]
     assert config.sources[0].token == "tok-example-1"
+
+
+def test_world_readable_sentryclirc_with_token_warns(monkeypatch, tmp_path, caplog):
+    rc = tmp_path / "sentryclirc"
+    rc.write_text("[auth]\ntoken = rc-token-xyz\n")
+    rc.chmod(0o644)
+    monkeypatch.setenv("SENTRYCLIRC", str(rc))
+    with caplog.at_level("WARNING"):
+        resolve(config_path=None, url=None, org="acme", token=None, db=None)
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    assert not any("rc-token-xyz" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    rc.chmod(0o600)
+    with caplog.at_level("WARNING"):
+        resolve(config_path=None, url=None, org="acme", token=None, db=None)
+    assert not any("chmod" in r.getMessage() for r in caplog.records)

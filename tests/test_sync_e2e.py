@@ -1,0 +1,199 @@
+"""The sync against the emulator over HTTP, compared with the emulator's ground truth."""
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+import requests
+
+from sentry_mirror.client import SentryClient, next_cursor, parse_link_header
+from sentry_mirror.errors import AuthError, NotFoundError, StoreError
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.store import Store
+from sentry_mirror.sync import Syncer, SyncOptions
+
+TOKEN = "sntryu_" + "e" * 64
+
+
+@pytest.fixture
+def emu():
+    with Emulator(seed=3, scale="tiny", token=TOKEN) as e:
+        yield e
+
+
+def sync(store, emu, **options):
+    client = SentryClient(emu.url, emu.token, backoff_base=0.01)
+    try:
+        return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
+    finally:
+        client.close()
+
+
+def stored(store):
+    con = store.con
+    return {
+        "projects": {r[0] for r in con.execute("SELECT id FROM projects").fetchall()},
+        "issues": {r[0]: (r[1], r[2]) for r in con.execute("SELECT id, status, times_seen FROM issues").fetchall()},
+        "events": {r[0] for r in con.execute("SELECT event_id FROM events").fetchall()},
+        "releases": {r[0] for r in con.execute("SELECT version FROM releases").fetchall()},
+    }
+
+
+def truth_of(emu):
+    truth = emu.truth()
+    events = requests.get(emu.url + "/_emulator/truth/events", timeout=30).json()["event_ids"]
+    return {
+        "projects": set(truth["projects"]),
+        "issues": {i: (v["status"], v["count"]) for i, v in truth["issues"].items()},
+        "events": set(events),
+        "releases": set(truth["releases"]),
+        "n_events": len(events),
+    }
+
+
+def assert_level(store, emu):
+    got, want = stored(store), truth_of(emu)
+    assert got["projects"] == want["projects"]
+    assert got["issues"] == want["issues"]
+    assert got["releases"] == want["releases"]
+    assert got["events"] == want["events"]
+    n = store.con.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert n == want["n_events"]  # no duplicates
+
+
+def content_digest(store):
+    """A digest of every entity row, every column: equal digests mean identical content."""
+    digest = hashlib.sha256()
+    for table, key in (("organizations", "id"), ("projects", "id"), ("releases", "version"),
+                       ("issues", "id"), ("events", "event_id")):
+        for row in store.con.execute(f"SELECT * FROM {table} ORDER BY source, {key}").fetchall():
+            digest.update(repr(row).encode())
+    return digest.hexdigest()
+
+
+def test_first_sync_equals_ground_truth(emu):
+    store = Store(":memory:")
+    result = sync(store, emu)
+    assert result.status == "ok"
+    assert_level(store, emu)
+    statuses = {s for s, _ in stored(store)["issues"].values()}
+    assert "resolved" in statuses  # the `query=` trap: resolved issues are mirrored too
+
+
+def test_independent_crawl_finds_nothing_the_mirror_lacks(emu):
+    """Walk the API with plain requests, following Link headers, and compare."""
+    store = Store(":memory:")
+    sync(store, emu)
+    headers = {"Authorization": f"Bearer {emu.token}"}
+    url = f"{emu.url}/api/0/organizations/{emu.org_slug}/issues/?query=&statsPeriod=90d"
+    crawled = set()
+    while url:
+        response = requests.get(url, headers=headers, timeout=30)
+        response.raise_for_status()
+        crawled.update(i["id"] for i in response.json())
+        links = parse_link_header(response.headers["Link"])
+        url = links["next"].url if next_cursor(links) else None
+    assert crawled and crawled == set(stored(store)["issues"])
+
+
+def test_incremental_sync_after_advance_is_level_and_cheap(emu):
+    store = Store(":memory:")
+    first = sync(store, emu)
+    changes = emu.advance(24)
+    assert changes["new_events"] > 0 and changes["status_changes_without_event"] > 0
+    second = sync(store, emu)
+    assert_level(store, emu)
+    assert second.requests < first.requests / 2, (first.requests, second.requests)
+
+
+def test_status_change_without_new_event_is_seen(emu):
+    store = Store(":memory:")
+    sync(store, emu)
+    before = stored(store)["issues"]
+    emu.advance(6)
+    truth = emu.truth()["issues"]
+    changed_quietly = [i for i, v in truth.items() if i in before and before[i][1] == v["count"] and before[i][0] != v["status"]]
+    assert changed_quietly, "the emulator should have changed a status without an event"
+    sync(store, emu)
+    after = stored(store)["issues"]
+    for issue_id in changed_quietly:
+        assert after[issue_id][0] == truth[issue_id]["status"]
+
+
+def test_no_change_sync_leaves_content_identical_and_costs_little(emu):
+    store = Store(":memory:")
+    sync(store, emu)
+    digest = content_digest(store)
+    emu.request_counts()
+    second = sync(store, emu)
+    assert content_digest(store) == digest
+    n_projects = len(emu.truth()["projects"])
+    n_issues = len(emu.truth()["issues"])
+    # organization + projects + 2 release lists + issues + status refresh batches; no events
+    assert second.requests <= 5 + -(-n_issues // 100) + n_projects
+    assert "events" not in second.rows or second.rows["events"] == 0
+
+
+def test_crash_between_pages_resumes_to_the_same_store(emu, monkeypatch):
+    reference = Store(":memory:")
+    sync(reference, emu)
+
+    store = Store(":memory:")
+    calls = {"n": 0}
+    real_upsert = Store.upsert
+
+    def crashing_upsert(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt("killed mid-sync")
+        return real_upsert(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "upsert", crashing_upsert)
+    with pytest.raises(KeyboardInterrupt):
+        sync(store, emu)
+    monkeypatch.setattr(Store, "upsert", real_upsert)
+    sync(store, emu)
+    assert_level(store, emu)
+    assert stored(store) == stored(reference)
+
+
+def test_full_resync_changes_nothing_when_level(emu):
+    store = Store(":memory:")
+    sync(store, emu)
+    digest = content_digest(store)
+    result = sync(store, emu, full=True)
+    assert result.status == "ok"
+    assert content_digest(store) == digest
+
+
+def test_wrong_token(emu):
+    client = SentryClient(emu.url, "sntryu_" + "0" * 64)
+    with pytest.raises(AuthError) as info:
+        Syncer(Store(":memory:"), client, emu.org_slug).run()
+    assert info.value.status == 401
+    assert "0" * 64 not in str(info.value)
+
+
+def test_unknown_org(emu):
+    client = SentryClient(emu.url, emu.token)
+    with pytest.raises(NotFoundError, match="organization 'no-such-org' not found"):
+        Syncer(Store(":memory:"), client, "no-such-org").run()
+
+
+def test_events_are_full_payloads(emu):
+    store = Store(":memory:")
+    sync(store, emu)
+    with_entries = store.con.execute(
+        "SELECT count(*) FROM events WHERE json_type(raw->'entries') = 'ARRAY'").fetchone()[0]
+    total = store.con.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert total > 0 and with_entries == total
+
+
+def test_second_syncer_is_refused_while_one_writes(tmp_path, emu):
+    from sentry_mirror.locking import writer_lock
+
+    path = str(tmp_path / "s.duckdb")
+    with writer_lock(path):
+        with pytest.raises(StoreError, match="another sync"):
+            with writer_lock(path):
+                pass
