@@ -145,6 +145,29 @@ class SentryClient:
             else:
                 raise ValueError(f"unknown auth scheme {auth_scheme!r}")
 
+    def use_region(self, region_url: str) -> bool:
+        """Move to the organization's region host (`links.regionUrl`), if it is the same site.
+
+        sentry.io serves every organization, but data lives on us.sentry.io or de.sentry.io. The
+        token may follow only to a host under the configured one's domain, over https.
+        """
+        try:
+            target = urlsplit(normalise_base_url(region_url))
+        except Exception:
+            return False
+        here = self._origin
+        if (target.scheme, target.netloc) == (here.scheme, here.netloc):
+            return False
+        here_host, there_host = here.hostname or "", target.hostname or ""
+        parent = here_host.split(".", 1)[1] if here_host.count(".") >= 2 else here_host
+        same_site = there_host == here_host or there_host.endswith("." + here_host) or there_host.endswith("." + parent)
+        if target.scheme != "https" or not same_site:
+            log.info("not following regionUrl %s: not the configured site", region_url)
+            return False
+        self.base_url = f"{target.scheme}://{target.netloc}/api/0"
+        self._origin = urlsplit(self.base_url)
+        return True
+
     # -- requests ---------------------------------------------------------------------------
 
     def url_for(self, path: str) -> str:

@@ -27,10 +27,11 @@ TOKEN_ENV_VARS = ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN")
 URL_ENV_VARS = ("SENTRY_URL", "SENTRY_HOST")
 ORG_ENV_VARS = ("SENTRY_ORG",)
 
-SOURCE_KEYS = {"name", "url", "org", "token_env", "auth", "verify", "headers", "timeout", "overlap_minutes", "events"}
+SOURCE_KEYS = {"name", "url", "org", "token_env", "auth", "verify", "headers", "timeout", "overlap_minutes", "events",
+               "events_sample", "project_events"}
 TOP_KEYS = {"db", "sources", "schedule"}
 AUTH_SCHEMES = {"bearer", "basic", "dsn"}
-EVENT_POLICIES = {"all", "none"}
+EVENT_POLICIES = {"all", "sample", "none"}
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Source:
     timeout: float = 30.0
     overlap_minutes: float = 10.0
     events: str = "all"
+    events_sample: int = 10
+    project_events: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -183,6 +186,12 @@ def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
     events = raw.get("events", "all")
     if events not in EVENT_POLICIES:
         raise ConfigError(f"{where}: events must be one of {', '.join(sorted(EVENT_POLICIES))}, not {events!r}")
+    project_events = raw.get("project_events", {})
+    if not isinstance(project_events, dict) or not all(v in EVENT_POLICIES for v in project_events.values()):
+        raise ConfigError(f"{where}: project_events must map project slugs to one of {', '.join(sorted(EVENT_POLICIES))}")
+    sample = raw.get("events_sample", 10)
+    if not isinstance(sample, int) or isinstance(sample, bool) or not 1 <= sample <= 100:
+        raise ConfigError(f"{where}: events_sample must be a whole number from 1 to 100")
     headers = raw.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise ConfigError(f"{where}: headers must be a table of strings")
@@ -194,4 +203,5 @@ def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
             raise ConfigError(f"{where}: {key} must be a non-negative number")
     return Source(name=str(raw.get("name") or org), url=str(raw.get("url") or DEFAULT_URL), org=org, token=token,
                   auth=auth, verify=verify, headers=dict(headers), timeout=float(raw.get("timeout", 30.0)),
-                  overlap_minutes=float(raw.get("overlap_minutes", 10.0)), events=events)
+                  overlap_minutes=float(raw.get("overlap_minutes", 10.0)), events=events,
+                  events_sample=sample, project_events=dict(project_events))

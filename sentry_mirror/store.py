@@ -9,6 +9,7 @@ Readers open the file read-only and retry briefly while a lease is held (`open_r
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -33,6 +34,14 @@ ENTITY_KEYS: dict[str, tuple[str, ...]] = {
     "issues": ("id",),
     "events": ("eventID", "event_id", "id"),
     "releases": ("version",),
+}
+
+
+# Statements that run with the same page of objects in the same transaction: before the upsert
+# (to compare with what is stored) and after it (tables derived from the objects).
+COMPANIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "issues": (("issues_history",), ()),
+    "events": ((), ("event_tags", "event_exceptions", "event_contexts")),
 }
 
 
@@ -164,14 +173,27 @@ class Store:
         rows = _dedupe(items, ENTITY_KEYS[entity])
         if not rows:
             return 0
+        now = utcnow()
         params = {"rows": [json.dumps(r, ensure_ascii=False) for r in rows], "source": source,
-                  "synced_at": utcnow(), **extra}
+                  "synced_at": now, "observed_at": extra.pop("observed_at", None) or now, "issue_id": None, **extra}
+        before, after = COMPANIONS.get(entity, ((), ()))
         with self.transaction() as con:
-            try:
-                con.execute(load_sql("upserts", entity), params)
-            except duckdb.Error as exc:
-                raise StoreError(f"could not store {len(rows)} {entity}: {_first_line(exc)}") from None
+            for name in (*before, entity, *after):
+                for statement in _statements(load_sql("upserts", name)):
+                    try:
+                        con.execute(statement, _params_for(statement, params))
+                    except duckdb.Error as exc:
+                        raise StoreError(f"could not store {len(rows)} {entity} ({name}): {_first_line(exc)}") from None
         return len(rows)
+
+    def run_statements(self, kind: str, name: str, **params: Any) -> None:
+        """Run a `sql/<kind>/<name>.sql` file, statement by statement, in one transaction."""
+        with self.transaction() as con:
+            for statement in _statements(load_sql(kind, name)):
+                try:
+                    con.execute(statement, _params_for(statement, params))
+                except duckdb.Error as exc:
+                    raise StoreError(f"could not run {kind}/{name}: {_first_line(exc)}") from None
 
     # -- sync state --------------------------------------------------------------------------
 
@@ -226,6 +248,19 @@ class Store:
             con.execute(
                 "UPDATE _sync_runs SET finished_at=?, status=?, requests=?, retries=?, rows_written=?, error=? WHERE run_id=?",
                 [utcnow(), status, requests, retries, json.dumps(rows, sort_keys=True), error, run_id])
+
+
+@functools.cache
+def _statements(sql: str) -> tuple[str, ...]:
+    """Split a .sql file into statements (our files keep `;` only at statement ends)."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return tuple(part.strip() for part in body.split(";") if part.strip())
+
+
+def _params_for(statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    """DuckDB refuses named parameters a statement does not use: pass each only its own."""
+    names = set(re.findall(r"\$([A-Za-z_]\w*)", statement))
+    return {k: v for k, v in params.items() if k in names}
 
 
 def _dedupe(items: Iterable[dict], key_fields: tuple[str, ...]) -> list[dict]:

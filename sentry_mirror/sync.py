@@ -36,7 +36,9 @@ GROUP_BATCH = 100
 class SyncOptions:
     full: bool = False
     overlap: timedelta = timedelta(minutes=10)  # re-read this much before a watermark (ingest lag)
-    events: bool = True
+    events: str = "all"  # all | sample (latest `events_sample` per issue, then every new one) | none
+    events_sample: int = 10
+    project_events: dict[str, str] = field(default_factory=dict)  # project slug -> policy
 
 
 @dataclass
@@ -80,8 +82,7 @@ class Syncer:
                 self.sync_list(endpoint)
             seen = self.sync_issues()
             self.refresh_known_issues(seen)
-            if self.options.events:
-                self.sync_events()
+            self.sync_events()
             self.store.create_views()
             status = "ok"
         except Interrupted:
@@ -112,6 +113,9 @@ class Syncer:
             raise ApiError(200, "the organization endpoint did not answer with an organization",
                            self.client.base_url, hint="is --url a Sentry server?")
         self.result.add("organizations", self.store.upsert("organizations", [org], source=self.source))
+        region = (org.get("links") or {}).get("regionUrl")
+        if region and self.client.use_region(region):
+            self.progress(f"organization lives on {region}; reading from there")
 
     def sync_list(self, endpoint: ep.Endpoint, scope: str = "") -> None:
         """Walk a whole list endpoint, checkpointing the cursor with every page."""
@@ -123,49 +127,95 @@ class Syncer:
         self._finish_walk(endpoint.name, scope, watermark=None)
 
     def sync_issues(self) -> set[str]:
-        """Issues seen since the watermark (all statuses), newest `lastSeen` first."""
+        """Issues seen since the watermark (all statuses), newest `lastSeen` first.
+
+        Sentry filters on the server (`lastSeen:>`); a server that rejects the filter or the sort
+        name (GlitchTip) is asked again without it, and the walk stops early on the known order.
+        """
         self.progress("issues…")
         name, scope = ep.ISSUES.name, ""
         state = self.store.get_state(self.source, name, scope) or {}
-        params = dict(ep.ISSUES.params)
+        caps = self._capabilities()
         watermark = None if self.options.full else _parse_ts(state.get("watermark"))
-        if watermark is not None:
-            since = watermark - self.options.overlap
-            params["query"] = f"lastSeen:>{since.strftime('%Y-%m-%dT%H:%M:%S')}"
+        since = watermark - self.options.overlap if watermark else None
         walk_max = _parse_ts((state.get("extra") or {}).get("walk_max")) if state.get("cursor") else None
         seen: set[str] = set()
         path = ep.ISSUES.path.format(org=self.org)
-        for page in self._walk(name, scope, path, params):
-            for issue in page.items:
-                seen.add(str(issue.get("id")))
-                last = _parse_ts(issue.get("lastSeen") or issue.get("last_seen"))
-                if last and (walk_max is None or last > walk_max):
-                    walk_max = last
-            extra = {"walk_max": _fmt_ts(walk_max)} if walk_max else None
-            self._save_page(name, ep.ISSUES.entity, scope, page, params, extra=extra)
+        while True:
+            params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date")}
+            if since is not None and caps.get("last_seen_query", True):
+                params["query"] = f"lastSeen:>{since.strftime('%Y-%m-%dT%H:%M:%S')}"
+            pages = 0
+            try:
+                for page in self._walk(name, scope, path, params):
+                    pages += 1
+                    oldest = None
+                    for issue in page.items:
+                        seen.add(str(issue.get("id")))
+                        last = _parse_ts(issue.get("lastSeen") or issue.get("last_seen"))
+                        if last and (walk_max is None or last > walk_max):
+                            walk_max = last
+                        oldest = last if oldest is None or (last and last < oldest) else oldest
+                    extra = {"walk_max": _fmt_ts(walk_max)} if walk_max else None
+                    self._save_page(name, ep.ISSUES.entity, scope, page, params, extra=extra,
+                                    observed_at=self._server_now())
+                    if since is not None and oldest is not None and oldest < since:
+                        break  # sorted by lastSeen, newest first: the rest is older still
+                break
+            except ApiError as exc:
+                if pages or exc.status not in (400, 422) or not self._adapt_issue_query(caps, params):
+                    raise
         new_mark = max(filter(None, [_parse_ts(state.get("watermark")), walk_max]), default=None)
         self._finish_walk(name, scope, watermark=_fmt_ts(new_mark) if new_mark else None)
         return seen
 
+    def _adapt_issue_query(self, caps: dict, params: dict) -> bool:
+        """After a 400/422: drop what the server refused (sort name first, then the filter)."""
+        if params.get("sort") == "date":
+            caps["issue_sort"] = "-last_seen"  # GlitchTip's name for Sentry's sort=date
+        elif params.get("query"):
+            caps["last_seen_query"] = False
+        else:
+            return False
+        self.store.set_state(self.source, "_capabilities", "", extra=caps)
+        log.info("server refused the issue query; adapting: %s", caps)
+        return True
+
+    def _capabilities(self) -> dict:
+        return dict((self.store.get_state(self.source, "_capabilities", "") or {}).get("extra") or {})
+
     def refresh_known_issues(self, seen: set[str]) -> None:
-        """Re-read stored issues the walk did not return, to catch status changes with no new event."""
-        horizon = self._server_now() - RETENTION
+        """Re-read stored issues the walk did not return: catches status changes with no new event,
+        and issues deleted in Sentry (asked for by id, not returned)."""
+        now = self._server_now()
         known = [r[0] for r in self.store.con.execute(
-            "SELECT id FROM issues WHERE source = ? AND (last_seen IS NULL OR last_seen >= ?) ORDER BY id",
-            [self.source, horizon]).fetchall()]
+            "SELECT id FROM issues WHERE source = ? AND deleted_at IS NULL AND (last_seen IS NULL OR last_seen >= ?) "
+            "ORDER BY id", [self.source, now - RETENTION]).fetchall()]
         stale = [i for i in known if i not in seen]
         if not stale:
             return
         self.progress(f"issue status ({len(stale)} known)…")
         path = ep.ISSUES.path.format(org=self.org)
+        # Near the edge of retention an issue may drop out of the window rather than be deleted.
+        safe_horizon = now - RETENTION + timedelta(days=1)
         for start in range(0, len(stale), GROUP_BATCH):
             self._check_stop()
             batch = stale[start:start + GROUP_BATCH]
-            params = {**ep.ISSUES.params, "group": batch}
+            params = {**ep.ISSUES.params, "sort": self._capabilities().get("issue_sort", "date"), "group": batch}
             items: list[dict] = []
             for page in self.client.paginate(path, self._with_page_size(params)):
                 items.extend(page.items)
-            self.result.add("issues", self.store.upsert("issues", items, source=self.source))
+            returned = {str(i.get("id")) for i in items}
+            missing = [i for i in batch if i not in returned]
+            with self.store.transaction():
+                self.result.add("issues", self.store.upsert("issues", items, source=self.source, observed_at=now))
+                if missing:
+                    gone = [r[0] for r in self.store.con.execute(
+                        "SELECT id FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) AND last_seen >= ?",
+                        [self.source, missing, safe_horizon]).fetchall()]
+                    if gone:
+                        self.store.run_statements("updates", "issues_deleted", source=self.source, ids=gone, observed_at=now)
+                        self.result.add("issues_deleted", len(gone))
 
     def sync_events(self) -> None:
         """Walk the events of every issue whose event count or last-seen time moved."""
@@ -173,27 +223,36 @@ class Syncer:
         rows = self.store.con.execute(
             """
             WITH i AS (
-                SELECT id, coalesce(CAST(times_seen AS VARCHAR), '') AS times_seen,
-                       coalesce(strftime(last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'), '') AS last_seen, last_seen AS ts
-                FROM issues WHERE source = ? AND (last_seen IS NULL OR last_seen >= ?))
-            SELECT i.id, i.times_seen, i.last_seen, s.watermark
+                SELECT i.id, p.slug, coalesce(CAST(i.times_seen AS VARCHAR), '') AS times_seen,
+                       coalesce(strftime(i.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'), '') AS last_seen, i.last_seen AS ts
+                FROM issues i LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id
+                WHERE i.source = ? AND i.deleted_at IS NULL AND (i.last_seen IS NULL OR i.last_seen >= ?))
+            SELECT i.id, i.slug, i.times_seen, i.last_seen, s.watermark
             FROM i LEFT JOIN _sync_state s ON s.source = ? AND s.stream = 'events' AND s.scope = i.id
             WHERE ? OR s.scope IS NULL OR s.cursor IS NOT NULL
                OR coalesce(s.extra->>'times_seen', '') <> i.times_seen
                OR coalesce(s.extra->>'last_seen', '') <> i.last_seen
             ORDER BY i.ts DESC NULLS LAST, i.id
             """, [self.source, horizon, self.source, self.options.full]).fetchall()
-        total = len(rows)
-        for n, (issue_id, times_seen, last_seen, watermark) in enumerate(rows, 1):
+        todo = [(r[0], self.options.project_events.get(r[1] or "", self.options.events), r[2:]) for r in rows]
+        todo = [t for t in todo if t[1] != "none"]
+        for n, (issue_id, policy, (times_seen, last_seen, watermark)) in enumerate(todo, 1):
             self._check_stop()
-            if n == 1 or n % 50 == 0 or n == total:
-                self.progress(f"events: issue {n}/{total}…")
-            self._sync_issue_events(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark))
+            if n == 1 or n % 50 == 0 or n == len(todo):
+                self.progress(f"events: issue {n}/{len(todo)}…")
+            self._sync_issue_events(issue_id, {"times_seen": times_seen, "last_seen": last_seen},
+                                    _parse_ts(watermark), sample=self.options.events_sample if policy == "sample" else None)
 
-    def _sync_issue_events(self, issue_id: str, seen_as: dict[str, str], watermark: datetime | None) -> None:
-        """Walk one issue's events; `seen_as` (the issue's count and lastSeen now) marks it done."""
+    def _sync_issue_events(self, issue_id: str, seen_as: dict[str, str], watermark: datetime | None,
+                           sample: int | None = None) -> None:
+        """Walk one issue's events; `seen_as` (the issue's count and lastSeen now) marks it done.
+
+        With `sample`, an issue's first walk reads only its latest `sample` events (newest first);
+        later walks read every event since then.
+        """
         name = ep.ISSUE_EVENTS.name
         params = dict(ep.ISSUE_EVENTS.params)
+        first_sample = sample is not None and (watermark is None or self.options.full)
         if watermark is not None and not self.options.full:
             params["start"] = _fmt_ts(watermark - self.options.overlap)
             params["end"] = _fmt_ts(self._server_now() + timedelta(minutes=5))
@@ -201,12 +260,17 @@ class Syncer:
             params["statsPeriod"] = "90d"
         newest = watermark
         try:
-            for page in self._walk(name, issue_id, None, params, endpoint=ep.ISSUE_EVENTS, scope_args={"issue": issue_id}):
+            for page in self._walk(name, issue_id, None, params, endpoint=ep.ISSUE_EVENTS, scope_args={"issue": issue_id},
+                                   page_size=min(sample, self.client.page_size) if first_sample else None):
                 for event in page.items:
                     created = _parse_ts(event.get("dateCreated") or event.get("date_created"))
                     if created and (newest is None or created > newest):
                         newest = created
+                if first_sample:
+                    page.next_cursor = None  # the sample is the newest page; the walk ends here
                 self._save_page(name, ep.ISSUE_EVENTS.entity, issue_id, page, params, issue_id=issue_id)
+                if first_sample:
+                    break
         except NotFoundError:
             log.info("issue %s is gone from Sentry; its stored events are kept", issue_id)
             self.result.notes.append(f"issue {issue_id} not found while reading its events")
@@ -216,7 +280,8 @@ class Syncer:
     # -- the generic checkpointed walk ---------------------------------------------------------
 
     def _walk(self, stream: str, scope: str, path: str | None, params: dict, *,
-              endpoint: ep.Endpoint | None = None, scope_args: dict | None = None) -> Iterator[Page]:
+              endpoint: ep.Endpoint | None = None, scope_args: dict | None = None,
+              page_size: int | None = None) -> Iterator[Page]:
         """Pages of one walk, resuming from a committed cursor when the same walk was cut short."""
         state = self.store.get_state(self.source, stream, scope) or {}
         cursor = None
@@ -226,7 +291,7 @@ class Syncer:
             cursor = state["cursor"]
             log.info("resuming %s %s at cursor %s", stream, scope, cursor)
         if endpoint is None:
-            yield from self._pages(path, params, cursor)
+            yield from self._pages(path, params, cursor, page_size=page_size)
             return
         paths = endpoint.paths(org=self.org, **(scope_args or {}))
         start = self._route.get(endpoint.name, 0)
@@ -234,7 +299,8 @@ class Syncer:
             probing = endpoint.name not in self._route and index + 1 < len(paths)
             yielded = False
             try:
-                for page in self._pages(paths[index], params, cursor, first_page_retries=1 if probing else None):
+                for page in self._pages(paths[index], params, cursor, first_page_retries=1 if probing else None,
+                                        page_size=page_size):
                     yielded = True
                     self._route[endpoint.name] = index
                     yield page
@@ -244,8 +310,9 @@ class Syncer:
                     raise
                 log.info("%s not served at %s (%s); trying %s", endpoint.name, paths[index], exc.status, paths[index + 1])
 
-    def _pages(self, path: str, params: dict, cursor: str | None, first_page_retries: int | None = None) -> Iterator[Page]:
-        for page in self.client.paginate(path, self._with_page_size(params), cursor=cursor,
+    def _pages(self, path: str, params: dict, cursor: str | None, first_page_retries: int | None = None,
+               page_size: int | None = None) -> Iterator[Page]:
+        for page in self.client.paginate(path, self._with_page_size(params, page_size), cursor=cursor,
                                          first_page_retries=first_page_retries):
             self._check_stop()
             yield page
@@ -268,9 +335,10 @@ class Syncer:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _with_page_size(self, params: dict) -> dict:
+    def _with_page_size(self, params: dict, size: int | None = None) -> dict:
         # Sentry reads `per_page` (issues read `limit`); GlitchTip reads `limit`. Both are harmless.
-        return {**params, "per_page": self.client.page_size, "limit": self.client.page_size}
+        size = size or self.client.page_size
+        return {**params, "per_page": size, "limit": size}
 
     def _server_now(self) -> datetime:
         now = self.client.server_now or time.time()

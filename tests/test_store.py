@@ -30,7 +30,7 @@ def row(store, sql, *params):
 
 def test_migrations_recorded_once(store):
     names = [r[0] for r in store.con.execute("SELECT name FROM _migrations").fetchall()]
-    assert names == ["001_initial"]
+    assert names == ["001_initial", "002_history_and_event_details"]
     assert store.migrate() == []  # nothing pending the second time
 
 
@@ -46,6 +46,7 @@ def test_issue_row_from_schema_example(store, fixture):
         "times_seen": 150, "user_count": 0, "is_unhandled": False, "priority": "medium",
         "assigned_to": "user:john.doe@example.com",
         "permalink": "https://sentry.io/the-interstellar-jurisdiction/pump-station/issues/1/",
+        "deleted_at": None,
     }
     raw = json.loads(store.con.execute("SELECT raw FROM issues").fetchone()[0])
     assert raw == issue  # the object is kept exactly as Sentry sent it
@@ -177,3 +178,41 @@ def test_reader_gets_in_between_leases(tmp_path, fixture):
     assert reader.execute("SELECT count(*) FROM issues").fetchone()[0] == 1
     reader.close()
     writer.close()
+
+
+def test_event_normalized_tables(store, fixture):
+    event = fixture("project_event.json")
+    store.upsert("events", [event], source="s1")
+    eid = "9999aaaaca8b46d797c23c6077c6ff01"
+    assert store.con.execute("SELECT sdk_name, sdk_version FROM events").fetchone() == ("sentry.javascript.browser", "5.17.0")
+    assert store.con.execute("SELECT count(*) FROM event_tags WHERE event_id = ?", [eid]).fetchone()[0] == 6
+    assert store.con.execute("SELECT value FROM event_tags WHERE key = 'environment'").fetchone()[0] == "prod"
+    assert store.con.execute("SELECT idx, type, value, mechanism_type, handled FROM event_exceptions").fetchall() == [
+        (0, "ForbiddenError", "GET /organizations/hellboy-meowmeow/users/ 403", "generic", True)]
+    frames = store.con.execute(
+        "SELECT idx, function, filename, line_no, col_no, in_app FROM event_frames ORDER BY idx").fetchall()
+    assert frames == [
+        (0, "ignoreOnError", "/usr/src/getsentry/src/sentry/node_modules/@sentry/browser/esm/helpers.js", 71, 23, False),
+        (1, "apply", "/usr/src/getsentry/src/sentry/node_modules/reflux-core/lib/PublisherMethods.js", 74, 24, False)]
+    contexts = dict(store.con.execute("SELECT name, type FROM event_contexts").fetchall())
+    assert contexts == {"ForbiddenError": "default", "browser": "browser", "os": "os", "trace": "trace",
+                        "organization": "default"}
+    # re-storing the same event replaces its details rather than doubling them
+    store.upsert("events", [event], source="s1")
+    assert store.con.execute("SELECT count(*) FROM event_frames").fetchone()[0] == 2
+    assert store.con.execute("SELECT count(*) FROM event_tags").fetchone()[0] == 6
+
+
+def test_status_history_records_changes_only(store, fixture):
+    issue = fixture("org_issues.json")[0]  # ignored / archived_until_condition_met
+    store.upsert("issues", [issue], source="s1", observed_at=datetime(2025, 1, 1))
+    store.upsert("issues", [copy.deepcopy(issue)], source="s1", observed_at=datetime(2025, 1, 2))  # no change
+    resolved = copy.deepcopy(issue)
+    resolved.update(status="resolved", substatus=None, statusDetails={"inRelease": "backend@2.0.0"})
+    store.upsert("issues", [resolved], source="s1", observed_at=datetime(2025, 1, 3))
+    history = store.con.execute(
+        "SELECT from_status, to_status, to_substatus, observed_at, release FROM issue_status_history ORDER BY id").fetchall()
+    assert history == [
+        (None, "ignored", "archived_until_condition_met", datetime(2025, 1, 1), None),
+        ("ignored", "resolved", None, datetime(2025, 1, 3), "backend@2.0.0"),
+    ]

@@ -19,7 +19,7 @@ SELECT $source,
        j->>'platform', j->>'title', j->>'message', j->>'location',
        j->'user'->>'id', j->'user'->>'email', j->'user'->>'username',
        coalesce(j->'user'->>'ip_address', j->'user'->>'ipAddress'),
-       j, $synced_at
+       j, $synced_at, j->'sdk'->>'name', j->'sdk'->>'version'
 FROM (SELECT unnest($rows::JSON[]) AS j)
 ON CONFLICT (source, event_id) DO UPDATE SET
     issue_id = excluded.issue_id, project_id = excluded.project_id,
@@ -28,5 +28,6 @@ ON CONFLICT (source, event_id) DO UPDATE SET
     platform = excluded.platform, title = excluded.title, message = excluded.message,
     location = excluded.location, user_id = excluded.user_id, user_email = excluded.user_email,
     user_username = excluded.user_username, user_ip = excluded.user_ip,
+    sdk_name = excluded.sdk_name, sdk_version = excluded.sdk_version,
     raw = excluded.raw, synced_at = excluded.synced_at
 WHERE events.raw IS DISTINCT FROM excluded.raw;

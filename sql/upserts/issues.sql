@@ -12,7 +12,7 @@ SELECT $source, j->>'id', coalesce(j->>'shortId', j->>'short_id'),
        j->>'priority',
        CASE WHEN coalesce(json_type(j->'assignedTo'), 'NULL') = 'NULL' THEN NULL
             ELSE concat(j->'assignedTo'->>'type', ':', coalesce(j->'assignedTo'->>'email', j->'assignedTo'->>'name', j->'assignedTo'->>'id')) END,
-       j->>'permalink', j, $synced_at
+       j->>'permalink', j, $synced_at, NULL
 FROM (SELECT unnest($rows::JSON[]) AS j)
 ON CONFLICT (source, id) DO UPDATE SET
     short_id = excluded.short_id, project_id = excluded.project_id, title = excluded.title,
@@ -22,5 +22,5 @@ ON CONFLICT (source, id) DO UPDATE SET
     times_seen = excluded.times_seen, user_count = excluded.user_count,
     is_unhandled = excluded.is_unhandled, priority = excluded.priority,
     assigned_to = excluded.assigned_to, permalink = excluded.permalink,
-    raw = excluded.raw, synced_at = excluded.synced_at
-WHERE issues.raw IS DISTINCT FROM excluded.raw;
+    raw = excluded.raw, synced_at = excluded.synced_at, deleted_at = NULL
+WHERE issues.raw IS DISTINCT FROM excluded.raw OR issues.deleted_at IS NOT NULL;
