@@ -1,0 +1,335 @@
+"""The /api/0/ endpoints: routing, parameter handling and pagination over the World.
+
+Handlers are plain functions of a parsed Request returning a Response; HTTP, auth, rate limits
+and faults live in server.py.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from . import render
+from .pagination import (
+    MAX_HITS, ApiError, Page, bad_request, keyset_page, link_base, link_header, offset_page,
+    page_number_page, parse_cursor, parse_per_page,
+)
+from .search import SORTS, date_window, first, parse_issue_query
+from .world import Issue, Project, World
+
+NOT_FOUND = "The requested resource does not exist"
+STATS_PERIODS = {None: "24h", "": None, "24h": "24h", "14d": "14d", "auto": "24h"}
+COLLAPSIBLE = {"stats", "lifetime", "filtered", "unhandled"}
+NOT_SEARCH_PARAMS = {"cursor", "limit", "per_page", "groupStatsPeriod", "collapse", "expand"}
+SEARCH_CACHE_SIZE = 16
+
+
+@dataclass
+class Request:
+    method: str
+    raw_path: str
+    pairs: list[tuple[str, str]]
+    host: str
+    base_url: str
+    authed: bool = False
+    params: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self):
+        self.params = {}
+        for key, value in self.pairs:
+            self.params.setdefault(key, []).append(value)
+
+    def get(self, key: str) -> str | None:
+        return first(self.params, key)
+
+
+@dataclass
+class Response:
+    """A JSON payload, or `raw` bytes of `content_type` (e.g. a proxy's HTML error page)."""
+
+    status: int
+    payload: object = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    raw: bytes | None = None
+    content_type: str = "application/json"
+
+
+ROUTES = [
+    ("/api/0/", "root"),
+    ("/api/0/organizations/", "org_list"),
+    ("/api/0/organizations/{org}/", "org_detail"),
+    ("/api/0/organizations/{org}/projects/", "org_projects"),
+    ("/api/0/organizations/{org}/issues/", "org_issues"),
+    ("/api/0/organizations/{org}/issues/{issue_id}/", "issue_detail"),
+    ("/api/0/organizations/{org}/issues/{issue_id}/events/", "issue_events"),
+    ("/api/0/organizations/{org}/issues/{issue_id}/events/{event_id}/", "issue_event"),
+    ("/api/0/issues/{issue_id}/", "issue_detail"),
+    ("/api/0/issues/{issue_id}/events/", "issue_events"),
+    ("/api/0/issues/{issue_id}/events/{event_id}/", "issue_event"),
+    ("/api/0/projects/{org}/{project}/events/", "project_events"),
+    ("/api/0/projects/{org}/{project}/events/{event_id}/", "project_event"),
+    ("/api/0/organizations/{org}/releases/", "releases"),
+    ("/api/0/organizations/{org}/releases/{version}/", "release_detail"),
+]
+_COMPILED = [
+    (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", tpl) + "$"), tpl, name) for tpl, name in ROUTES
+]
+
+
+def resolve(raw_path: str) -> tuple[str, str, dict[str, str]] | None:
+    """(route template, handler name, unquoted path params) for a raw request path."""
+    for regex, template, name in _COMPILED:
+        m = regex.match(raw_path)
+        if m:
+            return template, name, {k: unquote(v) for k, v in m.groupdict().items()}
+    return None
+
+
+def paginated(req: Request, page: Page, payload: list) -> Response:
+    headers = [("Link", link_header(link_base(req.host, req.raw_path, req.pairs), page))]
+    if page.hits is not None:
+        headers += [("X-Hits", str(page.hits)), ("X-Max-Hits", str(MAX_HITS))]
+    return Response(200, payload, headers)
+
+
+class Api:
+    """Endpoint handlers bound to one World; call `handle(name, req, **path_params)`."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self._search_cache: dict[tuple, list] = {}
+
+    def handle(self, name: str, req: Request, **kwargs) -> Response:
+        with self.world.lock:
+            return getattr(self, name)(req, **kwargs)
+
+    # ----- lookups -------------------------------------------------------------------------
+    def _org(self, ident: str) -> None:
+        if ident not in (self.world.org_slug, self.world.org_id):
+            raise ApiError(404, NOT_FOUND)
+
+    def _issue(self, ident: str, org: str | None) -> Issue:
+        if org is not None:
+            self._org(org)
+        issue = self.world.find_issue(ident)
+        if issue is None:
+            raise ApiError(404, NOT_FOUND)
+        return issue
+
+    def _project(self, org: str, ident: str) -> Project:
+        self._org(org)
+        project = self.world.find_project(ident)
+        if project is None:
+            raise ApiError(404, NOT_FOUND)
+        return project
+
+    def _project_filter(self, req: Request) -> set[int] | None:
+        """`project` params (ids or slugs; -1 = all) to project indexes; None means all."""
+        values = req.params.get("project") or []
+        if not values or "-1" in values:
+            return None
+        found = [self.world.find_project(v) for v in values]
+        if any(p is None for p in found):
+            raise ApiError(403, "You do not have permission to perform this action.")
+        return {p.idx for p in found}
+
+    # ----- root & organizations ---------------------------------------------------------------
+    def root(self, req: Request) -> Response:
+        if not req.authed:
+            return Response(200, {"version": "0", "auth": None, "user": None})
+        return Response(200, {
+            "version": "0",
+            "auth": {"scopes": ["org:read", "project:read", "project:releases", "event:read", "team:read",
+                                "member:read"]},
+            "user": {"id": "1", "name": "Emulator User", "username": "emulator", "email": "emulator@acme.example",
+                     "isActive": True, "isSuperuser": False, "isStaff": False},
+        })
+
+    def org_list(self, req: Request) -> Response:
+        page = page_number_page([self.world], parse_per_page(req.get("per_page")), parse_cursor(req.get("cursor")))
+        return paginated(req, page, [render.organization(self.world, req.base_url, detailed=False) for _ in page.rows])
+
+    def org_detail(self, req: Request, org: str) -> Response:
+        self._org(org)
+        return Response(200, render.organization(self.world, req.base_url, detailed=req.get("detailed") != "0"))
+
+    def org_projects(self, req: Request, org: str) -> Response:
+        self._org(org)
+        needle = (req.get("query") or "").lower()
+        rows = sorted((p for p in self.world.projects if needle in p.slug or needle in p.name.lower()),
+                      key=lambda p: p.slug)
+        page = page_number_page(rows, parse_per_page(req.get("per_page")), parse_cursor(req.get("cursor")))
+        return paginated(req, page, [render.project(self.world, p) for p in page.rows])
+
+    # ----- issues -------------------------------------------------------------------------------
+    def org_issues(self, req: Request, org: str) -> Response:
+        self._org(org)
+        if req.get("groupStatsPeriod") not in STATS_PERIODS:
+            raise bad_request("Invalid stats_period. Valid choices are '', '24h', and '14d'")
+        stats = STATS_PERIODS[req.get("groupStatsPeriod")]
+        collapse = set(req.params.get("collapse", [])) & COLLAPSIBLE
+        if "group" in req.params:
+            issues = self._issues_by_group(req.params["group"])
+            return Response(200, [self._render_issue(req, i, stats, collapse) for i in issues])
+        sort = req.get("sort") or "date"
+        if sort not in SORTS:
+            raise bad_request(f"Invalid sort: {sort!r}. Supported sorts are {sorted(SORTS)}")
+        limit = parse_per_page(req.get("limit") if req.get("limit") is not None else req.get("per_page"))
+        cursor = parse_cursor(req.get("cursor"))
+        rows = self._cached_search(req, sort)
+        page = keyset_page(rows, [-score for score, _, _ in rows], limit, cursor, hits=len(rows))
+        return paginated(req, page, [self._render_issue(req, i, stats, collapse) for _, _, i in page.rows])
+
+    def _issues_by_group(self, values: list[str]) -> list[Issue]:
+        if len(values) > 100:
+            raise bad_request("Too many groups requested.")
+        if not all(v.isdigit() for v in values):
+            raise bad_request("Invalid group parameter. Values must be numbers.")
+        found = (self.world.find_issue(v) for v in dict.fromkeys(values))
+        return [i for i in found if i is not None]
+
+    def _cached_search(self, req: Request, sort: str) -> list[tuple[int, int, Issue]]:
+        """Search once per distinct query and world state, so walking pages stays cheap."""
+        key = (self.world.step, tuple(sorted((k, tuple(v)) for k, v in req.params.items()
+                                             if k not in NOT_SEARCH_PARAMS)))
+        if key not in self._search_cache:
+            if len(self._search_cache) >= SEARCH_CACHE_SIZE:
+                self._search_cache.clear()
+            self._search_cache[key] = self._search(req, SORTS[sort])
+        return self._search_cache[key]
+
+    def _search(self, req: Request, score) -> list[tuple[int, int, Issue]]:
+        """Issues matching window, projects, environments and query, sorted by (score, id) desc."""
+        world = self.world
+        start, end = date_window(req.params, world.now_ms)
+        query = req.get("query") if "query" in req.params else "is:unresolved"
+        preds = parse_issue_query(query, world)
+        projects = self._project_filter(req)
+        envs = set(req.params.get("environment", []))
+        rows = []
+        for issue in world.served_issues():
+            if projects is not None and issue.project.idx not in projects:
+                continue
+            lo, hi = world.event_range(issue, start, end)
+            if lo >= hi or (envs and not self._has_env(issue, lo, hi, envs)):
+                continue
+            agg = world.agg(issue)
+            if all(p(issue, agg) for p in preds):
+                rows.append((score(agg), issue.id, issue))
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        return rows
+
+    def _has_env(self, issue: Issue, lo: int, hi: int, envs: set[str]) -> bool:
+        if issue.staging_share == 0:
+            return "production" in envs
+        return any(self.world.environment(issue, s) in envs for s in range(hi - 1, lo - 1, -1))
+
+    def _render_issue(self, req: Request, issue: Issue, stats: str | None, collapse: set[str]) -> dict:
+        out = render.issue(self.world, issue, req.base_url, stats)
+        for key in collapse:
+            out.pop("isUnhandled" if key == "unhandled" else key, None)
+        return out
+
+    def issue_detail(self, req: Request, issue_id: str, org: str | None = None) -> Response:
+        return Response(200, render.issue_detail(self.world, self._issue(issue_id, org), req.base_url))
+
+    # ----- events -------------------------------------------------------------------------------
+    def issue_events(self, req: Request, issue_id: str, org: str | None = None) -> Response:
+        issue = self._issue(issue_id, org)
+        start, end = date_window(req.params, self.world.now_ms)
+        limit = parse_per_page(req.get("per_page"))
+        cursor = parse_cursor(req.get("cursor"))
+        full = req.get("full") in ("1", "true")
+        seqs = self._issue_seqs(issue, start, end, set(req.params.get("environment", [])))
+        needle = (req.get("query") or "").lower()
+        if needle and needle not in issue.title.lower():
+            seqs = []
+        page = offset_page(seqs, limit, cursor)
+        draw = render.event_full if full else render.event_simple
+        return paginated(req, page, [draw(self.world, issue, s) for s in page.rows])
+
+    def _issue_seqs(self, issue: Issue, start: int, end: int, envs: set[str]):
+        """The issue's event seqs in the window, newest first (a cheap range when unfiltered)."""
+        lo, hi = self.world.event_range(issue, start, end)
+        seqs = range(hi - 1, lo - 1, -1)
+        if envs:
+            return [s for s in seqs if self.world.environment(issue, s) in envs]
+        return seqs
+
+    def issue_event(self, req: Request, issue_id: str, event_id: str,
+                    org: str | None = None) -> Response:
+        issue = self._issue(issue_id, org)
+        seqs = self._issue_seqs(issue, 0, 1 << 62, set(req.params.get("environment", [])))
+        if event_id in ("latest", "recommended"):
+            seq = seqs[0] if seqs else None
+        elif event_id == "oldest":
+            seq = seqs[-1] if seqs else None
+        else:
+            found = self.world.locate_event(event_id)
+            seq = found[1] if found and found[0] is issue else None
+        if seq is None:
+            raise ApiError(404, "Event not found")
+        return Response(200, render.event_detail(self.world, issue, seq, self._neighbours(seqs, seq)))
+
+    @staticmethod
+    def _neighbours(seqs, seq: int) -> tuple[int | None, int | None]:
+        """(previous = older, next = newer) among newest-first seqs (a range or a filtered list)."""
+        if isinstance(seqs, range):
+            return (seq - 1 if seq - 1 in seqs else None), (seq + 1 if seq + 1 in seqs else None)
+        older = next((s for s in seqs if s < seq), None)
+        newer = next((s for s in reversed(seqs) if s > seq), None)
+        return older, newer
+
+    def project_events(self, req: Request, org: str, project: str) -> Response:
+        p = self._project(org, project)
+        world = self.world
+        start, end = date_window(req.params, world.now_ms)
+        limit = parse_per_page(req.get("per_page"))
+        cursor = parse_cursor(req.get("cursor"))
+        full = bool(req.get("full"))  # any non-empty value is truthy here, as in Sentry
+        lo = bisect_left(p.ev_times, max(start, world.retention_ms))
+        hi = bisect_left(p.ev_times, end)
+        positions = range(hi - 1, lo - 1, -1)
+        needle = (req.get("query") or "").lower()
+        if needle:
+            positions = [k for k in positions if needle in self._ref(p, k)[0].title.lower()]
+        page = offset_page(positions, limit, cursor)
+        draw = render.event_full if full else render.event_simple
+        return paginated(req, page, [draw(world, *self._ref(p, k)) for k in page.rows])
+
+    def _ref(self, p: Project, position: int) -> tuple[Issue, int]:
+        ref = p.ev_refs[position]
+        return self.world.issues[ref >> 32], ref & 0xFFFFFFFF
+
+    def project_event(self, req: Request, org: str, project: str, event_id: str) -> Response:
+        p = self._project(org, project)
+        found = self.world.locate_event(event_id)
+        if found is None or found[0].project is not p:
+            raise ApiError(404, "Event not found")
+        issue, seq = found
+        seqs = self._issue_seqs(issue, 0, 1 << 62, set(req.params.get("environment", [])))
+        return Response(200, render.event_detail(self.world, issue, seq, self._neighbours(seqs, seq)))
+
+    # ----- releases -----------------------------------------------------------------------------
+    def releases(self, req: Request, org: str) -> Response:
+        self._org(org)
+        status = req.get("status") or "open"
+        if status not in ("open", "archived"):
+            raise bad_request("invalid value for status")
+        projects = self._project_filter(req)
+        needle = (req.get("query") or "").lower()
+        rows = [r for r in self.world.releases
+                if r.status == status and needle in r.version.lower()
+                and (projects is None or r.project.idx in projects)]
+        rows.sort(key=lambda r: (r.created_ms, r.id), reverse=True)
+        page = page_number_page(rows, parse_per_page(req.get("per_page")), parse_cursor(req.get("cursor")))
+        return paginated(req, page, [render.release(self.world, r) for r in page.rows])
+
+    def release_detail(self, req: Request, org: str, version: str) -> Response:
+        self._org(org)
+        rel = self.world.find_release(version)
+        if rel is None:
+            raise ApiError(404, NOT_FOUND)
+        return Response(200, render.release(self.world, rel))

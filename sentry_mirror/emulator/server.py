@@ -1,0 +1,402 @@
+"""HTTP front of the emulator: serving, auth, rate limits, fault application and the control API.
+
+One ThreadingHTTPServer on 127.0.0.1 speaks HTTP/1.1 with exact Content-Length so clients keep
+connections alive; faults that break the transport (reset, truncate) close the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import struct
+import threading
+import time
+import traceback
+import uuid
+from datetime import datetime
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from .api import NOT_FOUND, Api, Request, Response, resolve
+from .faults import FaultRegistry, FaultRule, drift
+from .pagination import ApiError, bad_request
+from .world import World
+
+DEFAULT_TOKEN = "sntryu_" + "0" * 64
+DEFAULT_RATE_LIMIT = 470  # Sentry's default per-second limit, advertised when none is enforced
+CONCURRENT_LIMIT = 100
+RATE_LIMIT_MESSAGE = "You are attempting to use this endpoint too frequently. Limit is {} requests in 1 seconds"
+GATEWAY_PAGE = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center>"
+                "<hr><center>nginx</center></body></html>")
+GATEWAY_REASONS = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}
+
+
+class RateLimiter:
+    """Fixed 1-second windows per caller (token, else IP), plus an in-flight counter."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self._windows: dict[str, tuple[int, int]] = {}
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def hit(self, key: str) -> tuple[bool, int, int]:
+        """Count a request: (allowed, remaining, reset epoch seconds)."""
+        window = int(time.time())
+        with self._lock:
+            start, used = self._windows.get(key, (window, 0))
+            if start != window:
+                used = 0
+            used += 1
+            self._windows[key] = (window, used)
+        limit = self.limit or DEFAULT_RATE_LIMIT
+        allowed = self.limit is None or used <= self.limit
+        return allowed, max(0, limit - used), window + 1
+
+    def headers(self, remaining: int, reset: int) -> list[tuple[str, str]]:
+        with self._lock:
+            concurrent_remaining = max(0, CONCURRENT_LIMIT - self._in_flight)
+        return [
+            ("X-Sentry-Rate-Limit-Limit", str(self.limit or DEFAULT_RATE_LIMIT)),
+            ("X-Sentry-Rate-Limit-Remaining", str(remaining)),
+            ("X-Sentry-Rate-Limit-Reset", str(reset)),
+            ("X-Sentry-Rate-Limit-ConcurrentLimit", str(CONCURRENT_LIMIT)),
+            ("X-Sentry-Rate-Limit-ConcurrentRemaining", str(concurrent_remaining)),
+        ]
+
+
+class RequestLog:
+    """Counts /api/0/ requests by `METHOD route-template`."""
+
+    def __init__(self):
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"total": sum(self._counts.values()), "by_endpoint": dict(sorted(self._counts.items()))}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+class Emulator:
+    """A Sentry /api/0/ server over a deterministic World. See the package docstring for usage."""
+
+    def __init__(self, seed: int = 1, scale: str = "tiny", token: str = DEFAULT_TOKEN,
+                 rate_limit: int | None = None, port: int = 0, now: datetime | None = None):
+        self.world = World(seed=seed, scale=scale, now=now)
+        self.token = token
+        self.faults = FaultRegistry(seed)
+        self.limiter = RateLimiter(rate_limit)
+        self.requests = RequestLog()
+        self.api = Api(self.world)
+        self._port = port
+        self._revoked: set[str] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> "Emulator":
+        self._server = _Server(("127.0.0.1", self._port), self)
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="sentry-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        self._thread.join()
+        self._server = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL without trailing slash (the real port is known once started)."""
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def org_slug(self) -> str:
+        return self.world.org_slug
+
+    # ----- in-process control (same as the /_emulator/ API) -------------------------------------
+    def truth(self) -> dict:
+        return self.world.truth()
+
+    def advance(self, hours: float) -> dict:
+        return self.world.advance(hours)
+
+    def request_counts(self) -> dict:
+        return self.requests.snapshot()
+
+    # ----- /api/0/ --------------------------------------------------------------------------------
+    def serve_api(self, method: str, raw_path: str, query: str, headers, host: str,
+                  client_ip: str) -> tuple[Response, FaultRule | None]:
+        """Answer one /api/0/ request; returns the response and the fault rule that fired, if any."""
+        match = resolve(raw_path)
+        template = match[0] if match else "(unmatched)"
+        self.requests.record(f"{method} {template}")
+        rule = self.faults.fire(template, raw_path)
+        kind = rule.kind if rule else None
+        if kind == "slow":
+            time.sleep(rule.delay)
+        if kind in GATEWAY_REASONS:
+            page = GATEWAY_PAGE.format(GATEWAY_REASONS[kind]).encode()
+            return Response(int(kind), raw=page, content_type="text/html", headers=_retry_after(rule)), rule
+        auth = headers.get("Authorization")
+        token = _bearer_token(auth)
+        if kind == "revoke" and token:
+            self._revoked.add(token)
+        self.limiter.enter()
+        try:
+            allowed, remaining, reset = self.limiter.hit(token or f"ip:{client_ip}")
+            if kind == "429" or not allowed:
+                limit = self.limiter.limit or DEFAULT_RATE_LIMIT
+                resp = Response(429, RATE_LIMIT_MESSAGE.format(limit), _retry_after(rule) if kind == "429" else [])
+                remaining = 0
+            else:
+                req = Request(method, raw_path, parse_qsl(query, keep_blank_values=True), host, self.url)
+                resp = self._app(req, match, auth, kind)
+            resp.headers += self.limiter.headers(remaining, reset)
+        finally:
+            self.limiter.leave()
+        return resp, rule
+
+    def _app(self, req: Request, match, auth: str | None, kind: str | None) -> Response:
+        """What the Sentry application answers (after the proxy and the rate limiter)."""
+        try:
+            if kind == "500":
+                return Response(500, {"detail": "Internal Error", "errorId": uuid.uuid4().hex})
+            if match is None:
+                raise ApiError(404, NOT_FOUND)
+            if req.method != "GET":
+                raise ApiError(405, f'Method "{req.method}" not allowed.')
+            _, name, params = match
+            req.authed = self._authenticate(auth)
+            if not req.authed and name != "root":
+                raise ApiError(401, "Authentication credentials were not provided.")
+            if kind == "badcursor":
+                raise bad_request("Invalid cursor parameter.")
+            return self.api.handle(name, req, **params)
+        except ApiError as err:
+            return Response(err.status, err.payload)
+        except Exception:  # a bug in the emulator: answer like Sentry does, keep serving
+            traceback.print_exc()
+            return Response(500, {"detail": "Internal Error"})
+
+    def _authenticate(self, header: str | None) -> bool:
+        """Bearer token check with DRF's messages; False means anonymous (no bearer header)."""
+        if not header or header.split(" ", 1)[0].lower() != "bearer":
+            return False
+        credentials = header.split(" ", 1)[1].strip() if " " in header else ""
+        if not credentials:
+            raise ApiError(401, "Invalid token header. No credentials provided.")
+        if " " in credentials:
+            raise ApiError(401, "Invalid token header. Token string should not contain spaces.")
+        if credentials != self.token or credentials in self._revoked:
+            raise ApiError(401, "Invalid token")
+        return True
+
+    # ----- /_emulator/ ------------------------------------------------------------------------------
+    def control(self, method: str, path: str, body: bytes) -> Response:
+        """The unauthenticated control API; never subject to faults or rate limits."""
+        routes = {
+            ("GET", "/_emulator/truth"): lambda: self.truth(),
+            ("GET", "/_emulator/truth/events"): lambda: {"event_ids": self.world.event_ids()},
+            ("GET", "/_emulator/requests"): lambda: self.request_counts(),
+            ("POST", "/_emulator/requests/reset"): self._reset_requests,
+            ("POST", "/_emulator/advance"): lambda: self.advance(_json_body(body).get("hours", 0)),
+            ("GET", "/_emulator/faults"): lambda: self.faults.rules(),
+            ("POST", "/_emulator/faults"): lambda: self._add_fault(_json_body(body)),
+            ("DELETE", "/_emulator/faults"): lambda: {"cleared": self.faults.clear()},
+        }
+        key = (method, path.rstrip("/"))
+        if key not in routes:
+            known = any(p == key[1] for _, p in routes)
+            return Response(405 if known else 404, {"detail": "Method not allowed" if known else "Not found"})
+        try:
+            result = routes[key]()
+        except (ValueError, TypeError) as err:
+            return Response(400, {"detail": str(err)})
+        return Response(201 if key == ("POST", "/_emulator/faults") else 200, result)
+
+    def _reset_requests(self) -> dict:
+        self.requests.reset()
+        return self.request_counts()
+
+    def _add_fault(self, rule: dict) -> dict:
+        if not isinstance(rule, dict):
+            raise ValueError("fault rule must be a JSON object")
+        added = self.faults.add_spec(rule["spec"]) if "spec" in rule else self.faults.add(**rule)
+        return added.as_json()
+
+
+def _bearer_token(header: str | None) -> str | None:
+    parts = (header or "").split()
+    return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
+
+
+def _retry_after(rule: FaultRule | None) -> list[tuple[str, str]]:
+    if rule is None or rule.retry_after is None:
+        return []
+    return [("Retry-After", f"{rule.retry_after:g}")]
+
+
+def _json_body(body: bytes):
+    try:
+        return json.loads(body or b"{}")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"invalid JSON body: {err}") from None
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks open connections so stop() can close idle keep-alive sockets too."""
+
+    daemon_threads = True
+    request_queue_size = 128  # concurrent mirror workers must not overflow the listen backlog
+
+    def __init__(self, address, emulator: Emulator):
+        super().__init__(address, _Handler)
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "sentry-emulator/0.1"
+    timeout = 120  # idle keep-alive connections are dropped eventually
+
+    def setup(self) -> None:
+        """Disable Nagle: headers and body go out in separate writes, which would stall keep-alive."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format, *args):  # noqa: A002 - signature from BaseHTTPRequestHandler
+        """Silence per-request logging; the control API exposes request counts instead."""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def date_time_string(self, timestamp=None):
+        """`Date` follows the emulator's virtual clock."""
+        return formatdate(self.server.emulator.world.now_ms / 1000, usegmt=True)
+
+    def do_GET(self):
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _dispatch(self) -> None:
+        emulator: Emulator = self.server.emulator
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if split.path == "/_emulator" or split.path.startswith("/_emulator/"):
+            self._send(emulator.control(self.command, split.path, body))
+        elif split.path == "/api/0" or split.path.startswith("/api/0/"):
+            host = self.headers.get("Host") or emulator.url.split("//", 1)[1]
+            resp, rule = emulator.serve_api(self.command, split.path, split.query, self.headers, host,
+                                            self.client_address[0])
+            self._send(resp, rule.kind if rule else None)
+        else:
+            self._send(Response(404, {"detail": "Not found"}))
+
+    def _send(self, resp: Response, fault: str | None = None) -> None:
+        payload = drift(resp.payload) if fault == "drift" and resp.status == 200 else resp.payload
+        body = resp.raw if resp.raw is not None else json.dumps(payload, separators=(",", ":")).encode()
+        if fault == "badjson":
+            body = body[: len(body) // 2]
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in resp.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if fault in ("reset", "truncate"):
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            if fault == "reset":
+                self._abort()
+            return
+        self.wfile.write(body)
+
+    def _abort(self) -> None:
+        """Close with RST instead of FIN, like a proxy dropping the connection."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()
+        self.connection.close()
+
+
+def serve_forever(emu: Emulator) -> None:
+    """Block until Ctrl-C or SIGTERM, then stop the emulator cleanly."""
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        emu.stop()
+
+
+def run_emulator(port: int, seed: int, scale: str, token: str | None, rate_limit: int | None,
+                 faults: list[str]) -> None:
+    """CLI entry point: start, print how to connect, serve until interrupted."""
+    emu = Emulator(seed=seed, scale=scale, token=token or DEFAULT_TOKEN, rate_limit=rate_limit, port=port)
+    for spec in faults or []:
+        emu.faults.add_spec(spec)
+    emu.start()
+    print(f"base URL: {emu.url}")
+    print(f"organization: {emu.org_slug}")
+    print(f"token: {emu.token}", flush=True)
+    serve_forever(emu)
