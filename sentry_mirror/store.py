@@ -168,23 +168,34 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def upsert(self, entity: str, items: Iterable[dict], *, source: str, **extra: Any) -> int:
-        """Bulk upsert raw API objects through `sql/upserts/<entity>.sql`; return the batch size."""
-        rows = _dedupe(items, ENTITY_KEYS[entity])
-        if not rows:
+    def upsert(self, entity: str, items: Iterable[dict], *, source: str, issue_ids: Iterable[str | None] | None = None,
+               observed_at: datetime | None = None) -> int:
+        """Bulk upsert raw API objects through `sql/upserts/<entity>.sql`; return the batch size.
+
+        `issue_ids` (aligned with `items`) names the issue each object was listed under, for
+        servers whose event lists omit it.
+        """
+        items = list(items)
+        pairs = _dedupe(zip(items, issue_ids if issue_ids is not None else [None] * len(items)), ENTITY_KEYS[entity])
+        if not pairs:
             return 0
         now = utcnow()
-        params = {"rows": [json.dumps(r, ensure_ascii=False) for r in rows], "source": source,
-                  "synced_at": now, "observed_at": extra.pop("observed_at", None) or now, "issue_id": None, **extra}
+        params = {"source": source, "synced_at": now, "observed_at": observed_at or now}
         before, after = COMPANIONS.get(entity, ((), ()))
         with self.transaction() as con:
-            for name in (*before, entity, *after):
-                for statement in _statements(load_sql("upserts", name)):
-                    try:
+            try:
+                # The page is parsed once into a temp table that every statement reads.
+                con.execute("CREATE OR REPLACE TEMP TABLE _page AS "
+                            "SELECT unnest($rows::JSON[]) AS j, unnest($ctx::VARCHAR[]) AS issue_id",
+                            {"rows": [json.dumps(item, ensure_ascii=False) for item, _ in pairs],
+                             "ctx": [ctx for _, ctx in pairs]})
+                for name in (*before, entity, *after):
+                    for statement in _statements(load_sql("upserts", name)):
                         con.execute(statement, _params_for(statement, params))
-                    except duckdb.Error as exc:
-                        raise StoreError(f"could not store {len(rows)} {entity} ({name}): {_first_line(exc)}") from None
-        return len(rows)
+                con.execute("DROP TABLE _page")
+            except duckdb.Error as exc:
+                raise StoreError(f"could not store {len(pairs)} {entity}: {_first_line(exc)}") from None
+        return len(pairs)
 
     def run_statements(self, kind: str, name: str, **params: Any) -> None:
         """Run a `sql/<kind>/<name>.sql` file, statement by statement, in one transaction."""
@@ -223,16 +234,41 @@ class Store:
                  json.dumps(params) if params is not None else None,
                  json.dumps(extra, sort_keys=True) if extra else None, utcnow()])
 
-    def set_states(self, source: str, stream: str, states: dict[str, dict[str, Any]]) -> None:
-        """Write many scopes of one stream at once (e.g. event watermarks of a batch of issues)."""
-        if not states:
-            return
+    def apply_states(self, source: str, updates: list[tuple[str, str, str, dict]]) -> None:
+        """Apply many state updates in order, as two set-based statements.
+
+        Each update is (kind, stream, scope, fields): kind "state" sets the whole row, kind
+        "cursor" sets cursor/params/extra and keeps the watermark. Updates to one (stream, scope)
+        collapse to their net effect first.
+        """
+        net: dict[tuple[str, str], tuple[bool, dict]] = {}
+        for kind, stream, scope, fields in updates:
+            whole, merged = net.get((stream, scope), (False, {}))
+            net[(stream, scope)] = (whole or kind == "state", {**merged, **fields})
         now = utcnow()
-        rows = [[source, stream, scope, s.get("watermark"), None, None,
-                 json.dumps(s["extra"], sort_keys=True) if s.get("extra") else None, now]
-                for scope, s in states.items()]
+
+        def columns(rows):
+            keys = list(rows)
+            return {"streams": [k[0] for k in keys], "scopes": [k[1] for k in keys],
+                    "watermarks": [rows[k].get("watermark") for k in keys],
+                    "cursors": [rows[k].get("cursor") for k in keys],
+                    "params": [json.dumps(rows[k]["params"]) if rows[k].get("params") is not None else None for k in keys],
+                    "extras": [json.dumps(rows[k]["extra"], sort_keys=True) if rows[k].get("extra") else None for k in keys],
+                    "source": source, "now": now}
+
+        whole = {k: f for k, (w, f) in net.items() if w}
+        partial = {k: f for k, (w, f) in net.items() if not w}
+        select = """SELECT $source, unnest($streams::VARCHAR[]), unnest($scopes::VARCHAR[]),
+                           unnest($watermarks::VARCHAR[]), unnest($cursors::VARCHAR[]),
+                           unnest($params::VARCHAR[])::JSON, unnest($extras::VARCHAR[])::JSON, $now"""
         with self.transaction() as con:
-            con.executemany("INSERT OR REPLACE INTO _sync_state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if whole:
+                con.execute(f"INSERT OR REPLACE INTO _sync_state {select}", columns(whole))
+            if partial:
+                con.execute(f"""INSERT INTO _sync_state {select}
+                    ON CONFLICT (source, stream, scope) DO UPDATE SET cursor = excluded.cursor,
+                        params = excluded.params, extra = excluded.extra, updated_at = excluded.updated_at""",
+                            columns(partial))
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -263,14 +299,16 @@ def _params_for(statement: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
 
 
-def _dedupe(items: Iterable[dict], key_fields: tuple[str, ...]) -> list[dict]:
-    """Keep the last object for each key, in first-seen order."""
-    by_key: dict[Any, dict] = {}
-    for item in items:
+def _dedupe(pairs: Iterable[tuple[dict, Any]], key_fields: tuple[str, ...]) -> list[tuple[dict, Any]]:
+    """Keep the last (object, context) for each key, in first-seen order."""
+    by_key: dict[str, tuple[dict, Any]] = {}
+    for item, ctx in pairs:
+        if not isinstance(item, dict):
+            continue
         key = next((item[f] for f in key_fields if item.get(f) not in (None, "")), None)
         if key is None:
             continue  # an object with no key cannot be mirrored faithfully; skip it
-        by_key[str(key)] = item
+        by_key[str(key)] = (item, ctx)
     return list(by_key.values())
 
 

@@ -55,6 +55,51 @@ class SyncResult:
         self.rows[entity] = self.rows.get(entity, 0) + n
 
 
+class WriteBuffer:
+    """Pages waiting to be written, with the cursor and watermark updates that cover them.
+
+    A flush writes all of it in one transaction: rows never commit without the state that covers
+    them, nor state without its rows. Batching pages (many issues have a few events each) cuts
+    the per-statement cost; a kill loses at most the unflushed pages, which are fetched again.
+    """
+
+    def __init__(self, store: Store, source: str, *, max_rows: int = 2000, max_seconds: float = 2.0):
+        self.store, self.source = store, source
+        self.max_rows, self.max_seconds = max_rows, max_seconds
+        self.rows: dict[str, list[tuple[dict, str | None]]] = {}
+        self.states: list[tuple[str, str, str, dict]] = []  # (kind, stream, scope, fields)
+        self.observed_at: datetime | None = None
+        self._since = 0.0
+        self.written: dict[str, int] = {}
+
+    def add(self, entity: str, items: list[dict], issue_id: str | None = None, observed_at: datetime | None = None) -> None:
+        if not self.rows and not self.states:
+            self._since = time.monotonic()
+        self.rows.setdefault(entity, []).extend((item, issue_id) for item in items)
+        self.observed_at = observed_at or self.observed_at
+
+    def state(self, kind: str, stream: str, scope: str, **fields: Any) -> None:
+        if not self.rows and not self.states:
+            self._since = time.monotonic()
+        self.states.append((kind, stream, scope, fields))
+
+    def maybe_flush(self) -> None:
+        pending = sum(len(v) for v in self.rows.values())
+        if pending >= self.max_rows or (self.states and time.monotonic() - self._since >= self.max_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows and not self.states:
+            return
+        with self.store.transaction():
+            for entity, pairs in self.rows.items():
+                n = self.store.upsert(entity, [p[0] for p in pairs], source=self.source,
+                                      issue_ids=[p[1] for p in pairs], observed_at=self.observed_at)
+                self.written[entity] = self.written.get(entity, 0) + n
+            self.store.apply_states(self.source, self.states)
+        self.rows, self.states, self.observed_at = {}, [], None
+
+
 class Syncer:
     def __init__(self, store: Store, client: SentryClient, org: str, *, source: str | None = None,
                  options: SyncOptions | None = None, stop: threading.Event | None = None,
@@ -67,6 +112,7 @@ class Syncer:
         self.stop = stop or threading.Event()
         self.progress = progress or (lambda message: None)
         self.result = SyncResult(self.source)
+        self.buffer = WriteBuffer(store, self.source)
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
 
     # -- entry point -------------------------------------------------------------------------
@@ -86,6 +132,7 @@ class Syncer:
             self.store.create_views()
             status = "ok"
         except Interrupted:
+            self.buffer.flush()  # keep the pages already fetched; the next sync resumes after them
             status = "interrupted"
             raise
         except MirrorError as exc:
@@ -125,6 +172,7 @@ class Syncer:
         for page in self._walk(endpoint.name, scope, path, params):
             self._save_page(endpoint.name, endpoint.entity, scope, page, params)
         self._finish_walk(endpoint.name, scope, watermark=None)
+        self.buffer.flush()
 
     def sync_issues(self) -> set[str]:
         """Issues seen since the watermark (all statuses), newest `lastSeen` first.
@@ -167,6 +215,7 @@ class Syncer:
                     raise
         new_mark = max(filter(None, [_parse_ts(state.get("watermark")), walk_max]), default=None)
         self._finish_walk(name, scope, watermark=_fmt_ts(new_mark) if new_mark else None)
+        self.buffer.flush()
         return seen
 
     def _adapt_issue_query(self, caps: dict, params: dict) -> bool:
@@ -242,6 +291,8 @@ class Syncer:
                 self.progress(f"events: issue {n}/{len(todo)}…")
             self._sync_issue_events(issue_id, {"times_seen": times_seen, "last_seen": last_seen},
                                     _parse_ts(watermark), sample=self.options.events_sample if policy == "sample" else None)
+            self.buffer.maybe_flush()
+        self.buffer.flush()
 
     def _sync_issue_events(self, issue_id: str, seen_as: dict[str, str], watermark: datetime | None,
                            sample: int | None = None) -> None:
@@ -269,6 +320,7 @@ class Syncer:
                 if first_sample:
                     page.next_cursor = None  # the sample is the newest page; the walk ends here
                 self._save_page(name, ep.ISSUE_EVENTS.entity, issue_id, page, params, issue_id=issue_id)
+                self.buffer.maybe_flush()
                 if first_sample:
                     break
         except NotFoundError:
@@ -318,20 +370,15 @@ class Syncer:
             yield page
 
     def _save_page(self, stream: str, entity: str, scope: str, page: Page, params: dict,
-                   extra: dict | None = None, **upsert_args: Any) -> None:
-        """Rows of a page and the cursor after it, in one transaction."""
-        with self.store.transaction():
-            n = self.store.upsert(entity, page.items, source=self.source, **upsert_args)
-            self.store.set_state(self.source, stream, scope, watermark=self._current_watermark(stream, scope),
-                                 cursor=page.next_cursor, params=params if page.next_cursor else None, extra=extra)
-        self.result.add(entity, n)
+                   extra: dict | None = None, issue_id: str | None = None, observed_at: datetime | None = None) -> None:
+        """Rows of a page and the cursor after it; they reach the store in the same transaction."""
+        self.buffer.add(entity, page.items, issue_id, observed_at)
+        self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
+                          params=dict(params) if page.next_cursor else None, extra=extra)
+        self.result.add(entity, len(page.items))
 
     def _finish_walk(self, stream: str, scope: str, *, watermark: str | None, extra: dict | None = None) -> None:
-        self.store.set_state(self.source, stream, scope, watermark=watermark, cursor=None, params=None, extra=extra)
-
-    def _current_watermark(self, stream: str, scope: str) -> str | None:
-        state = self.store.get_state(self.source, stream, scope)
-        return state["watermark"] if state else None
+        self.buffer.state("state", stream, scope, watermark=watermark, cursor=None, params=None, extra=extra)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ def test_count_as_number_is_accepted(store, fixture):
 
 def test_event_row_from_full_event(store, fixture):
     event = fixture("project_event.json")
-    store.upsert("events", [event], source="s1", issue_id=None)
+    store.upsert("events", [event], source="s1")
     r = row(store, "SELECT * EXCLUDE (raw, synced_at) FROM events")
     assert r["event_id"] == "9999aaaaca8b46d797c23c6077c6ff01"
     assert r["issue_id"] == "1341191803"
@@ -75,7 +75,7 @@ def test_event_row_from_full_event(store, fixture):
 
 def test_event_list_item_takes_release_and_environment_from_tags(store, fixture):
     item = fixture("issue_events.json")[0]
-    store.upsert("events", [item], source="s1", issue_id="1889724436")
+    store.upsert("events", [item], source="s1", issue_ids=["1889724436"])
     r = row(store, "SELECT event_id, issue_id, release, environment, level, user_id FROM events")
     assert r == {"event_id": "9fac2ceed9344f2bbfdd1fdacb0ed9b1", "issue_id": "1889724436",
                  "release": "17642328ead24b51867165985996d04b29310337", "environment": "production",
@@ -85,7 +85,7 @@ def test_event_list_item_takes_release_and_environment_from_tags(store, fixture)
 def test_glitchtip_snake_case_event(store):
     item = {"event_id": "a" * 32, "group_id": "7", "project_id": "3", "date_created": "2025-10-01T10:00:00.5+02:00",
             "tags": [{"key": "release", "value": "web@1.2.3"}], "user": {"id": "u", "ip_address": "10.0.0.1"}}
-    store.upsert("events", [item], source="gt", issue_id="7")
+    store.upsert("events", [item], source="gt", issue_ids=["7"])
     r = row(store, "SELECT event_id, issue_id, project_id, date_created, release, user_ip FROM events")
     assert r == {"event_id": "a" * 32, "issue_id": "7", "project_id": "3",
                  "date_created": datetime(2025, 10, 1, 8, 0, 0, 500000), "release": "web@1.2.3", "user_ip": "10.0.0.1"}
@@ -140,7 +140,7 @@ def test_failed_transaction_stores_neither_rows_nor_cursor(store, fixture):
 
 def test_views_created(store, fixture):
     store.upsert("issues", fixture("org_issues.json"), source="s1")
-    store.upsert("events", fixture("issue_events.json"), source="s1", issue_id=None)
+    store.upsert("events", fixture("issue_events.json"), source="s1")
     created = store.create_views()
     assert {"daily_events", "issue_summary", "release_health", "issue_regressions"} <= set(created)
     assert store.con.execute("SELECT events FROM daily_events").fetchall() == [(1,)]
@@ -216,3 +216,24 @@ def test_status_history_records_changes_only(store, fixture):
         (None, "ignored", "archived_until_condition_met", datetime(2025, 1, 1), None),
         ("ignored", "resolved", None, datetime(2025, 1, 3), "backend@2.0.0"),
     ]
+
+
+def test_issue_the_event_was_listed_under_fills_a_missing_group_id(store, fixture):
+    item = fixture("issue_events.json")[0]
+    del item["groupID"]
+    store.upsert("events", [item], source="s1", issue_ids=["4242"])
+    assert store.con.execute("SELECT issue_id FROM events").fetchone()[0] == "4242"
+
+
+def test_state_updates_collapse_to_their_net_effect(store):
+    store.set_state("s1", "events", "9", watermark="2025-01-01T00:00:00Z", extra={"times_seen": "3"})
+    store.apply_states("s1", [
+        ("cursor", "events", "9", {"cursor": "0:100:0", "params": {"full": "true"}, "extra": None}),  # keeps watermark
+        ("cursor", "events", "10", {"cursor": "0:100:0", "params": {"full": "true"}, "extra": None}),
+        ("state", "events", "10", {"watermark": "2025-02-02T00:00:00Z", "cursor": None, "params": None,
+                                   "extra": {"times_seen": "7"}}),
+    ])
+    assert store.get_state("s1", "events", "9") == {
+        "watermark": "2025-01-01T00:00:00Z", "cursor": "0:100:0", "params": {"full": "true"}, "extra": {}}
+    assert store.get_state("s1", "events", "10") == {
+        "watermark": "2025-02-02T00:00:00Z", "cursor": None, "params": None, "extra": {"times_seen": "7"}}

@@ -134,27 +134,41 @@ def test_no_change_sync_leaves_content_identical_and_costs_little(emu):
     assert "events" not in second.rows or second.rows["events"] == 0
 
 
-def test_crash_between_pages_resumes_to_the_same_store(emu, monkeypatch):
-    reference = Store(":memory:")
-    sync(reference, emu)
+@pytest.mark.parametrize("crash_at", [0.0, 0.3, 0.6, 0.95])
+def test_crash_between_writes_resumes_to_the_same_store(emu, monkeypatch, crash_at):
+    from sentry_mirror.sync import WriteBuffer
 
-    store = Store(":memory:")
-    calls = {"n": 0}
+    monkeypatch.setattr(WriteBuffer, "__init__", _small_buffer(WriteBuffer.__init__))
     real_upsert = Store.upsert
+    calls = {"n": 0, "crash": None}
 
-    def crashing_upsert(self, *args, **kwargs):
+    def counting_upsert(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 7:
+        if calls["n"] == calls["crash"]:
             raise KeyboardInterrupt("killed mid-sync")
         return real_upsert(self, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "upsert", crashing_upsert)
+    monkeypatch.setattr(Store, "upsert", counting_upsert)
+    reference = Store(":memory:")
+    sync(reference, emu)
+    total, calls["n"] = calls["n"], 0
+    assert total > 10
+    calls["crash"] = max(1, int(total * crash_at))
+
+    store = Store(":memory:")
     with pytest.raises(KeyboardInterrupt):
         sync(store, emu)
-    monkeypatch.setattr(Store, "upsert", real_upsert)
+    calls["crash"] = None
     sync(store, emu)
     assert_level(store, emu)
     assert stored(store) == stored(reference)
+
+
+def _small_buffer(init):
+    def small(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.max_rows = 20
+    return small
 
 
 def test_full_resync_changes_nothing_when_level(emu):

@@ -1,13 +1,9 @@
 -- name: event_contexts
--- Runs after the events upsert: one row per context object (browser, os, runtime, …).
-DELETE FROM event_contexts WHERE source = $source AND event_id IN (
-    SELECT coalesce(j->>'eventID', j->>'event_id', j->>'id') FROM (SELECT unnest($rows::JSON[]) AS j));
+-- Runs after the events upsert (reads its `_events`, then drops it): one row per context object
+-- (browser, os, runtime, …), replaced whole.
+DELETE FROM event_contexts WHERE source = $source AND event_id IN (SELECT event_id FROM _events);
 INSERT OR REPLACE INTO event_contexts
-SELECT $source, event_id, name, data->>'type', data
-FROM (
-    SELECT coalesce(j->>'eventID', j->>'event_id', j->>'id') AS event_id,
-           unnest(json_keys(j->'contexts')) AS name, j->'contexts' AS ctx
-    FROM (SELECT unnest($rows::JSON[]) AS j)
-    WHERE json_type(j->'contexts') = 'OBJECT'
-), LATERAL (SELECT ctx->name AS data)
-WHERE json_type(data) = 'OBJECT';
+SELECT $source, event_id, c.key, c.value->>'type', c.value
+FROM (SELECT event_id, unnest(map_entries(s.contexts)) AS c FROM _events WHERE s.contexts IS NOT NULL)
+WHERE event_id IS NOT NULL AND json_type(c.value) = 'OBJECT';
+DROP TABLE _events;

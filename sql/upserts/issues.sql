@@ -13,7 +13,7 @@ SELECT $source, j->>'id', coalesce(j->>'shortId', j->>'short_id'),
        CASE WHEN coalesce(json_type(j->'assignedTo'), 'NULL') = 'NULL' THEN NULL
             ELSE concat(j->'assignedTo'->>'type', ':', coalesce(j->'assignedTo'->>'email', j->'assignedTo'->>'name', j->'assignedTo'->>'id')) END,
        j->>'permalink', j, $synced_at, NULL
-FROM (SELECT unnest($rows::JSON[]) AS j)
+FROM _page
 ON CONFLICT (source, id) DO UPDATE SET
     short_id = excluded.short_id, project_id = excluded.project_id, title = excluded.title,
     culprit = excluded.culprit, level = excluded.level, status = excluded.status,

@@ -6,7 +6,7 @@ SELECT $source, n.id, o.status, n.status, o.substatus, n.substatus, $observed_at
 FROM (
     SELECT j->>'id' AS id, j->>'status' AS status, j->>'substatus' AS substatus,
            j->'statusDetails'->>'inRelease' AS release
-    FROM (SELECT unnest($rows::JSON[]) AS j)
+    FROM _page
 ) n
 LEFT JOIN issues o ON o.source = $source AND o.id = n.id
 WHERE o.id IS NULL

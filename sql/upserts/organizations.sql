@@ -4,7 +4,7 @@
 INSERT INTO organizations
 SELECT $source, j->>'id', j->>'slug', j->>'name', iso_ts(j->>'dateCreated'),
        j->'links'->>'regionUrl', j, $synced_at
-FROM (SELECT unnest($rows::JSON[]) AS j)
+FROM _page
 ON CONFLICT (source, id) DO UPDATE SET
     slug = excluded.slug, name = excluded.name, date_created = excluded.date_created,
     region_url = excluded.region_url, raw = excluded.raw, synced_at = excluded.synced_at

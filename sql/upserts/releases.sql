@@ -9,7 +9,7 @@ SELECT $source, j->>'version', TRY_CAST(j->>'id' AS BIGINT), j->>'shortVersion',
        CASE WHEN json_type(j->'projects') = 'ARRAY'
             THEN list_transform(CAST(j->'projects' AS JSON[]), lambda p: p->>'id') END,
        j, $synced_at
-FROM (SELECT unnest($rows::JSON[]) AS j)
+FROM _page
 ON CONFLICT (source, version) DO UPDATE SET
     id = excluded.id, short_version = excluded.short_version, status = excluded.status,
     date_created = excluded.date_created, date_released = excluded.date_released,
