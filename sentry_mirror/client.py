@@ -126,24 +126,41 @@ class SentryClient:
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
         self._clock_offset = 0.0  # server_now - local now, from the last Date header
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
+        self.concurrent_limit: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit, once seen
 
-        self.session = requests.Session()
-        self.session.verify = verify
-        self.session.headers["User-Agent"] = f"sentry-mirror/{__version__}"
-        self.session.headers["Accept"] = "application/json"
+        # One session per thread (requests.Session is not documented as thread-safe), all alike.
+        self._verify = verify
+        self._headers = {"User-Agent": f"sentry-mirror/{__version__}", "Accept": "application/json"}
+        self._auth: tuple[str, str] | None = None
         for name, value in (extra_headers or {}).items():
-            redact.register(value) if name.lower() in {"authorization", "cookie", "x-api-key"} else None
-            self.session.headers[name] = value
+            if name.lower() in {"authorization", "cookie", "x-api-key", "proxy-authorization"}:
+                redact.register(value)
+            self._headers[name] = value
         if token:
             redact.register(token)
             if auth_scheme == "bearer":
-                self.session.headers["Authorization"] = f"Bearer {token}"
+                self._headers["Authorization"] = f"Bearer {token}"
             elif auth_scheme == "dsn":
-                self.session.headers["Authorization"] = f"DSN {token}"
+                self._headers["Authorization"] = f"DSN {token}"
             elif auth_scheme == "basic":  # legacy API key: username = key, empty password
-                self.session.auth = (token, "")
+                self._auth = (token, "")
             else:
                 raise ValueError(f"unknown auth scheme {auth_scheme!r}")
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.verify = self._verify
+            session.headers.update(self._headers)
+            session.auth = self._auth
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
 
     def use_region(self, region_url: str) -> bool:
         """Move to the organization's region host (`links.regionUrl`), if it is the same site.
@@ -254,7 +271,8 @@ class SentryClient:
         with self._lock:
             wait = self._not_before - time.monotonic()
         if wait > 0:
-            self.stats.waited_seconds += wait
+            with self._lock:
+                self.stats.waited_seconds += wait
             self._sleep(wait)
 
     def _observe(self, response: requests.Response) -> None:
@@ -267,6 +285,9 @@ class SentryClient:
                 self._clock_offset = server - time.time()
             except (TypeError, ValueError):
                 pass
+        limit = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentLimit")
+        if limit is not None and limit > 0:
+            self.concurrent_limit = limit
         remaining = _int_header(response, "X-Sentry-Rate-Limit-Remaining")
         concurrent = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentRemaining")
         if (remaining is not None and remaining <= 0) or (concurrent is not None and concurrent <= 0):
@@ -291,14 +312,15 @@ class SentryClient:
                 delay = _parse_retry_after(retry_after)
             if delay is None and response.status_code == 429:
                 delay = self._reset_delay(response)
-            if response.status_code == 429:
-                self.stats.rate_limited += 1
         if delay is None:
             delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
             delay = delay / 2 + random.uniform(0, delay / 2)  # jitter, so parallel syncs spread out
         delay = min(delay, self.backoff_cap)
-        self.stats.retries += 1
-        self.stats.waited_seconds += delay
+        with self._lock:
+            self.stats.retries += 1
+            self.stats.waited_seconds += delay
+            if response is not None and response.status_code == 429:
+                self.stats.rate_limited += 1
         log.info("retrying after %s in %.2fs (attempt %d)", why, delay, attempt)
         self._sleep(delay)
 
@@ -315,7 +337,10 @@ class SentryClient:
         return ApiError(status, message, _display(url))
 
     def close(self) -> None:
-        self.session.close()
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
 
 def normalise_base_url(url: str) -> str:

@@ -28,7 +28,7 @@ URL_ENV_VARS = ("SENTRY_URL", "SENTRY_HOST")
 ORG_ENV_VARS = ("SENTRY_ORG",)
 
 SOURCE_KEYS = {"name", "url", "org", "token_env", "auth", "verify", "headers", "timeout", "overlap_minutes", "events",
-               "events_sample", "project_events"}
+               "events_sample", "project_events", "concurrency"}
 TOP_KEYS = {"db", "sources", "schedule"}
 AUTH_SCHEMES = {"bearer", "basic", "dsn"}
 EVENT_POLICIES = {"all", "sample", "none"}
@@ -48,6 +48,7 @@ class Source:
     events: str = "all"
     events_sample: int = 10
     project_events: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 4
 
 
 @dataclass
@@ -192,6 +193,9 @@ def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
     sample = raw.get("events_sample", 10)
     if not isinstance(sample, int) or isinstance(sample, bool) or not 1 <= sample <= 100:
         raise ConfigError(f"{where}: events_sample must be a whole number from 1 to 100")
+    concurrency = raw.get("concurrency", 4)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 32:
+        raise ConfigError(f"{where}: concurrency must be a whole number from 1 to 32")
     headers = raw.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise ConfigError(f"{where}: headers must be a table of strings")
@@ -204,4 +208,4 @@ def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
     return Source(name=str(raw.get("name") or org), url=str(raw.get("url") or DEFAULT_URL), org=org, token=token,
                   auth=auth, verify=verify, headers=dict(headers), timeout=float(raw.get("timeout", 30.0)),
                   overlap_minutes=float(raw.get("overlap_minutes", 10.0)), events=events,
-                  events_sample=sample, project_events=dict(project_events))
+                  events_sample=sample, project_events=dict(project_events), concurrency=concurrency)

@@ -40,3 +40,25 @@ ISSUES = Endpoint("issues", "organizations/{org}/issues/", "issues",
 
 ISSUE_EVENTS = Endpoint("events", "organizations/{org}/issues/{issue}/events/", "events",
                         params={"full": "true"}, fallbacks=("issues/{issue}/events/",))
+
+TEAMS = Endpoint("teams", "organizations/{org}/teams/", "teams")
+MEMBERS = Endpoint("members", "organizations/{org}/members/", "members")
+ENVIRONMENTS = Endpoint("environments", "organizations/{org}/environments/", "environments",
+                        params={"visibility": "all"})
+ORG_LISTS = [TEAMS, MEMBERS, ENVIRONMENTS]
+
+DEPLOYS = Endpoint("deploys", "organizations/{org}/releases/{release}/deploys/", "deploys")
+
+# `[[unix_seconds, count], …]` per stat and resolution; since/until are unix seconds.
+PROJECT_STATS = Endpoint("project_stats", "projects/{org}/{project}/stats/", "project_stats", paged=False)
+STATS = ("received", "rejected", "blacklisted", "generated")
+STAT_RESOLUTIONS = ("1h", "1d")
+
+ORG_STATS = Endpoint("org_stats", "organizations/{org}/stats_v2/", "org_stats", paged=False,
+                     params={"groupBy": ["outcome", "category"], "field": "sum(quantity)"})
+ORG_STAT_INTERVALS = ("1h", "1d")
+
+TAG_VALUES = Endpoint("tag_values", "projects/{org}/{project}/tags/{key}/values/", "tag_values")
+TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
+
+PROJECT_USERS = Endpoint("project_users", "projects/{org}/{project}/users/", "project_users")

@@ -32,7 +32,7 @@ def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None
             for source in config.sources:
                 options = SyncOptions(full=full, overlap=timedelta(minutes=source.overlap_minutes),
                                       events=source.events, events_sample=source.events_sample,
-                                      project_events=source.project_events)
+                                      project_events=source.project_events, concurrency=source.concurrency)
                 client = client_for(source)
                 try:
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None

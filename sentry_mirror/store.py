@@ -28,12 +28,21 @@ DUCKDB_MAGIC = b"DUCK"
 
 # Key fields of each entity, as found in the raw JSON (first present name wins); used to
 # de-duplicate a batch before the upsert, because one INSERT … ON CONFLICT may not touch a row twice.
-ENTITY_KEYS: dict[str, tuple[str, ...]] = {
+# Within one context (the project, release or issue a list was read under).
+ENTITY_KEYS: dict[str, tuple[str | int, ...]] = {
     "organizations": ("id",),
     "projects": ("id",),
     "issues": ("id",),
     "events": ("eventID", "event_id", "id"),
     "releases": ("version",),
+    "teams": ("id",),
+    "members": ("id",),
+    "environments": ("name",),
+    "deploys": ("id",),
+    "tag_values": ("value", "name"),
+    "project_users": ("tagValue",),
+    "project_stats": (0,),  # [unix_seconds, count]
+    "org_stats": ("key",),
 }
 
 
@@ -168,15 +177,16 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def upsert(self, entity: str, items: Iterable[dict], *, source: str, issue_ids: Iterable[str | None] | None = None,
+    def upsert(self, entity: str, items: Iterable[Any], *, source: str, contexts: Iterable[dict | None] | None = None,
                observed_at: datetime | None = None) -> int:
         """Bulk upsert raw API objects through `sql/upserts/<entity>.sql`; return the batch size.
 
-        `issue_ids` (aligned with `items`) names the issue each object was listed under, for
-        servers whose event lists omit it.
+        `contexts` (aligned with `items`) says where each object was listed: the issue of an event
+        (for servers whose event lists omit it), the project of a tag value, the release of a deploy.
         """
         items = list(items)
-        pairs = _dedupe(zip(items, issue_ids if issue_ids is not None else [None] * len(items)), ENTITY_KEYS[entity])
+        ctx = [json.dumps(c, sort_keys=True) if c else None for c in contexts] if contexts is not None else [None] * len(items)
+        pairs = _dedupe(zip(items, ctx), ENTITY_KEYS[entity])
         if not pairs:
             return 0
         now = utcnow()
@@ -186,7 +196,7 @@ class Store:
             try:
                 # The page is parsed once into a temp table that every statement reads.
                 con.execute("CREATE OR REPLACE TEMP TABLE _page AS "
-                            "SELECT unnest($rows::JSON[]) AS j, unnest($ctx::VARCHAR[]) AS issue_id",
+                            "SELECT unnest($rows::JSON[]) AS j, unnest($ctx::JSON[]) AS ctx",
                             {"rows": [json.dumps(item, ensure_ascii=False) for item, _ in pairs],
                              "ctx": [ctx for _, ctx in pairs]})
                 for name in (*before, entity, *after):
@@ -299,16 +309,21 @@ def _params_for(statement: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
 
 
-def _dedupe(pairs: Iterable[tuple[dict, Any]], key_fields: tuple[str, ...]) -> list[tuple[dict, Any]]:
-    """Keep the last (object, context) for each key, in first-seen order."""
-    by_key: dict[str, tuple[dict, Any]] = {}
+def _dedupe(pairs: Iterable[tuple[Any, str | None]], key_fields: tuple[str | int, ...]) -> list[tuple[Any, str | None]]:
+    """Keep the last (object, context) for each key within its context, in first-seen order.
+
+    An object without its key cannot be mirrored faithfully and is skipped.
+    """
+    by_key: dict[tuple, tuple[Any, str | None]] = {}
     for item, ctx in pairs:
-        if not isinstance(item, dict):
-            continue
-        key = next((item[f] for f in key_fields if item.get(f) not in (None, "")), None)
-        if key is None:
-            continue  # an object with no key cannot be mirrored faithfully; skip it
-        by_key[str(key)] = (item, ctx)
+        if isinstance(item, dict):
+            key = next((item[f] for f in key_fields if item.get(f) not in (None, "")), None)
+        elif isinstance(item, list) and key_fields and isinstance(key_fields[0], int) and len(item) > key_fields[0]:
+            key = item[key_fields[0]]
+        else:
+            key = None
+        if key is not None:
+            by_key[(ctx, str(key))] = (item, ctx)
     return list(by_key.values())
 
 

@@ -14,16 +14,21 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
+import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
 from . import endpoints as ep
 from .client import Page, SentryClient
-from .errors import ApiError, Interrupted, MirrorError, NotFoundError
+from .errors import ApiError, AuthError, Interrupted, MirrorError, NotFoundError
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,7 @@ class SyncOptions:
     events: str = "all"  # all | sample (latest `events_sample` per issue, then every new one) | none
     events_sample: int = 10
     project_events: dict[str, str] = field(default_factory=dict)  # project slug -> policy
+    concurrency: int = 4  # issues whose events are read at once
 
 
 @dataclass
@@ -55,6 +61,21 @@ class SyncResult:
         self.rows[entity] = self.rows.get(entity, 0) + n
 
 
+@dataclass
+class EventWalk:
+    """One issue's event walk: what marks it done, where it starts, and what it has seen."""
+    issue_id: str
+    seen_as: dict[str, str]  # the issue's count and lastSeen when the walk was planned
+    watermark: datetime | None
+    sample: int | None
+    cursor: str | None = None  # a committed cursor of an interrupted walk
+    saved_params: dict | None = None
+    newest: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.newest = self.watermark
+
+
 class WriteBuffer:
     """Pages waiting to be written, with the cursor and watermark updates that cover them.
 
@@ -66,16 +87,16 @@ class WriteBuffer:
     def __init__(self, store: Store, source: str, *, max_rows: int = 2000, max_seconds: float = 2.0):
         self.store, self.source = store, source
         self.max_rows, self.max_seconds = max_rows, max_seconds
-        self.rows: dict[str, list[tuple[dict, str | None]]] = {}
+        self.rows: dict[str, list[tuple[Any, dict | None]]] = {}
         self.states: list[tuple[str, str, str, dict]] = []  # (kind, stream, scope, fields)
         self.observed_at: datetime | None = None
         self._since = 0.0
         self.written: dict[str, int] = {}
 
-    def add(self, entity: str, items: list[dict], issue_id: str | None = None, observed_at: datetime | None = None) -> None:
+    def add(self, entity: str, items: list, context: dict | None = None, observed_at: datetime | None = None) -> None:
         if not self.rows and not self.states:
             self._since = time.monotonic()
-        self.rows.setdefault(entity, []).extend((item, issue_id) for item in items)
+        self.rows.setdefault(entity, []).extend((item, context) for item in items)
         self.observed_at = observed_at or self.observed_at
 
     def state(self, kind: str, stream: str, scope: str, **fields: Any) -> None:
@@ -94,7 +115,7 @@ class WriteBuffer:
         with self.store.transaction():
             for entity, pairs in self.rows.items():
                 n = self.store.upsert(entity, [p[0] for p in pairs], source=self.source,
-                                      issue_ids=[p[1] for p in pairs], observed_at=self.observed_at)
+                                      contexts=[p[1] for p in pairs], observed_at=self.observed_at)
                 self.written[entity] = self.written.get(entity, 0) + n
             self.store.apply_states(self.source, self.states)
         self.rows, self.states, self.observed_at = {}, [], None
@@ -113,6 +134,7 @@ class Syncer:
         self.progress = progress or (lambda message: None)
         self.result = SyncResult(self.source)
         self.buffer = WriteBuffer(store, self.source)
+        self._abort = threading.Event()
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
 
     # -- entry point -------------------------------------------------------------------------
@@ -126,9 +148,16 @@ class Syncer:
             self.sync_list(ep.PROJECTS)
             for endpoint in ep.RELEASES:
                 self.sync_list(endpoint)
+            for endpoint in ep.ORG_LISTS:
+                self.optional(endpoint.name, self.sync_list, endpoint)
+            self.optional("deploys", self.sync_deploys)
             seen = self.sync_issues()
             self.refresh_known_issues(seen)
             self.sync_events()
+            self.optional("project_stats", self.sync_project_stats)
+            self.optional("org_stats", self.sync_org_stats)
+            self.optional("tag_values", self.sync_project_details)
+            self.buffer.flush()
             self.store.create_views()
             status = "ok"
         except Interrupted:
@@ -164,14 +193,124 @@ class Syncer:
         if region and self.client.use_region(region):
             self.progress(f"organization lives on {region}; reading from there")
 
-    def sync_list(self, endpoint: ep.Endpoint, scope: str = "") -> None:
+    def optional(self, name: str, step: Callable, *args: Any) -> None:
+        """Run a stream a Sentry-compatible server may lack: a missing endpoint is noted once, not fatal."""
+        try:
+            step(*args)
+        except ApiError as exc:
+            if isinstance(exc, AuthError) and exc.status == 401:
+                raise
+            if not _route_missing(exc) and exc.status not in (400, 403):
+                raise
+            self.buffer.flush()
+            note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
+            log.info(note)
+            self.result.notes.append(note)
+
+    def sync_list(self, endpoint: ep.Endpoint, scope: str = "", *, context: dict | None = None, **path_args: str) -> None:
         """Walk a whole list endpoint, checkpointing the cursor with every page."""
-        self.progress(f"{endpoint.name}…")
-        path = endpoint.path.format(org=self.org)
+        if not scope:
+            self.progress(f"{endpoint.name}…")
+        path = endpoint.path.format(org=self.org, **path_args)
         params = dict(endpoint.params)
         for page in self._walk(endpoint.name, scope, path, params):
-            self._save_page(endpoint.name, endpoint.entity, scope, page, params)
+            self._save_page(endpoint.name, endpoint.entity, scope, page, params, context=context)
         self._finish_walk(endpoint.name, scope, watermark=None)
+        self.buffer.flush() if not scope else self.buffer.maybe_flush()
+
+    def sync_deploys(self) -> None:
+        """Deploys of each release whose deployCount moved since its deploys were last read."""
+        rows = self.store.con.execute(
+            """SELECT r.version, CAST(r.deploy_count AS VARCHAR) FROM releases r
+               LEFT JOIN _sync_state s ON s.source = r.source AND s.stream = 'deploys' AND s.scope = r.version
+               WHERE r.source = ? AND coalesce(r.deploy_count, 0) > 0
+                 AND (s.scope IS NULL OR s.cursor IS NOT NULL OR coalesce(s.extra->>'deploy_count', '') <> CAST(r.deploy_count AS VARCHAR))
+               ORDER BY r.date_created DESC NULLS LAST, r.version""", [self.source]).fetchall()
+        if rows:
+            self.progress(f"deploys of {len(rows)} releases…")
+        for version, count in rows:
+            self._check_stop()
+            self.sync_list(ep.DEPLOYS, version, context={"release": version}, release=quote(version, safe=""))
+            self.buffer.state("state", "deploys", version, watermark=None, cursor=None, params=None,
+                              extra={"deploy_count": count})
+        self.buffer.flush()
+
+    def sync_project_stats(self) -> None:
+        """Stat buckets per project, stat and resolution, from the last stored bucket (re-read: it may
+        have been partial) or 90 days back."""
+        now = self._server_now()
+        last = {(p, s, r): ts for p, s, r, ts in self.store.con.execute(
+            "SELECT project_id, stat, resolution, max(ts) FROM project_stats WHERE source = ? GROUP BY ALL",
+            [self.source]).fetchall()}
+        projects = self.store.con.execute("SELECT id, slug FROM projects WHERE source = ? ORDER BY id",
+                                          [self.source]).fetchall()
+        self.progress(f"project stats ({len(projects)} projects)…")
+        until = now.replace(tzinfo=timezone.utc).timestamp()
+        for project_id, slug in projects:
+            for resolution in ep.STAT_RESOLUTIONS:
+                for stat in ep.STATS:
+                    self._check_stop()
+                    since_dt = last.get((project_id, stat, resolution)) or now - RETENTION
+                    params = {"stat": stat, "resolution": resolution,
+                              "since": int(since_dt.replace(tzinfo=timezone.utc).timestamp()), "until": int(until)}
+                    points, _ = self.client.get(ep.PROJECT_STATS.path.format(org=self.org, project=slug), params)
+                    if not isinstance(points, list):
+                        raise ApiError(200, "project stats were not a list", self.client.base_url)
+                    self.buffer.add(ep.PROJECT_STATS.entity, points,
+                                    {"project_id": project_id, "stat": stat, "resolution": resolution})
+                    self.result.add("project_stats", len(points))
+            self.buffer.maybe_flush()
+        self.buffer.flush()
+
+    def sync_org_stats(self) -> None:
+        """stats_v2 outcomes by category, from the last stored interval (re-read) or 90 days back."""
+        now = self._server_now()
+        caps = self._capabilities()
+        self.progress("organization stats…")
+        for interval in ep.ORG_STAT_INTERVALS:
+            self._check_stop()
+            last = self.store.con.execute("SELECT max(ts) FROM org_stats WHERE source = ? AND interval = ?",
+                                          [self.source, interval]).fetchone()[0]
+            start = last or (now - RETENTION + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            params = {**ep.ORG_STATS.params, "interval": interval, "start": _fmt_ts(start),
+                      "end": _fmt_ts(now), **({"category": "error"} if caps.get("stats_v2_category") else {})}
+            try:
+                data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params)
+            except ApiError as exc:
+                if exc.status != 400 or caps.get("stats_v2_category"):
+                    raise
+                caps["stats_v2_category"] = True  # GlitchTip requires a category
+                self.store.set_state(self.source, "_capabilities", "", extra=caps)
+                data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), {**params, "category": "error"})
+            points = _unfold_stats_v2(data, params["field"], params.get("category"))
+            self.buffer.add(ep.ORG_STATS.entity, points, {"interval": interval})
+            self.result.add("org_stats", len(points))
+        self.buffer.flush()
+
+    def sync_project_details(self) -> None:
+        """Tag values and users of each project whose issues moved (count or lastSeen) since last read."""
+        rows = self.store.con.execute(
+            """WITH p AS (
+                   SELECT p.id, p.slug, coalesce(CAST(sum(i.times_seen) AS VARCHAR), '') || '|' ||
+                          coalesce(strftime(max(i.last_seen), '%Y-%m-%dT%H:%M:%S'), '') AS mark
+                   FROM projects p LEFT JOIN issues i ON i.source = p.source AND i.project_id = p.id AND i.deleted_at IS NULL
+                   WHERE p.source = ? GROUP BY p.id, p.slug)
+               SELECT p.id, p.slug, p.mark FROM p
+               LEFT JOIN _sync_state s ON s.source = ? AND s.stream = 'project_details' AND s.scope = p.id
+               WHERE s.scope IS NULL OR coalesce(s.extra->>'mark', '') <> p.mark
+               ORDER BY p.id""", [self.source, self.source]).fetchall()
+        if rows:
+            self.progress(f"tag values and users of {len(rows)} projects…")
+        for project_id, slug, mark in rows:
+            for key in ep.TAG_KEYS:
+                self._check_stop()
+                self.sync_list(ep.TAG_VALUES, f"{project_id}:{key}", context={"project_id": project_id, "key": key},
+                               project=slug, key=key)
+            self.optional("project_users", self.sync_list, ep.PROJECT_USERS, project_id,
+                          context={"project_id": project_id}, project=slug)
+            self.buffer.state("state", "project_details", project_id, watermark=None, cursor=None, params=None,
+                              extra={"mark": mark})
+            self.buffer.maybe_flush()
         self.buffer.flush()
 
     def sync_issues(self) -> set[str]:
@@ -267,7 +406,10 @@ class Syncer:
                         self.result.add("issues_deleted", len(gone))
 
     def sync_events(self) -> None:
-        """Walk the events of every issue whose event count or last-seen time moved."""
+        """Walk the events of every issue whose event count or last-seen time moved.
+
+        Up to `concurrency` issues are read at once; only this thread writes to the store.
+        """
         horizon = self._server_now() - RETENTION
         rows = self.store.con.execute(
             """
@@ -276,64 +418,129 @@ class Syncer:
                        coalesce(strftime(i.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'), '') AS last_seen, i.last_seen AS ts
                 FROM issues i LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id
                 WHERE i.source = ? AND i.deleted_at IS NULL AND (i.last_seen IS NULL OR i.last_seen >= ?))
-            SELECT i.id, i.slug, i.times_seen, i.last_seen, s.watermark
+            SELECT i.id, i.slug, i.times_seen, i.last_seen, s.watermark, s.cursor, s.params
             FROM i LEFT JOIN _sync_state s ON s.source = ? AND s.stream = 'events' AND s.scope = i.id
             WHERE ? OR s.scope IS NULL OR s.cursor IS NOT NULL
                OR coalesce(s.extra->>'times_seen', '') <> i.times_seen
                OR coalesce(s.extra->>'last_seen', '') <> i.last_seen
             ORDER BY i.ts DESC NULLS LAST, i.id
             """, [self.source, horizon, self.source, self.options.full]).fetchall()
-        todo = [(r[0], self.options.project_events.get(r[1] or "", self.options.events), r[2:]) for r in rows]
-        todo = [t for t in todo if t[1] != "none"]
-        for n, (issue_id, policy, (times_seen, last_seen, watermark)) in enumerate(todo, 1):
-            self._check_stop()
-            if n == 1 or n % 50 == 0 or n == len(todo):
-                self.progress(f"events: issue {n}/{len(todo)}…")
-            self._sync_issue_events(issue_id, {"times_seen": times_seen, "last_seen": last_seen},
-                                    _parse_ts(watermark), sample=self.options.events_sample if policy == "sample" else None)
-            self.buffer.maybe_flush()
+        jobs = []
+        for issue_id, slug, times_seen, last_seen, watermark, cursor, saved in rows:
+            policy = self.options.project_events.get(slug or "", self.options.events)
+            if policy == "none":
+                continue
+            jobs.append(EventWalk(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark),
+                                  self.options.events_sample if policy == "sample" else None,
+                                  cursor, json.loads(saved) if cursor and saved else None))
+        for n, (walk, message) in enumerate(self._run_walks(jobs), 1):
+            if message == "gone":
+                log.info("issue %s is gone from Sentry; its stored events are kept", walk.issue_id)
+                self.result.notes.append(f"issue {walk.issue_id} not found while reading its events")
+            if n == 1 or n % 50 == 0 or n == len(jobs):
+                self.progress(f"events: issue {n}/{len(jobs)}…")
         self.buffer.flush()
 
-    def _sync_issue_events(self, issue_id: str, seen_as: dict[str, str], watermark: datetime | None,
-                           sample: int | None = None) -> None:
-        """Walk one issue's events; `seen_as` (the issue's count and lastSeen now) marks it done.
+    def _run_walks(self, jobs: list["EventWalk"]) -> Iterator[tuple["EventWalk", str]]:
+        """Fetch walks on worker threads, store their pages here in order; yield each finished walk."""
+        workers = max(1, min(self.options.concurrency, len(jobs), self.client.concurrent_limit or len(jobs)))
+        if workers == 1:
+            for walk in jobs:
+                self._check_stop()
+                yield walk, self._consume(walk, self._event_pages(walk))
+            return
+        results: queue.Queue = queue.Queue(maxsize=workers * 4)
+        pending = iter(jobs)
+
+        def fetch(walk: EventWalk) -> None:
+            try:
+                for item in self._event_pages(walk):
+                    results.put((walk, "page", item))
+                results.put((walk, "done", None))
+            except BaseException as exc:  # handed to the writing thread, which decides
+                results.put((walk, "error", exc))
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="events") as pool:
+            running = 0
+            for walk in itertools.islice(pending, workers * 2):
+                pool.submit(fetch, walk)
+                running += 1
+            try:
+                while running:
+                    walk, kind, item = results.get()
+                    if kind == "page":
+                        self._store_event_page(walk, *item)
+                        continue
+                    running -= 1
+                    if kind == "error":
+                        if not isinstance(item, NotFoundError):
+                            raise item
+                        yield walk, "gone"
+                    else:
+                        self._finish_event_walk(walk)
+                        yield walk, "done"
+                    self._check_stop()
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        pool.submit(fetch, nxt)
+                        running += 1
+            finally:
+                if running:
+                    self._abort.set()  # workers still fetching give up at their next page
+                while running:
+                    _, kind, _ = results.get()
+                    running -= kind != "page"
+                self._abort.clear()
+
+    def _consume(self, walk: "EventWalk", pages: Iterator[tuple[Page, dict]]) -> str:
+        try:
+            for item in pages:
+                self._store_event_page(walk, *item)
+        except NotFoundError:
+            return "gone"
+        self._finish_event_walk(walk)
+        return "done"
+
+    def _event_pages(self, walk: "EventWalk") -> Iterator[tuple[Page, dict]]:
+        """The pages of one issue's event walk (HTTP only: safe on a worker thread).
 
         With `sample`, an issue's first walk reads only its latest `sample` events (newest first);
         later walks read every event since then.
         """
-        name = ep.ISSUE_EVENTS.name
+        first_sample = walk.sample is not None and (walk.watermark is None or self.options.full)
         params = dict(ep.ISSUE_EVENTS.params)
-        first_sample = sample is not None and (watermark is None or self.options.full)
-        if watermark is not None and not self.options.full:
-            params["start"] = _fmt_ts(watermark - self.options.overlap)
+        if walk.saved_params is not None:
+            params = dict(walk.saved_params)  # resume with exactly the query that produced the cursor
+        elif walk.watermark is not None and not self.options.full:
+            params["start"] = _fmt_ts(walk.watermark - self.options.overlap)
             params["end"] = _fmt_ts(self._server_now() + timedelta(minutes=5))
         else:
             params["statsPeriod"] = "90d"
-        newest = watermark
-        try:
-            for page in self._walk(name, issue_id, None, params, endpoint=ep.ISSUE_EVENTS, scope_args={"issue": issue_id},
-                                   page_size=min(sample, self.client.page_size) if first_sample else None):
-                for event in page.items:
-                    created = _parse_ts(event.get("dateCreated") or event.get("date_created"))
-                    if created and (newest is None or created > newest):
-                        newest = created
-                if first_sample:
-                    page.next_cursor = None  # the sample is the newest page; the walk ends here
-                self._save_page(name, ep.ISSUE_EVENTS.entity, issue_id, page, params, issue_id=issue_id)
-                self.buffer.maybe_flush()
-                if first_sample:
-                    break
-        except NotFoundError:
-            log.info("issue %s is gone from Sentry; its stored events are kept", issue_id)
-            self.result.notes.append(f"issue {issue_id} not found while reading its events")
-            return
-        self._finish_walk(name, issue_id, watermark=_fmt_ts(newest) if newest else None, extra=seen_as)
+        page_size = min(walk.sample, self.client.page_size) if first_sample else None
+        for page in self._route_pages(ep.ISSUE_EVENTS, params, walk.cursor, page_size, issue=walk.issue_id):
+            if first_sample:
+                page.next_cursor = None  # the sample is the newest page; the walk ends here
+            yield page, params
+            if first_sample:
+                return
+
+    def _store_event_page(self, walk: "EventWalk", page: Page, params: dict) -> None:
+        for event in page.items:
+            created = _parse_ts(event.get("dateCreated") or event.get("date_created"))
+            if created and (walk.newest is None or created > walk.newest):
+                walk.newest = created
+        self._save_page(ep.ISSUE_EVENTS.name, ep.ISSUE_EVENTS.entity, walk.issue_id, page, params,
+                        context={"issue_id": walk.issue_id})
+        self.buffer.maybe_flush()
+
+    def _finish_event_walk(self, walk: "EventWalk") -> None:
+        self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(walk.newest) if walk.newest else None,
+                          extra=walk.seen_as)
+        self.buffer.maybe_flush()
 
     # -- the generic checkpointed walk ---------------------------------------------------------
 
-    def _walk(self, stream: str, scope: str, path: str | None, params: dict, *,
-              endpoint: ep.Endpoint | None = None, scope_args: dict | None = None,
-              page_size: int | None = None) -> Iterator[Page]:
+    def _walk(self, stream: str, scope: str, path: str, params: dict, *, page_size: int | None = None) -> Iterator[Page]:
         """Pages of one walk, resuming from a committed cursor when the same walk was cut short."""
         state = self.store.get_state(self.source, stream, scope) or {}
         cursor = None
@@ -342,10 +549,12 @@ class Syncer:
             params.update(state["params"])  # resume with exactly the query that produced the cursor
             cursor = state["cursor"]
             log.info("resuming %s %s at cursor %s", stream, scope, cursor)
-        if endpoint is None:
-            yield from self._pages(path, params, cursor, page_size=page_size)
-            return
-        paths = endpoint.paths(org=self.org, **(scope_args or {}))
+        yield from self._pages(path, params, cursor, page_size=page_size)
+
+    def _route_pages(self, endpoint: ep.Endpoint, params: dict, cursor: str | None, page_size: int | None,
+                     **scope_args: str) -> Iterator[Page]:
+        """Pages from the first of an endpoint's paths this server serves (remembered once found)."""
+        paths = endpoint.paths(org=self.org, **scope_args)
         start = self._route.get(endpoint.name, 0)
         for index in range(start, len(paths)):
             probing = endpoint.name not in self._route and index + 1 < len(paths)
@@ -370,9 +579,9 @@ class Syncer:
             yield page
 
     def _save_page(self, stream: str, entity: str, scope: str, page: Page, params: dict,
-                   extra: dict | None = None, issue_id: str | None = None, observed_at: datetime | None = None) -> None:
+                   extra: dict | None = None, context: dict | None = None, observed_at: datetime | None = None) -> None:
         """Rows of a page and the cursor after it; they reach the store in the same transaction."""
-        self.buffer.add(entity, page.items, issue_id, observed_at)
+        self.buffer.add(entity, page.items, context, observed_at)
         self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
                           params=dict(params) if page.next_cursor else None, extra=extra)
         self.result.add(entity, len(page.items))
@@ -392,8 +601,23 @@ class Syncer:
         return datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None)
 
     def _check_stop(self) -> None:
-        if self.stop.is_set():
+        if self.stop.is_set() or self._abort.is_set():
             raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
+
+
+def _unfold_stats_v2(data: Any, field: str, category: str | None) -> list[dict]:
+    """stats_v2's `groups[].series[field]` aligned with `intervals`, as one point per interval and group."""
+    if not isinstance(data, dict) or not isinstance(data.get("intervals"), list):
+        raise ApiError(200, "stats_v2 answered an unexpected shape", "stats_v2")
+    points = []
+    for group in data.get("groups") or []:
+        by = group.get("by") or {}
+        series = (group.get("series") or {}).get(field) or []
+        cat, outcome = by.get("category", category or "all"), by.get("outcome", "all")
+        for ts, quantity in zip(data["intervals"], series):
+            points.append({"key": f"{ts}|{cat}|{outcome}", "ts": ts, "category": cat, "outcome": outcome,
+                           "quantity": quantity})
+    return points
 
 
 def _route_missing(exc: ApiError) -> bool:

@@ -61,12 +61,20 @@ def assert_level(store, emu):
     assert n == want["n_events"]  # no duplicates
 
 
-def content_digest(store):
-    """A digest of every entity row, every column: equal digests mean identical content."""
+def content_digest(store, with_write_times=True):
+    """A digest of every entity row, every column: equal digests mean identical content.
+
+    Two stores written at different moments differ in `synced_at`; compare them without it."""
     digest = hashlib.sha256()
+    def columns(table):
+        has_time = table not in ("event_frames",)
+        return "*" if with_write_times or not has_time else "* EXCLUDE (synced_at)"
+
     for table, key in (("organizations", "id"), ("projects", "id"), ("releases", "version"),
-                       ("issues", "id"), ("events", "event_id")):
-        for row in store.con.execute(f"SELECT * FROM {table} ORDER BY source, {key}").fetchall():
+                       ("issues", "id"), ("events", "event_id"), ("event_frames", "event_id, exception_idx, idx"),
+                       ("teams", "id"), ("members", "id"), ("deploys", "id"), ("tag_values", "project_id, key, value"),
+                       ("project_stats", "project_id, stat, resolution, ts")):
+        for row in store.con.execute(f"SELECT {columns(table)} FROM {table} ORDER BY source, {key}").fetchall():
             digest.update(repr(row).encode())
     return digest.hexdigest()
 
@@ -129,8 +137,10 @@ def test_no_change_sync_leaves_content_identical_and_costs_little(emu):
     assert content_digest(store) == digest
     n_projects = len(emu.truth()["projects"])
     n_issues = len(emu.truth()["issues"])
-    # organization + projects + 2 release lists + issues + status refresh batches; no events
-    assert second.requests <= 5 + -(-n_issues // 100) + n_projects
+    # org, projects, 2 release lists, teams, members, environments, issues, 2 stats_v2 intervals,
+    # status refresh in batches of 100, and 4 stats x 2 resolutions per project; no events,
+    # deploys, tag values or users when nothing moved
+    assert second.requests <= 10 + -(-n_issues // 100) + 8 * n_projects
     assert "events" not in second.rows or second.rows["events"] == 0
 
 
@@ -211,3 +221,38 @@ def test_second_syncer_is_refused_while_one_writes(tmp_path, emu):
         with pytest.raises(StoreError, match="another sync"):
             with writer_lock(path):
                 pass
+
+
+def test_concurrency_does_not_change_the_store(emu):
+    one, four = Store(":memory:"), Store(":memory:")
+    sync(one, emu, concurrency=1)
+    sync(four, emu, concurrency=4)
+    assert content_digest(one, False) == content_digest(four, False)
+
+
+def test_events_policy_sample_then_every_new_event(emu):
+    store = Store(":memory:")
+    sync(store, emu, events="sample", events_sample=3)
+    truth = emu.truth()["issues"]
+    per_issue = dict(store.con.execute("SELECT issue_id, count(*) FROM events GROUP BY 1").fetchall())
+    assert per_issue == {i: min(3, v["count"]) for i, v in truth.items() if v["count"] > 0}
+    before = {r[0] for r in store.con.execute("SELECT event_id FROM events").fetchall()}
+    all_before = set(truth_of(emu)["events"])
+    emu.advance(12)
+    sync(store, emu, events="sample", events_sample=3)
+    after = {r[0] for r in store.con.execute("SELECT event_id FROM events").fetchall()}
+    new_in_sentry = set(truth_of(emu)["events"]) - all_before
+    assert new_in_sentry and new_in_sentry <= after  # every new event, not just a sample of them
+    assert before <= after
+
+
+def test_events_policy_none_for_one_project(emu):
+    store = Store(":memory:")
+    client = SentryClient(emu.url, emu.token)
+    first = client.get(f"organizations/{emu.org_slug}/projects/")[0][0]
+    client.close()
+    sync(store, emu, project_events={first["slug"]: "none"})
+    counts = dict(store.con.execute(
+        "SELECT i.project_id, count(e.event_id) FROM issues i LEFT JOIN events e ON e.issue_id = i.id GROUP BY 1").fetchall())
+    assert counts[first["id"]] == 0
+    assert sum(n for p, n in counts.items() if p != first["id"]) > 0

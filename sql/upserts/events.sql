@@ -2,15 +2,15 @@
 -- Upsert events (full payloads) from the page in `_page(j JSON)`. Each object is parsed once into a
 -- typed STRUCT (`_events.s`) that this file's statements and the event_* companions read.
 -- Sentry lists use camelCase; GlitchTip's issue-event list uses snake_case, so each field falls
--- back to its snake_case twin. `_page.issue_id` (the issue it was listed under) fills a missing groupID.
+-- back to its snake_case twin. `_page.ctx.issue_id` (the issue it was listed under) fills a missing groupID.
 CREATE OR REPLACE TEMP TABLE _events AS
-SELECT j, s, issue_id,
+SELECT j, s, ctx,
        coalesce(s.eventID, s.event_id, s.id) AS event_id,
        list_filter(s.tags, lambda t: t.key = 'release')[1].value AS tag_release,
        list_filter(s.tags, lambda t: t.key = 'environment')[1].value AS tag_environment,
        list_filter(s.tags, lambda t: t.key = 'level')[1].value AS tag_level
 FROM (
-    SELECT j, issue_id, json_transform(j, '{
+    SELECT j, ctx, json_transform(j, '{
         "eventID": "VARCHAR", "event_id": "VARCHAR", "id": "VARCHAR",
         "groupID": "VARCHAR", "group_id": "VARCHAR", "projectID": "VARCHAR", "project_id": "VARCHAR",
         "dateCreated": "VARCHAR", "date_created": "VARCHAR", "dateReceived": "VARCHAR", "date_received": "VARCHAR",
@@ -27,7 +27,7 @@ FROM (
 
 INSERT INTO events
 SELECT $source, event_id,
-       coalesce(s.groupID, s.group_id, issue_id),
+       coalesce(s.groupID, s.group_id, ctx->>'issue_id'),
        coalesce(s.projectID, s.project_id),
        iso_ts(coalesce(s.dateCreated, s.date_created)),
        iso_ts(coalesce(s.dateReceived, s.date_received)),
