@@ -124,7 +124,6 @@ class SentryClient:
         self._not_before = 0.0  # monotonic time before which no request is sent (rate-limit pacing)
         self.stats = ClientStats()
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
-        self._clock_offset = 0.0  # server_now - local now, from the last Date header
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
         self.concurrent_limit: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit, once seen
 
@@ -193,10 +192,14 @@ class SentryClient:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def get(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
-            *, max_retries: int | None = None) -> tuple[Any, requests.Response]:
-        """GET a path under /api/0/, retrying transient failures; return (decoded JSON, response)."""
+            *, probe: bool = False) -> tuple[Any, requests.Response]:
+        """GET a path under /api/0/, retrying transient failures; return (decoded JSON, response).
+
+        `probe`: this path may not exist on a Sentry-compatible server (GlitchTip answers 500 or an
+        HTML page for unknown routes), so those answers are not retried; 502/503/504/429 still are.
+        """
         url = self.url_for(path)
-        retries = self.max_retries if max_retries is None else max_retries
+        retries = self.max_retries
         attempt = 0
         while True:
             attempt += 1
@@ -214,7 +217,7 @@ class SentryClient:
             self._reached = True
             self._observe(response)
             if response.status_code in RETRY_STATUSES:
-                if attempt > retries:
+                if attempt > retries or (probe and response.status_code == 500):
                     raise self._error(response, url)
                 self._backoff(attempt, response, str(response.status_code))
                 continue
@@ -227,25 +230,23 @@ class SentryClient:
                 return response.json(), response
             except ValueError:
                 # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
-                if attempt > retries:
+                if attempt > retries or probe:
                     raise ApiError(response.status_code, f"answered something that is not JSON: {_snippet(response)}",
                                    _display(url), hint="is --url a Sentry server?") from None
                 self._backoff(attempt, None, "invalid JSON")
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, cursor: str | None = None,
-                 *, first_page_retries: int | None = None) -> Iterator[Page]:
+                 *, probe: bool = False) -> Iterator[Page]:
         """Yield pages of a list endpoint, starting at `cursor`, until the server says no more results.
 
-        `first_page_retries` lowers the retries of the first request, for probing a route that a
-        Sentry-compatible server may not serve (GlitchTip answers 500 for some unknown paths).
+        `probe` marks the first request as probing a route the server may not serve (see `get`).
         """
-        retries = first_page_retries
         base = _as_pairs(params)
         seen: set[str] = set()
         while True:
             pairs = base + ([("cursor", cursor)] if cursor else [])
-            data, response = self.get(path, pairs, max_retries=retries)
-            retries = None
+            data, response = self.get(path, pairs, probe=probe)
+            probe = False
             if not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
                                _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
@@ -277,14 +278,9 @@ class SentryClient:
 
     def _observe(self, response: requests.Response) -> None:
         """Track the server clock and honour X-Sentry-Rate-Limit-* before the next request."""
-        date = response.headers.get("Date")
-        if date:
-            try:
-                server = email.utils.parsedate_to_datetime(date).timestamp()
-                self.server_now = server
-                self._clock_offset = server - time.time()
-            except (TypeError, ValueError):
-                pass
+        server = _date_header(response)
+        if server is not None:
+            self.server_now = server
         limit = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentLimit")
         if limit is not None and limit > 0:
             self.concurrent_limit = limit
@@ -298,10 +294,14 @@ class SentryClient:
                 self._not_before = max(self._not_before, time.monotonic() + delay)
 
     def _reset_delay(self, response: requests.Response) -> float | None:
+        """Seconds until the rate-limit window resets, on the server's own clock: the Reset header
+        minus the same response's Date header, so a skewed local clock cannot stretch the wait."""
         reset = _float_header(response, "X-Sentry-Rate-Limit-Reset")
         if reset is None:
             return None
-        now_on_server = time.time() + self._clock_offset
+        now_on_server = _date_header(response)
+        if now_on_server is None:
+            now_on_server = time.time()
         return max(0.0, min(reset - now_on_server, self.backoff_cap)) + 0.05
 
     def _backoff(self, attempt: int, response: requests.Response | None, why: str) -> None:
@@ -402,6 +402,13 @@ def _parse_retry_after(value: str) -> float | None:
         except (TypeError, ValueError):
             return None
         return max(0.0, when - time.time())
+
+
+def _date_header(response: requests.Response) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(response.headers["Date"]).timestamp()
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
 
 
 def _int_header(response: requests.Response, name: str) -> int | None:

@@ -560,7 +560,7 @@ class Syncer:
             probing = endpoint.name not in self._route and index + 1 < len(paths)
             yielded = False
             try:
-                for page in self._pages(paths[index], params, cursor, first_page_retries=1 if probing else None,
+                for page in self._pages(paths[index], params, cursor, probe=probing,
                                         page_size=page_size):
                     yielded = True
                     self._route[endpoint.name] = index
@@ -571,10 +571,10 @@ class Syncer:
                     raise
                 log.info("%s not served at %s (%s); trying %s", endpoint.name, paths[index], exc.status, paths[index + 1])
 
-    def _pages(self, path: str, params: dict, cursor: str | None, first_page_retries: int | None = None,
+    def _pages(self, path: str, params: dict, cursor: str | None, probe: bool = False,
                page_size: int | None = None) -> Iterator[Page]:
         for page in self.client.paginate(path, self._with_page_size(params, page_size), cursor=cursor,
-                                         first_page_retries=first_page_retries):
+                                         probe=probe):
             self._check_stop()
             yield page
 

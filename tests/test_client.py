@@ -1,0 +1,151 @@
+"""The client over real HTTP against a scripted server, for header cases the emulator cannot stage
+exactly: rate-limit waits on the server's clock, Retry-After, and a Link pointing at another host."""
+
+import email.utils
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sentry_mirror.client import SentryClient
+from sentry_mirror.errors import ApiError, AuthError
+
+TOKEN = "sntryu_" + "d" * 64
+SERVER_NOW = 1_900_000_000  # the server's clock, far from the test machine's: only headers matter
+
+
+class Script:
+    """Answers requests from a list of (status, headers, body); records what was asked."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.requests = []
+
+
+@pytest.fixture
+def server():
+    holder = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            script = holder["script"]
+            script.requests.append({"path": self.path, "host": self.headers.get("Host"),
+                                    "authorization": self.headers.get("Authorization")})
+            status, headers, body = script.answers.pop(0) if script.answers else (200, {}, [])
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)  # sends Date from date_time_string below
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def date_time_string(self, timestamp=None):
+            return email.utils.formatdate(SERVER_NOW, usegmt=True)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+
+    def run(answers):
+        holder["script"] = Script(answers)
+        return f"http://127.0.0.1:{httpd.server_address[1]}", holder["script"]
+
+    yield run
+    httpd.shutdown()
+
+
+def client_for(url, sleeps):
+    return SentryClient(url, TOKEN, sleep=sleeps.append, backoff_base=0.01)
+
+
+def test_429_without_retry_after_waits_until_reset_on_the_servers_clock(server):
+    url, script = server([
+        (429, {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 3)},
+         "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds"),
+        (200, {}, [{"id": "1"}]),
+    ])
+    sleeps = []
+    data, _ = client_for(url, sleeps).get("organizations/")
+    assert data == [{"id": "1"}]
+    # 3 s by the server's clock (Reset - Date), whatever this machine's clock says
+    assert any(2.9 <= s <= 3.2 for s in sleeps), sleeps
+
+
+def test_retry_after_wins(server):
+    url, script = server([(429, {"Retry-After": "7"}, "slow down"), (200, {}, [])])
+    sleeps = []
+    client_for(url, sleeps).get("organizations/")
+    assert sleeps == [7.0]
+
+
+def test_remaining_zero_paces_the_next_request(server):
+    url, script = server([
+        (200, {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 2)}, []),
+        (200, {}, []),
+    ])
+    sleeps = []
+    client = client_for(url, sleeps)
+    client.get("a/")
+    assert sleeps == []
+    client.get("b/")  # waits for the window instead of provoking a 429
+    assert len(sleeps) == 1 and 1.5 <= sleeps[0] <= 2.2
+
+
+def test_next_request_stays_on_the_configured_host(server):
+    """A Link header naming another host must not receive the token: only the cursor is used."""
+    url, script = server([
+        (200, {"Link": '<https://evil.example/api/0/organizations/acme/issues/?&cursor=0:0:1>; rel="previous"; '
+                       'results="false"; cursor="0:0:1", <https://evil.example/api/0/organizations/acme/issues/'
+                       '?&cursor=abc:100:0>; rel="next"; results="true"; cursor="abc:100:0"'}, [{"id": "1"}]),
+        (200, {"Link": '<https://evil.example/x/?&cursor=n>; rel="next"; results="false"; cursor="n"'}, [{"id": "2"}]),
+    ])
+    client = client_for(url, [])
+    items = [i for page in client.paginate("organizations/acme/issues/", {"query": ""}) for i in page.items]
+    assert [i["id"] for i in items] == ["1", "2"]
+    assert all(r["host"].startswith("127.0.0.1") for r in script.requests)
+    assert "cursor=abc%3A100%3A0" in script.requests[1]["path"] and "query=" in script.requests[1]["path"]
+
+
+def test_redirect_is_not_followed(server):
+    url, script = server([(302, {"Location": "https://elsewhere.example/api/0/"}, b"")])
+    with pytest.raises(ApiError, match="redirected to https://elsewhere.example"):
+        client_for(url, []).get("organizations/")
+    assert len(script.requests) == 1
+
+
+def test_401_message_is_the_servers_and_hides_the_token(server):
+    url, script = server([(401, {}, {"detail": f"Invalid token {TOKEN}"})])
+    with pytest.raises(AuthError) as info:
+        client_for(url, []).get("organizations/")
+    assert info.value.status == 401 and "Invalid token" in str(info.value) and TOKEN not in str(info.value)
+
+
+def test_json_string_body_of_a_429_becomes_the_message(server):
+    body = "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds"
+    url, script = server([(429, {}, body)] * 3)
+    client = SentryClient(url, TOKEN, sleep=lambda s: None, max_retries=2)
+    with pytest.raises(ApiError) as info:
+        client.get("organizations/")
+    assert info.value.status == 429 and "too frequently" in info.value.message
+
+
+def test_legacy_api_key_uses_basic_auth_with_empty_password(server):
+    import base64
+
+    url, script = server([(200, {}, [])])
+    SentryClient(url, "legacykey123", auth_scheme="basic").get("organizations/")
+    assert script.requests[0]["authorization"] == "Basic " + base64.b64encode(b"legacykey123:").decode()
+
+
+def test_region_url_followed_only_within_the_site():
+    client = SentryClient("https://sentry.io", TOKEN)
+    assert client.use_region("https://de.sentry.io") and client.base_url == "https://de.sentry.io/api/0"
+    other = SentryClient("https://sentry.io", TOKEN)
+    assert not other.use_region("https://sentry.io.evil.example") and other.base_url == "https://sentry.io/api/0"
+    plain = SentryClient("https://sentry.io", TOKEN)
+    assert not plain.use_region("http://us.sentry.io")  # never downgrade to plain HTTP

@@ -1,0 +1,129 @@
+"""The fault suite: sync under each fault the emulator can inject and compare the store with the
+emulator's ground truth. Either the sync completes level (nothing lost, nothing doubled), or it
+fails cleanly with a resumable checkpoint and the next sync completes level."""
+
+import threading
+import time
+
+import pytest
+import requests
+
+from sentry_mirror.client import SentryClient
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.errors import ApiError, AuthError
+from sentry_mirror.store import Store
+from sentry_mirror.sync import Syncer, SyncOptions
+
+TOKEN = "sntryu_" + "f" * 64
+
+
+@pytest.fixture
+def emu():
+    with Emulator(seed=21, scale="tiny", token=TOKEN) as e:
+        yield e
+
+
+def sync(store, emu, *, timeout=5.0, **options):
+    client = SentryClient(emu.url, emu.token, backoff_base=0.01, backoff_cap=0.2, timeout=timeout, max_retries=8)
+    try:
+        return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
+    finally:
+        client.close()
+
+
+def assert_level(store, emu):
+    truth = emu.truth()
+    events = requests.get(emu.url + "/_emulator/truth/events", timeout=30).json()["event_ids"]
+    con = store.con
+    assert {r[0] for r in con.execute("SELECT id FROM projects").fetchall()} == set(truth["projects"])
+    got = {r[0]: (r[1], r[2]) for r in con.execute(
+        "SELECT id, status, times_seen FROM issues WHERE deleted_at IS NULL").fetchall()}
+    assert got == {i: (v["status"], v["count"]) for i, v in truth["issues"].items()}
+    stored = [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
+    assert len(stored) == len(set(stored))  # no duplicates (the primary key would refuse them anyway)
+    assert set(stored) == set(events)
+    assert {r[0] for r in con.execute("SELECT version FROM releases").fetchall()} == set(truth["releases"])
+
+
+def fired(emu):
+    return sum(rule.get("fired", 0) for rule in requests.get(emu.url + "/_emulator/faults", timeout=10).json())
+
+
+RETRIED_FAULTS = [
+    "kind=429,rate=0.3",  # a 429 storm, no Retry-After: the client waits for X-Sentry-Rate-Limit-Reset
+    "kind=429,retry_after=1,times=3",
+    "kind=500,rate=0.2",
+    "kind=502,rate=0.2",
+    "kind=503,rate=0.2",
+    "kind=reset,rate=0.15",  # connection reset mid-body
+    "kind=truncate,rate=0.15",  # body cut short
+    "kind=badjson,rate=0.15",  # 200 with invalid JSON
+    "kind=slow,delay=1.5,rate=0.1",  # slower than the client's timeout
+    "kind=badcursor,after=4,times=2",  # a refused cursor mid-walk: the walk starts over
+    "kind=drift,rate=0.5",  # unknown fields, missing optional fields, nulls, count as a number
+]
+
+
+@pytest.mark.parametrize("spec", RETRIED_FAULTS)
+def test_sync_under_fault_is_level(emu, spec):
+    requests.post(emu.url + "/_emulator/faults", json={"spec": spec}, timeout=10).raise_for_status()
+    store = Store(":memory:")
+    result = sync(store, emu, timeout=1.0)
+    assert fired(emu) > 0, "the fault never fired: this test would prove nothing"
+    assert result.status == "ok"
+    if "drift" in spec:
+        # Drift changes the JSON the mirror keeps; read the truth without it.
+        requests.delete(emu.url + "/_emulator/faults", timeout=10)
+        sync(store, emu)
+    assert_level(store, emu)
+
+
+def test_revoked_token_fails_cleanly_and_resumes(emu):
+    requests.post(emu.url + "/_emulator/faults", json={"spec": "kind=revoke,after=25,times=1"}, timeout=10)
+    store = Store(":memory:")
+    with pytest.raises(AuthError) as info:
+        sync(store, emu)
+    assert info.value.status == 401 and TOKEN not in str(info.value)
+    run = store.con.execute("SELECT status, error FROM _sync_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    assert run[0] == "failed" and "401" in run[1]
+    kept = store.con.execute("SELECT count(*) FROM issues").fetchone()[0]
+    assert kept > 0  # what was stored before the revocation stays
+
+    # A new token is issued; the next sync picks up from the checkpoints and ends level.
+    emu.faults.clear()
+    emu._revoked.clear()
+    sync(store, emu)
+    assert_level(store, emu)
+
+
+def test_data_moving_while_the_sync_pages(emu):
+    """Events and issues arrive while a sync walks: the next sync ends level, without duplicates."""
+    requests.post(emu.url + "/_emulator/faults", json={"spec": "kind=slow,delay=0.05,rate=1"}, timeout=10)
+    store = Store(":memory:")
+    mover = threading.Thread(target=lambda: (time.sleep(0.5), emu.advance(6)))
+    mover.start()
+    sync(store, emu, concurrency=2)
+    mover.join()
+    emu.faults.clear()
+    sync(store, emu)
+    assert_level(store, emu)
+
+
+def test_429_without_retry_after_honours_the_reset_header(emu):
+    """Rate limited by the emulator itself (no Retry-After): the sync slows down, never fails."""
+    with Emulator(seed=22, scale="tiny", token=TOKEN, rate_limit=8) as limited:
+        store = Store(":memory:")
+        client = SentryClient(limited.url, limited.token, backoff_base=0.01)
+        result = Syncer(store, client, limited.org_slug, options=SyncOptions(concurrency=4)).run()
+        assert result.status == "ok"
+        assert_level(store, limited)
+        assert client.stats.requests > 16  # several one-second windows' worth
+        assert client.stats.waited_seconds > 0  # the client paced itself or waited out a 429
+
+
+def test_server_answering_garbage_everywhere_is_one_clear_error(emu):
+    requests.post(emu.url + "/_emulator/faults", json={"spec": "kind=badjson,rate=1"}, timeout=10)
+    store = Store(":memory:")
+    with pytest.raises(ApiError) as info:
+        sync(store, emu)
+    assert "not JSON" in str(info.value) and "\n" not in str(info.value)
