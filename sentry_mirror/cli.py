@@ -51,6 +51,20 @@ def db_option(func):
                         help=f"The DuckDB store file [default: {DEFAULT_DB}, or the config's db].")(func)
 
 
+def output_option(func):
+    return click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+                        show_default=True, help="Output format.")(func)
+
+
+def print_frame(frame, fmt: str) -> None:
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    else:
+        click.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+
 def verbosity_options(func):
     func = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and the final summary.")(func)
     func = click.option("-v", "--verbose", count=True, help="Log requests and retries (-vv for more).")(func)
@@ -73,13 +87,17 @@ def cli():
               show_envvar=True, help="A TOML config file listing sources (see config.example.toml).")
 @click.option("--source", "source_names", multiple=True, help="Sync only the named config source (repeatable).")
 @click.option("--full", is_flag=True, help="Re-walk everything instead of only what changed.")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle to verify a self-hosted server's TLS certificate (REQUESTS_CA_BUNDLE works too).")
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (never do this over the internet).")
 @db_option
 @verbosity_options
 @handle_errors
-def sync(url, org, token, config_path, source_names, full, db, quiet, verbose):
+def sync(url, org, token, config_path, source_names, full, ca_bundle, insecure, db, quiet, verbose):
     """Fetch what changed in Sentry into the store (resumable; safe to interrupt)."""
     setup_logging(verbose, quiet)
     config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
+    apply_tls_options(config, ca_bundle, insecure)
     progress = None if quiet else (lambda message: click.echo(message, err=True))
     with stop_on_signals() as stop:
         results = sync_all(config, full=full, stop=stop, progress=progress)
@@ -87,10 +105,30 @@ def sync(url, org, token, config_path, source_names, full, db, quiet, verbose):
         click.echo(describe_result(result))
 
 
+def apply_tls_options(config: Config, ca_bundle: str | None, insecure: bool) -> None:
+    from .errors import ConfigError
+
+    if ca_bundle and insecure:
+        raise ConfigError("--ca-bundle and --insecure contradict each other", hint="pass one of them")
+    for source in config.sources:
+        if insecure:
+            source.verify = False
+        elif ca_bundle:
+            source.verify = ca_bundle
+        if source.verify is False:
+            logging.getLogger("sentry_mirror").warning(
+                "TLS verification is off for %s: the token could be read by anyone on the path", source.url)
+
+
 def describe_result(result) -> str:
-    rows = ", ".join(f"{n:,} {entity}" for entity, n in sorted(result.rows.items())) or "nothing new"
-    return (f"synced {result.source}: {rows} written in {result.seconds:.1f}s "
-            f"({result.requests:,} requests, {result.retries} retries)")
+    rows = ", ".join(f"{n:,} {entity}" for entity, n in sorted(result.rows.items())) or "nothing"
+    text = (f"synced {result.source} in {result.seconds:.1f}s with {result.requests:,} requests "
+            f"({result.retries} retried); read {rows}")
+    for note in result.notes[:5]:
+        text += f"\n  note: {note}"
+    if len(result.notes) > 5:
+        text += f"\n  note: … and {len(result.notes) - 5} more"
+    return text
 
 
 @cli.command(context_settings=CONTEXT)
@@ -153,28 +191,33 @@ def format_status(path: str, info: dict) -> str:
 @cli.command(context_settings=CONTEXT)
 @click.argument("sql")
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
-              help="Output format.")
+@output_option
 @handle_errors
 def query(sql, db, fmt):
     """Run a read-only SQL query against the store."""
-    import duckdb
+    from .report import run_query
 
-    from .errors import ConfigError
+    print_frame(run_query(open_readonly(db or DEFAULT_DB), sql), fmt)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--since", help="Issues last seen at or after this: YYYY-MM-DD, an ISO time, or a span like 7d or 24h.")
+@click.option("--until", help="Issues first seen before this (same forms as --since).")
+@click.option("--status", type=click.Choice(["unresolved", "resolved", "ignored", "deleted"]), help="Only this status.")
+@click.option("--project", help="Only this project (slug).")
+@click.option("--sort", type=click.Choice(["events", "users", "last-seen", "first-seen"]), default="events",
+              show_default=True, help="Order of the list.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True, help="How many issues to list.")
+@db_option
+@output_option
+@handle_errors
+def issues(since, until, status, project, sort, limit, db, fmt):
+    """List stored issues with their events and affected users, offline."""
+    from .report import list_issues, parse_when
 
     con = open_readonly(db or DEFAULT_DB)
-    try:
-        frame = con.execute(sql).df()
-    except duckdb.Error as exc:
-        raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.close()
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
-    else:
-        click.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+    print_frame(list_issues(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
+                            status=status, project=project, sort=sort, limit=limit), fmt)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -237,6 +280,7 @@ def demo(db, scale, seed, quiet, verbose):
 
 
 def main() -> None:
+    os.umask(0o077)  # the store, its WAL and lock files hold error data: owner only
     cli(prog_name="sentry-mirror")
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
+
+from .errors import ConfigError
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
 
@@ -75,3 +79,73 @@ def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> 
             "ORDER BY new_issues DESC, release LIMIT 5").fetchall():
         lines.append(f"  {release:<28} {project:<18} {new_issues:>4} new issues, {users:>5,} users affected")
     return "\n".join(lines)
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str):
+    """A user's SQL on a read-only connection: whatever it says, it cannot change the store."""
+    try:
+        return con.execute(sql).df()
+    except duckdb.Error as exc:
+        raise ConfigError(f"query failed: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        con.close()
+
+
+_SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
+
+
+def parse_when(value: str | None, flag: str) -> datetime | None:
+    """YYYY-MM-DD, an ISO-8601 time (UTC unless it says otherwise), or a span back from now (7d, 24h)."""
+    if value is None:
+        return None
+    text = value.strip()
+    span = _SPAN.match(text.lower())
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    if span:
+        n, unit = int(span.group(1)), span.group(2)
+        return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"bad date for {flag}: {value!r}",
+                          hint="use YYYY-MM-DD, an ISO time like 2025-01-31T12:00, or a span like 7d or 24h") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+_ORDER = {"events": "s.times_seen DESC", "users": "s.affected_users DESC", "last-seen": "s.last_seen DESC",
+          "first-seen": "s.first_seen DESC"}
+
+
+def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
+                sort="events", limit=20):
+    """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL."""
+    where, params = [], []
+    if since is not None:
+        where.append("s.last_seen >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("s.first_seen < ?")
+        params.append(until)
+    if status == "deleted":
+        where.append("i.deleted_at IS NOT NULL")
+    elif status:
+        where.append("s.status = ? AND i.deleted_at IS NULL")
+        params.append(status)
+    if project:
+        where.append("s.project = ?")
+        params.append(project)
+    sql = (
+        "SELECT s.short_id, s.project, s.status, s.level, s.times_seen AS events, s.affected_users AS users, "
+        "s.first_seen, s.last_seen, s.first_release, left(s.title, 70) AS title "
+        "FROM issue_summary s JOIN issues i ON i.source = s.source AND i.id = s.issue_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY {_ORDER[sort]} NULLS LAST, s.issue_id LIMIT ?"
+    )
+    try:
+        return con.execute(sql, params + [limit]).df()
+    except duckdb.CatalogException:
+        raise ConfigError("this store has no issues yet", hint="run 'sentry-mirror sync' first") from None
+    finally:
+        con.close()

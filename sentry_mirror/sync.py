@@ -135,6 +135,7 @@ class Syncer:
         self.result = SyncResult(self.source)
         self.buffer = WriteBuffer(store, self.source)
         self._abort = threading.Event()
+        self._missing: set[str] = set()  # optional streams this server does not serve
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
 
     # -- entry point -------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class Syncer:
             self.sync_events()
             self.optional("project_stats", self.sync_project_stats)
             self.optional("org_stats", self.sync_org_stats)
-            self.optional("tag_values", self.sync_project_details)
+            self.sync_project_details()
             self.buffer.flush()
             self.store.create_views()
             status = "ok"
@@ -193,16 +194,20 @@ class Syncer:
         if region and self.client.use_region(region):
             self.progress(f"organization lives on {region}; reading from there")
 
-    def optional(self, name: str, step: Callable, *args: Any) -> None:
-        """Run a stream a Sentry-compatible server may lack: a missing endpoint is noted once, not fatal."""
+    def optional(self, name: str, step: Callable, *args: Any, **kwargs: Any) -> None:
+        """Run a stream a Sentry-compatible server may lack: a missing endpoint is noted once, not
+        fatal, and not asked for again in this sync."""
+        if name in self._missing:
+            return
         try:
-            step(*args)
+            step(*args, **kwargs)
         except ApiError as exc:
             if isinstance(exc, AuthError) and exc.status == 401:
                 raise
             if not _route_missing(exc) and exc.status not in (400, 403):
                 raise
             self.buffer.flush()
+            self._missing.add(name)
             note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
             log.info(note)
             self.result.notes.append(note)
@@ -304,8 +309,8 @@ class Syncer:
         for project_id, slug, mark in rows:
             for key in ep.TAG_KEYS:
                 self._check_stop()
-                self.sync_list(ep.TAG_VALUES, f"{project_id}:{key}", context={"project_id": project_id, "key": key},
-                               project=slug, key=key)
+                self.optional("tag_values", self.sync_list, ep.TAG_VALUES, f"{project_id}:{key}",
+                              context={"project_id": project_id, "key": key}, project=slug, key=key)
             self.optional("project_users", self.sync_list, ep.PROJECT_USERS, project_id,
                           context={"project_id": project_id}, project=slug)
             self.buffer.state("state", "project_details", project_id, watermark=None, cursor=None, params=None,

@@ -79,7 +79,7 @@ def test_sync_under_fault_is_level(emu, spec):
 
 
 def test_revoked_token_fails_cleanly_and_resumes(emu):
-    requests.post(emu.url + "/_emulator/faults", json={"spec": "kind=revoke,after=25,times=1"}, timeout=10)
+    requests.post(emu.url + "/_emulator/faults", json={"spec": "kind=revoke,route=*/events/*,after=5,times=1"}, timeout=10)
     store = Store(":memory:")
     with pytest.raises(AuthError) as info:
         sync(store, emu)
