@@ -226,15 +226,20 @@ def issues(since, until, status, project, sort, limit, db, fmt):
 @click.option("--scale", default="small", show_default=True, type=click.Choice(["tiny", "small", "medium", "large"]),
               help="How much data to generate.")
 @click.option("--token", default=None, help="The token the emulator accepts [default: a random one, printed].")
-@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--rate-limit", type=click.IntRange(min=1), default=None,
               help="Requests per second per token before answering 429.")
 @click.option("--fault", "faults", multiple=True, help="Inject a fault, e.g. 'kind=503,route=*/issues/*,rate=0.2' (repeatable).")
+@click.option("--flavor", type=click.Choice(["sentry", "glitchtip"]), default="sentry", show_default=True,
+              help="Answer as Sentry, or with GlitchTip's deviations.")
+@click.option("--deletions/--no-deletions", default=False, show_default=True,
+              help="Let the clock's advance delete issues too.")
 @handle_errors
-def emulator(port, seed, scale, token, rate_limit, faults):
+def emulator(port, seed, scale, token, rate_limit, faults, flavor, deletions):
     """Serve a generated organization through Sentry's API on 127.0.0.1, for trying and testing."""
     from .emulator import run_emulator
 
-    run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults))
+    run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults),
+                 flavor=flavor, deletions=deletions)
 
 
 @cli.command(context_settings=CONTEXT)

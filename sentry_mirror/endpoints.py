@@ -18,6 +18,9 @@ class Endpoint:
     params: dict = field(default_factory=dict)
     fallbacks: tuple[str, ...] = ()
     paged: bool = True
+    # A snapshot list is current state, not history: each walk starts from the first page and
+    # rows it no longer returns are dropped (see store.PRUNE_KEYS).
+    snapshot: bool = False
 
     def paths(self, **scope: str) -> list[str]:
         return [p.format(**scope) for p in (self.path, *self.fallbacks)]
@@ -41,10 +44,10 @@ ISSUES = Endpoint("issues", "organizations/{org}/issues/", "issues",
 ISSUE_EVENTS = Endpoint("events", "organizations/{org}/issues/{issue}/events/", "events",
                         params={"full": "true"}, fallbacks=("issues/{issue}/events/",))
 
-TEAMS = Endpoint("teams", "organizations/{org}/teams/", "teams")
-MEMBERS = Endpoint("members", "organizations/{org}/members/", "members")
+TEAMS = Endpoint("teams", "organizations/{org}/teams/", "teams", snapshot=True)
+MEMBERS = Endpoint("members", "organizations/{org}/members/", "members", snapshot=True)
 ENVIRONMENTS = Endpoint("environments", "organizations/{org}/environments/", "environments",
-                        params={"visibility": "all"})
+                        params={"visibility": "all"}, snapshot=True)
 ORG_LISTS = [TEAMS, MEMBERS, ENVIRONMENTS]
 
 DEPLOYS = Endpoint("deploys", "organizations/{org}/releases/{release}/deploys/", "deploys")
@@ -56,9 +59,10 @@ STAT_RESOLUTIONS = ("1h", "1d")
 
 ORG_STATS = Endpoint("org_stats", "organizations/{org}/stats_v2/", "org_stats", paged=False,
                      params={"groupBy": ["outcome", "category"], "field": "sum(quantity)"})
-ORG_STAT_INTERVALS = ("1h", "1d")
+# Hourly points for the last 30 days, daily ones for 90: GlitchTip refuses more than 1,000 intervals.
+ORG_STAT_INTERVALS = (("1h", 30), ("1d", 90))
 
-TAG_VALUES = Endpoint("tag_values", "projects/{org}/{project}/tags/{key}/values/", "tag_values")
+TAG_VALUES = Endpoint("tag_values", "projects/{org}/{project}/tags/{key}/values/", "tag_values", snapshot=True)
 TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
 
-PROJECT_USERS = Endpoint("project_users", "projects/{org}/{project}/users/", "project_users")
+PROJECT_USERS = Endpoint("project_users", "projects/{org}/{project}/users/", "project_users", snapshot=True)

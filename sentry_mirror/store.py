@@ -25,6 +25,7 @@ from .errors import StoreError
 from .sqlfiles import load_sql, migrations, view_files
 
 DUCKDB_MAGIC = b"DUCK"
+MEMORY_LIMIT = "256MB"
 
 # Key fields of each entity, as found in the raw JSON (first present name wins); used to
 # de-duplicate a batch before the upsert, because one INSERT … ON CONFLICT may not touch a row twice.
@@ -43,6 +44,16 @@ ENTITY_KEYS: dict[str, tuple[str | int, ...]] = {
     "project_users": ("tagValue",),
     "project_stats": (0,),  # [unix_seconds, count]
     "org_stats": ("key",),
+}
+
+
+# Snapshot tables: (key column, the raw fields holding the key, context fields that scope a walk).
+PRUNE_KEYS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "teams": ("id", ("id",), ()),
+    "members": ("id", ("id",), ()),
+    "environments": ("name", ("name",), ()),
+    "tag_values": ("value", ("value", "name"), ("project_id", "key")),
+    "project_users": ("tag_value", ("tagValue",), ("project_id",)),
 }
 
 
@@ -78,7 +89,10 @@ class Store:
         if self._con is None:
             created = self.path != ":memory:" and not os.path.exists(self.path)
             try:
-                self._con = duckdb.connect(self.path)
+                # DuckDB's buffer pool defaults to 80% of RAM and grows with the data written; the
+                # syncer writes pages and re-reads little, so a small pool keeps its memory flat.
+                self._con = duckdb.connect(self.path, config={"memory_limit": MEMORY_LIMIT,
+                                                              "preserve_insertion_order": False})
             except duckdb.IOException as exc:
                 raise StoreError(_lock_message(self.path, exc), hint="wait for the other sync to finish") from None
             except duckdb.Error as exc:
@@ -206,6 +220,15 @@ class Store:
             except duckdb.Error as exc:
                 raise StoreError(f"could not store {len(pairs)} {entity}: {_first_line(exc)}") from None
         return len(pairs)
+
+    def prune(self, entity: str, *, source: str, context: dict | None, keep: Iterable[str]) -> int:
+        """Drop rows of a snapshot table (within `context`) whose key a complete walk did not return."""
+        column, _, scope_fields = PRUNE_KEYS[entity]
+        where = " AND ".join(["source = ?"] + [f"{f} = ?" for f in scope_fields])
+        params = [source] + [str((context or {})[f]) for f in scope_fields] + [sorted(set(keep))]
+        with self.transaction() as con:
+            return con.execute(f"DELETE FROM {entity} WHERE {where} AND NOT list_contains(?::VARCHAR[], {column})",
+                               params).fetchone()[0]
 
     def run_statements(self, kind: str, name: str, **params: Any) -> None:
         """Run a `sql/<kind>/<name>.sql` file, statement by statement, in one transaction."""

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from . import endpoints as ep
 from .client import Page, SentryClient
 from .errors import ApiError, AuthError, Interrupted, MirrorError, NotFoundError
-from .store import Store
+from .store import PRUNE_KEYS, Store
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,12 @@ class WriteBuffer:
     the per-statement cost; a kill loses at most the unflushed pages, which are fetched again.
     """
 
-    def __init__(self, store: Store, source: str, *, max_rows: int = 2000, max_seconds: float = 2.0):
+    def __init__(self, store: Store, source: str, *, max_rows: int = 500, max_seconds: float = 2.0):
         self.store, self.source = store, source
         self.max_rows, self.max_seconds = max_rows, max_seconds
         self.rows: dict[str, list[tuple[Any, dict | None]]] = {}
         self.states: list[tuple[str, str, str, dict]] = []  # (kind, stream, scope, fields)
+        self.prunes: list[tuple[str, dict | None, set[str]]] = []  # (entity, context, keys to keep)
         self.observed_at: datetime | None = None
         self._since = 0.0
         self.written: dict[str, int] = {}
@@ -104,21 +105,26 @@ class WriteBuffer:
             self._since = time.monotonic()
         self.states.append((kind, stream, scope, fields))
 
+    def prune(self, entity: str, context: dict | None, keep: set[str]) -> None:
+        self.prunes.append((entity, context, keep))
+
     def maybe_flush(self) -> None:
         pending = sum(len(v) for v in self.rows.values())
         if pending >= self.max_rows or (self.states and time.monotonic() - self._since >= self.max_seconds):
             self.flush()
 
     def flush(self) -> None:
-        if not self.rows and not self.states:
+        if not self.rows and not self.states and not self.prunes:
             return
         with self.store.transaction():
             for entity, pairs in self.rows.items():
                 n = self.store.upsert(entity, [p[0] for p in pairs], source=self.source,
                                       contexts=[p[1] for p in pairs], observed_at=self.observed_at)
                 self.written[entity] = self.written.get(entity, 0) + n
+            for entity, context, keep in self.prunes:
+                self.store.prune(entity, source=self.source, context=context, keep=keep)
             self.store.apply_states(self.source, self.states)
-        self.rows, self.states, self.observed_at = {}, [], None
+        self.rows, self.states, self.prunes, self.observed_at = {}, [], [], None
 
 
 class Syncer:
@@ -204,7 +210,7 @@ class Syncer:
         except ApiError as exc:
             if isinstance(exc, AuthError) and exc.status == 401:
                 raise
-            if not _route_missing(exc) and exc.status not in (400, 403):
+            if not _route_missing(exc) and exc.status not in (400, 403, 422):
                 raise
             self.buffer.flush()
             self._missing.add(name)
@@ -218,10 +224,22 @@ class Syncer:
             self.progress(f"{endpoint.name}…")
         path = endpoint.path.format(org=self.org, **path_args)
         params = dict(endpoint.params)
-        for page in self._walk(endpoint.name, scope, path, params):
-            self._save_page(endpoint.name, endpoint.entity, scope, page, params, context=context)
+        if endpoint.snapshot:
+            # Walk it whole, then drop what it no longer lists; the prune commits with the walk's end.
+            _, key_fields, _ = PRUNE_KEYS[endpoint.entity]
+            keep: set[str] = set()
+            for page in self._pages(path, params, None):
+                keep.update(str(k) for k in (next((i.get(f) for f in key_fields if i.get(f) is not None), None)
+                                             for i in page.items if isinstance(i, dict)) if k is not None)
+                page.next_cursor = None  # no mid-walk checkpoint: a cut walk starts over
+                self._save_page(endpoint.name, endpoint.entity, scope, page, params, context=context)
+            self.buffer.prune(endpoint.entity, context, keep)
+        else:
+            for page in self._walk(endpoint.name, scope, path, params):
+                self._save_page(endpoint.name, endpoint.entity, scope, page, params, context=context)
         self._finish_walk(endpoint.name, scope, watermark=None)
-        self.buffer.flush() if not scope else self.buffer.maybe_flush()
+        if not scope:
+            self.buffer.flush()
 
     def sync_deploys(self) -> None:
         """Deploys of each release whose deployCount moved since its deploys were last read."""
@@ -268,25 +286,31 @@ class Syncer:
         self.buffer.flush()
 
     def sync_org_stats(self) -> None:
-        """stats_v2 outcomes by category, from the last stored interval (re-read) or 90 days back."""
+        """stats_v2 outcomes by category, from the last stored interval (re-read: it may have been
+        partial) or as far back as the interval allows."""
         now = self._server_now()
         caps = self._capabilities()
         self.progress("organization stats…")
-        for interval in ep.ORG_STAT_INTERVALS:
+        for interval, days in ep.ORG_STAT_INTERVALS:
             self._check_stop()
+            step = timedelta(hours=1) if interval == "1h" else timedelta(days=1)
             last = self.store.con.execute("SELECT max(ts) FROM org_stats WHERE source = ? AND interval = ?",
                                           [self.source, interval]).fetchone()[0]
-            start = last or (now - RETENTION + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-            params = {**ep.ORG_STATS.params, "interval": interval, "start": _fmt_ts(start),
-                      "end": _fmt_ts(now), **({"category": "error"} if caps.get("stats_v2_category") else {})}
+            start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            if last is not None:
+                start = max(start, min(last, now - step))  # never start == end
+            params = {**ep.ORG_STATS.params, "interval": interval, "start": _fmt_ts(start), "end": _fmt_ts(now)}
+            if caps.get("stats_v2_category"):
+                params["category"] = "error"
             try:
                 data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params)
             except ApiError as exc:
-                if exc.status != 400 or caps.get("stats_v2_category"):
+                if exc.status not in (400, 422) or "category" in params:
                     raise
                 caps["stats_v2_category"] = True  # GlitchTip requires a category
                 self.store.set_state(self.source, "_capabilities", "", extra=caps)
-                data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), {**params, "category": "error"})
+                params["category"] = "error"
+                data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params)
             points = _unfold_stats_v2(data, params["field"], params.get("category"))
             self.buffer.add(ep.ORG_STATS.entity, points, {"interval": interval})
             self.result.add("org_stats", len(points))
@@ -315,7 +339,6 @@ class Syncer:
                           context={"project_id": project_id}, project=slug)
             self.buffer.state("state", "project_details", project_id, watermark=None, cursor=None, params=None,
                               extra={"mark": mark})
-            self.buffer.maybe_flush()
         self.buffer.flush()
 
     def sync_issues(self) -> set[str]:
@@ -536,12 +559,10 @@ class Syncer:
                 walk.newest = created
         self._save_page(ep.ISSUE_EVENTS.name, ep.ISSUE_EVENTS.entity, walk.issue_id, page, params,
                         context={"issue_id": walk.issue_id})
-        self.buffer.maybe_flush()
 
     def _finish_event_walk(self, walk: "EventWalk") -> None:
         self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(walk.newest) if walk.newest else None,
                           extra=walk.seen_as)
-        self.buffer.maybe_flush()
 
     # -- the generic checkpointed walk ---------------------------------------------------------
 
@@ -590,9 +611,11 @@ class Syncer:
         self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
                           params=dict(params) if page.next_cursor else None, extra=extra)
         self.result.add(entity, len(page.items))
+        self.buffer.maybe_flush()
 
     def _finish_walk(self, stream: str, scope: str, *, watermark: str | None, extra: dict | None = None) -> None:
         self.buffer.state("state", stream, scope, watermark=watermark, cursor=None, params=None, extra=extra)
+        self.buffer.maybe_flush()
 
     # -- helpers -----------------------------------------------------------------------------
 

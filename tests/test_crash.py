@@ -109,3 +109,29 @@ def test_kill_during_a_migration_leaves_a_usable_store(tmp_path):
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert "slow" not in tables and "issues" in tables
     store.close()
+
+
+@pytest.mark.slow
+def test_medium_scale_kills_and_random_faults_end_level_with_ground_truth(tmp_path):
+    """The slow variant (`pytest --slow`): medium scale, random 5xx/resets/truncation, and kills."""
+    import requests
+
+    rng = random.Random(77)
+    with Emulator(seed=77, scale="medium", token=TOKEN) as emu:
+        for spec in ("kind=503,rate=0.03", "kind=reset,rate=0.01", "kind=truncate,rate=0.01", "kind=429,rate=0.02"):
+            requests.post(emu.url + "/_emulator/faults", json={"spec": spec}, timeout=10).raise_for_status()
+        victim = tmp_path / "victim.duckdb"
+        kills = run_to_completion_with_kills(emu, victim, rng, max_delay=20.0)
+        emu.advance(24)
+        kills += run_to_completion_with_kills(emu, victim, rng, max_delay=5.0)
+        truth = emu.truth()
+        events = requests.get(emu.url + "/_emulator/truth/events", timeout=60).json()["event_ids"]
+    con = duckdb.connect(str(victim), read_only=True)
+    try:
+        issues = dict(con.execute("SELECT id, status FROM issues").fetchall())
+        stored = [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
+    finally:
+        con.close()
+    assert issues == {i: v["status"] for i, v in truth["issues"].items()}
+    assert len(stored) == len(set(stored)) and set(stored) == set(events)
+    print(f"medium scale: {kills} kills, {len(stored):,} events, level with ground truth")

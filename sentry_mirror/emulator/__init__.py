@@ -8,8 +8,16 @@
         emu.advance(24)      # let a day pass, same as POST /_emulator/advance
         emu.faults.add(kind="503", route="*/issues/*", rate=0.2)
 
-Modules: world (data model, generation, clock), render (JSON shapes), search (windows, issue
-query), pagination (cursors, Link), api (endpoints), faults (fault injection), server (HTTP).
+Options: `flavor="glitchtip"` serves the same world with GlitchTip's deviations (glitchtip.py);
+`deletions=True` lets advance() delete issues; `concurrent_limit=N` enforces a per-token
+concurrency limit (429); `strict_limits=True` adds Sentry's per-route limit on project events
+(60 requests / 60 s). Ground truth also lists teams, members, environments, deploys, releases by
+status, assignees, deleted issues, project stats totals, tag values and users.
+
+Modules: world (data model, generation, clock), aggregates (tag values, users, outcome counts),
+render (JSON shapes), search (windows, issue query), pagination (cursors, Link), stats (project
+stats, stats_v2), glitchtip (GlitchTip's deviations), api (endpoints), faults (fault injection),
+server (HTTP, auth, rate limits).
 """
 
 from .faults import FaultRegistry, FaultRule, parse_spec

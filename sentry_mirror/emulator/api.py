@@ -11,9 +11,9 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from . import render
+from . import aggregates, glitchtip, render, stats
 from .pagination import (
-    MAX_HITS, ApiError, Page, bad_request, keyset_page, link_base, link_header, offset_page,
+    MAX_HITS, ApiError, Cursor, Page, bad_request, keyset_page, link_base, link_header, offset_page,
     page_number_page, parse_cursor, parse_per_page,
 )
 from .search import SORTS, date_window, first, parse_issue_query
@@ -24,6 +24,11 @@ STATS_PERIODS = {None: "24h", "": None, "24h": "24h", "14d": "14d", "auto": "24h
 COLLAPSIBLE = {"stats", "lifetime", "filtered", "unhandled"}
 NOT_SEARCH_PARAMS = {"cursor", "limit", "per_page", "groupStatsPeriod", "collapse", "expand"}
 SEARCH_CACHE_SIZE = 16
+MAX_TAG_VALUES = 1000  # "When paginated can return at most 1000 values"
+VISIBILITY = ("all", "hidden", "visible")
+PRIORITY_RANK = {"high": 3, "medium": 2, "low": 1}
+GLITCHTIP_SORTS = {"last_seen": lambda a, i: a.last_ms, "first_seen": lambda a, i: a.first_ms,
+                   "count": lambda a, i: a.count, "priority": lambda a, i: PRIORITY_RANK[render.priority(i)]}
 
 
 @dataclass
@@ -34,6 +39,7 @@ class Request:
     host: str
     base_url: str
     authed: bool = False
+    flavor: str = "sentry"
     params: dict[str, list[str]] = field(init=False)
 
     def __post_init__(self):
@@ -43,6 +49,24 @@ class Request:
 
     def get(self, key: str) -> str | None:
         return first(self.params, key)
+
+    @property
+    def glitchtip(self) -> bool:
+        return self.flavor == glitchtip.FLAVOR
+
+    def page_size(self, issue_search: bool = False) -> int:
+        """Sentry: `per_page` (issue search: `limit` first); GlitchTip: `limit` only, default 50."""
+        if self.glitchtip:
+            return glitchtip.page_size(self.get("limit"))
+        if issue_search and self.get("limit") is not None:
+            return parse_per_page(self.get("limit"))
+        return parse_per_page(self.get("per_page"))
+
+    def cursor(self) -> Cursor | None:
+        raw = self.get("cursor")
+        if self.glitchtip and raw:
+            return glitchtip.decode_cursor(raw)
+        return parse_cursor(raw)
 
 
 @dataclass
@@ -72,15 +96,28 @@ ROUTES = [
     ("/api/0/projects/{org}/{project}/events/{event_id}/", "project_event"),
     ("/api/0/organizations/{org}/releases/", "releases"),
     ("/api/0/organizations/{org}/releases/{version}/", "release_detail"),
+    ("/api/0/organizations/{org}/releases/{version}/deploys/", "deploys"),
+    ("/api/0/organizations/{org}/teams/", "org_teams"),
+    ("/api/0/organizations/{org}/members/", "org_members"),
+    ("/api/0/organizations/{org}/environments/", "org_environments"),
+    ("/api/0/projects/{org}/{project}/environments/", "project_environments"),
+    ("/api/0/projects/{org}/{project}/stats/", "project_stats"),
+    ("/api/0/organizations/{org}/stats_v2/", "stats_v2"),
+    ("/api/0/projects/{org}/{project}/tags/{key}/values/", "tag_values"),
+    ("/api/0/projects/{org}/{project}/users/", "project_users"),
+    ("/api/0/organizations/{org}/issues/{issue_id}/hashes/", "issue_hashes"),
+    ("/api/0/issues/{issue_id}/hashes/", "issue_hashes"),
 ]
 _COMPILED = [
     (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", tpl) + "$"), tpl, name) for tpl, name in ROUTES
 ]
 
 
-def resolve(raw_path: str) -> tuple[str, str, dict[str, str]] | None:
+def resolve(raw_path: str, flavor: str = "sentry") -> tuple[str, str, dict[str, str]] | None:
     """(route template, handler name, unquoted path params) for a raw request path."""
     for regex, template, name in _COMPILED:
+        if flavor == glitchtip.FLAVOR and template in glitchtip.MISSING_ROUTES:
+            continue
         m = regex.match(raw_path)
         if m:
             return template, name, {k: unquote(v) for k, v in m.groupdict().items()}
@@ -88,6 +125,9 @@ def resolve(raw_path: str) -> tuple[str, str, dict[str, str]] | None:
 
 
 def paginated(req: Request, page: Page, payload: list) -> Response:
+    if req.glitchtip:
+        headers = [("Link", glitchtip.link_header(req.host, req.raw_path, req.pairs, page))]
+        return Response(200, payload, headers + glitchtip.hits_headers(page))
     headers = [("Link", link_header(link_base(req.host, req.raw_path, req.pairs), page))]
     if page.hits is not None:
         headers += [("X-Hits", str(page.hits)), ("X-Max-Hits", str(MAX_HITS))]
@@ -147,20 +187,24 @@ class Api:
                      "isActive": True, "isSuperuser": False, "isStaff": False},
         })
 
+    def _organization(self, req: Request, detailed: bool) -> dict:
+        out = render.organization(self.world, req.base_url, detailed=detailed)
+        return glitchtip.organization(out) if req.glitchtip else out
+
     def org_list(self, req: Request) -> Response:
-        page = page_number_page([self.world], parse_per_page(req.get("per_page")), parse_cursor(req.get("cursor")))
-        return paginated(req, page, [render.organization(self.world, req.base_url, detailed=False) for _ in page.rows])
+        page = page_number_page([self.world], req.page_size(), req.cursor())
+        return paginated(req, page, [self._organization(req, False) for _ in page.rows])
 
     def org_detail(self, req: Request, org: str) -> Response:
         self._org(org)
-        return Response(200, render.organization(self.world, req.base_url, detailed=req.get("detailed") != "0"))
+        return Response(200, self._organization(req, req.get("detailed") != "0"))
 
     def org_projects(self, req: Request, org: str) -> Response:
         self._org(org)
         needle = (req.get("query") or "").lower()
         rows = sorted((p for p in self.world.projects if needle in p.slug or needle in p.name.lower()),
                       key=lambda p: p.slug)
-        page = page_number_page(rows, parse_per_page(req.get("per_page")), parse_cursor(req.get("cursor")))
+        page = page_number_page(rows, req.page_size(), req.cursor())
         return paginated(req, page, [render.project(self.world, p) for p in page.rows])
 
     # ----- issues -------------------------------------------------------------------------------
@@ -173,12 +217,10 @@ class Api:
         if "group" in req.params:
             issues = self._issues_by_group(req.params["group"])
             return Response(200, [self._render_issue(req, i, stats, collapse) for i in issues])
-        sort = req.get("sort") or "date"
-        if sort not in SORTS:
-            raise bad_request(f"Invalid sort: {sort!r}. Supported sorts are {sorted(SORTS)}")
-        limit = parse_per_page(req.get("limit") if req.get("limit") is not None else req.get("per_page"))
-        cursor = parse_cursor(req.get("cursor"))
-        rows = self._cached_search(req, sort)
+        score = self._sort_score(req)
+        limit = req.page_size(issue_search=True)
+        cursor = req.cursor()
+        rows = self._cached_search(req, score)
         page = keyset_page(rows, [-score for score, _, _ in rows], limit, cursor, hits=len(rows))
         return paginated(req, page, [self._render_issue(req, i, stats, collapse) for _, _, i in page.rows])
 
@@ -190,14 +232,26 @@ class Api:
         found = (self.world.find_issue(v) for v in dict.fromkeys(values))
         return [i for i in found if i is not None]
 
-    def _cached_search(self, req: Request, sort: str) -> list[tuple[int, int, Issue]]:
+    @staticmethod
+    def _sort_score(req: Request):
+        """Score (of Agg, Issue) that rows sort by, descending. GlitchTip sorts ascend without `-`."""
+        if req.glitchtip:
+            name, descending = glitchtip.issue_sort(req.get("sort"))
+            key = GLITCHTIP_SORTS[name]
+            return key if descending else (lambda a, i: -key(a, i))
+        sort = req.get("sort") or "date"
+        if sort not in SORTS:
+            raise bad_request(f"Invalid sort: {sort!r}. Supported sorts are {sorted(SORTS)}")
+        return lambda a, i, f=SORTS[sort]: f(a)
+
+    def _cached_search(self, req: Request, score) -> list[tuple[int, int, Issue]]:
         """Search once per distinct query and world state, so walking pages stays cheap."""
-        key = (self.world.step, tuple(sorted((k, tuple(v)) for k, v in req.params.items()
-                                             if k not in NOT_SEARCH_PARAMS)))
+        key = (self.world.step, req.flavor, tuple(sorted((k, tuple(v)) for k, v in req.params.items()
+                                                         if k not in NOT_SEARCH_PARAMS)))
         if key not in self._search_cache:
             if len(self._search_cache) >= SEARCH_CACHE_SIZE:
                 self._search_cache.clear()
-            self._search_cache[key] = self._search(req, SORTS[sort])
+            self._search_cache[key] = self._search(req, score)
         return self._search_cache[key]
 
     def _search(self, req: Request, score) -> list[tuple[int, int, Issue]]:
@@ -205,7 +259,7 @@ class Api:
         world = self.world
         start, end = date_window(req.params, world.now_ms)
         query = req.get("query") if "query" in req.params else "is:unresolved"
-        preds = parse_issue_query(query, world)
+        preds = parse_issue_query(query, world, dates=not req.glitchtip)
         projects = self._project_filter(req)
         envs = set(req.params.get("environment", []))
         rows = []
@@ -217,7 +271,7 @@ class Api:
                 continue
             agg = world.agg(issue)
             if all(p(issue, agg) for p in preds):
-                rows.append((score(agg), issue.id, issue))
+                rows.append((score(agg, issue), issue.id, issue))
         rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
         return rows
 
@@ -239,8 +293,8 @@ class Api:
     def issue_events(self, req: Request, issue_id: str, org: str | None = None) -> Response:
         issue = self._issue(issue_id, org)
         start, end = date_window(req.params, self.world.now_ms)
-        limit = parse_per_page(req.get("per_page"))
-        cursor = parse_cursor(req.get("cursor"))
+        limit = req.page_size()
+        cursor = req.cursor()
         full = req.get("full") in ("1", "true")
         seqs = self._issue_seqs(issue, start, end, set(req.params.get("environment", [])))
         needle = (req.get("query") or "").lower()
@@ -248,7 +302,11 @@ class Api:
             seqs = []
         page = offset_page(seqs, limit, cursor)
         draw = render.event_full if full else render.event_simple
-        return paginated(req, page, [draw(self.world, issue, s) for s in page.rows])
+        rows = [draw(self.world, issue, s) for s in page.rows]
+        if req.glitchtip:
+            rows = [glitchtip.snake_event(ev, render.iso(render.date_received_ms(
+                issue.times[s], self.world.event_hash(issue.idx, s)))) for ev, s in zip(rows, page.rows)]
+        return paginated(req, page, rows)
 
     def _issue_seqs(self, issue: Issue, start: int, end: int, envs: set[str]):
         """The issue's event seqs in the window, newest first (a cheap range when unfiltered)."""
@@ -286,8 +344,8 @@ class Api:
         p = self._project(org, project)
         world = self.world
         start, end = date_window(req.params, world.now_ms)
-        limit = parse_per_page(req.get("per_page"))
-        cursor = parse_cursor(req.get("cursor"))
+        limit = req.page_size()
+        cursor = req.cursor()
         full = bool(req.get("full"))  # any non-empty value is truthy here, as in Sentry
         lo = bisect_left(p.ev_times, max(start, world.retention_ms))
         hi = bisect_left(p.ev_times, end)
@@ -324,12 +382,128 @@ class Api:
                 if r.status == status and needle in r.version.lower()
                 and (projects is None or r.project.idx in projects)]
         rows.sort(key=lambda r: (r.created_ms, r.id), reverse=True)
-        page = page_number_page(rows, parse_per_page(req.get("per_page")), parse_cursor(req.get("cursor")))
-        return paginated(req, page, [render.release(self.world, r) for r in page.rows])
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [self._release(req, r) for r in page.rows])
 
-    def release_detail(self, req: Request, org: str, version: str) -> Response:
+    def _release(self, req: Request, rel) -> dict:
+        out = render.release(self.world, rel)
+        return glitchtip.release(out) if req.glitchtip else out
+
+    def _find_release(self, org: str, version: str):
         self._org(org)
         rel = self.world.find_release(version)
         if rel is None:
             raise ApiError(404, NOT_FOUND)
-        return Response(200, render.release(self.world, rel))
+        return rel
+
+    def release_detail(self, req: Request, org: str, version: str) -> Response:
+        return Response(200, self._release(req, self._find_release(org, version)))
+
+    def deploys(self, req: Request, org: str, version: str) -> Response:
+        """OffsetPaginator over the release's deploys, newest `dateFinished` first."""
+        rel = self._find_release(org, version)
+        rows = sorted(rel.deploys, key=lambda d: (d.finished_ms, d.id), reverse=True)
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.deploy(d) for d in page.rows])
+
+    # ----- teams, members, environments --------------------------------------------------------------
+    def org_teams(self, req: Request, org: str) -> Response:
+        self._org(org)
+        needle = (req.get("query") or "").lower()
+        rows = sorted((t for t in self.world.teams if needle in t.slug or needle in t.name.lower()),
+                      key=lambda t: t.slug)
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        detailed = req.get("detailed") != "0"
+        return paginated(req, page, [render.team_detail(self.world, t, detailed) for t in page.rows])
+
+    def org_members(self, req: Request, org: str) -> Response:
+        """Members and pending invites, by email."""
+        self._org(org)
+        rows = sorted(self.world.members, key=lambda m: (m.email, m.id))
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.member(self.world, m) for m in page.rows])
+
+    def _environments(self, req: Request, with_hidden: bool) -> Response:
+        visibility = req.get("visibility") or "visible"
+        if visibility not in VISIBILITY:
+            raise bad_request(f"Invalid value for 'visibility', valid values are: {list(VISIBILITY)!r}")
+        rows = [] if visibility == "hidden" else aggregates.ENVIRONMENTS
+        return Response(200, [render.environment(name, k, with_hidden) for k, name in enumerate(rows)])
+
+    def org_environments(self, req: Request, org: str) -> Response:
+        """Not paginated: a plain list."""
+        self._org(org)
+        return self._environments(req, with_hidden=False)
+
+    def project_environments(self, req: Request, org: str, project: str) -> Response:
+        self._project(org, project)
+        return self._environments(req, with_hidden=True)
+
+    # ----- stats ----------------------------------------------------------------------------------------
+    def project_stats(self, req: Request, org: str, project: str) -> Response:
+        p = self._project(org, project)
+        return Response(200, stats.project_stats(self.world, p, req.params))
+
+    def stats_v2(self, req: Request, org: str) -> Response:
+        self._org(org)
+        if req.glitchtip:
+            return Response(200, stats.stats_v2_glitchtip(self.world, req.params))
+        projects = self._project_filter(req)
+        chosen = [p for p in self.world.projects if projects is None or p.idx in projects]
+        return Response(200, stats.stats_v2(self.world, req.params, chosen))
+
+    # ----- tag values, users, hashes --------------------------------------------------------------------
+    def tag_values(self, req: Request, org: str, project: str, key: str) -> Response:
+        """Values of one tag over the project's served events, most recently seen first (max 1000).
+
+        Keys outside aggregates.TAG_KEYS are a 404. A listed key no event carries (browser on a
+        backend project) is an empty list here; real Sentry's tagstore may answer 404 for it.
+        """
+        p = self._project(org, project)
+        if key not in aggregates.TAG_KEYS:
+            raise ApiError(404, NOT_FOUND)
+        values = aggregates.summary(self.world, p).tags.get(key, {})
+        needle = req.get("query") or ""
+        rows = sorted(((v, e) for v, e in values.items() if needle in v), key=lambda r: (r[1][2], r[0]),
+                      reverse=True)[:MAX_TAG_VALUES]
+        page = offset_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.tag_value(key, v, e, self._tag_label(key, v)) for v, e in page.rows])
+
+    @staticmethod
+    def _tag_label(key: str, value: str) -> str | None:
+        """A user tag value is labelled with the user's email, as Sentry's EventUser label does."""
+        if key == "user" and value.startswith("id:"):
+            return render.user_fields(int(value[3:]) - 10_000)["email"]
+        return None
+
+    def project_users(self, req: Request, org: str, project: str) -> Response:
+        """Users seen in served events, newest first seen first; `query` is `field:exact` (else empty)."""
+        p = self._project(org, project)
+        users = aggregates.summary(self.world, p).users
+        rows = sorted(users.items(), key=lambda r: (r[1][1], r[0]), reverse=True)
+        query = (req.get("query") or "").strip()
+        if query:
+            prefix, sep, ident = query.partition(":")
+            fields = {"id": "id", "email": "email", "username": "username", "ip": "ip_address"}
+            if not sep or prefix not in fields:
+                rows = []
+            else:
+                rows = [r for r in rows if render.user_fields(r[0])[fields[prefix]] == ident]
+        page = offset_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.project_user(p, u, e) for u, e in page.rows])
+
+    def issue_hashes(self, req: Request, issue_id: str, org: str | None = None) -> Response:
+        """The issue's grouping hashes with each one's latest served event (`full` defaults to true)."""
+        issue = self._issue(issue_id, org)
+        hashes = render.issue_hashes(self.world, issue)
+        lo = self.world.agg(issue).lo
+        latest: dict[int, int] = {}
+        for seq in range(len(issue.times) - 1, lo - 1, -1):
+            latest.setdefault(render.event_hash_index(self.world, issue, seq, len(hashes)), seq)
+            if len(latest) == len(hashes):
+                break
+        rows = [(h, latest[k]) for k, h in enumerate(hashes) if k in latest]
+        page = offset_page(rows, req.page_size(), req.cursor())
+        draw = render.event_simple if req.get("full") in ("0", "false") else render.event_full
+        return paginated(req, page, [{"id": h, "latestEvent": draw(self.world, issue, seq), "mergedBySeer": False,
+                                      "seerMatchDistance": None} for h, seq in page.rows])

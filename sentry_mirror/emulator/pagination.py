@@ -77,7 +77,8 @@ class Page:
     rows: Sequence
     prev: Cursor
     next: Cursor
-    hits: int | None = None
+    hits: int | None = None  # sent as X-Hits (Sentry sends it for issue search only)
+    total: int | None = None  # rows in the whole list
 
 
 def offset_page(rows: Sequence, limit: int, cursor: Cursor | None) -> Page:
@@ -86,7 +87,7 @@ def offset_page(rows: Sequence, limit: int, cursor: Cursor | None) -> Page:
     page = rows[offset: offset + limit]
     has_more = len(rows) > offset + limit
     return Page(page, Cursor(0, max(0, offset - limit), True, offset > 0),
-                Cursor(0, offset + limit, False, has_more))
+                Cursor(0, offset + limit, False, has_more), total=len(rows))
 
 
 def page_number_page(rows: Sequence, limit: int, cursor: Cursor | None) -> Page:
@@ -99,7 +100,7 @@ def page_number_page(rows: Sequence, limit: int, cursor: Cursor | None) -> Page:
     if size != limit:
         results = results[-(limit + 1):]
     return Page(results[:limit], Cursor(limit, page_no - 1, True, page_no > 0),
-                Cursor(limit, page_no + 1, False, len(results) > limit))
+                Cursor(limit, page_no + 1, False, len(results) > limit), total=len(rows))
 
 
 def keyset_page(rows: Sequence, scores: Sequence[int], limit: int, cursor: Cursor | None, hits: int) -> Page:
@@ -131,7 +132,7 @@ def keyset_page(rows: Sequence, scores: Sequence[int], limit: int, cursor: Curso
         offset = cursor.offset if cursor else 0
         prev = Cursor(value, offset, True, start > 0)
         nxt = Cursor(value, offset, False, False)
-    return Page(page, prev, nxt, hits)
+    return Page(page, prev, nxt, hits, total=len(rows))
 
 
 def link_base(host: str, raw_path: str, pairs: list[tuple[str, str]]) -> str:

@@ -12,7 +12,7 @@ import hashlib
 from bisect import bisect_left
 
 from . import catalog
-from .world import DAY_MS, HOUR_MS, Issue, Project, Release, World, iso
+from .world import DAY_MS, HOUR_MS, Deploy, Issue, Member, Project, Release, Team, World, iso
 
 STATS_BUCKETS = {"24h": (24, HOUR_MS), "14d": (14, DAY_MS), "30d": (30, DAY_MS)}
 
@@ -73,11 +73,7 @@ def release(world: World, r: Release) -> dict:
     hi = bisect_left(p.ev_times, end)
     major, minor, patch = r.semver
     raw = f"{major}.{minor}.{patch}"
-    deploy = None
-    if r.deploy_count:
-        finished = r.released_ms or r.created_ms
-        deploy = {"id": str(r.id * 10 + r.deploy_count), "environment": "production", "dateStarted": None,
-                  "dateFinished": iso(finished), "name": f"{r.version} to production", "url": None}
+    last = r.last_deploy
     return {
         "id": r.id, "version": r.version, "shortVersion": r.version, "status": r.status,
         "versionInfo": {
@@ -90,13 +86,117 @@ def release(world: World, r: Release) -> dict:
         "dateReleased": iso(r.released_ms) if r.released_ms else None,
         "dateCreated": iso(r.created_ms), "dateStarted": None, "data": {},
         "newGroups": r.new_groups, "owner": None, "commitCount": r.commit_count, "lastCommit": None,
-        "deployCount": r.deploy_count, "lastDeploy": deploy, "authors": [],
+        "deployCount": r.deploy_count, "lastDeploy": deploy(last) if last else None, "authors": [],
         "projects": [{"id": p.id, "slug": p.slug, "name": p.name, "newGroups": r.new_groups,
                       "platform": p.platform, "platforms": [p.platform], "hasHealthData": False}],
         "firstEvent": iso(p.ev_times[lo]) if lo < hi else None,
         "lastEvent": iso(p.ev_times[hi - 1]) if lo < hi else None,
         "currentProjectMeta": {}, "userAgent": None,
     }
+
+
+def deploy(d: Deploy) -> dict:
+    return {"id": d.id, "environment": d.environment,
+            "dateStarted": iso(d.started_ms) if d.started_ms is not None else None,
+            "dateFinished": iso(d.finished_ms), "name": d.name, "url": d.url}
+
+
+# ----- teams, members, environments -----------------------------------------------------------------
+_AVATAR = {"avatarType": "letter_avatar", "avatarUuid": None, "avatarUrl": None}
+_TEAM_ACCESS = ["alerts:read", "event:read", "member:read", "org:read", "project:read", "project:releases",
+                "team:read"]
+
+
+def team_detail(world: World, t: Team, detailed: bool = True) -> dict:
+    """OrganizationTeams list item; `detailed=0` drops `projects`."""
+    out = {
+        "id": t.id, "slug": t.slug, "name": t.name, "dateCreated": iso(t.created_ms), "isMember": False,
+        "teamRole": None, "flags": {"idp:provisioned": False}, "access": list(_TEAM_ACCESS), "hasAccess": True,
+        "isPending": False, "memberCount": sum(1 for m in world.members if not m.pending and t.slug in m.teams),
+        "avatar": dict(_AVATAR), "externalTeams": [],
+    }
+    if detailed:
+        out["projects"] = [project(world, p) for p in world.projects if p.team == t.slug]
+    return out
+
+
+def member(world: World, m: Member) -> dict:
+    """OrganizationMember list item; a pending invite has no user and its email as name."""
+    user = None
+    if not m.pending:
+        name = m.key.title()
+        user = {
+            "id": m.user_id, "name": name, "username": m.email, "email": m.email,
+            "avatarUrl": gravatar(m.email), "isActive": True, "isSuspended": False, "hasPasswordAuth": True,
+            "isManaged": False, "dateJoined": iso(m.created_ms), "lastLogin": iso(m.created_ms + DAY_MS),
+            "has2fa": False, "lastActive": iso(max(m.created_ms, world.now_ms - (int(m.user_id) % 9) * HOUR_MS)),
+            "isSuperuser": False, "isStaff": False, "experiments": {},
+            "emails": [{"id": str(int(m.user_id) * 3), "email": m.email, "is_verified": True}],
+            "avatar": dict(_AVATAR), "canReset2fa": True,
+        }
+    role_names = {"owner": "Owner", "manager": "Manager", "admin": "Admin", "member": "Member"}
+    return {
+        "id": m.id, "email": m.email, "name": user["name"] if user else m.email, "user": user,
+        "role": m.role, "roleName": role_names[m.role], "orgRole": m.role, "pending": m.pending,
+        "expired": False,
+        "flags": {"idp:provisioned": False, "idp:role-restricted": False, "sso:linked": False,
+                  "sso:invalid": False, "member-limit:restricted": False, "partnership:restricted": False},
+        "dateCreated": iso(m.created_ms), "inviteStatus": "approved",
+        "inviterName": None if m.role == "owner" else f"{world.members[0].email}",
+        "teams": list(m.teams), "teamRoles": [{"teamSlug": s, "role": None} for s in m.teams],
+        "externalUsers": [],
+    }
+
+
+def gravatar(email: str) -> str:
+    return f"https://secure.gravatar.com/avatar/{hashlib.md5(email.encode()).hexdigest()}?s=32&d=mm"
+
+
+def environment(name: str, k: int, with_hidden: bool) -> dict:
+    out = {"id": str(k + 1), "name": name}
+    if with_hidden:
+        out["isHidden"] = False
+    return out
+
+
+# ----- tag values, users, hashes --------------------------------------------------------------------
+def tag_value(key: str, value: str, entry: list[int], label: str | None = None) -> dict:
+    """TagValueSerializer: entry is [count, first_ms, last_ms]."""
+    count, first_ms, last_ms = entry
+    return {"key": key, "name": label or value, "value": value, "count": count,
+            "lastSeen": iso(last_ms), "firstSeen": iso(first_ms)}
+
+
+def user_fields(u: int) -> dict:
+    """The user behind user index u, as events carry it."""
+    first = catalog.FIRST_NAMES[u % len(catalog.FIRST_NAMES)]
+    last = catalog.LAST_NAMES[(u // len(catalog.FIRST_NAMES)) % len(catalog.LAST_NAMES)]
+    return {"id": str(10_000 + u), "email": f"{first}.{last}{u}@example.com", "username": f"{first}{u}",
+            "ip_address": f"10.{(u >> 16) & 255}.{(u >> 8) & 255}.{u & 255}",
+            "name": f"{first.title()} {last.title()}"}
+
+
+def project_user(p: Project, u: int, entry: list[int]) -> dict:
+    """EventUser as the project users list shows it; `dateCreated` is when it was first seen."""
+    f = user_fields(u)
+    return {
+        "id": str(p.id * 100_000 + u), "tagValue": f"id:{f['id']}", "identifier": f["id"],
+        "username": f["username"], "email": f["email"], "name": f["name"], "ipAddress": f["ip_address"],
+        "avatarUrl": gravatar(f["email"]), "hash": hashlib.md5(f["id"].encode()).hexdigest(),
+        "dateCreated": iso(entry[1]),
+    }
+
+
+def issue_hashes(world: World, issue: Issue) -> list[str]:
+    """1 or 2 grouping hashes per issue; the first is the one events list as `fingerprints`."""
+    n = 2 if (issue.id * 0x9E3779B1 >> 7) & 1 else 1
+    base = f"{world.seed}:{issue.id}"
+    return [hashlib.md5((base if k == 0 else f"{base}:{k}").encode()).hexdigest() for k in range(n)]
+
+
+def event_hash_index(world: World, issue: Issue, seq: int, n_hashes: int) -> int:
+    """Which of the issue's hashes an event was grouped by (about a quarter go to the second)."""
+    return 1 if n_hashes > 1 and (world.event_hash(issue.idx, seq) >> 58) & 3 == 0 else 0
 
 
 # ----- issues -------------------------------------------------------------------------------------
@@ -110,7 +210,8 @@ def _stats(world: World, issue: Issue, period: str) -> list[list[int]]:
     return [[edges[k] // 1000, idx[k + 1] - idx[k]] for k in range(n)]
 
 
-def _assignee(issue: Issue) -> dict | None:
+def assignee(issue: Issue) -> dict | None:
+    """`assignedTo`: a team carries no email."""
     if issue.assigned is None:
         return None
     kind, ident, name = issue.assigned
@@ -124,7 +225,7 @@ def _metadata(issue: Issue) -> dict:
             "function": issue.function}
 
 
-def _priority(issue: Issue) -> str:
+def priority(issue: Issue) -> str:
     if issue.level == "fatal" or issue.substatus == "escalating":
         return "high"
     return "medium" if issue.level == "error" else "low"
@@ -141,12 +242,12 @@ def issue(world: World, i: Issue, base_url: str, stats_period: str | None = "24h
         "logger": None, "level": i.level, "status": i.status, "statusDetails": dict(i.status_details),
         "substatus": i.substatus, "isPublic": False,
         "platform": catalog.platform_family(i.project.platform).event_platform,
-        "priority": _priority(i), "priorityLockedAt": None, "seerFixabilityScore": None,
+        "priority": priority(i), "priorityLockedAt": None, "seerFixabilityScore": None,
         "seerAutofixLastTriggered": None, "seerExplorerAutofixLastTriggered": None,
         "project": {"id": str(i.project.id), "name": i.project.name, "slug": i.project.slug,
                     "platform": i.project.platform},
         "type": "error", "issueType": "error", "issueCategory": "error", "metadata": _metadata(i),
-        "numComments": 0, "assignedTo": _assignee(i), "isBookmarked": i.bookmarked,
+        "numComments": 0, "assignedTo": assignee(i), "isBookmarked": i.bookmarked,
         "isSubscribed": i.subscribed, "subscriptionDetails": None, "hasSeen": i.has_seen,
         "annotations": [], "isUnhandled": not i.handled,
         "count": str(a.count), "userCount": a.user_count, "firstSeen": first, "lastSeen": last,
@@ -198,11 +299,12 @@ def _user(world: World, issue: Issue, seq: int) -> dict | None:
     u = issue.users[seq]
     if u < 0:
         return None
-    first = catalog.FIRST_NAMES[u % len(catalog.FIRST_NAMES)]
-    last = catalog.LAST_NAMES[(u // len(catalog.FIRST_NAMES)) % len(catalog.LAST_NAMES)]
-    return {"id": str(10_000 + u), "email": f"{first}.{last}{u}@example.com", "username": f"{first}{u}",
-            "ip_address": f"10.{(u >> 16) & 255}.{(u >> 8) & 255}.{u & 255}",
-            "name": f"{first.title()} {last.title()}", "geo": None, "data": None}
+    return {**user_fields(u), "geo": None, "data": None}
+
+
+def date_received_ms(t: int, h: int) -> int:
+    """Ingest lag of an event: 50 ms to about a second after it happened."""
+    return t + 50 + (h >> 40) % 900
 
 
 def _event_tag_keys(issue: Issue) -> list[str]:
@@ -265,7 +367,7 @@ def event_full(world: World, issue: Issue, seq: int) -> dict:
         "message": issue.title, "title": issue.title, "location": issue.filename, "culprit": issue.culprit,
         "user": _user(world, issue, seq), "tags": _tags(world, issue, seq, h),
         "platform": fam.event_platform, "dateCreated": iso(t),
-        "dateReceived": iso(t + 50 + (h >> 40) % 900), "contexts": _contexts(world, issue, fam, h),
+        "dateReceived": iso(date_received_ms(t, h)), "contexts": _contexts(world, issue, fam, h),
         "size": 4_000 + (h >> 8) % 60_000, "entries": entries, "dist": None,
         "sdk": {"name": fam.sdk_name, "version": fam.sdk_version}, "context": {}, "packages": {},
         "type": "error", "metadata": _metadata(issue), "errors": [], "occurrence": None,

@@ -66,8 +66,9 @@ def date_window(params: dict[str, list[str]], now_ms: int) -> tuple[int, int]:
     return start_ms, end_ms
 
 
-def parse_issue_query(text: str, world: World) -> list[Predicate]:
-    """Compile a search query into ANDed predicates; unknown keys are a 400."""
+def parse_issue_query(text: str, world: World, dates: bool = True) -> list[Predicate]:
+    """Compile a search query into ANDed predicates; unknown keys (and, with `dates` off as on
+    GlitchTip, `lastSeen:`/`firstSeen:`) are a 400."""
     preds: list[Predicate] = []
     for m in TOKEN_RE.finditer(text):
         negate, key, value, quoted, word = m.groups()
@@ -75,6 +76,8 @@ def parse_issue_query(text: str, world: World) -> list[Predicate]:
             needle = (quoted if quoted is not None else word).lower()
             preds.append(lambda i, a, n=needle: n in i.title.lower() or n in i.culprit.lower())
             continue
+        if not dates and key in ("lastSeen", "firstSeen"):
+            raise bad_request(f"Invalid query. Unsupported search key: {key!r}")
         pred = _key_predicate(key, _unquote(value), world)
         preds.append((lambda i, a, p=pred: not p(i, a)) if negate else pred)
     return preds

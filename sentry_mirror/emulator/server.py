@@ -7,6 +7,7 @@ connections alive; faults that break the transport (reset, truncate) close the c
 from __future__ import annotations
 
 import json
+import math
 import signal
 import socket
 import struct
@@ -14,11 +15,14 @@ import threading
 import time
 import traceback
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
+from . import glitchtip
 from .api import NOT_FOUND, Api, Request, Response, resolve
 from .faults import FaultRegistry, FaultRule, drift
 from .pagination import ApiError, bad_request
@@ -27,52 +31,92 @@ from .world import World
 DEFAULT_TOKEN = "sntryu_" + "0" * 64
 DEFAULT_RATE_LIMIT = 470  # Sentry's default per-second limit, advertised when none is enforced
 CONCURRENT_LIMIT = 100
-RATE_LIMIT_MESSAGE = "You are attempting to use this endpoint too frequently. Limit is {} requests in 1 seconds"
+RATE_LIMIT_MESSAGE = "You are attempting to use this endpoint too frequently. Limit is {} requests in {} seconds"
 GATEWAY_PAGE = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center>"
                 "<hr><center>nginx</center></body></html>")
 GATEWAY_REASONS = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}
+FLAVORS = ("sentry", glitchtip.FLAVOR)
+
+
+# Per-route limits Sentry sets on endpoints (FACTS §2), applied with strict_limits=True:
+# template -> (requests, window seconds, concurrent requests).
+ROUTE_LIMITS = {"/api/0/projects/{org}/{project}/events/": (60, 60, 1)}
+CONCURRENCY_MESSAGE = ("You are attempting to go above the allowed concurrency for this endpoint. "
+                       "Concurrency limit is {}")
+
+
+@dataclass
+class Ticket:
+    """One request's admission: what it counted against, and whether it may proceed."""
+
+    key: str
+    limit: int
+    window: int
+    remaining: int
+    reset: int
+    concurrent_limit: int
+    concurrent_remaining: int
+    refusal: str | None = None  # the JSON string a 429 answers with
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [
+            ("X-Sentry-Rate-Limit-Limit", str(self.limit)),
+            ("X-Sentry-Rate-Limit-Remaining", str(self.remaining)),
+            ("X-Sentry-Rate-Limit-Reset", str(self.reset)),
+            ("X-Sentry-Rate-Limit-ConcurrentLimit", str(self.concurrent_limit)),
+            ("X-Sentry-Rate-Limit-ConcurrentRemaining", str(self.concurrent_remaining)),
+        ]
 
 
 class RateLimiter:
-    """Fixed 1-second windows per caller (token, else IP), plus an in-flight counter."""
+    """Fixed windows and in-flight counts per caller (token, else IP), as Sentry's middleware keeps them.
 
-    def __init__(self, limit: int | None):
+    `limit` (requests per second) is enforced only when given; otherwise Sentry's default is
+    advertised. Concurrency is always counted and advertised, and enforced only when
+    `concurrent_limit` is given (Sentry enforces it only with ENFORCE_CONCURRENT_RATE_LIMITS).
+    With `strict`, routes in ROUTE_LIMITS get their own window, limit and concurrency.
+    """
+
+    def __init__(self, limit: int | None, concurrent_limit: int | None = None, strict: bool = False,
+                 clock: Callable[[], float] | None = None):
         self.limit = limit
+        self.clock = clock or time.time  # the server's clock, which the Date header also shows
+        self.concurrent_limit = concurrent_limit
+        self.strict = strict
         self._windows: dict[str, tuple[int, int]] = {}
-        self._in_flight = 0
+        self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def enter(self) -> None:
+    def admit(self, caller: str, template: str) -> Ticket:
+        """Count a request in its window and in flight; call release() with the ticket afterwards."""
+        route = ROUTE_LIMITS.get(template) if self.strict else None
+        if route:
+            key, (limit, window, concurrency) = f"{caller} {template}", route
+            enforced = True
+        else:
+            key, limit, window = caller, self.limit or DEFAULT_RATE_LIMIT, 1
+            concurrency, enforced = self.concurrent_limit or CONCURRENT_LIMIT, self.limit is not None
+        now = int(time.time())
+        start = now - now % window
         with self._lock:
-            self._in_flight += 1
+            begun, used = self._windows.get(key, (start, 0))
+            used = (used if begun == start else 0) + 1
+            self._windows[key] = (start, used)
+            flying = self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        # Windows run on real time; Reset is told on the server's clock, like the Date header, so a
+        # client computing Reset - Date waits exactly until the window opens.
+        reset = math.ceil(self.clock() + (start + window - time.time()))
+        ticket = Ticket(key, limit, window, max(0, limit - used), reset, concurrency,
+                        max(0, concurrency - flying))
+        if enforced and used > limit:
+            ticket.refusal, ticket.remaining = RATE_LIMIT_MESSAGE.format(limit, window), 0
+        elif self.concurrent_limit is not None and flying > concurrency:
+            ticket.refusal = CONCURRENCY_MESSAGE.format(concurrency)
+        return ticket
 
-    def leave(self) -> None:
+    def release(self, ticket: Ticket) -> None:
         with self._lock:
-            self._in_flight -= 1
-
-    def hit(self, key: str) -> tuple[bool, int, int]:
-        """Count a request: (allowed, remaining, reset epoch seconds)."""
-        window = int(time.time())
-        with self._lock:
-            start, used = self._windows.get(key, (window, 0))
-            if start != window:
-                used = 0
-            used += 1
-            self._windows[key] = (window, used)
-        limit = self.limit or DEFAULT_RATE_LIMIT
-        allowed = self.limit is None or used <= self.limit
-        return allowed, max(0, limit - used), window + 1
-
-    def headers(self, remaining: int, reset: int) -> list[tuple[str, str]]:
-        with self._lock:
-            concurrent_remaining = max(0, CONCURRENT_LIMIT - self._in_flight)
-        return [
-            ("X-Sentry-Rate-Limit-Limit", str(self.limit or DEFAULT_RATE_LIMIT)),
-            ("X-Sentry-Rate-Limit-Remaining", str(remaining)),
-            ("X-Sentry-Rate-Limit-Reset", str(reset)),
-            ("X-Sentry-Rate-Limit-ConcurrentLimit", str(CONCURRENT_LIMIT)),
-            ("X-Sentry-Rate-Limit-ConcurrentRemaining", str(concurrent_remaining)),
-        ]
+            self._in_flight[ticket.key] -= 1
 
 
 class RequestLog:
@@ -99,11 +143,17 @@ class Emulator:
     """A Sentry /api/0/ server over a deterministic World. See the package docstring for usage."""
 
     def __init__(self, seed: int = 1, scale: str = "tiny", token: str = DEFAULT_TOKEN,
-                 rate_limit: int | None = None, port: int = 0, now: datetime | None = None):
-        self.world = World(seed=seed, scale=scale, now=now)
+                 rate_limit: int | None = None, port: int = 0, now: datetime | None = None,
+                 flavor: str = "sentry", concurrent_limit: int | None = None, strict_limits: bool = False,
+                 deletions: bool = False):
+        if flavor not in FLAVORS:
+            raise ValueError(f"unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
+        self.world = World(seed=seed, scale=scale, now=now, deletions=deletions)
         self.token = token
+        self.flavor = flavor
         self.faults = FaultRegistry(seed)
-        self.limiter = RateLimiter(rate_limit)
+        self.limiter = RateLimiter(rate_limit, concurrent_limit, strict_limits,
+                                   clock=lambda: self.world.now_ms / 1000)
         self.requests = RequestLog()
         self.api = Api(self.world)
         self._port = port
@@ -158,13 +208,11 @@ class Emulator:
     def serve_api(self, method: str, raw_path: str, query: str, headers, host: str,
                   client_ip: str) -> tuple[Response, FaultRule | None]:
         """Answer one /api/0/ request; returns the response and the fault rule that fired, if any."""
-        match = resolve(raw_path)
+        match = resolve(raw_path, self.flavor)
         template = match[0] if match else "(unmatched)"
         self.requests.record(f"{method} {template}")
         rule = self.faults.fire(template, raw_path)
         kind = rule.kind if rule else None
-        if kind == "slow":
-            time.sleep(rule.delay)
         if kind in GATEWAY_REASONS:
             page = GATEWAY_PAGE.format(GATEWAY_REASONS[kind]).encode()
             return Response(int(kind), raw=page, content_type="text/html", headers=_retry_after(rule)), rule
@@ -172,19 +220,23 @@ class Emulator:
         token = _bearer_token(auth)
         if kind == "revoke" and token:
             self._revoked.add(token)
-        self.limiter.enter()
+        ticket = self.limiter.admit(token or f"ip:{client_ip}", template)
         try:
-            allowed, remaining, reset = self.limiter.hit(token or f"ip:{client_ip}")
-            if kind == "429" or not allowed:
-                limit = self.limiter.limit or DEFAULT_RATE_LIMIT
-                resp = Response(429, RATE_LIMIT_MESSAGE.format(limit), _retry_after(rule) if kind == "429" else [])
-                remaining = 0
+            if kind == "slow":  # a slow answer holds its concurrency slot, as a slow view does
+                time.sleep(rule.delay)
+            if kind == "429":
+                ticket.remaining = 0
+                resp = Response(429, RATE_LIMIT_MESSAGE.format(ticket.limit, ticket.window), _retry_after(rule))
+            elif ticket.refusal:
+                resp = Response(429, ticket.refusal)
             else:
-                req = Request(method, raw_path, parse_qsl(query, keep_blank_values=True), host, self.url)
+                req = Request(method, raw_path, parse_qsl(query, keep_blank_values=True), host, self.url,
+                              flavor=self.flavor)
                 resp = self._app(req, match, auth, kind)
-            resp.headers += self.limiter.headers(remaining, reset)
+            if self.flavor == "sentry":  # GlitchTip sends no rate-limit headers
+                resp.headers += ticket.headers()
         finally:
-            self.limiter.leave()
+            self.limiter.release(ticket)
         return resp, rule
 
     def _app(self, req: Request, match, auth: str | None, kind: str | None) -> Response:
@@ -192,6 +244,8 @@ class Emulator:
         try:
             if kind == "500":
                 return Response(500, {"detail": "Internal Error", "errorId": uuid.uuid4().hex})
+            if match is None and self.flavor == "glitchtip":
+                return Response(500, raw=glitchtip.ERROR_PAGE, content_type="text/html; charset=utf-8")
             if match is None:
                 raise ApiError(404, NOT_FOUND)
             if req.method != "GET":
@@ -390,9 +444,12 @@ def serve_forever(emu: Emulator) -> None:
 
 
 def run_emulator(port: int, seed: int, scale: str, token: str | None, rate_limit: int | None,
-                 faults: list[str]) -> None:
+                 faults: list[str], flavor: str = "sentry", concurrent_limit: int | None = None,
+                 strict_limits: bool = False, deletions: bool = False) -> None:
     """CLI entry point: start, print how to connect, serve until interrupted."""
-    emu = Emulator(seed=seed, scale=scale, token=token or DEFAULT_TOKEN, rate_limit=rate_limit, port=port)
+    emu = Emulator(seed=seed, scale=scale, token=token or DEFAULT_TOKEN, rate_limit=rate_limit, port=port,
+                   flavor=flavor, concurrent_limit=concurrent_limit, strict_limits=strict_limits,
+                   deletions=deletions)
     for spec in faults or []:
         emu.faults.add_spec(spec)
     emu.start()

@@ -97,6 +97,16 @@ class EventCodec:
         return x >> SEQ_BITS, x & ((1 << SEQ_BITS) - 1)
 
 
+@dataclass(frozen=True)
+class Deploy:
+    id: str
+    environment: str
+    started_ms: int | None
+    finished_ms: int
+    name: str | None
+    url: str | None
+
+
 @dataclass
 class Release:
     id: int
@@ -109,6 +119,39 @@ class Release:
     deploy_count: int
     status: str = "open"
     new_groups: int = 0
+    deploys: list[Deploy] = field(default_factory=list)  # oldest first; deploy_count == len(deploys)
+
+    @property
+    def last_deploy(self) -> Deploy | None:
+        return max(self.deploys, key=lambda d: (d.finished_ms, d.id)) if self.deploys else None
+
+
+@dataclass
+class Team:
+    id: str
+    slug: str
+    name: str
+    created_ms: int
+
+
+@dataclass
+class Member:
+    """An organization member; `user_id` is None while the invite is pending."""
+
+    id: str
+    key: str  # lowercase name: the email's local part and what an assignee tuple carries
+    user_id: str | None
+    role: str
+    teams: list[str]
+    created_ms: int
+
+    @property
+    def pending(self) -> bool:
+        return self.user_id is None
+
+    @property
+    def email(self) -> str:
+        return f"{self.key}@acme.example"
 
 
 @dataclass
@@ -152,7 +195,7 @@ class Issue:
         "idx", "id", "project", "short_id", "exc_type", "exc_value", "module", "function",
         "lineno", "level", "handled", "status", "substatus", "status_details", "status_changed_ms",
         "created_ms", "first_release", "times", "users", "staging_share", "rate", "assigned",
-        "bookmarked", "subscribed", "has_seen", "activity", "_agg_key", "_agg",
+        "bookmarked", "subscribed", "has_seen", "activity", "deleted_ms", "_agg_key", "_agg",
     )
 
     def __init__(self, **kw):
@@ -219,7 +262,8 @@ def zipf_counts(rng: random.Random, n: int, total: int, s: float = 1.2) -> list[
 class World:
     """Ground truth of one emulated Sentry organization, advanced by a virtual clock."""
 
-    def __init__(self, seed: int = 1, scale: str = "tiny", now: datetime | None = None):
+    def __init__(self, seed: int = 1, scale: str = "tiny", now: datetime | None = None,
+                 deletions: bool = False):
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
         self.seed = seed
@@ -246,6 +290,13 @@ class World:
         self.issue_by_id: dict[int, Issue] = {}
         self._build_issues(rng)
         self._index_events([(issue, 0) for issue in self.issues])
+        # Everything below draws no number from `rng`, so the world above stays as it always was.
+        self.deletions = deletions  # off by default: advance() then never deletes issues
+        self.deleted: list[Issue] = []
+        self.teams = self._build_teams()
+        self.members = self._build_members()
+        self.invites = 1
+        self.cache: dict = {}  # derived aggregates, dropped whenever the world changes
 
     # ----- time -----------------------------------------------------------------------------
     @property
@@ -300,9 +351,44 @@ class World:
             released_ms=released, semver=ver, commit_count=rng.randint(1, 30),
             deploy_count=rng.choice((0, 1, 1, 2)),
         )
+        rel.deploys = self._initial_deploys(rel)
         self.releases.append(rel)
         p.add_release(rel)
         return rel
+
+    @staticmethod
+    def _initial_deploys(rel: Release) -> list[Deploy]:
+        """Staging deploys, then the production deploy when the release went out (no RNG draw)."""
+        out, last = [], rel.released_ms or rel.created_ms
+        gap = max(1000, min(40 * 60_000, (last - rel.created_ms) // max(1, rel.deploy_count)))
+        for k in range(1, rel.deploy_count + 1):
+            env = "production" if k == rel.deploy_count else "staging"
+            finished = last - (rel.deploy_count - k) * gap
+            out.append(Deploy(str(rel.id * 10 + k), env, None if env == "production" else finished - 6 * 60_000,
+                              finished, f"{rel.version} to {env}", None))
+        return out
+
+    def _build_teams(self) -> list[Team]:
+        return [Team(str(10 + k), slug, name, self.org_created_ms + (k + 1) * 3 * DAY_MS)
+                for k, (slug, name) in enumerate(catalog.TEAMS)]
+
+    def _build_members(self) -> list[Member]:
+        """One member per possible user assignee (user id 100 + k), then one pending invite."""
+        roles = ("owner", "manager", "manager", "admin", "admin")
+        slugs = [t.slug for t in self.teams]
+        members = []
+        for k, key in enumerate(catalog.FIRST_NAMES):
+            teams = [slugs[k % 3]] + ([slugs[(k + 1) % 3]] if k % 5 == 0 else [])
+            members.append(Member(str(800_100 + 7 * k), key, str(100 + k), roles[k] if k < len(roles) else "member",
+                                  teams, self.org_created_ms + (k + 2) * 5 * DAY_MS))
+        members.append(self._invite(0, self.anchor_ms - 3 * DAY_MS))
+        return members
+
+    def _invite(self, j: int, t: int) -> Member:
+        """The j-th invite (pending until accepted); its user id will be 100 + its member index."""
+        k = len(catalog.FIRST_NAMES) + j
+        key = catalog.LAST_NAMES[j % len(catalog.LAST_NAMES)] + (str(j) if j >= len(catalog.LAST_NAMES) else "")
+        return Member(str(800_100 + 7 * k), key, None, "member", [self.teams[j % len(self.teams)].slug], t)
 
     def _build_issues(self, rng: random.Random) -> None:
         sc = self.scale
@@ -446,14 +532,14 @@ class World:
         if idx >= len(self.issues) or seq >= len(self.issues[idx].times):
             return None
         issue = self.issues[idx]
-        return (issue, seq) if issue.times[seq] >= self.retention_ms else None
+        return (issue, seq) if issue.times[seq] >= self.retention_ms and issue.deleted_ms is None else None
 
     # ----- aggregates ------------------------------------------------------------------------
     def agg(self, issue: Issue) -> Agg | None:
         """Aggregates over retained events, cached until the issue changes or events expire."""
         times = issue.times
         lo = bisect_left(times, self.retention_ms)
-        if lo == len(times):
+        if lo == len(times) or issue.deleted_ms is not None:
             return None
         key = (lo, len(times))
         if issue._agg_key != key:
@@ -464,9 +550,9 @@ class World:
         return issue._agg
 
     def served_issues(self) -> list[Issue]:
-        """Issues with at least one event inside retention, in creation order."""
+        """Issues with at least one event inside retention (and not deleted), in creation order."""
         ret = self.retention_ms
-        return [i for i in self.issues if i.times[-1] >= ret]
+        return [i for i in self.issues if i.times[-1] >= ret and i.deleted_ms is None]
 
     def event_range(self, issue: Issue, start_ms: int, end_ms: int) -> tuple[int, int]:
         """Seq range [lo, hi) of the issue's retained events with start <= t < end."""
@@ -501,17 +587,21 @@ class World:
                     "userCount": a.user_count, "firstSeen": iso(a.first_ms), "lastSeen": iso(a.last_ms),
                     "project_id": str(issue.project.id),
                 }
+            from .aggregates import truth_extras  # it builds on this module
+
+            extras, extra_counts = truth_extras(self)
             return {
                 "now": iso(self.now_ms),
                 "organization": self.org_slug,
                 "counts": {
                     "projects": len(self.projects), "issues": len(issues),
                     "issues_by_status": dict(sorted(by_status.items())), "events": events,
-                    "releases": len(self.releases),
+                    "releases": len(self.releases), **extra_counts,
                 },
                 "projects": [str(p.id) for p in self.projects],
                 "issues": issues,
                 "releases": [r.version for r in self.releases],
+                **extras,
             }
 
     def event_ids(self) -> list[str]:
@@ -528,7 +618,9 @@ class World:
         if not hours > 0:
             raise ValueError("hours must be a positive number")
         with self.lock:
-            rng = random.Random(self.seed * 1_000_003 + self.step)
+            step = self.step
+            deploys = sum(r.deploy_count for r in self.releases)
+            rng = random.Random(self.seed * 1_000_003 + step)
             self.step += 1
             old, new = self.now_ms, self.now_ms + int(hours * HOUR_MS)
             new_releases = self._advance_releases(rng, old, new, hours)
@@ -539,12 +631,110 @@ class World:
             self.now_ms = new
             quiet = self._auto_transitions(touched) + self._manual_changes(rng, touched, hours)
             self._index_events(added)
-            return {
+            summary = {
                 "now": iso(self.now_ms),
                 "new_events": sum(len(i.times) - s for i, s in added),
                 "new_issues": new_issues, "new_releases": new_releases,
                 "status_changes": changes + quiet, "status_changes_without_event": quiet,
             }
+            # A separate RNG, so the changes above are exactly what they were before these existed.
+            summary.update(self._advance_org(random.Random(f"org:{self.seed}:{step}"), old, new, hours, touched))
+            summary["new_deploys"] = sum(r.deploy_count for r in self.releases) - deploys  # new releases' too
+            self.cache.clear()
+            return summary
+
+    def _advance_org(self, rng: random.Random, old: int, new: int, hours: float, touched: set[int]) -> dict:
+        """Changes no event shows: deletions, reassignments, archived releases, deploys, members."""
+        deleted, deleted_events = self._delete_issues(rng, hours, touched) if self.deletions else (0, 0)
+        return {
+            "deleted_issues": deleted, "deleted_events": deleted_events,
+            "assignment_changes": self._reassign(rng, hours, touched),
+            "archived_releases": self._archive_releases(rng, hours),
+            "new_deploys": self._add_deploys(rng, old, new, hours),
+            "new_members": self._accept_invite(rng, hours),
+        }
+
+    @staticmethod
+    def _how_many(n: int, per_day: float, hours: float, cap: int) -> int:
+        """At least one (when there are candidates), about `per_day` of them a day, at most n // cap."""
+        return max(1, min(n // cap, round(n * per_day * hours / 24))) if n else 0
+
+    def _delete_issues(self, rng: random.Random, hours: float, touched: set[int]) -> tuple[int, int]:
+        """Delete quiet issues: they and their events vanish from every endpoint and from truth."""
+        candidates = [i for i in self.served_issues() if i.idx not in touched]
+        chosen = rng.sample(candidates, self._how_many(len(candidates), 0.005, hours, 10))
+        events = 0
+        for issue in sorted(chosen, key=lambda i: i.idx):
+            events += self.agg(issue).count
+            issue.deleted_ms = self.now_ms
+            self.deleted.append(issue)
+        gone = {i.idx for i in chosen}
+        for p in {i.project.idx: i.project for i in chosen}.values():
+            keep = [(t, r) for t, r in zip(p.ev_times, p.ev_refs) if (r >> SEQ_BITS) not in gone]
+            p.ev_times = array("q", [t for t, _ in keep])
+            p.ev_refs = array("q", [r for _, r in keep])
+        return len(chosen), events
+
+    def _reassign(self, rng: random.Random, hours: float, touched: set[int]) -> int:
+        """Assign, reassign or unassign quiet issues (no new event shows the change)."""
+        candidates = [i for i in self.served_issues() if i.idx not in touched]
+        users = [m for m in self.members if not m.pending]
+        chosen = rng.sample(candidates, self._how_many(len(candidates), 0.02, hours, 4))
+        for issue in chosen:
+            r = rng.random()
+            if r < 0.6:
+                m = rng.choice(users)
+                target = ("user", m.user_id, m.key)
+            elif r < 0.85:
+                t = rng.choice(self.teams)
+                target = ("team", t.id, t.slug)
+            else:
+                target = None
+            if target == issue.assigned:
+                target = None if target else ("team", self.teams[0].id, self.teams[0].slug)
+            issue.assigned = target
+            if target is None:
+                issue.activity.append(("unassigned", self.now_ms - 1, {}))
+            else:
+                email = f"{target[2]}@acme.example" if target[0] == "user" else None
+                issue.activity.append(("assigned", self.now_ms - 1,
+                                       {"assignee": target[1], "assigneeEmail": email, "assigneeType": target[0]}))
+        return len(chosen)
+
+    def _archive_releases(self, rng: random.Random, hours: float) -> int:
+        """Archive some open releases older than two weeks (never a project's latest)."""
+        candidates = [r for r in self.releases if r.status == "open" and r is not r.project.releases[-1]
+                      and r.created_ms < self.now_ms - 14 * DAY_MS]
+        chosen = rng.sample(candidates, self._how_many(len(candidates), 0.03, hours, 3))
+        for r in chosen:
+            r.status = "archived"
+        return len(chosen)
+
+    def _add_deploys(self, rng: random.Random, old: int, new: int, hours: float) -> int:
+        """Deploy recent releases (again) inside the step; at least the newest one gets a deploy."""
+        recent = [r for r in self.releases if r.created_ms >= new - 7 * DAY_MS and r.deploy_count < 9]
+        if not recent:
+            return 0
+        chosen = [r for r in recent if rng.random() < min(1.0, 0.3 * hours / 24)]
+        for r in chosen or [max(recent, key=lambda r: (r.created_ms, r.id))]:
+            lo = max(old, r.created_ms)
+            finished = lo + int(rng.random() * (new - lo))
+            env = rng.choice(("production", "production", "staging"))
+            r.deploy_count += 1
+            r.deploys.append(Deploy(str(r.id * 10 + r.deploy_count), env, finished - rng.randint(2, 15) * 60_000,
+                                    finished, f"{r.version} to {env}", None))
+        return len(chosen) or 1
+
+    def _accept_invite(self, rng: random.Random, hours: float) -> int:
+        """About once a week the pending invite is accepted and a new one sent."""
+        if rng.random() >= min(1.0, hours / (24 * 7)):
+            return 0
+        for m in self.members:
+            if m.pending:
+                m.user_id = str(100 + (int(m.id) - 800_100) // 7)
+        self.members.append(self._invite(self.invites, self.now_ms - 1))
+        self.invites += 1
+        return 1
 
     def _advance_releases(self, rng: random.Random, old: int, new: int, hours: float) -> int:
         made = []
@@ -570,6 +760,8 @@ class World:
         """New events on existing issues; regressions and escalations they cause."""
         changes = 0
         for issue in list(self.issues):
+            if issue.deleted_ms is not None:
+                continue
             active = issue.times[-1] > old - ACTIVE_MS and issue.status != "resolved"
             lam = issue.rate * hours * 0.5 if active else 0.02 * hours / 24
             k = poisson(rng, lam)

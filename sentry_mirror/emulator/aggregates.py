@@ -1,0 +1,153 @@
+"""Per-project aggregates over served events: tag values, users, and the outcome counts behind
+project stats and stats_v2, shared by the endpoints and by ground truth so they always agree.
+
+Outcome semantics (documented in the package docstring too):
+- received: the project's served events (retained, not deleted), at their timestamps;
+- rejected: events dropped by rate limits (stats_v2 outcome `rate_limited`, reason `smart_rate_limit`);
+- blacklisted: events dropped by inbound filters (stats_v2 outcome `filtered`, reason `browser-extensions`);
+- generated: everything the SDKs sent, i.e. received + rejected + blacklisted.
+Dropped events are never served, so they are derived from the served ones: a served event
+"had a rejected sibling" when bits of its hash say so (about 1 in 13, and 1 in 29 for filtered),
+at the same instant. Counts are therefore additive across resolutions and deterministic.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass
+
+from . import catalog
+from .world import SEQ_BITS, Project, World
+
+TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
+STATS = ("received", "rejected", "blacklisted", "generated")
+ENVIRONMENTS = ("production", "staging")
+_SEQ_MASK = (1 << SEQ_BITS) - 1
+
+
+def rejected_sibling(h: int) -> bool:
+    return (h >> 44) % 13 == 0
+
+
+def filtered_sibling(h: int) -> bool:
+    return (h >> 50) % 29 == 0
+
+
+@dataclass
+class Summary:
+    """One pass over a project's served events, oldest first."""
+
+    tags: dict[str, dict[str, list[int]]]  # key -> value -> [count, first_ms, last_ms]
+    users: dict[int, list[int]]  # user index -> [count, first_ms, last_ms]
+    received: array  # event times (ms), ascending
+    rejected: array
+    blacklisted: array
+
+
+def _bump(table: dict, value, t: int) -> None:
+    entry = table.get(value)
+    if entry is None:
+        table[value] = [1, t, t]
+    else:
+        entry[0] += 1
+        entry[2] = t
+
+
+def summary(world: World, p: Project) -> Summary:
+    """The project's aggregates, cached until the world changes (advance clears the cache)."""
+    key = ("summary", p.idx)
+    if key not in world.cache:
+        world.cache[key] = _summarise(world, p)
+    return world.cache[key]
+
+
+def _summarise(world: World, p: Project) -> Summary:
+    fam = catalog.platform_family(p.platform)
+    oses, browsers = fam.os_choices, fam.browsers
+    tags: dict[str, dict] = {k: {} for k in TAG_KEYS}
+    env, rel_t, br_t, os_t, user_t, level_t = (tags[k] for k in
+                                                ("environment", "release", "browser", "os", "user", "level"))
+    users: dict[int, list[int]] = {}
+    rejected, blacklisted = array("q"), array("q")
+    lo = bisect_left(p.ev_times, world.retention_ms)
+    received = p.ev_times[lo:]
+    issues = world.issues
+    for k in range(lo, len(p.ev_times)):
+        t, ref = p.ev_times[k], p.ev_refs[k]
+        issue, seq = issues[ref >> SEQ_BITS], ref & _SEQ_MASK
+        h = world.event_hash(issue.idx, seq)
+        _bump(env, "staging" if (h & 0xFFFF) < issue.staging_share * 65536 else "production", t)
+        rel = p.release_at(t)
+        if rel is not None:
+            _bump(rel_t, rel.version, t)
+        if browsers:
+            b_name, b_ver = browsers[(h >> 20) % len(browsers)]
+            _bump(br_t, f"{b_name} {b_ver}", t)
+        os_name, os_ver = oses[(h >> 16) % len(oses)]
+        _bump(os_t, f"{os_name} {os_ver}", t)
+        u = issue.users[seq]
+        if u >= 0:
+            _bump(user_t, f"id:{10_000 + u}", t)
+            _bump(users, u, t)
+        _bump(level_t, issue.level, t)
+        if rejected_sibling(h):
+            rejected.append(t)
+        if filtered_sibling(h):
+            blacklisted.append(t)
+    return Summary({k: v for k, v in tags.items() if v}, users, received, rejected, blacklisted)
+
+
+def outcome_times(world: World, p: Project, stat: str) -> list[array]:
+    """Time arrays whose counts add up to `stat` (project stats vocabulary)."""
+    s = summary(world, p)
+    parts = {"received": [s.received], "rejected": [s.rejected], "blacklisted": [s.blacklisted]}
+    return parts.get(stat) or [s.received, s.rejected, s.blacklisted]
+
+
+def bucket_counts(times_list: list[array], edges_ms: list[int]) -> list[int]:
+    """Counts in [edges[k], edges[k+1]) summed over several ascending time arrays."""
+    out = [0] * (len(edges_ms) - 1)
+    for times in times_list:
+        idx = [bisect_left(times, e) for e in edges_ms]
+        for k in range(len(out)):
+            out[k] += idx[k + 1] - idx[k]
+    return out
+
+
+# ----- ground truth ---------------------------------------------------------------------------------
+def truth_extras(world: World) -> tuple[dict, dict]:
+    """The truth keys about teams, members, deploys, stats, tags and users, and their counts."""
+    from .render import assignee  # render imports world; imported here to keep modules acyclic
+
+    served = world.served_issues()
+    deploys = {r.version: [d.id for d in r.deploys] for r in world.releases if r.deploys}
+    by_status = {"open": [r.version for r in world.releases if r.status == "open"],
+                 "archived": [r.version for r in world.releases if r.status == "archived"]}
+    sums = {str(p.id): summary(world, p) for p in world.projects}
+    tag_values = {pid: {k: {v: e[0] for v, e in vals.items()} for k, vals in s.tags.items()}
+                  for pid, s in sums.items()}
+    users = {pid: sorted(f"id:{10_000 + u}" for u in s.users) for pid, s in sums.items()}
+    extras = {
+        "teams": [t.id for t in world.teams],
+        "members": [m.id for m in world.members],
+        "environments": list(ENVIRONMENTS),
+        "deploys": deploys,
+        "releases_by_status": by_status,
+        "issues_assigned": {str(i.id): assignee(i) for i in served},
+        "deleted_issues": [str(i.id) for i in world.deleted],
+        "project_stats": {pid: {"received_total_90d": len(s.received)} for pid, s in sums.items()},
+        "tag_values": tag_values,
+        "users": users,
+    }
+    counts = {
+        "teams": len(world.teams), "members": len(world.members), "environments": len(ENVIRONMENTS),
+        "deploys": sum(len(v) for v in deploys.values()),
+        "releases_open": len(by_status["open"]), "releases_archived": len(by_status["archived"]),
+        "issues_assigned": sum(1 for i in served if i.assigned is not None),
+        "deleted_issues": len(world.deleted),
+        "received_total_90d": sum(len(s.received) for s in sums.values()),
+        "tag_values": sum(len(vals) for t in tag_values.values() for vals in t.values()),
+        "users": sum(len(v) for v in users.values()),
+    }
+    return extras, counts
