@@ -61,6 +61,8 @@ RETRIED_FAULTS = [
     "kind=slow,delay=1.5,rate=0.1",  # slower than the client's timeout
     "kind=badcursor,after=4,times=2",  # a refused cursor mid-walk: the walk starts over
     "kind=drift,rate=0.5",  # unknown fields, missing optional fields, nulls, count as a number
+    "kind=hostile,rate=0.5",  # NUL, escapes, SQL, RTL marks, emoji, 20k-character strings
+    "kind=huge,route=*/events/*,times=3",  # events of ~4 MB
 ]
 
 
@@ -71,11 +73,18 @@ def test_sync_under_fault_is_level(emu, spec):
     result = sync(store, emu, timeout=1.0)
     assert fired(emu) > 0, "the fault never fired: this test would prove nothing"
     assert result.status == "ok"
-    if "drift" in spec:
-        # Drift changes the JSON the mirror keeps; read the truth without it.
+    if "drift" in spec or "hostile" in spec:
+        # These change the JSON the mirror keeps: check it was kept as sent, then re-read it clean.
+        if "hostile" in spec:
+            titles = {r[0] for r in store.con.execute("SELECT title FROM events UNION SELECT title FROM issues").fetchall()}
+            from sentry_mirror.emulator.faults import HOSTILE
+            assert set(HOSTILE) & titles, "no hostile title was stored as sent"
         requests.delete(emu.url + "/_emulator/faults", timeout=10)
         sync(store, emu)
     assert_level(store, emu)
+    if "huge" in spec:
+        largest = store.con.execute("SELECT max(strlen(CAST(raw AS VARCHAR))) FROM events").fetchone()[0]
+        assert largest > 3_000_000
 
 
 def test_revoked_token_fails_cleanly_and_resumes(emu):

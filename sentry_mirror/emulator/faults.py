@@ -12,7 +12,8 @@ import random
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("429", "500", "502", "503", "reset", "truncate", "badjson", "slow", "badcursor", "revoke", "drift")
+KINDS = ("429", "500", "502", "503", "reset", "truncate", "badjson", "slow", "badcursor", "revoke", "drift",
+         "huge", "hostile")
 _INT_FIELDS = ("after", "times", "every")
 _FLOAT_FIELDS = ("rate", "delay", "retry_after")
 
@@ -148,3 +149,45 @@ def drift(payload):
         out["count"] = int(out["count"])
     out["x_emulatorDrift"] = {"schemaVersion": 2, "note": "field added by a newer server"}
     return out
+
+
+# Strings that break careless code: control characters, terminal escapes, NUL, quotes and
+# backslashes, SQL, right-to-left and combining marks, astral-plane characters, a long one.
+HOSTILE = [
+    "'; DROP TABLE events; --",
+    'Robert"); DELETE FROM issues WHERE (\'1\'=\'1',
+    "nul\x00byte and \x07bell and \x1b[31mred\x1b[0m",
+    "line\r\nbreak\ttab \\backslash \"quote\"",
+    "\u202eevil\u202c r\u0301e\u0301sume\u0301 \U0001f4a5\U0001f525 \u4e2d\u6587 \ufeffbom",
+    "x" * 20000,
+]
+
+
+def hostile(payload, _depth=0):
+    """Replace the human-readable strings of every object with hostile ones; ids stay intact."""
+    if isinstance(payload, list):
+        return [hostile(item, _depth) for item in payload]
+    if not isinstance(payload, dict):
+        return payload
+    out = dict(payload)
+    for n, key in enumerate(("title", "message", "culprit", "location", "name")):
+        if isinstance(out.get(key), str):
+            out[key] = HOSTILE[n % len(HOSTILE)]
+    if isinstance(out.get("tags"), list):
+        out["tags"] = [dict(t, value=HOSTILE[i % len(HOSTILE)]) if isinstance(t, dict) and t.get("key") not in
+                       ("release", "environment", "level") else t for i, t in enumerate(out["tags"])]
+    if isinstance(out.get("user"), dict):
+        out["user"] = dict(out["user"], username=HOSTILE[2], email=HOSTILE[0])
+    return out
+
+
+def huge(payload, megabytes: float = 4.0):
+    """Make the first object of the answer several MB: a breadcrumbs entry as large SDKs send."""
+    items = payload if isinstance(payload, list) else [payload]
+    if not items or not isinstance(items[0], dict):
+        return payload
+    crumb = {"type": "default", "category": "console", "level": "info", "message": "y" * 1000}
+    big = dict(items[0])
+    big["entries"] = list(big.get("entries") or []) + [
+        {"type": "breadcrumbs", "data": {"values": [crumb] * int(megabytes * 1000)}}]
+    return [big, *items[1:]] if isinstance(payload, list) else big

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import glitchtip
 from .api import NOT_FOUND, Api, Request, Response, resolve
-from .faults import FaultRegistry, FaultRule, drift
+from .faults import FaultRegistry, FaultRule, drift, hostile, huge
 from .pagination import ApiError, bad_request
 from .world import World
 
@@ -340,6 +340,14 @@ class _Server(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
+    def handle_error(self, request, client_address):
+        """A client that hangs up mid-request (a killed sync) is normal here, not worth a traceback."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     def process_request(self, request, client_address):
         with self._connections_lock:
             self._connections.add(request)
@@ -401,7 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Response(404, {"detail": "Not found"}))
 
     def _send(self, resp: Response, fault: str | None = None) -> None:
-        payload = drift(resp.payload) if fault == "drift" and resp.status == 200 else resp.payload
+        mutate = {"drift": drift, "hostile": hostile, "huge": huge}.get(fault) if resp.status == 200 else None
+        payload = mutate(resp.payload) if mutate else resp.payload
         body = resp.raw if resp.raw is not None else json.dumps(payload, separators=(",", ":")).encode()
         if fault == "badjson":
             body = body[: len(body) // 2]
