@@ -78,11 +78,11 @@ def cli():
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--url", envvar=["SENTRY_URL", "SENTRY_HOST"], show_envvar=True,
-              help="Sentry base URL, e.g. https://sentry.io or https://de.sentry.io [default: https://sentry.io].")
-@click.option("--org", envvar="SENTRY_ORG", show_envvar=True, help="Organization slug.")
-@click.option("--token", envvar=["SENTRY_AUTH_TOKEN", "SENTRY_TOKEN"], show_envvar=True,
-              help="Auth token with org:read, project:read and event:read scopes.")
+@click.option("--url", help="Sentry base URL, e.g. https://sentry.io or https://de.sentry.io "
+                            "[env: SENTRY_URL, SENTRY_HOST; default: https://sentry.io].")
+@click.option("--org", help="Organization slug [env: SENTRY_ORG].")
+@click.option("--token", help="Auth token with org:read, project:read and event:read scopes "
+                              "[env: SENTRY_AUTH_TOKEN, SENTRY_TOKEN; with a config file, each source's token_env].")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="SENTRY_MIRROR_CONFIG",
               show_envvar=True, help="A TOML config file listing sources (see config.example.toml).")
 @click.option("--source", "source_names", multiple=True, help="Sync only the named config source (repeatable).")
@@ -134,9 +134,9 @@ def describe_result(result) -> str:
 @cli.command(context_settings=CONTEXT)
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="SENTRY_MIRROR_CONFIG",
               show_envvar=True, help="A TOML config file listing sources; its [schedule] gives cron or every_minutes.")
-@click.option("--url", envvar=["SENTRY_URL", "SENTRY_HOST"], show_envvar=True, help="Sentry base URL.")
-@click.option("--org", envvar="SENTRY_ORG", show_envvar=True, help="Organization slug.")
-@click.option("--token", envvar=["SENTRY_AUTH_TOKEN", "SENTRY_TOKEN"], show_envvar=True, help="Auth token.")
+@click.option("--url", help="Sentry base URL [env: SENTRY_URL, SENTRY_HOST].")
+@click.option("--org", help="Organization slug [env: SENTRY_ORG].")
+@click.option("--token", help="Auth token [env: SENTRY_AUTH_TOKEN, SENTRY_TOKEN].")
 @click.option("--cron", help="When to sync, as a crontab line in UTC, e.g. '0 3 * * *'.")
 @click.option("--every", "every_minutes", type=float, help="Sync every N minutes instead of on a cron line.")
 @click.option("--now/--no-now", "run_now", default=True, show_default=True, help="Also sync once right away.")
@@ -149,7 +149,8 @@ def schedule(config_path, url, org, token, cron, every_minutes, run_now, db, qui
 
     setup_logging(verbose, quiet)
     config = resolve(config_path=config_path, url=url, org=org, token=token, db=db)
-    trigger = make_trigger(cron or config.schedule.get("cron"), every_minutes or config.schedule.get("every_minutes"))
+    trigger = make_trigger(cron or config.schedule.get("cron"),
+                           every_minutes if every_minutes is not None else config.schedule.get("every_minutes"))
     run_scheduler(config, trigger, run_now=run_now, report=lambda m: click.echo(m, err=True))
 
 
@@ -236,8 +237,14 @@ def issues(since, until, status, project, sort, limit, db, fmt):
 @handle_errors
 def emulator(port, seed, scale, token, rate_limit, faults, flavor, deletions):
     """Serve a generated organization through Sentry's API on 127.0.0.1, for trying and testing."""
-    from .emulator import run_emulator
+    from .emulator import parse_spec, run_emulator
+    from .errors import ConfigError
 
+    for spec in faults:
+        try:
+            parse_spec(spec)
+        except ValueError as exc:
+            raise ConfigError(f"bad --fault {spec!r}: {exc}", hint="e.g. kind=503,route=*/issues/*,rate=0.2") from None
     run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults),
                  flavor=flavor, deletions=deletions)
 
@@ -258,8 +265,7 @@ def demo(db, scale, seed, quiet, verbose):
     from .report import demo_summary
 
     setup_logging(verbose, quiet)
-    for suffix in ("", ".wal", ".lock"):
-        Path(db + suffix).unlink(missing_ok=True)
+    replace_demo_store(db)
     token = "sntryu_" + secrets.token_hex(32)
     say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     with Emulator(seed=seed, scale=scale, token=token) as emu:
@@ -282,6 +288,29 @@ def demo(db, scale, seed, quiet, verbose):
         con.close()
     click.echo(f"\nThe store is {db}. Try: sentry-mirror status --db {db}")
     click.echo(f"     or: sentry-mirror query --db {db} \"SELECT * FROM daily_events LIMIT 10\"")
+
+
+def replace_demo_store(db: str) -> None:
+    """The demo starts afresh, but only ever replaces a store it made: one mirroring the emulator."""
+    from .errors import StoreError
+    from .store import check_store_path
+
+    path = Path(db)
+    if not path.exists():
+        return
+    check_store_path(db)  # refuses anything that is not a DuckDB file
+    con = open_readonly(db, wait=5)
+    try:
+        urls = [r[0] or "" for r in con.execute("SELECT region_url FROM organizations").fetchall()]
+    except Exception:
+        urls = ["?"]
+    finally:
+        con.close()
+    if not urls or not all(u.startswith("http://127.0.0.1:") for u in urls):
+        raise StoreError(f"{db} holds data that is not from the demo; not replacing it",
+                         hint="pass another --db for the demo")
+    for suffix in ("", ".wal"):
+        Path(db + suffix).unlink(missing_ok=True)
 
 
 def main() -> None:

@@ -162,25 +162,23 @@ class SentryClient:
         return session
 
     def use_region(self, region_url: str) -> bool:
-        """Move to the organization's region host (`links.regionUrl`), if it is the same site.
+        """Move to the organization's region host (`links.regionUrl`), on sentry.io only.
 
         sentry.io serves every organization, but data lives on us.sentry.io or de.sentry.io. The
-        token may follow only to a host under the configured one's domain, over https.
+        token may follow only between https hosts of sentry.io; a self-hosted server stays put.
         """
         try:
             target = urlsplit(normalise_base_url(region_url))
         except Exception:
             return False
-        here = self._origin
-        if (target.scheme, target.netloc) == (here.scheme, here.netloc):
+        here_host, there_host = self._origin.hostname or "", target.hostname or ""
+        if there_host == here_host and target.port == self._origin.port:
             return False
-        here_host, there_host = here.hostname or "", target.hostname or ""
-        parent = here_host.split(".", 1)[1] if here_host.count(".") >= 2 else here_host
-        same_site = there_host == here_host or there_host.endswith("." + here_host) or there_host.endswith("." + parent)
-        if target.scheme != "https" or not same_site:
-            log.info("not following regionUrl %s: not the configured site", region_url)
+        on_sentry_io = all(h == "sentry.io" or h.endswith(".sentry.io") for h in (here_host, there_host))
+        if target.scheme != "https" or self._origin.scheme != "https" or not on_sentry_io or target.port:
+            log.info("not following regionUrl %s: only https hosts of sentry.io are followed", region_url)
             return False
-        self.base_url = f"{target.scheme}://{target.netloc}/api/0"
+        self.base_url = f"https://{there_host}/api/0"
         self._origin = urlsplit(self.base_url)
         return True
 
@@ -206,6 +204,11 @@ class SentryClient:
             self._pace()
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+            except (requests.exceptions.InvalidHeader, UnicodeError):
+                from .errors import ConfigError
+
+                raise ConfigError("a header (the token or a configured header) is not valid in HTTP",
+                                  hint="check for pasted newlines or non-ASCII characters") from None
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 if attempt > (retries if self._reached else min(retries, 1)):
                     raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
@@ -217,7 +220,7 @@ class SentryClient:
             self._reached = True
             self._observe(response)
             if response.status_code in RETRY_STATUSES:
-                if attempt > retries or (probe and response.status_code == 500):
+                if attempt > retries or (probe and response.status_code == 500 and not _is_json(response)):
                     raise self._error(response, url)
                 self._backoff(attempt, response, str(response.status_code))
                 continue
@@ -327,14 +330,15 @@ class SentryClient:
     def _error(self, response: requests.Response, url: str) -> ApiError:
         message = server_message(response)
         status = response.status_code
+        is_json = _is_json(response)
         if status in (401, 403):
-            return AuthError(status, message, _display(url),
+            return AuthError(status, message, _display(url), json_body=is_json,
                              hint="check the token (--token / SENTRY_AUTH_TOKEN) and that it has the read scopes")
         if status == 404:
-            return NotFoundError(status, message, _display(url), hint="check --org and the base URL")
+            return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
         if status == 429:
             return ApiError(status, message, _display(url), hint="rate limited too often; try again later")
-        return ApiError(status, message, _display(url))
+        return ApiError(status, message, _display(url), json_body=is_json)
 
     def close(self) -> None:
         with self._lock:
@@ -345,11 +349,15 @@ class SentryClient:
 
 def normalise_base_url(url: str) -> str:
     """Accept `https://sentry.io`, `https://sentry.io/`, or `…/api/0/`; return `…/api/0`."""
-    url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        from .errors import ConfigError
+    from .errors import ConfigError
 
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises on a port out of range
+    except ValueError:
+        raise ConfigError(f"not a valid URL: {url!r}", hint="pass --url like https://sentry.io") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise ConfigError(f"not an http(s) URL: {url!r}", hint="pass --url like https://sentry.io")
     path = parts.path.rstrip("/")
     if path.endswith("/api/0"):
@@ -387,7 +395,7 @@ def _display(url: str) -> str:
 
 def _short(exc: BaseException) -> str:
     text = str(exc)
-    match = re.search(r"\[Errno -?\d+\] ([^'\)]+)|(Connection refused|timed out|Read timed out)", text)
+    match = re.search(r"\[Errno -?\d+\] ([^'\)\"]+)|(Connection refused|timed out|Read timed out)", text)
     if match:
         return (match.group(1) or match.group(2)).strip()
     return redact.scrub(text)[:160]
@@ -402,6 +410,14 @@ def _parse_retry_after(value: str) -> float | None:
         except (TypeError, ValueError):
             return None
         return max(0.0, when - time.time())
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+        return True
+    except ValueError:
+        return False
 
 
 def _date_header(response: requests.Response) -> float | None:

@@ -127,7 +127,17 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
     """Build the effective configuration; flags win over everything else."""
     data = load_config_file(config_path) if config_path else {}
     cli_rc = sentryclirc()
-    config = Config(db=db or data.get("db") or DEFAULT_DB, schedule=dict(data.get("schedule") or {}))
+    if not isinstance(data.get("db", ""), str):
+        raise ConfigError("config: db must be a file path (a string)")
+    schedule = data.get("schedule") or {}
+    if not isinstance(schedule, dict) or set(schedule) - {"cron", "every_minutes"}:
+        raise ConfigError("config: [schedule] takes cron = '0 3 * * *' or every_minutes = 60")
+    if "cron" in schedule and not isinstance(schedule["cron"], str):
+        raise ConfigError("config: schedule.cron must be a crontab line in quotes, e.g. '0 3 * * *'")
+    if "every_minutes" in schedule and (not isinstance(schedule["every_minutes"], (int, float))
+                                        or isinstance(schedule["every_minutes"], bool)):
+        raise ConfigError("config: schedule.every_minutes must be a number of minutes")
+    config = Config(db=db or data.get("db") or DEFAULT_DB, schedule=dict(schedule))
 
     raw_sources = data.get("sources") or []
     if not isinstance(raw_sources, list):
@@ -153,8 +163,25 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         config.sources.append(Source(name=resolved_org, url=url or _env(URL_ENV_VARS) or cli_rc.get("url") or DEFAULT_URL,
                                      org=resolved_org, token=resolved_token))
     for source in config.sources:
+        source.token = _clean_secret(source.token, f"the token for {source.name}")
+        for name, value in source.headers.items():
+            _clean_secret(value, f"header {name} of {source.name}")
         redact.register(source.token)
+        from .client import normalise_base_url
+
+        normalise_base_url(source.url)  # a bad URL is a config error now, before any store is touched
     return config
+
+
+def _clean_secret(value: str | None, what: str) -> str | None:
+    """Tokens pasted with a newline are common; control characters inside one are not usable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or not value.isascii():
+        redact.register(value)
+        raise ConfigError(f"{what} contains control or non-ASCII characters", hint="check how it was copied")
+    return value
 
 
 def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
@@ -202,9 +229,10 @@ def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
     verify = raw.get("verify", True)
     if not isinstance(verify, (bool, str)):
         raise ConfigError(f"{where}: verify must be true, false, or a CA bundle path")
-    for key, kind in (("timeout", (int, float)), ("overlap_minutes", (int, float))):
-        if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool) or raw[key] < 0):
-            raise ConfigError(f"{where}: {key} must be a non-negative number")
+    for key, low, high in (("timeout", 0.1, 3600), ("overlap_minutes", 0, 7 * 24 * 60)):
+        value = raw.get(key)
+        if key in raw and (not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high):
+            raise ConfigError(f"{where}: {key} must be a number from {low} to {high}")
     return Source(name=str(raw.get("name") or org), url=str(raw.get("url") or DEFAULT_URL), org=org, token=token,
                   auth=auth, verify=verify, headers=dict(headers), timeout=float(raw.get("timeout", 30.0)),
                   overlap_minutes=float(raw.get("overlap_minutes", 10.0)), events=events,

@@ -42,10 +42,11 @@ class ApiError(MirrorError):
 
     exit_code = 4
 
-    def __init__(self, status: int, message: str, url: str = "", hint: str | None = None):
+    def __init__(self, status: int, message: str, url: str = "", hint: str | None = None, json_body: bool = True):
         super().__init__(message, hint)
         self.status = status
         self.url = url
+        self.json_body = json_body  # False when the server answered an HTML page or plain text
 
     def __str__(self) -> str:
         where = f" for {self.url}" if self.url else ""

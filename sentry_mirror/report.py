@@ -83,8 +83,14 @@ def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> 
 
 def run_query(con: duckdb.DuckDBPyConnection, sql: str):
     """A user's SQL on a read-only connection: whatever it says, it cannot change the store."""
+    if not sql.strip():
+        con.close()
+        raise ConfigError("no SQL given", hint='e.g. sentry-mirror query "SELECT count(*) FROM issues"')
     try:
-        return con.execute(sql).df()
+        result = con.execute(sql)
+        if result.description is None:
+            raise ConfigError("the statement returned no rows to show", hint="query runs SELECT statements")
+        return result.df()
     except duckdb.Error as exc:
         raise ConfigError(f"query failed: {str(exc).strip().splitlines()[0]}") from None
     finally:
@@ -101,17 +107,17 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
     text = value.strip()
     span = _SPAN.match(text.lower())
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    if span:
-        n, unit = int(span.group(1)), span.group(2)
-        return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
     try:
+        if span:
+            n, unit = int(span.group(1)), span.group(2)
+            return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        return parsed
+    except (ValueError, OverflowError):
         raise ConfigError(f"bad date for {flag}: {value!r}",
                           hint="use YYYY-MM-DD, an ISO time like 2025-01-31T12:00, or a span like 7d or 24h") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
 
 
 _ORDER = {"events": "s.times_seen DESC", "users": "s.affected_users DESC", "last-seen": "s.last_seen DESC",

@@ -8,6 +8,7 @@ Jobs are rebuilt from the config at every start (no persistent job store): the s
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from datetime import datetime, timezone
@@ -33,8 +34,8 @@ def make_trigger(cron: str | None, every_minutes: float | None):
             return CronTrigger.from_crontab(cron, timezone=timezone.utc)
         except ValueError as exc:
             raise ConfigError(f"bad cron expression {cron!r}: {exc}", hint="five fields, e.g. '0 3 * * *'") from None
-    if every_minutes:
-        if every_minutes <= 0:
+    if every_minutes is not None:
+        if not math.isfinite(every_minutes) or every_minutes <= 0:
             raise ConfigError("the interval must be a positive number of minutes")
         return IntervalTrigger(minutes=every_minutes, timezone=timezone.utc)
     raise ConfigError("no schedule given", hint="pass --cron '0 3 * * *' or --every 60, or set [schedule] in the config")

@@ -72,9 +72,10 @@ def utcnow() -> datetime:
 class Store:
     """The one writer of a store file."""
 
-    def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0):
+    def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0, reader_wait: float = 60.0):
         self.path = str(path)
         self.lease_seconds = lease_seconds
+        self.reader_wait = reader_wait
         self._con: duckdb.DuckDBPyConnection | None = None
         self._leased_at = 0.0
         self._in_tx = False
@@ -88,15 +89,22 @@ class Store:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             created = self.path != ":memory:" and not os.path.exists(self.path)
-            try:
-                # DuckDB's buffer pool defaults to 80% of RAM and grows with the data written; the
-                # syncer writes pages and re-reads little, so a small pool keeps its memory flat.
-                self._con = duckdb.connect(self.path, config={"memory_limit": MEMORY_LIMIT,
-                                                              "preserve_insertion_order": False})
-            except duckdb.IOException as exc:
-                raise StoreError(_lock_message(self.path, exc), hint="wait for the other sync to finish") from None
-            except duckdb.Error as exc:
-                raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}") from None
+            deadline = time.monotonic() + self.reader_wait
+            while True:
+                try:
+                    # DuckDB's buffer pool defaults to 80% of RAM and grows with the data written; the
+                    # syncer writes pages and re-reads little, so a small pool keeps its memory flat.
+                    self._con = duckdb.connect(self.path, config={"memory_limit": MEMORY_LIMIT,
+                                                                  "preserve_insertion_order": False})
+                    break
+                except duckdb.IOException as exc:
+                    # A reader (status, query, a notebook) holds the file for a moment: wait for it.
+                    if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                        raise StoreError(_lock_message(self.path, exc),
+                                         hint="close the program reading the store, or wait for it") from None
+                    time.sleep(0.1)
+                except duckdb.Error as exc:
+                    raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}") from None
             if created:
                 _owner_only(self.path)
             self._leased_at = time.monotonic()

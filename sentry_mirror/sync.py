@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 from . import endpoints as ep
+from . import redact
 from .client import Page, SentryClient
 from .errors import ApiError, AuthError, Interrupted, MirrorError, NotFoundError
 from .store import PRUNE_KEYS, Store
@@ -157,11 +158,11 @@ class Syncer:
                 self.sync_list(endpoint)
             for endpoint in ep.ORG_LISTS:
                 self.optional(endpoint.name, self.sync_list, endpoint)
-            self.optional("deploys", self.sync_deploys)
+            self.sync_deploys()
             seen = self.sync_issues()
             self.refresh_known_issues(seen)
             self.sync_events()
-            self.optional("project_stats", self.sync_project_stats)
+            self.sync_project_stats()
             self.optional("org_stats", self.sync_org_stats)
             self.sync_project_details()
             self.buffer.flush()
@@ -179,8 +180,11 @@ class Syncer:
             self.result.requests = self.client.stats.requests
             self.result.retries = self.client.stats.retries
             self.result.seconds = time.monotonic() - started
-            self.store.finish_run(run_id, status, requests=self.result.requests, retries=self.result.retries,
-                                  rows=self.result.rows, error=error)
+            try:
+                self.store.finish_run(run_id, status, requests=self.result.requests, retries=self.result.retries,
+                                      rows=self.result.rows, error=redact.scrub(error) if error else None)
+            except MirrorError as exc:  # never hide the error that ended the sync
+                log.warning("could not record the end of this sync: %s", exc)
             self.store.release()
         return self.result
 
@@ -200,23 +204,37 @@ class Syncer:
         if region and self.client.use_region(region):
             self.progress(f"organization lives on {region}; reading from there")
 
-    def optional(self, name: str, step: Callable, *args: Any, **kwargs: Any) -> None:
-        """Run a stream a Sentry-compatible server may lack: a missing endpoint is noted once, not
-        fatal, and not asked for again in this sync."""
+    def optional(self, name: str, step: Callable, *args: Any, **kwargs: Any) -> bool:
+        """Run a read a Sentry-compatible server may not serve, or whose object may be gone.
+
+        A missing route (an HTML 404/500, 405, 501: GlitchTip lacks some) skips the stream for the
+        rest of this sync, noted once. A JSON 404 means this project, release or tag key is gone:
+        only this read is skipped. A 403 skips it too, noted. True when the read is settled.
+        """
         if name in self._missing:
-            return
+            return False
         try:
             step(*args, **kwargs)
+            return True
         except ApiError as exc:
-            if isinstance(exc, AuthError) and exc.status == 401:
+            if exc.status == 401:
                 raise
-            if not _route_missing(exc) and exc.status not in (400, 403, 422):
-                raise
-            self.buffer.flush()
-            self._missing.add(name)
-            note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
-            log.info(note)
-            self.result.notes.append(note)
+            if _route_missing(exc):
+                self.buffer.flush()
+                self._missing.add(name)
+                note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
+                log.info(note)
+                self.result.notes.append(note)
+                return False
+            if exc.status == 404:
+                log.info("%s: %s is gone (%s)", name, exc.url, exc.message[:80])
+                return True
+            if exc.status == 403 or exc.status >= 500:
+                # No access, or an outage that outlasted the retries: skip this read, say so, and
+                # leave it unsettled so the next sync tries it again.
+                self.result.notes.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]})")
+                return False
+            raise
 
     def sync_list(self, endpoint: ep.Endpoint, scope: str = "", *, context: dict | None = None, **path_args: str) -> None:
         """Walk a whole list endpoint, checkpointing the cursor with every page."""
@@ -253,9 +271,10 @@ class Syncer:
             self.progress(f"deploys of {len(rows)} releases…")
         for version, count in rows:
             self._check_stop()
-            self.sync_list(ep.DEPLOYS, version, context={"release": version}, release=quote(version, safe=""))
-            self.buffer.state("state", "deploys", version, watermark=None, cursor=None, params=None,
-                              extra={"deploy_count": count})
+            if self.optional("deploys", self.sync_list, ep.DEPLOYS, version, context={"release": version},
+                             release=quote(version, safe="")):
+                self.buffer.state("state", "deploys", version, watermark=None, cursor=None, params=None,
+                                  extra={"deploy_count": count})
         self.buffer.flush()
 
     def sync_project_stats(self) -> None:
@@ -269,7 +288,7 @@ class Syncer:
                                           [self.source]).fetchall()
         self.progress(f"project stats ({len(projects)} projects)…")
         until = now.replace(tzinfo=timezone.utc).timestamp()
-        for project_id, slug in projects:
+        def read(project_id: str, slug: str) -> None:
             for resolution in ep.STAT_RESOLUTIONS:
                 for stat in ep.STATS:
                     self._check_stop()
@@ -282,6 +301,9 @@ class Syncer:
                     self.buffer.add(ep.PROJECT_STATS.entity, points,
                                     {"project_id": project_id, "stat": stat, "resolution": resolution})
                     self.result.add("project_stats", len(points))
+
+        for project_id, slug in projects:
+            self.optional("project_stats", read, project_id, slug)
             self.buffer.maybe_flush()
         self.buffer.flush()
 
@@ -316,6 +338,16 @@ class Syncer:
             self.result.add("org_stats", len(points))
         self.buffer.flush()
 
+    def _tag_values(self, project_id: str, slug: str, key: str) -> None:
+        """One tag key's values; Sentry answers a JSON 404 for a key the project has no values of."""
+        context = {"project_id": project_id, "key": key}
+        try:
+            self.sync_list(ep.TAG_VALUES, f"{project_id}:{key}", context=context, project=slug, key=key)
+        except NotFoundError as exc:
+            if not exc.json_body:
+                raise
+            self.buffer.prune(ep.TAG_VALUES.entity, context, set())  # none now: drop what was there
+
     def sync_project_details(self) -> None:
         """Tag values and users of each project whose issues moved (count or lastSeen) since last read."""
         rows = self.store.con.execute(
@@ -331,39 +363,47 @@ class Syncer:
         if rows:
             self.progress(f"tag values and users of {len(rows)} projects…")
         for project_id, slug, mark in rows:
+            settled = True
             for key in ep.TAG_KEYS:
                 self._check_stop()
-                self.optional("tag_values", self.sync_list, ep.TAG_VALUES, f"{project_id}:{key}",
-                              context={"project_id": project_id, "key": key}, project=slug, key=key)
-            self.optional("project_users", self.sync_list, ep.PROJECT_USERS, project_id,
-                          context={"project_id": project_id}, project=slug)
-            self.buffer.state("state", "project_details", project_id, watermark=None, cursor=None, params=None,
-                              extra={"mark": mark})
+                settled &= self.optional("tag_values", self._tag_values, project_id, slug, key)
+            settled &= self.optional("project_users", self.sync_list, ep.PROJECT_USERS, project_id,
+                                     context={"project_id": project_id}, project=slug)
+            if settled:  # otherwise the next sync tries this project again
+                self.buffer.state("state", "project_details", project_id, watermark=None, cursor=None, params=None,
+                                  extra={"mark": mark})
         self.buffer.flush()
 
     def sync_issues(self) -> set[str]:
         """Issues seen since the watermark (all statuses), newest `lastSeen` first.
 
-        Sentry filters on the server (`lastSeen:>`); a server that rejects the filter or the sort
-        name (GlitchTip) is asked again without it, and the walk stops early on the known order.
+        Sentry filters on the server (`lastSeen:>`). GlitchTip refuses Sentry's sort name (422) and
+        does not know the filter: it is then asked by its own sort name, without the filter, and
+        the walk stops early on the known order. What was learnt is kept only once it worked.
         """
         self.progress("issues…")
         name, scope = ep.ISSUES.name, ""
         state = self.store.get_state(self.source, name, scope) or {}
         caps = self._capabilities()
+        learnt = dict(caps)
         watermark = None if self.options.full else _parse_ts(state.get("watermark"))
         since = watermark - self.options.overlap if watermark else None
         walk_max = _parse_ts((state.get("extra") or {}).get("walk_max")) if state.get("cursor") else None
+        if self.options.full and state.get("cursor"):
+            self.store.set_state(self.source, name, scope, watermark=state.get("watermark"))  # --full starts over
         seen: set[str] = set()
         path = ep.ISSUES.path.format(org=self.org)
         while True:
-            params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date")}
-            if since is not None and caps.get("last_seen_query", True):
+            params = {**ep.ISSUES.params, "sort": learnt.get("issue_sort", "date")}
+            if since is not None and learnt.get("last_seen_query", True):
                 params["query"] = f"lastSeen:>{since.strftime('%Y-%m-%dT%H:%M:%S')}"
             pages = 0
             try:
                 for page in self._walk(name, scope, path, params):
                     pages += 1
+                    if learnt != caps:
+                        self.store.set_state(self.source, "_capabilities", "", extra=learnt)
+                        caps = dict(learnt)
                     oldest = None
                     for issue in page.items:
                         seen.add(str(issue.get("id")))
@@ -378,24 +418,14 @@ class Syncer:
                         break  # sorted by lastSeen, newest first: the rest is older still
                 break
             except ApiError as exc:
-                if pages or exc.status not in (400, 422) or not self._adapt_issue_query(caps, params):
+                if pages or not _adapt_issue_query(learnt, params, exc):
                     raise
+                log.info("server refused the issue query (%s); asking again with %s", exc.message[:80], learnt)
+                self.store.set_state(self.source, name, scope, watermark=state.get("watermark"))  # drop a saved cursor
         new_mark = max(filter(None, [_parse_ts(state.get("watermark")), walk_max]), default=None)
         self._finish_walk(name, scope, watermark=_fmt_ts(new_mark) if new_mark else None)
         self.buffer.flush()
         return seen
-
-    def _adapt_issue_query(self, caps: dict, params: dict) -> bool:
-        """After a 400/422: drop what the server refused (sort name first, then the filter)."""
-        if params.get("sort") == "date":
-            caps["issue_sort"] = "-last_seen"  # GlitchTip's name for Sentry's sort=date
-        elif params.get("query"):
-            caps["last_seen_query"] = False
-        else:
-            return False
-        self.store.set_state(self.source, "_capabilities", "", extra=caps)
-        log.info("server refused the issue query; adapting: %s", caps)
-        return True
 
     def _capabilities(self) -> dict:
         return dict((self.store.get_state(self.source, "_capabilities", "") or {}).get("extra") or {})
@@ -458,15 +488,24 @@ class Syncer:
             policy = self.options.project_events.get(slug or "", self.options.events)
             if policy == "none":
                 continue
+            resume = cursor and saved and not self.options.full  # --full starts every walk over
             jobs.append(EventWalk(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark),
                                   self.options.events_sample if policy == "sample" else None,
-                                  cursor, json.loads(saved) if cursor and saved else None))
+                                  cursor if resume else None, json.loads(saved) if resume else None))
+        self._followups: list[EventWalk] = []
         for n, (walk, message) in enumerate(self._run_walks(jobs), 1):
             if message == "gone":
                 log.info("issue %s is gone from Sentry; its stored events are kept", walk.issue_id)
                 self.result.notes.append(f"issue {walk.issue_id} not found while reading its events")
+                self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(walk.watermark)
+                                  if walk.watermark else None)
             if n == 1 or n % 50 == 0 or n == len(jobs):
                 self.progress(f"events: issue {n}/{len(jobs)}…")
+        # A resumed walk asked for its old window; what came since is read now, from its newest event.
+        for walk, message in self._run_walks(self._followups):
+            if message == "gone":
+                self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(walk.watermark)
+                                  if walk.watermark else None)
         self.buffer.flush()
 
     def _run_walks(self, jobs: list["EventWalk"]) -> Iterator[tuple["EventWalk", str]]:
@@ -561,8 +600,13 @@ class Syncer:
                         context={"issue_id": walk.issue_id})
 
     def _finish_event_walk(self, walk: "EventWalk") -> None:
+        """Mark the issue's events read as of `seen_as`, unless the walk was a resumed one: its window
+        was fixed before the interruption, so a fresh walk from its newest event follows first."""
+        resumed = walk.cursor is not None
         self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(walk.newest) if walk.newest else None,
-                          extra=walk.seen_as)
+                          extra=None if resumed else walk.seen_as)
+        if resumed:
+            self._followups.append(EventWalk(walk.issue_id, walk.seen_as, walk.newest, None))
 
     # -- the generic checkpointed walk ---------------------------------------------------------
 
@@ -633,6 +677,22 @@ class Syncer:
             raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
 
 
+def _adapt_issue_query(learnt: dict, params: dict, exc: ApiError) -> bool:
+    """Learn from a refused first page of the issues search; False when it was not about that.
+
+    GlitchTip answers 422 to `sort=date` (it names the sort `-last_seen`) and treats `lastSeen:>`
+    as a tag filter, so both go together. A 400 that names the search or lastSeen drops the filter.
+    """
+    text = exc.message.lower()
+    if params.get("sort") == "date" and (exc.status == 422 or "sort" in text):
+        learnt.update(issue_sort="-last_seen", last_seen_query=False)
+        return True
+    if params.get("query") and exc.status in (400, 422) and any(w in text for w in ("lastseen", "search", "query")):
+        learnt["last_seen_query"] = False
+        return True
+    return False
+
+
 def _unfold_stats_v2(data: Any, field: str, category: str | None) -> list[dict]:
     """stats_v2's `groups[].series[field]` aligned with `intervals`, as one point per interval and group."""
     if not isinstance(data, dict) or not isinstance(data.get("intervals"), list):
@@ -649,8 +709,13 @@ def _unfold_stats_v2(data: Any, field: str, category: str | None) -> list[dict]:
 
 
 def _route_missing(exc: ApiError) -> bool:
-    """A missing route: 404, 405, or a server (GlitchTip) answering 500/HTML for unknown paths."""
-    return exc.status in (404, 405, 500, 501) or (exc.status == 200 and "not JSON" in exc.message)
+    """A route this server does not serve: 405/501, or a 404/500 answered with a page rather than
+    Sentry's JSON (GlitchTip answers unknown paths with Django's HTML error page)."""
+    if exc.status in (405, 501):
+        return True
+    if exc.status in (404, 500):
+        return not exc.json_body
+    return exc.status == 200 and "not JSON" in exc.message
 
 
 def _parse_ts(value: Any) -> datetime | None:

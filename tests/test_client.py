@@ -149,3 +149,9 @@ def test_region_url_followed_only_within_the_site():
     assert not other.use_region("https://sentry.io.evil.example") and other.base_url == "https://sentry.io/api/0"
     plain = SentryClient("https://sentry.io", TOKEN)
     assert not plain.use_region("http://us.sentry.io")  # never downgrade to plain HTTP
+    for here, there in [("https://sentry.example.com", "https://evil.example.com"),
+                        ("https://myorg.herokuapp.com", "https://attacker.herokuapp.com"),
+                        ("https://10.0.0.5", "https://1.0.0.5"),
+                        ("https://192.168.1.10:9000", "https://7.168.1.10")]:
+        client = SentryClient(here, TOKEN)
+        assert not client.use_region(there) and client.base_url == here + "/api/0"  # self-hosted stays put

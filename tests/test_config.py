@@ -103,3 +103,31 @@ def test_world_readable_sentryclirc_with_token_warns(monkeypatch, tmp_path, capl
     with caplog.at_level("WARNING"):
         resolve(config_path=None, url=None, org="acme", token=None, db=None)
     assert not any("chmod" in r.getMessage() for r in caplog.records)
+
+
+def test_each_source_gets_its_own_token_even_with_the_env_token_set(monkeypatch, tmp_path):
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "saas-token-1111")
+    monkeypatch.setenv("ONPREM_TOKEN", "onprem-token-2222")
+    monkeypatch.setenv("SENTRY_ORG", "env-org")  # must not replace the config's sources either
+    path = tmp_path / "c.toml"
+    path.write_text('[[sources]]\nname = "saas"\norg = "a"\ntoken_env = "SENTRY_AUTH_TOKEN"\n'
+                    '[[sources]]\nname = "onprem"\nurl = "https://sentry.internal"\norg = "b"\ntoken_env = "ONPREM_TOKEN"\n')
+    config = resolve(config_path=str(path), url=None, org=None, token=None, db=None)
+    assert {s.name: (s.org, s.token) for s in config.sources} == {
+        "saas": ("a", "saas-token-1111"), "onprem": ("b", "onprem-token-2222")}
+
+
+def test_pasted_token_is_stripped_and_control_characters_refused(monkeypatch, tmp_path):
+    (source,) = resolve(config_path=None, url=None, org="acme", token="  tok-abc-123\n", db=None).sources
+    assert source.token == "tok-abc-123"
+    path = tmp_path / "c.toml"
+    monkeypatch.setenv("T1", "tok-1234")
+    path.write_text('[[sources]]\norg = "a"\ntoken_env = "T1"\nheaders = { "X-Key" = "a\\nb" }\n')
+    with pytest.raises(ConfigError, match="control or non-ASCII"):
+        resolve(config_path=str(path), url=None, org=None, token=None, db=None)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://exa mple.com", "http://[::1"])
+def test_bad_url_is_a_config_error(url):
+    with pytest.raises(ConfigError):
+        resolve(config_path=None, url=url, org="acme", token="tok-1234", db=None)

@@ -62,6 +62,7 @@ def parse_spec(spec: str) -> dict:
         if not sep:
             key, value = "kind", part
         rule[key.strip()] = value.strip()
+    _coerce(rule)  # refuse a bad spec here, where the user typed it
     return rule
 
 
