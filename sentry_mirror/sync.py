@@ -444,24 +444,44 @@ class Syncer:
         path = ep.ISSUES.path.format(org=self.org)
         # Near the edge of retention an issue may drop out of the window rather than be deleted.
         safe_horizon = now - RETENTION + timedelta(days=1)
-        for start in range(0, len(stale), GROUP_BATCH):
-            self._check_stop()
-            batch = stale[start:start + GROUP_BATCH]
-            params = {**ep.ISSUES.params, "sort": self._capabilities().get("issue_sort", "date"), "group": batch}
-            items: list[dict] = []
+        caps = self._capabilities()
+        if caps.get("group_filter", True):
+            for start in range(0, len(stale), GROUP_BATCH):
+                self._check_stop()
+                batch = stale[start:start + GROUP_BATCH]
+                params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date"), "group": batch}
+                items: list[dict] = []
+                for page in self.client.paginate(path, self._with_page_size(params)):
+                    items.extend(page.items)
+                    if {str(i.get("id")) for i in page.items} - set(batch):
+                        break  # answered with issues it was not asked for: it ignores group=
+                returned = {str(i.get("id")) for i in items}
+                if returned - set(batch):
+                    caps["group_filter"] = False
+                    self.store.set_state(self.source, "_capabilities", "", extra=caps)
+                    log.info("server ignores group=; refreshing known issues with one full walk")
+                    break
+                self._store_refresh(items, [i for i in batch if i not in returned], now, safe_horizon)
+        if not caps.get("group_filter", True):
+            params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date")}
+            returned: set[str] = set()
             for page in self.client.paginate(path, self._with_page_size(params)):
-                items.extend(page.items)
-            returned = {str(i.get("id")) for i in items}
-            missing = [i for i in batch if i not in returned]
-            with self.store.transaction():
-                self.result.add("issues", self.store.upsert("issues", items, source=self.source, observed_at=now))
-                if missing:
-                    gone = [r[0] for r in self.store.con.execute(
-                        "SELECT id FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) AND last_seen >= ?",
-                        [self.source, missing, safe_horizon]).fetchall()]
-                    if gone:
-                        self.store.run_statements("updates", "issues_deleted", source=self.source, ids=gone, observed_at=now)
-                        self.result.add("issues_deleted", len(gone))
+                self._check_stop()
+                returned.update(str(i.get("id")) for i in page.items)
+                self._store_refresh(page.items, [], now, safe_horizon)
+            # the walk was whole: what it did not list is gone
+            self._store_refresh([], [i for i in stale if i not in returned], now, safe_horizon)
+
+    def _store_refresh(self, items: list[dict], missing: list[str], now: datetime, safe_horizon: datetime) -> None:
+        with self.store.transaction():
+            self.result.add("issues", self.store.upsert("issues", items, source=self.source, observed_at=now))
+            if missing:
+                gone = [r[0] for r in self.store.con.execute(
+                    "SELECT id FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) AND last_seen >= ?",
+                    [self.source, missing, safe_horizon]).fetchall()]
+                if gone:
+                    self.store.run_statements("updates", "issues_deleted", source=self.source, ids=gone, observed_at=now)
+                    self.result.add("issues_deleted", len(gone))
 
     def sync_events(self) -> None:
         """Walk the events of every issue whose event count or last-seen time moved.

@@ -145,3 +145,23 @@ def test_status_history_gives_time_to_resolve():
         rows = store.con.execute("SELECT issue_id, time_to_resolve FROM issue_resolutions").fetchall()
         seen = {r[0] for r in rows if r[1] is not None and r[1].total_seconds() > 0}
         assert resolved_now <= seen
+
+
+def test_server_ignoring_group_filter_is_refreshed_by_one_full_walk(monkeypatch):
+    """Real GlitchTip ignores `group=`: the refresh notices and walks the list once instead."""
+    from sentry_mirror.sync import Syncer as S
+
+    real = S._with_page_size
+    monkeypatch.setattr(S, "_with_page_size", lambda self, params, size=None: real(
+        self, {k: v for k, v in params.items() if k != "group"}, size))
+    with Emulator(seed=8, scale="tiny", token=TOKEN, deletions=True) as emu:
+        store = Store(":memory:")
+        sync(store, emu)
+        for _ in range(2):
+            emu.advance(24)
+            sync(store, emu)
+        live = {r[0]: r[1] for r in store.con.execute("SELECT id, status FROM issues WHERE deleted_at IS NULL").fetchall()}
+        assert live == {i: v["status"] for i, v in emu.truth()["issues"].items()}
+        assert column(store, "SELECT id FROM issues WHERE deleted_at IS NOT NULL") == set(emu.truth()["deleted_issues"])
+        caps = store.get_state(emu.org_slug, "_capabilities", "")["extra"]
+        assert caps["group_filter"] is False
