@@ -246,9 +246,20 @@ class SentryClient:
         """
         base = _as_pairs(params)
         seen: set[str] = set()
+        restarts = 0
         while True:
             pairs = base + ([("cursor", cursor)] if cursor else [])
-            data, response = self.get(path, pairs, probe=probe)
+            try:
+                data, response = self.get(path, pairs, probe=probe)
+            except ApiError as exc:
+                # A cursor can expire or be refused mid-walk: start the walk over (a few times at
+                # most). Pages already stored are upserted again, which changes nothing.
+                if cursor is None or restarts >= 3 or exc.status != 400 or "cursor" not in exc.message.lower():
+                    raise
+                log.warning("server refused cursor %s on %s (%s); restarting this walk", cursor, path, exc.message)
+                cursor, restarts = None, restarts + 1
+                seen.clear()
+                continue
             probe = False
             if not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",

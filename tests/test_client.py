@@ -155,3 +155,17 @@ def test_region_url_followed_only_within_the_site():
                         ("https://192.168.1.10:9000", "https://7.168.1.10")]:
         client = SentryClient(here, TOKEN)
         assert not client.use_region(there) and client.base_url == here + "/api/0"  # self-hosted stays put
+
+
+def test_refused_cursor_restarts_the_walk_from_its_first_page(server):
+    nxt = '<http://h/x/?&cursor=0:1:0>; rel="next"; results="true"; cursor="0:1:0"'
+    last = '<http://h/x/?&cursor=0:2:0>; rel="next"; results="false"; cursor="0:2:0"'
+    url, script = server([
+        (200, {"Link": nxt}, [{"id": "1"}]),
+        (400, {}, {"detail": "Invalid cursor parameter."}),
+        (200, {"Link": nxt}, [{"id": "1"}]),
+        (200, {"Link": last}, [{"id": "2"}]),
+    ])
+    pages = list(client_for(url, []).paginate("x/"))
+    assert [i["id"] for p in pages for i in p.items] == ["1", "1", "2"]
+    assert "cursor" not in script.requests[2]["path"]  # the walk started over

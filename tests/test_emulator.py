@@ -421,7 +421,11 @@ def test_fault_slow(emu):
 
 def test_fault_badcursor(emu):
     emu.faults.add(kind="badcursor", times=1)
-    resp = session(emu).get(issues_url(emu))
+    s = session(emu)
+    first = s.get(issues_url(emu, "?query=&per_page=5"))
+    assert first.status_code == 200  # no cursor sent: nothing to refuse
+    cursor = first.links["next"]["url"].split("cursor=")[1]
+    resp = s.get(issues_url(emu, f"?query=&per_page=5&cursor={cursor}"))
     assert resp.status_code == 400 and resp.json() == {"detail": "Invalid cursor parameter."}
 
 

@@ -24,7 +24,9 @@ def emu():
 
 
 def sync(store, emu, *, timeout=5.0, **options):
-    client = SentryClient(emu.url, emu.token, backoff_base=0.01, backoff_cap=0.2, timeout=timeout, max_retries=8)
+    # 25 per page: the tiny org's lists span several pages, so faults land between pages too
+    client = SentryClient(emu.url, emu.token, backoff_base=0.01, backoff_cap=0.2, timeout=timeout, max_retries=8,
+                          page_size=25)
     try:
         return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
     finally:
@@ -59,7 +61,7 @@ RETRIED_FAULTS = [
     "kind=truncate,rate=0.15",  # body cut short
     "kind=badjson,rate=0.15",  # 200 with invalid JSON
     "kind=slow,delay=1.5,rate=0.1",  # slower than the client's timeout
-    "kind=badcursor,after=4,times=2",  # a refused cursor mid-walk: the walk starts over
+    "kind=badcursor,after=2,times=2",  # a refused cursor mid-walk: the walk starts over
     "kind=drift,rate=0.5",  # unknown fields, missing optional fields, nulls, count as a number
     "kind=hostile,rate=0.5",  # NUL, escapes, SQL, RTL marks, emoji, 20k-character strings
     "kind=huge,route=*/events/*,times=3",  # events of ~4 MB

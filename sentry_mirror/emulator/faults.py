@@ -117,11 +117,17 @@ class FaultRegistry:
         with self._lock:
             return [r.as_json() for r in self._rules]
 
-    def fire(self, template: str, path: str) -> FaultRule | None:
-        """Count the request against every matching rule; return the first that fires."""
+    def fire(self, template: str, path: str, query: str = "") -> FaultRule | None:
+        """Count the request against every matching rule; return the first that fires.
+
+        A `badcursor` rule matches only requests that send a cursor: a server cannot refuse one
+        it was not given."""
         chosen = None
+        has_cursor = "cursor=" in query
         with self._lock:
             for rule in self._rules:
+                if rule.kind == "badcursor" and not has_cursor:
+                    continue
                 if rule.matches(template, path):
                     rule.seen += 1
                     if chosen is None and rule.should_fire():

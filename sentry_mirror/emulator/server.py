@@ -211,7 +211,7 @@ class Emulator:
         match = resolve(raw_path, self.flavor)
         template = match[0] if match else "(unmatched)"
         self.requests.record(f"{method} {template}")
-        rule = self.faults.fire(template, raw_path)
+        rule = self.faults.fire(template, raw_path, query)
         kind = rule.kind if rule else None
         if kind in GATEWAY_REASONS:
             page = GATEWAY_PAGE.format(GATEWAY_REASONS[kind]).encode()
