@@ -165,3 +165,27 @@ def test_server_ignoring_group_filter_is_refreshed_by_one_full_walk(monkeypatch)
         assert column(store, "SELECT id FROM issues WHERE deleted_at IS NOT NULL") == set(emu.truth()["deleted_issues"])
         caps = store.get_state(emu.org_slug, "_capabilities", "")["extra"]
         assert caps["group_filter"] is False
+
+
+def test_two_sources_share_one_store(tmp_path, monkeypatch):
+    """Two servers (a Sentry and a GlitchTip) into one store through a config file, rows tagged."""
+    from sentry_mirror.config import resolve
+    from sentry_mirror.runner import sync_all
+
+    with Emulator(seed=13, scale="tiny", token=TOKEN) as a, \
+            Emulator(seed=14, scale="tiny", token="sntryu_" + "7" * 64, flavor="glitchtip") as b:
+        monkeypatch.setenv("A_TOKEN", a.token)
+        monkeypatch.setenv("B_TOKEN", b.token)
+        config_path = tmp_path / "c.toml"
+        config_path.write_text(f'db = "{tmp_path / "two.duckdb"}"\n'
+                               f'[[sources]]\nname = "saas"\nurl = "{a.url}"\norg = "{a.org_slug}"\ntoken_env = "A_TOKEN"\n'
+                               f'[[sources]]\nname = "gt"\nurl = "{b.url}"\norg = "{b.org_slug}"\ntoken_env = "B_TOKEN"\n')
+        results = sync_all(resolve(config_path=str(config_path), url=None, org=None, token=None, db=None))
+        assert [r.source for r in results] == ["saas", "gt"] and all(r.status == "ok" for r in results)
+        store = Store(str(tmp_path / "two.duckdb"))
+        for name, emu in (("saas", a), ("gt", b)):
+            issues = column(store, "SELECT id FROM issues WHERE source = ?", name)
+            assert issues == set(emu.truth()["issues"])
+            assert store.con.execute("SELECT count(*) FROM events WHERE source = ?", [name]).fetchone()[0] \
+                == emu.truth()["counts"]["events"]
+        store.close()
