@@ -169,3 +169,10 @@ def test_refused_cursor_restarts_the_walk_from_its_first_page(server):
     pages = list(client_for(url, []).paginate("x/"))
     assert [i["id"] for p in pages for i in p.items] == ["1", "1", "2"]
     assert "cursor" not in script.requests[2]["path"]  # the walk started over
+
+
+def test_dsn_auth_header(server):
+    url, script = server([(200, {}, [])])
+    dsn = "https://public@o1.ingest.example/2"
+    SentryClient(url, dsn, auth_scheme="dsn").get("projects/acme/web/events/")
+    assert script.requests[0]["authorization"] == f"DSN {dsn}"
