@@ -259,12 +259,6 @@ class Store:
                 "params": json.loads(row[2]) if row[2] else None,
                 "extra": json.loads(row[3]) if row[3] else {}}
 
-    def states(self, source: str, stream: str) -> dict[str, dict[str, Any]]:
-        rows = self._connect().execute(
-            "SELECT scope, watermark, cursor, extra FROM _sync_state WHERE source=? AND stream=?",
-            [source, stream]).fetchall()
-        return {r[0]: {"watermark": r[1], "cursor": r[2], "extra": json.loads(r[3]) if r[3] else {}} for r in rows}
-
     def set_state(self, source: str, stream: str, scope: str = "", *, watermark: str | None = None,
                   cursor: str | None = None, params: dict | None = None, extra: dict | None = None) -> None:
         """Write a stream's state; call inside the transaction that stores the rows it covers."""
