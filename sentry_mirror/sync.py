@@ -1,9 +1,10 @@
 """One sync of one source (a Sentry server and organization) into the store.
 
 Guarantees, and how they are kept:
-- Nothing lost or doubled: every page is stored in one transaction together with the cursor that
-  follows it, and rows are upserted by primary key, so a sync killed at any instant resumes from
-  the last committed page and re-reading a page changes nothing.
+- Nothing lost or doubled: pages are written in batches (`WriteBuffer`), each batch in one
+  transaction together with the cursors and watermarks that cover it, and rows are upserted by
+  primary key, so a sync killed at any instant resumes from the last committed batch and
+  re-reading a page changes nothing.
 - Incremental: issues are asked for with `lastSeen:>` the high-water mark minus an overlap (the
   boundary is re-read and de-duplicated); events are walked only for issues whose `count` or
   `lastSeen` moved since their events were last walked. Status changes that move no watermark
@@ -29,7 +30,7 @@ from urllib.parse import quote
 from . import endpoints as ep
 from . import redact
 from .client import Page, SentryClient
-from .errors import ApiError, AuthError, Interrupted, MirrorError, NotFoundError
+from .errors import ApiError, Interrupted, MirrorError, NotFoundError
 from .store import PRUNE_KEYS, Store
 
 log = logging.getLogger(__name__)
@@ -630,7 +631,7 @@ class Syncer:
 
     # -- the generic checkpointed walk ---------------------------------------------------------
 
-    def _walk(self, stream: str, scope: str, path: str, params: dict, *, page_size: int | None = None) -> Iterator[Page]:
+    def _walk(self, stream: str, scope: str, path: str, params: dict) -> Iterator[Page]:
         """Pages of one walk, resuming from a committed cursor when the same walk was cut short."""
         state = self.store.get_state(self.source, stream, scope) or {}
         cursor = None
@@ -639,7 +640,7 @@ class Syncer:
             params.update(state["params"])  # resume with exactly the query that produced the cursor
             cursor = state["cursor"]
             log.info("resuming %s %s at cursor %s", stream, scope, cursor)
-        yield from self._pages(path, params, cursor, page_size=page_size)
+        yield from self._pages(path, params, cursor)
 
     def _route_pages(self, endpoint: ep.Endpoint, params: dict, cursor: str | None, page_size: int | None,
                      **scope_args: str) -> Iterator[Page]:

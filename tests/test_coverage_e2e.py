@@ -3,23 +3,14 @@
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import requests
 
-from sentry_mirror.client import SentryClient
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer, SyncOptions
+
+from helpers import sync
 
 TOKEN = "sntryu_" + "9" * 64
-
-
-def sync(store, emu, **options):
-    client = SentryClient(emu.url, emu.token, backoff_base=0.01)
-    try:
-        return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
-    finally:
-        client.close()
 
 
 def column(store, sql, *params):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -17,8 +16,9 @@ import requests
 from sentry_mirror.emulator import Emulator, World, parse_spec
 from sentry_mirror.emulator.pagination import keyset_page
 
+from helpers import links, walk
+
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
-LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"; cursor="([^"]*)"')
 
 
 @pytest.fixture
@@ -31,25 +31,6 @@ def session(e: Emulator, token: str | None = None) -> requests.Session:
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {token or e.token}"
     return s
-
-
-def links(resp: requests.Response) -> dict[str, tuple[str, str, str]]:
-    """rel -> (url, results, cursor), parsed strictly from the Link header."""
-    return {rel: (url, results, cursor) for url, rel, results, cursor in LINK_RE.findall(resp.headers["Link"])}
-
-
-def walk(s: requests.Session, url: str) -> tuple[list, list[requests.Response]]:
-    """Follow rel="next" until results="false"; returns all rows and all responses."""
-    rows, responses = [], []
-    while True:
-        resp = s.get(url)
-        assert resp.status_code == 200, resp.text
-        rows.extend(resp.json())
-        responses.append(resp)
-        nxt_url, results, _ = links(resp)["next"]
-        if results == "false":
-            return rows, responses
-        url = nxt_url
 
 
 def issues_url(e: Emulator, params: str = "") -> str:

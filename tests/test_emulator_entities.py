@@ -22,10 +22,10 @@ import requests
 
 from sentry_mirror.emulator import Emulator, api
 
+from helpers import LINK_RE, links, walk
+
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 NOW_S = int(NOW.timestamp())
-LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"; cursor="([^"]*)"')
-TOLERANT_LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"(?:; cursor="([^"]*)")?')
 
 
 @pytest.fixture(scope="module")
@@ -45,24 +45,6 @@ def session(e: Emulator) -> requests.Session:
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {e.token}"
     return s
-
-
-def links(resp: requests.Response, strict: bool = True) -> dict[str, tuple[str, str, str | None]]:
-    regex = LINK_RE if strict else TOLERANT_LINK_RE
-    return {rel: (url, results, cursor or None) for url, rel, results, cursor in regex.findall(resp.headers["Link"])}
-
-
-def walk(s: requests.Session, url: str, strict: bool = True) -> tuple[list, list[requests.Response]]:
-    rows, responses = [], []
-    while True:
-        resp = s.get(url)
-        assert resp.status_code == 200, resp.text
-        rows.extend(resp.json())
-        responses.append(resp)
-        nxt_url, results, _ = links(resp, strict)["next"]
-        if results == "false":
-            return rows, responses
-        url = nxt_url
 
 
 def org(e: Emulator, path: str) -> str:
@@ -274,7 +256,7 @@ def test_stats_v2_hourly_window_filters_and_grouping(emu):
     assert data["start"] == "2024-05-30T10:00:00Z" and data["end"] == "2024-05-31T10:00:00Z"
     assert len(data["intervals"]) == 24 and len(data["groups"]) == 1
     assert data["groups"][0]["by"] == {"category": "error"}
-    events = sum(len(project_events(s, emu, pid, f"&start=2024-05-30T10:00:00Z&end=2024-05-31T10:00:00Z"))
+    events = sum(len(project_events(s, emu, pid, "&start=2024-05-30T10:00:00Z&end=2024-05-31T10:00:00Z"))
                  for pid in emu.truth()["projects"])
     assert data["groups"][0]["totals"]["sum(times_seen)"] == events > 0
     one = emu.truth()["projects"][0]

@@ -1,7 +1,6 @@
 """The sync against the emulator over HTTP, compared with the emulator's ground truth."""
 
 import hashlib
-from datetime import timedelta
 
 import pytest
 import requests
@@ -10,7 +9,9 @@ from sentry_mirror.client import SentryClient, next_cursor, parse_link_header
 from sentry_mirror.errors import AuthError, NotFoundError, StoreError
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer, SyncOptions
+from sentry_mirror.sync import Syncer
+
+from helpers import sync
 
 TOKEN = "sntryu_" + "e" * 64
 
@@ -19,14 +20,6 @@ TOKEN = "sntryu_" + "e" * 64
 def emu():
     with Emulator(seed=3, scale="tiny", token=TOKEN) as e:
         yield e
-
-
-def sync(store, emu, **options):
-    client = SentryClient(emu.url, emu.token, backoff_base=0.01)
-    try:
-        return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
-    finally:
-        client.close()
 
 
 def stored(store):

@@ -1,0 +1,43 @@
+"""Helpers shared by several test modules: one sync against the emulator, and a strict (or
+tolerant) reading of Sentry's Link header for walking the emulator by hand."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+from sentry_mirror.client import SentryClient
+from sentry_mirror.sync import Syncer, SyncOptions
+
+LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"; cursor="([^"]*)"')
+TOLERANT_LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"(?:; cursor="([^"]*)")?')
+
+
+def sync(store, emu, **options):
+    """One sync of the emulator's organization into `store`, with quick retries."""
+    client = SentryClient(emu.url, emu.token, backoff_base=0.01)
+    try:
+        return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
+    finally:
+        client.close()
+
+
+def links(resp: requests.Response, strict: bool = True) -> dict[str, tuple[str, str, str | None]]:
+    """rel -> (url, results, cursor), from Sentry's exact Link format (or GlitchTip's, not strict)."""
+    regex = LINK_RE if strict else TOLERANT_LINK_RE
+    return {rel: (url, results, cursor or None) for url, rel, results, cursor in regex.findall(resp.headers["Link"])}
+
+
+def walk(s: requests.Session, url: str, strict: bool = True) -> tuple[list, list[requests.Response]]:
+    """Follow rel="next" until results="false"; returns all rows and all responses."""
+    rows, responses = [], []
+    while True:
+        resp = s.get(url)
+        assert resp.status_code == 200, resp.text
+        rows.extend(resp.json())
+        responses.append(resp)
+        nxt_url, results, _ = links(resp, strict)["next"]
+        if results == "false":
+            return rows, responses
+        url = nxt_url
