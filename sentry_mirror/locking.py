@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from typing import Iterator
 
 from .errors import StoreError
@@ -49,3 +50,94 @@ def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False) ->
         yield
     finally:
         os.close(fd)
+
+
+class ReaderSignal:
+    """How readers and the one writer share a store file that DuckDB lets only one process open.
+
+    A side file `<store>.readers` carries two POSIX record locks:
+    - byte 0, "readers waiting": a reader holds it shared while it waits to open the store; the
+      writer probes it after every page and, when it is held, commits what it has and closes the
+      file, so the reader gets in within a page and sees every page fetched so far;
+    - byte 1, the turnstile: the writer holds it while it waits to reopen the file, and readers
+      pass through it before announcing themselves, so a stream of readers cannot starve the sync.
+    When the side file cannot be opened (a read-only folder, another user's store), everything
+    falls back to the writer's timed leases.
+    """
+
+    WAITING, TURNSTILE = 0, 1
+
+    def __init__(self, db_path: str):
+        self.path = db_path + ".readers"
+        self._fd: int | None = None
+
+    def _open(self) -> int | None:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return None
+        return self._fd
+
+    def _try(self, kind: int, byte: int) -> bool:
+        fd = self._open()
+        if fd is None:
+            return True
+        try:
+            fcntl.lockf(fd, kind | fcntl.LOCK_NB, 1, byte)
+            return True
+        except OSError:  # EAGAIN/EACCES: someone else holds a conflicting lock
+            return False
+
+    def _unlock(self, byte: int) -> None:
+        if self._fd is not None:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, byte)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # -- the writer's side -------------------------------------------------------------------
+
+    def readers_waiting(self) -> bool:
+        if self._open() is None:
+            return False
+        if self._try(fcntl.LOCK_EX, self.WAITING):
+            self._unlock(self.WAITING)
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def writer_reopening(self, patience: float = 5.0) -> Iterator[None]:
+        """Held while the writer reopens the file. Readers already waiting go first (the writer
+        let go for them); newer ones queue behind the writer."""
+        fd = self._open()
+        if fd is not None:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, self.TURNSTILE)
+        try:
+            deadline = time.monotonic() + patience
+            while self.readers_waiting() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            yield
+        finally:
+            self._unlock(self.TURNSTILE)
+
+    # -- a reader's side ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reader_waiting(self, deadline: float) -> Iterator[None]:
+        """Held by a reader until it has opened the store; `deadline` is a time.monotonic() value."""
+        if self._open() is None:
+            yield
+            return
+        try:
+            while not self._try(fcntl.LOCK_SH, self.TURNSTILE):  # a writer is reopening: queue behind it
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+            self._unlock(self.TURNSTILE)
+            fcntl.lockf(self._fd, fcntl.LOCK_SH, 1, self.WAITING)  # never held exclusively for long
+            yield
+        finally:
+            self.close()  # closing the file drops this process's locks on it

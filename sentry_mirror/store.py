@@ -1,9 +1,10 @@
 """The DuckDB store: migrations, bulk upserts from `.sql` files, sync bookkeeping, views.
 
 DuckDB lets one process write a file, and while it holds the file no other process can open it,
-not even read-only. So the writer holds its connection in short leases: it commits a page,
-and once it has held the file for `lease_seconds` it closes it, letting readers in between pages.
-Readers open the file read-only and retry briefly while a lease is held (`open_readonly`).
+not even read-only. So the writer lets go of the file between pages: as soon as a reader says it
+is waiting (`locking.ReaderSignal`), the writer commits the pages in hand with their cursors and
+closes the file; the reader opens it read-only and sees everything committed so far. Without that
+signal the writer still closes the file after each lease of `lease_seconds`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
 import stat
@@ -22,7 +24,10 @@ from typing import Any, Iterable, Iterator
 import duckdb
 
 from .errors import StoreError
+from .locking import ReaderSignal
 from .sqlfiles import load_sql, migrations, view_files
+
+log = logging.getLogger(__name__)
 
 DUCKDB_MAGIC = b"DUCK"
 MEMORY_LIMIT = "256MB"
@@ -72,7 +77,7 @@ def utcnow() -> datetime:
 class Store:
     """The one writer of a store file."""
 
-    def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0, reader_wait: float = 60.0):
+    def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0, reader_wait: float = 600.0):
         self.path = str(path)
         self.lease_seconds = lease_seconds
         self.reader_wait = reader_wait
@@ -80,6 +85,7 @@ class Store:
         self._leased_at = 0.0
         self._in_tx = False
         self._views_sql: list[tuple[str, str]] = []
+        self._readers = ReaderSignal(self.path) if self.path != ":memory:" else None
         if self.path != ":memory:":
             check_store_path(self.path)
         self.migrate()
@@ -89,26 +95,35 @@ class Store:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             created = self.path != ":memory:" and not os.path.exists(self.path)
-            deadline = time.monotonic() + self.reader_wait
-            while True:
-                try:
-                    # DuckDB's buffer pool defaults to 80% of RAM and grows with the data written; the
-                    # syncer writes pages and re-reads little, so a small pool keeps its memory flat.
-                    self._con = duckdb.connect(self.path, config={"memory_limit": MEMORY_LIMIT,
-                                                                  "preserve_insertion_order": False})
-                    break
-                except duckdb.IOException as exc:
-                    # A reader (status, query, a notebook) holds the file for a moment: wait for it.
-                    if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                        raise StoreError(_lock_message(self.path, exc),
-                                         hint="close the program reading the store, or wait for it") from None
-                    time.sleep(0.1)
-                except duckdb.Error as exc:
-                    raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}") from None
+            with self._readers.writer_reopening() if self._readers else contextlib.nullcontext():
+                self._con = self._open_for_writing()
             if created:
                 _owner_only(self.path)
             self._leased_at = time.monotonic()
         return self._con
+
+    def _open_for_writing(self) -> duckdb.DuckDBPyConnection:
+        started = time.monotonic()
+        warned = False
+        while True:
+            try:
+                # DuckDB's buffer pool defaults to 80% of RAM and grows with the data written; the
+                # syncer writes pages and re-reads little, so a small pool keeps its memory flat.
+                return duckdb.connect(self.path, config={"memory_limit": MEMORY_LIMIT,
+                                                         "preserve_insertion_order": False})
+            except duckdb.IOException as exc:
+                # A reader (report, query, a notebook) has the file open: wait for it to close it.
+                waited = time.monotonic() - started
+                if "lock" not in str(exc).lower() or waited >= self.reader_wait:
+                    raise StoreError(_lock_message(self.path, exc),
+                                     hint="close the program reading the store (a notebook keeps it open "
+                                          "until its connection is closed), or wait for it") from None
+                if not warned and waited >= 10:
+                    log.warning("waiting for a reader to close %s (%s)", self.path, _lock_message(self.path, exc))
+                    warned = True
+                time.sleep(0.05)
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}") from None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -141,11 +156,14 @@ class Store:
                              hint="check free disk space and permissions; nothing from this page was stored") from None
         self.maybe_release()
 
+    def readers_waiting(self) -> bool:
+        return self._readers is not None and self._readers.readers_waiting()
+
     def maybe_release(self) -> None:
-        """Close the file once the current lease is long enough, so readers can get in."""
+        """Close the file when a reader waits for it, or once the current lease is long enough."""
         if self.path == ":memory:" or self._in_tx or self._con is None:
             return
-        if time.monotonic() - self._leased_at >= self.lease_seconds:
+        if time.monotonic() - self._leased_at >= self.lease_seconds or self.readers_waiting():
             self.release()
 
     def release(self) -> None:
@@ -157,6 +175,8 @@ class Store:
         if self._con is not None:
             self._con.close()
             self._con = None
+        if self._readers is not None:
+            self._readers.close()
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -393,20 +413,24 @@ def _lock_message(path: str, exc: BaseException) -> str:
 
 
 def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open a store for reading, retrying while a sync holds a write lease (a few seconds at most)."""
+    """Open a store for reading, even while a sync writes it.
+
+    The reader says it is waiting; a running sync commits the pages in hand and lets go of the file
+    within about a page, and this connection sees everything committed until then. Close it soon:
+    while it is open the sync cannot write (it waits, up to `Store.reader_wait`).
+    """
     path = str(path)
     if not os.path.exists(path):
         raise StoreError(f"no store at {path}", hint="run 'sentry-mirror sync' first, or pass --db")
     check_store_path(path)
     deadline = time.monotonic() + wait
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(path, read_only=True)
-        except duckdb.IOException as exc:
-            if time.monotonic() >= deadline:
-                raise StoreError(_lock_message(path, exc), hint="a sync is writing; try again in a moment") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open the store {path}: {_first_line(exc)}") from None
+    with ReaderSignal(path).reader_waiting(deadline):
+        while True:
+            try:
+                return duckdb.connect(path, read_only=True)
+            except duckdb.IOException as exc:
+                if time.monotonic() >= deadline:
+                    raise StoreError(_lock_message(path, exc), hint="a sync is writing; try again in a moment") from None
+                time.sleep(0.02)
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open the store {path}: {_first_line(exc)}") from None

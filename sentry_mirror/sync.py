@@ -111,9 +111,13 @@ class WriteBuffer:
         self.prunes.append((entity, context, keep))
 
     def maybe_flush(self) -> None:
+        """Flush a full or old batch; and when a reader waits, flush now and let go of the file."""
         pending = sum(len(v) for v in self.rows.values())
         if pending >= self.max_rows or (self.states and time.monotonic() - self._since >= self.max_seconds):
             self.flush()
+        elif self.store.readers_waiting():
+            self.flush()  # its commit lets go of the file
+            self.store.maybe_release()  # in case there was nothing to commit
 
     def flush(self) -> None:
         if not self.rows and not self.states and not self.prunes:
@@ -151,6 +155,7 @@ class Syncer:
     def run(self) -> SyncResult:
         started = time.monotonic()
         run_id = self.store.start_run(self.source, self.options.full)
+        self.store.create_views()  # so that reports work from the first committed page of a first sync
         status, error = "failed", None
         try:
             self.sync_organization()

@@ -1,0 +1,148 @@
+"""Readers while a sync writes: a reader that asks gets in within about a page, sees every page
+committed so far, and never fails with a lock error; a stream of readers does not starve the sync.
+
+Reader and writer must be different processes (DuckDB opens a file once per process), so the
+writer here is a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.report import list_issues, run_query, store_status
+from sentry_mirror.store import Store, open_readonly
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A writer that never lets go by itself (a lease of an hour): only a waiting reader can make it.
+HOLDING_WRITER = textwrap.dedent("""
+    import sys, time
+    from sentry_mirror.store import Store
+    store = Store(sys.argv[1], lease_seconds=3600)
+    store.con.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+    store.con.execute("INSERT INTO t VALUES (1)")
+    print("holding", flush=True)
+    deadline = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < deadline:
+        store.maybe_release()
+        if store._con is None:
+            print("released", flush=True)
+            break
+        time.sleep(0.02)
+    else:
+        print("kept", flush=True)
+    store.con.execute("INSERT INTO t VALUES (2)")  # reopens once the reader has closed
+    print("wrote again", flush=True)
+    store.close()
+""")
+
+
+def spawn_writer(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDING_WRITER, str(path), str(seconds)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_waiting_reader_makes_the_writer_let_go(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(str(path)).close()
+    writer = spawn_writer(path, seconds=20)
+    try:
+        con = open_readonly(path, wait=15)
+        assert writer.stdout.readline().strip() == "released"
+        assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 1  # what was committed
+        time.sleep(0.3)
+        # The writer waits for this reader before writing again.
+        assert writer.poll() is None
+        con.close()
+        assert writer.stdout.readline().strip() == "wrote again"
+        assert writer.wait(timeout=20) == 0
+    finally:
+        writer.kill()
+    con = open_readonly(path)
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+    con.close()
+
+
+def test_without_a_reader_the_writer_keeps_the_file(tmp_path):
+    """The control for the test above: the release comes from the reader's signal, not by itself."""
+    path = tmp_path / "s.duckdb"
+    Store(str(path)).close()
+    writer = spawn_writer(path, seconds=1)
+    assert writer.stdout.readline().strip() == "kept"
+    assert writer.wait(timeout=20) == 0
+
+
+def _reads(db: str) -> dict[str, int]:
+    """What a user runs while a sync goes on: query, issues, status (each its own connection)."""
+    events = int(run_query(open_readonly(db), "SELECT count(*) AS n FROM events")["n"][0])
+    listed = list_issues(open_readonly(db), sort="events", limit=5)
+    con = open_readonly(db)
+    try:
+        status = store_status(con)
+    finally:
+        con.close()
+    return {"events": events, "issues_listed": len(listed), "sources": len(status["sources"])}
+
+
+def read_during_sync(scale: str, seed: int) -> tuple[list[float], list[str], list[int], dict, Path]:
+    with Emulator(seed=seed, scale=scale, token="sntryu_" + "d" * 64) as emu:
+        db = Path(os.environ.get("TMPDIR", "/tmp")) / f"readers-{os.getpid()}-{scale}.duckdb"
+        for suffix in ("", ".wal", ".lock", ".readers"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        env = {**os.environ, "SENTRY_AUTH_TOKEN": emu.token}
+        sync = subprocess.Popen(
+            [sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", emu.url, "--org", emu.org_slug,
+             "--db", str(db), "-q"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        latencies, failures, counts = [], [], []
+        try:
+            while sync.poll() is None:
+                if not db.exists():
+                    time.sleep(0.05)
+                    continue
+                started = time.monotonic()
+                try:
+                    got = _reads(str(db))
+                except Exception as exc:  # noqa: BLE001 - every failure counts, whatever its kind
+                    if "no issues yet" in str(exc) or "Catalog Error" in str(exc):
+                        continue  # the first migration has not committed yet
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                latencies.append((time.monotonic() - started) / 3)  # three opens per round
+                counts.append(got["events"])
+            out, err = sync.communicate(timeout=600)
+            assert sync.returncode == 0, err
+        finally:
+            sync.kill()
+        truth = emu.truth()
+    return latencies, failures, counts, truth, db
+
+
+@pytest.mark.parametrize("scale", ["small", pytest.param("medium", marks=pytest.mark.slow)])
+def test_readers_during_a_first_sync_never_fail_and_see_committed_pages(scale):
+    latencies, failures, counts, truth, db = read_during_sync(scale, seed=21)
+    try:
+        assert failures == []
+        assert len(latencies) >= 5, "the readers hardly ran during the sync"
+        assert counts == sorted(counts), "a reader saw fewer events than an earlier one"
+        assert any(0 < n < truth["counts"]["events"] for n in counts), "no reader saw the sync half-way"
+        final = open_readonly(db)
+        assert final.execute("SELECT count(*) FROM events").fetchone()[0] == truth["counts"]["events"]
+        final.close()
+        print(f"\n{scale}: {len(latencies)} read rounds during the sync; per answer "
+              f"median {statistics.median(latencies):.3f}s, max {max(latencies):.3f}s")
+        # Generous: the target is about a second; this catches a reader left waiting on leases.
+        assert max(latencies) < 10
+    finally:
+        for suffix in ("", ".wal", ".lock", ".readers"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
