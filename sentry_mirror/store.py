@@ -77,9 +77,11 @@ def utcnow() -> datetime:
 class Store:
     """The one writer of a store file."""
 
-    def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0, reader_wait: float = 600.0):
+    def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0, reader_wait: float = 600.0,
+                 min_hold: float = 0.3):
         self.path = str(path)
         self.lease_seconds = lease_seconds
+        self.min_hold = min_hold
         self.reader_wait = reader_wait
         self._con: duckdb.DuckDBPyConnection | None = None
         self._leased_at = 0.0
@@ -157,7 +159,12 @@ class Store:
         self.maybe_release()
 
     def readers_waiting(self) -> bool:
-        return self._readers is not None and self._readers.readers_waiting()
+        """A reader waits, and this writer has had the file long enough to give it up now. (Each
+        hand-over costs a checkpoint and a reopen; `min_hold` keeps readers in a tight loop from
+        turning every page into its own transaction.)"""
+        if self._readers is None or self._con is None or time.monotonic() - self._leased_at < self.min_hold:
+            return False
+        return self._readers.readers_waiting()
 
     def maybe_release(self) -> None:
         """Close the file when a reader waits for it, or once the current lease is long enough."""
@@ -434,3 +441,13 @@ def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.Duck
                 time.sleep(0.02)
             except duckdb.Error as exc:
                 raise StoreError(f"cannot open the store {path}: {_first_line(exc)}") from None
+
+
+def read_df(path: str | os.PathLike, sql: str, params: list | dict | None = None):
+    """One query into a pandas DataFrame on a connection of its own, closed at once: the way for a
+    notebook to read a store that a sync may be writing."""
+    con = open_readonly(path)
+    try:
+        return con.execute(sql, params).df() if params is not None else con.execute(sql).df()
+    finally:
+        con.close()
