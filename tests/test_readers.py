@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
-from sentry_mirror.emulator import Emulator
 from sentry_mirror.report import list_issues, run_query, store_status
 from sentry_mirror.store import Store, open_readonly, read_df
 
@@ -109,15 +109,26 @@ def _reads(db: str, latencies: list[float]) -> dict[str, int]:
     return {"events": events, "issues": issues}
 
 
-def read_during_sync(scale: str, seed: int) -> tuple[list[float], list[str], list[int], dict, Path]:
-    with Emulator(seed=seed, scale=scale, token="sntryu_" + "d" * 64) as emu:
-        db = Path(os.environ.get("TMPDIR", "/tmp")) / f"readers-{os.getpid()}-{scale}.duckdb"
+def start_emulator(scale: str, seed: int, token: str) -> tuple[subprocess.Popen, str, str]:
+    """The emulator in a process of its own, as a real server would be: in this process its
+    threads would compete with the readers for the interpreter and blur their timings."""
+    proc = subprocess.Popen([sys.executable, "-m", "sentry_mirror.cli", "emulator", "--port", "0", "--seed",
+                             str(seed), "--scale", scale, "--token", token], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    info = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(3))
+    return proc, info["base URL"], info["organization"]
+
+
+def read_during_sync(scale: str, seed: int) -> tuple[list[float], list[str], list[tuple[int, int]], dict, Path]:
+    token = "sntryu_" + "d" * 64
+    emulator, url, org = start_emulator(scale, seed, token)
+    db = Path(os.environ.get("TMPDIR", "/tmp")) / f"readers-{os.getpid()}-{scale}.duckdb"
+    try:
         for suffix in ("", ".wal", ".lock", ".readers"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        env = {**os.environ, "SENTRY_AUTH_TOKEN": emu.token}
         sync = subprocess.Popen(
-            [sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", emu.url, "--org", emu.org_slug,
-             "--db", str(db), "-q"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", url, "--org", org, "--db", str(db), "-q"],
+            env={**os.environ, "SENTRY_AUTH_TOKEN": token}, cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
         latencies, failures, counts = [], [], []
         try:
             while sync.poll() is None:
@@ -127,16 +138,19 @@ def read_during_sync(scale: str, seed: int) -> tuple[list[float], list[str], lis
                 try:
                     got = _reads(str(db), latencies)
                 except Exception as exc:  # noqa: BLE001 - every failure counts, whatever its kind
-                    if "no issues yet" in str(exc) or "Catalog Error" in str(exc):
+                    if "Catalog Error" in str(exc) and not counts:
                         continue  # the first migration has not committed yet
                     failures.append(f"{type(exc).__name__}: {exc}")
                     continue
                 counts.append((got["issues"], got["events"]))
-            out, err = sync.communicate(timeout=600)
+            _, err = sync.communicate(timeout=600)
             assert sync.returncode == 0, err
         finally:
             sync.kill()
-        truth = emu.truth()
+        truth = requests.get(f"{url}/_emulator/truth", timeout=60).json()
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
     return latencies, failures, counts, truth, db
 
 
@@ -153,10 +167,12 @@ def test_readers_during_a_first_sync_never_fail_and_see_committed_pages(scale):
         final = open_readonly(db)
         assert final.execute("SELECT count(*) FROM events").fetchone()[0] == truth["counts"]["events"]
         final.close()
-        print(f"\n{scale}: {len(latencies)} answers during the sync; each "
-              f"median {statistics.median(latencies):.3f}s, max {max(latencies):.3f}s")
-        # Generous: the target is about a second; this catches a reader left waiting on leases.
-        assert max(latencies) < 10
+        over = sum(t > 1 for t in latencies)
+        print(f"\n{scale}: {len(latencies)} answers during the sync; median {statistics.median(latencies):.3f}s, "
+              f"max {max(latencies):.3f}s, {over} over a second")
+        # Generous bounds, not a timing target: an answer waits at most for the batch being written,
+        # which now and then includes a DuckDB checkpoint (seconds, on a large store).
+        assert statistics.median(latencies) < 1 and max(latencies) < 30
     finally:
         for suffix in ("", ".wal", ".lock", ".readers"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
