@@ -221,6 +221,77 @@ def issues(since, until, status, project, sort, limit, db, fmt):
 
 
 @cli.command(context_settings=CONTEXT)
+@click.argument("name", metavar="REPORT", type=click.Choice(["trends", "regressions", "users", "top"]))
+@click.option("--project", help="Only this project (slug).")
+@click.option("--environment", help="Only events of this environment (trends, users, top).")
+@click.option("--release", help="Only this release (its version).")
+@click.option("--since", help="From this time on: YYYY-MM-DD, an ISO time, or a span back from now (7d, 24h).")
+@click.option("--until", help="Before this time (same forms as --since).")
+@click.option("--by", type=click.Choice(["hour", "day", "week"]), default="day", show_default=True,
+              help="Bucket size of the trends report.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True,
+              help="At most this many rows (trends: buckets x projects).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw the report into this PNG file: a line per project, or bars.")
+@db_option
+@output_option
+@handle_errors
+def report(name, project, environment, release, since, until, by, limit, plot_path, db, fmt):
+    """Report offline: error trends, release regressions, affected users, top issues.
+
+    \b
+    trends       events per hour/day/week and project, and the change from a week before
+    regressions  per release: new and regressed issues, events, users, against the previous one
+    users        distinct users per issue, beside Sentry's userCount
+    top          the issues with the most events, their users and time to resolve
+    """
+    from .analytics import Filters, plot_report, run_report
+    from .report import parse_when
+
+    filters = Filters(project=project, environment=environment, release=release,
+                      since=parse_when(since, "--since"), until=parse_when(until, "--until"), by=by, limit=limit)
+    con = open_readonly(db or DEFAULT_DB)
+    try:
+        frame = run_report(con, name, filters)
+    finally:
+        con.close()
+    if frame.empty:
+        from .errors import MirrorError
+
+        raise MirrorError(f"no data for the {name} report with these filters",
+                          hint="widen --since/--until, or check --project/--environment/--release")
+    if plot_path:
+        plot_report(name, frame, plot_path, filters)
+        click.echo(f"plot written to {plot_path}", err=True)
+    print_frame(frame, fmt)
+
+
+@cli.group(context_settings=CONTEXT)
+def export():
+    """Write the store out in a format bigger engines read."""
+
+
+@export.command("parquet", context_settings=CONTEXT)
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--since", help="Only events (and their details, history and stats) from this time on: "
+                              "YYYY-MM-DD, an ISO time, or a span like 30d.")
+@db_option
+@handle_errors
+def export_parquet(directory, since, db):
+    """Every table as Parquet (zstd); events and their details partitioned by source, project, month."""
+    from .export import export_parquet as write
+    from .report import parse_when
+
+    con = open_readonly(db or DEFAULT_DB)
+    try:
+        written = write(con, directory, since=parse_when(since, "--since"))
+    finally:
+        con.close()
+    total = sum(written.values())
+    click.echo(f"exported {len(written)} tables, {total:,} rows, to {directory}")
+
+
+@cli.command(context_settings=CONTEXT)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1 (0 = any free port).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated organization.")
 @click.option("--scale", default="small", show_default=True, type=click.Choice(["tiny", "small", "medium", "large"]),

@@ -612,6 +612,29 @@ class World:
                 out.extend(self.codec.encode(issue.idx, s) for s in range(lo, len(issue.times)))
             return out
 
+    def truth_event_rows(self) -> dict:
+        """Every served event's facts, straight from the data model (not from rendered JSON), so
+        reports on a mirror can be checked against an independent computation."""
+        columns = ["event_id", "issue_id", "project_id", "date_created", "release", "environment", "level", "user_id"]
+        rows = []
+        with self.lock:
+            for issue in self.served_issues():
+                p = issue.project
+                for seq in range(self.agg(issue).lo, len(issue.times)):
+                    t = issue.times[seq]
+                    rel = p.release_at(t)
+                    u = issue.users[seq]
+                    rows.append([self.codec.encode(issue.idx, seq), str(issue.id), str(p.id), iso(t),
+                                 rel.version if rel else None, self.environment(issue, seq), issue.level,
+                                 str(10_000 + u) if u >= 0 else None])
+        return {"columns": columns, "rows": rows}
+
+    def truth_history(self) -> dict:
+        """Each served issue's status changes as the world made them: (type, time, details)."""
+        with self.lock:
+            return {str(i.id): [{"type": kind, "at": iso(t), "details": details} for kind, t, details in i.activity]
+                    for i in self.served_issues()}
+
     # ----- advance ----------------------------------------------------------------------------
     def advance(self, hours: float) -> dict:
         """Move the clock forward and let the organization live through those hours."""

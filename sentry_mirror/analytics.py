@@ -1,0 +1,149 @@
+"""The `report` command's reports: one `.sql` file each under `sql/reports/`, run with bound
+filters on a read-only connection, and the picture each one draws.
+
+The SQL files read the views (`error_trends`, `release_regressions`, `affected_users`,
+`top_issues`), so a report and an ad-hoc query over a view always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from .errors import ConfigError, MirrorError
+from .sqlfiles import load_sql
+from .store import _params_for, _statements
+
+BUCKETS = ("hour", "day", "week")
+
+
+@dataclass(frozen=True)
+class Filters:
+    project: str | None = None
+    environment: str | None = None
+    release: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    by: str = "day"
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    about: str
+    plot: str  # lines | bars
+    x: str  # the column along the plot's x axis (bars: one bar per value)
+    y: tuple[str, ...]  # the measured columns drawn
+    series: str | None = None  # lines: one line per value of this column
+    takes_environment: bool = True
+
+
+REPORTS = {
+    "trends": Report("trends", "events per hour, day or week and project, with the change over a week",
+                     "lines", "bucket", ("events",), series="project"),
+    "regressions": Report("regressions", "per release: new and regressed issues, events and users, "
+                          "against the previous release", "bars", "release", ("new_issues", "regressed_issues"),
+                          takes_environment=False),
+    "users": Report("users", "distinct affected users per issue, beside Sentry's userCount",
+                    "bars", "short_id", ("users",)),
+    "top": Report("top", "the issues with the most events, their users and time to resolve",
+                  "bars", "short_id", ("events",)),
+}
+
+
+class EmptyStore(MirrorError):
+    """The store holds nothing to report on."""
+
+
+def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
+    """The report as a DataFrame; the connection is the caller's to close."""
+    report = REPORTS[name]
+    _check_filters(con, report, filters)
+    basis = "events"
+    if name == "trends" and not (filters.environment or filters.release):
+        # Sentry's counters are complete (never sampled): use them unless a breakdown needs events.
+        basis = "stats" if _has_stats(con, filters.project) else "events"
+    params: dict[str, Any] = {"project": filters.project, "environment": filters.environment,
+                              "release": filters.release, "since": filters.since, "until": filters.until,
+                              "by": filters.by, "limit": filters.limit, "basis": basis}
+    sql = _statements(load_sql("reports", name))[0]
+    try:
+        return con.execute(sql, _params_for(sql, params)).df()
+    except duckdb.Error as exc:
+        raise MirrorError(f"the {name} report failed: {str(exc).strip().splitlines()[0]}",
+                          hint="is the store from an older sentry-mirror? run 'sentry-mirror sync' once") from None
+
+
+def _check_filters(con: duckdb.DuckDBPyConnection, report: Report, filters: Filters) -> None:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"events", "projects", "issues"} <= tables or not con.execute(
+            "SELECT EXISTS (SELECT 1 FROM issues) OR EXISTS (SELECT 1 FROM events)").fetchone()[0]:
+        raise EmptyStore("the store holds no issues or events yet", hint="run 'sentry-mirror sync' first")
+    if filters.environment and not report.takes_environment:
+        raise ConfigError(f"the {report.name} report has no --environment filter",
+                          hint="releases are not per environment; try 'report trends --environment'")
+    if filters.project and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ?)",
+                                           [filters.project]).fetchone()[0]:
+        known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects ORDER BY 1").fetchall()]
+        raise ConfigError(f"no project '{filters.project}' in the store",
+                          hint="known: " + (", ".join(known[:20]) or "none"))
+    if filters.release and not con.execute(
+            "SELECT EXISTS (SELECT 1 FROM releases WHERE version = ?) "
+            "OR EXISTS (SELECT 1 FROM events WHERE release = ?)", [filters.release, filters.release]).fetchone()[0]:
+        raise ConfigError(f"no release '{filters.release}' in the store",
+                          hint="list them: sentry-mirror query \"SELECT version FROM releases\"")
+    if filters.since and filters.until and filters.since >= filters.until:
+        raise ConfigError("--since must be before --until")
+
+
+def _has_stats(con: duckdb.DuckDBPyConnection, project: str | None) -> bool:
+    return con.execute(
+        "SELECT EXISTS (SELECT 1 FROM project_stats s JOIN projects p ON p.source = s.source AND p.id = s.project_id "
+        "WHERE s.stat = 'received' AND (?::VARCHAR IS NULL OR p.slug = ?))", [project, project]).fetchone()[0]
+
+
+def plot_report(name: str, frame, path: str, filters: Filters):
+    """Draw what the report shows into a PNG; returns the matplotlib Figure (closed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: cron jobs and CI have none
+    import matplotlib.pyplot as plt
+
+    report = REPORTS[name]
+    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=100)
+    try:
+        if report.plot == "lines":
+            for label, part in frame.groupby(report.series, sort=True, dropna=False):
+                ax.plot(part[report.x], part[report.y[0]], marker="." if len(part) < 60 else None, label=str(label))
+            ax.set_xlabel(f"{filters.by} (UTC)")
+            ax.set_ylabel("events per " + filters.by)
+            if frame[report.series].nunique() > 1:
+                ax.legend(fontsize="small", ncols=2)
+            fig.autofmt_xdate()
+        else:
+            labels = [str(v) for v in frame[report.x]]
+            width = 0.8 / len(report.y)
+            for k, column in enumerate(report.y):
+                ax.bar([i + k * width for i in range(len(labels))], frame[column], width=width,
+                       label=column.replace("_", " "))
+            ax.set_xticks([i + width * (len(report.y) - 1) / 2 for i in range(len(labels))], labels,
+                          rotation=60, ha="right", fontsize="small")
+            ax.set_xlabel(report.x.replace("_", " "))
+            ax.set_ylabel(" / ".join(c.replace("_", " ") for c in report.y))
+            if len(report.y) > 1:
+                ax.legend(fontsize="small")
+        scope = ", ".join(f"{k} {v}" for k, v in (("project", filters.project), ("environment", filters.environment),
+                                                   ("release", filters.release)) if v)
+        ax.set_title(f"sentry-mirror {name}: {report.about}" + (f" ({scope})" if scope else ""), fontsize="medium")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plot to {path}: {exc.strerror}") from None
+    finally:
+        plt.close(fig)
+    return fig
