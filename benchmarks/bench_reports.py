@@ -100,6 +100,7 @@ def build_synthetic_store(path: str, events: int = 10_000_000) -> dict:
     store = Store(path)
     sql = GENERATE.format(projects=PROJECTS, issues=ISSUES, users=USERS, days=DAYS, events=events)
     with store.transaction() as con:
+        con.execute("SET memory_limit = '8GB'")  # the syncer's small pool is for pages, not for ten million rows at once
         for statement in (s.strip() for s in sql.split(";")):
             if statement and not all(line.lstrip().startswith("--") for line in statement.splitlines()):
                 con.execute(statement, {"start": "2025-06-01"} if "$start" in statement else None)

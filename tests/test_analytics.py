@@ -214,6 +214,12 @@ def test_report_users_counts_distinct_users_per_issue(synced):
     want = {i: int(n) for i, n in rows.groupby("issue_id")["user_id"].nunique().items() if n}
     got = {r["issue_id"]: r["users"] for r in report(synced, "users", "--since", since.isoformat()) if r["users"]}
     assert len(want) > 20 and got == want
+    # A short list takes a shortcut (users are counted only where they can reach the top): same answer.
+    events = rows.groupby("issue_id").size()
+    ranked = sorted(want, key=lambda i: (-want[i], -events[i], i))[:5]
+    short = CliRunner().invoke(cli, ["report", "users", "--since", since.isoformat(), "--limit", "5",
+                                     "--db", str(synced.path), "--format", "json"])
+    assert [r["issue_id"] for r in json.loads(short.stdout)] == ranked
 
 
 def test_affected_users_view_against_truth_and_sentry(synced):

@@ -1,28 +1,35 @@
 -- name: top
 -- The `report top` query: the issues with the most stored events among those that pass the
 -- filters, with their users, status, and resolutions as the mirror saw them (issue_resolutions).
--- One pass over events; the per-issue columns come from issues and the (small) status history.
-WITH ev AS (
-    SELECT source, issue_id, count(*) AS events, count(DISTINCT user_id) AS users
+-- Counting events per issue is cheap; distinct users are counted only for the issues shown.
+WITH matching AS (
+    SELECT source, issue_id, user_id
     FROM events
     WHERE ($project::VARCHAR IS NULL OR project_id IN (SELECT id FROM projects WHERE slug = $project))
       AND ($environment::VARCHAR IS NULL OR environment = $environment)
       AND ($release::VARCHAR IS NULL OR release = $release)
       AND ($since::TIMESTAMP IS NULL OR date_created >= $since)
       AND ($until::TIMESTAMP IS NULL OR date_created < $until)
-    GROUP BY source, issue_id
 ),
-top AS (SELECT * FROM ev ORDER BY events DESC, users DESC, issue_id LIMIT $limit),
+top AS (
+    SELECT source, issue_id, count(*) AS events FROM matching GROUP BY ALL
+    ORDER BY events DESC, issue_id LIMIT $limit
+),
+users AS (
+    SELECT source, issue_id, count(DISTINCT user_id) AS users FROM matching
+    WHERE issue_id IN (SELECT issue_id FROM top) GROUP BY ALL
+),
 res AS (
     SELECT source, issue_id, count(*) FILTER (WHERE regressed_later) AS regressions,
            arg_max(time_to_resolve, resolved_seen_at) AS last_time_to_resolve
     FROM issue_resolutions WHERE issue_id IN (SELECT issue_id FROM top) GROUP BY ALL
 )
-SELECT i.short_id, p.slug AS project, top.events, top.users, i.times_seen AS sentry_events, i.status, i.substatus,
+SELECT i.short_id, p.slug AS project, top.events, u.users, i.times_seen AS sentry_events, i.status, i.substatus,
        i.first_seen, i.last_seen, coalesce(res.regressions, 0) AS regressions, res.last_time_to_resolve,
        left(i.title, 60) AS title, top.issue_id
 FROM top
+JOIN users u ON u.source = top.source AND u.issue_id = top.issue_id
 JOIN issues i ON i.source = top.source AND i.id = top.issue_id
 LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id
 LEFT JOIN res ON res.source = top.source AND res.issue_id = top.issue_id
-ORDER BY top.events DESC, top.users DESC, top.issue_id;
+ORDER BY top.events DESC, top.issue_id;
