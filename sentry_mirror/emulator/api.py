@@ -107,6 +107,23 @@ ROUTES = [
     ("/api/0/projects/{org}/{project}/users/", "project_users"),
     ("/api/0/organizations/{org}/issues/{issue_id}/hashes/", "issue_hashes"),
     ("/api/0/issues/{issue_id}/hashes/", "issue_hashes"),
+    ("/api/0/projects/", "all_projects"),
+    ("/api/0/projects/{org}/{project}/", "project_detail"),
+    ("/api/0/projects/{org}/{project}/issues/", "project_issues"),
+    ("/api/0/projects/{org}/{project}/releases/", "project_releases"),
+    ("/api/0/organizations/{org}/issues/{issue_id}/tags/{key}/", "issue_tag"),
+    ("/api/0/organizations/{org}/issues/{issue_id}/tags/{key}/values/", "issue_tag_values"),
+    ("/api/0/issues/{issue_id}/tags/{key}/values/", "issue_tag_values"),
+    ("/api/0/teams/{org}/{team}/", "team_detail"),
+    ("/api/0/teams/{org}/{team}/projects/", "team_projects"),
+    ("/api/0/projects/{org}/{project}/teams/", "project_teams"),
+    ("/api/0/organizations/{org}/members/{member_id}/", "member_detail"),
+    ("/api/0/projects/{org}/{project}/members/", "project_members"),
+    ("/api/0/projects/{org}/{project}/hooks/", "project_hooks"),
+    ("/api/0/projects/{org}/{project}/hooks/{hook_id}/", "project_hook"),
+    ("/api/0/organizations/{org}/shortids/{short_id}/", "short_id_lookup"),
+    ("/api/0/organizations/{org}/eventids/{event_id}/", "event_id_lookup"),
+    ("/api/0/organizations/{org}/tags/", "org_tags"),
 ]
 _COMPILED = [
     (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", tpl) + "$"), tpl, name) for tpl, name in ROUTES
@@ -282,6 +299,9 @@ class Api:
 
     def _render_issue(self, req: Request, issue: Issue, stats: str | None, collapse: set[str]) -> dict:
         out = render.issue(self.world, issue, req.base_url, stats)
+        expand = set(req.params.get("expand", [])) & set(render.EXPANSIONS)
+        if expand:
+            out.update(render.issue_expansions(self.world, issue, expand))
         for key in collapse:
             out.pop("isUnhandled" if key == "unhandled" else key, None)
         return out
@@ -507,3 +527,161 @@ class Api:
         draw = render.event_simple if req.get("full") in ("0", "false") else render.event_full
         return paginated(req, page, [{"id": h, "latestEvent": draw(self.world, issue, seq), "mergedBySeer": False,
                                       "seerMatchDistance": None} for h, seq in page.rows])
+
+    # ----- routes other Sentry clients use (issue 10) ------------------------------------------------
+    def all_projects(self, req: Request) -> Response:
+        """Legacy `List Your Projects`: every project the token sees, with its organization."""
+        rows = sorted(self.world.projects, key=lambda p: p.slug)
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.project_listed(self.world, p, req.base_url) for p in page.rows])
+
+    def project_detail(self, req: Request, org: str, project: str) -> Response:
+        return Response(200, render.project_detail(self.world, self._project(org, project), req.base_url))
+
+    def project_issues(self, req: Request, org: str, project: str) -> Response:
+        """Deprecated project issue list: here `statsPeriod` picks the stats timeline ('24h' default,
+        '14d', '' none), not a window; the window is Sentry's 90 days; `query` defaults to is:unresolved."""
+        p = self._project(org, project)
+        period = req.get("statsPeriod")
+        if period not in STATS_PERIODS or period == "auto":
+            raise bad_request("Invalid stats_period. Valid choices are '', '24h', and '14d'")
+        stats = STATS_PERIODS[period]
+        if req.get("shortIdLookup") in ("1", "true") and req.get("query"):
+            issue = self.world.find_issue(req.get("query").strip())
+            if issue is not None and issue.project is p and self.world.agg(issue) is not None:
+                resp = Response(200, [self._render_issue(req, issue, stats, set())])
+                resp.headers.append(("X-Sentry-Direct-Hit", "1"))
+                return resp
+        pairs = [(k, v) for k, v in req.pairs if k not in ("statsPeriod", "start", "end", "project")]
+        pairs.append(("project", str(p.id)))
+        scoped = Request(req.method, req.raw_path, pairs, req.host, req.base_url, req.authed, req.flavor)
+        score = self._sort_score(scoped)
+        rows = self._cached_search(scoped, score)
+        page = keyset_page(rows, [-sc for sc, _, _ in rows], req.page_size(issue_search=True), req.cursor(),
+                           hits=len(rows))
+        return paginated(req, page, [self._render_issue(req, i, stats, set()) for _, _, i in page.rows])
+
+    def project_releases(self, req: Request, org: str, project: str) -> Response:
+        p = self._project(org, project)
+        needle = (req.get("query") or "").lower()
+        rows = [r for r in p.releases if needle in r.version.lower()]
+        rows.sort(key=lambda r: (r.created_ms, r.id), reverse=True)
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [self._release(req, r) for r in page.rows])
+
+    def _issue_tag_counts(self, issue: Issue, key: str) -> dict[str, list[int]]:
+        """value -> [count, first_ms, last_ms] over the issue's served events."""
+        out: dict[str, list[int]] = {}
+        for seq in range(self.world.agg(issue).lo, len(issue.times)):
+            t = issue.times[seq]
+            for tag in render.event_tags(self.world, issue, seq):
+                if tag["key"] == key:
+                    entry = out.setdefault(tag["value"], [0, t, t])
+                    entry[0] += 1
+                    entry[2] = t
+        return out
+
+    def issue_tag(self, req: Request, org: str, issue_id: str, key: str) -> Response:
+        issue = self._issue(issue_id, org)
+        values = self._issue_tag_counts(issue, key)
+        if not values:
+            raise ApiError(404, NOT_FOUND)
+        top = sorted(values.items(), key=lambda r: (-r[1][0], r[0]))[:9]
+        return Response(200, {
+            "key": key, "name": key.replace(".", " ").replace("_", " ").title(),
+            "totalValues": sum(e[0] for e in values.values()), "uniqueValues": len(values),
+            "topValues": [render.tag_value(key, v, e, self._tag_label(key, v)) for v, e in top],
+        })
+
+    def issue_tag_values(self, req: Request, issue_id: str, key: str, org: str | None = None) -> Response:
+        """Values of one tag over the issue's events; `sort` is -id (default), count, date, age, id."""
+        issue = self._issue(issue_id, org)
+        values = self._issue_tag_counts(issue, key)
+        sort = req.get("sort") or "-id"
+        field = sort.lstrip("-")
+        keys = {"id": lambda r: r[0], "count": lambda r: r[1][0], "date": lambda r: r[1][2], "age": lambda r: r[1][1]}
+        if field not in keys:
+            raise bad_request(f"Invalid sort: {sort!r}")
+        rows = sorted(values.items(), key=keys[field], reverse=sort.startswith("-"))[:MAX_TAG_VALUES]
+        page = offset_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.tag_value(key, v, e, self._tag_label(key, v)) for v, e in page.rows])
+
+    def _team(self, org: str, ident: str):
+        self._org(org)
+        team = next((t for t in self.world.teams if ident in (t.slug, t.id)), None)
+        if team is None:
+            raise ApiError(404, NOT_FOUND)
+        return team
+
+    def team_detail(self, req: Request, org: str, team: str) -> Response:
+        out = render.team_detail(self.world, self._team(org, team), detailed=True)
+        return Response(200, {**out, "organization": self._organization(req, False)})
+
+    def team_projects(self, req: Request, org: str, team: str) -> Response:
+        t = self._team(org, team)
+        rows = [p for p in sorted(self.world.projects, key=lambda p: p.slug) if p.team == t.slug]
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.project(self.world, p) for p in page.rows])
+
+    def project_teams(self, req: Request, org: str, project: str) -> Response:
+        p = self._project(org, project)
+        rows = [t for t in self.world.teams if t.slug == p.team]
+        page = page_number_page(rows, req.page_size(), req.cursor())
+        return paginated(req, page, [render.team_detail(self.world, t, detailed=False) for t in page.rows])
+
+    def member_detail(self, req: Request, org: str, member_id: str) -> Response:
+        self._org(org)
+        m = next((m for m in self.world.members if m.id == member_id), None)
+        if m is None:
+            raise ApiError(404, NOT_FOUND)
+        return Response(200, render.member_detail(self.world, m))
+
+    def project_members(self, req: Request, org: str, project: str) -> Response:
+        """Members of the project's teams (pending invites have no access yet)."""
+        p = self._project(org, project)
+        rows = sorted((m for m in self.world.members if p.team in m.teams and not m.pending), key=lambda m: m.email)
+        return Response(200, [render.member(self.world, m) for m in rows])
+
+    def project_hooks(self, req: Request, org: str, project: str) -> Response:
+        p = self._project(org, project)
+        page = page_number_page([p], req.page_size(), req.cursor())
+        return paginated(req, page, [render.service_hook(self.world, x) for x in page.rows])
+
+    def project_hook(self, req: Request, org: str, project: str, hook_id: str) -> Response:
+        hook = render.service_hook(self.world, self._project(org, project))
+        if hook["id"] != hook_id:
+            raise ApiError(404, NOT_FOUND)
+        return Response(200, hook)
+
+    def short_id_lookup(self, req: Request, org: str, short_id: str) -> Response:
+        self._org(org)
+        issue = next((i for i in self.world.served_issues() if i.short_id == short_id.upper()), None)
+        if issue is None:
+            raise ApiError(404, "Short ID not found")
+        return Response(200, {"organizationSlug": self.world.org_slug, "projectSlug": issue.project.slug,
+                              "groupId": str(issue.id), "shortId": issue.short_id,
+                              "group": render.issue(self.world, issue, req.base_url)})
+
+    def event_id_lookup(self, req: Request, org: str, event_id: str) -> Response:
+        self._org(org)
+        found = self.world.locate_event(event_id)
+        if found is None:
+            raise ApiError(404, "Event not found")
+        issue, seq = found
+        seqs = self._issue_seqs(issue, 0, 1 << 62, set())
+        return Response(200, {"organizationSlug": self.world.org_slug, "projectSlug": issue.project.slug,
+                              "groupId": str(issue.id), "eventId": self.world.event_id(issue, seq),
+                              "event": render.event_detail(self.world, issue, seq, self._neighbours(seqs, seq))})
+
+    def org_tags(self, req: Request, org: str) -> Response:
+        """Tag keys over the organization's served events (not paginated)."""
+        self._org(org)
+        projects = self._project_filter(req)
+        totals: dict[str, int] = {}
+        for p in self.world.projects:
+            if projects is not None and p.idx not in projects:
+                continue
+            for key, values in aggregates.summary(self.world, p).tags.items():
+                totals[key] = totals.get(key, 0) + sum(e[0] for e in values.values())
+        return Response(200, [{"key": k, "name": k.replace(".", " ").title(), "totalValues": n}
+                              for k, n in sorted(totals.items())])

@@ -63,7 +63,44 @@ def project(world: World, p: Project) -> dict:
         "latestDeploys": None, "options": {}, "stats": None, "transactionStats": None, "sessionStats": None,
     }
     out.update({f: False for f in flags})
+    # Fields the legacy /projects/ list and team details carry as well (harmless extras elsewhere).
+    out.update({"avatar": dict(_AVATAR), "color": "#" + hashlib.md5(p.slug.encode()).hexdigest()[:6],
+                "isInternal": False, "isPublic": False, "status": "active"})
     return out
+
+
+def project_listed(world: World, p: Project, base_url: str) -> dict:
+    """Legacy `GET /api/0/projects/` item: the project with its organization."""
+    return {**project(world, p), "organization": organization(world, base_url, detailed=False)}
+
+
+def project_detail(world: World, p: Project, base_url: str) -> dict:
+    """getProject: the list fields plus the project's settings and organization."""
+    token = hashlib.md5(f"{world.seed}:{p.id}:token".encode()).hexdigest()
+    return {
+        **project(world, p),
+        "organization": organization(world, base_url, detailed=False),
+        "options": {"sentry:token": token, "sentry:resolve_age": 0, "sentry:scrub_data": True},
+        "digestsMinDelay": 300, "digestsMaxDelay": 1800, "subjectPrefix": "", "allowedDomains": ["*"],
+        "resolveAge": 0, "dataScrubber": True, "dataScrubberDefaults": True, "safeFields": [],
+        "storeCrashReports": None, "sensitiveFields": [], "subjectTemplate": "$shortID - $title",
+        "securityToken": token, "securityTokenHeader": None, "verifySSL": False, "scrubIPAddresses": False,
+        "scrapeJavaScript": True, "enableAutoReleaseCreation": False, "highlightTags": [], "highlightContext": {},
+        "highlightPreset": {"tags": [], "context": {}}, "groupingConfig": "newstyle:2023-01-11",
+        "derivedGroupingEnhancements": "", "groupingEnhancements": "", "secondaryGroupingExpiry": 0,
+        "secondaryGroupingConfig": None, "fingerprintingRules": "", "processingIssues": 0,
+        "defaultEnvironment": None, "relayPiiConfig": None, "builtinSymbolSources": [],
+        "dynamicSamplingBiases": [], "symbolSources": "[]", "isDynamicallySampled": False,
+        "tempestFetchScreenshots": False, "autofixAutomationTuning": "off", "seerScannerAutomation": False,
+        "seerNightshiftTweaks": None, "scmSourceContextEnabled": False, "debugFilesRole": None,
+    }
+
+
+def service_hook(world: World, p: Project) -> dict:
+    """Each project has one service hook, created with the project."""
+    h = hashlib.md5(f"{world.seed}:{p.id}:hook".encode()).hexdigest()
+    return {"id": h[:32], "url": f"https://hooks.acme.example/sentry/{p.slug}", "dateCreated": iso(p.created_ms),
+            "events": ["event.alert", "event.created"], "status": "active", "secret": h + h[:32]}
 
 
 def release(world: World, r: Release) -> dict:
@@ -118,6 +155,26 @@ def team_detail(world: World, t: Team, detailed: bool = True) -> dict:
     if detailed:
         out["projects"] = [project(world, p) for p in world.projects if p.team == t.slug]
     return out
+
+
+ORG_ROLES = (("member", "Member", ["event:read", "project:read", "org:read", "member:read", "team:read"]),
+             ("admin", "Admin", ["event:admin", "project:admin", "org:read", "member:read", "team:admin"]),
+             ("manager", "Manager", ["event:admin", "project:admin", "org:write", "member:admin", "team:admin"]),
+             ("owner", "Owner", ["event:admin", "project:admin", "org:admin", "member:admin", "team:admin"]))
+
+
+def member_detail(world: World, m: Member) -> dict:
+    """OrganizationMember detail: the list item plus the roles this member could be given."""
+    roles = [{"id": rid, "name": name, "desc": f"{name} of the organization", "scopes": scopes, "allowed": True,
+              "isAllowed": True, "isRetired": False, "isGlobal": rid == "owner", "is_global": rid == "owner",
+              "isTeamRolesAllowed": True, "minimumTeamRole": "contributor"} for rid, name, scopes in ORG_ROLES]
+    team_roles = [{"id": rid, "name": name, "desc": f"{name} of a team", "scopes": scopes, "allowed": True,
+                   "isAllowed": True, "isRetired": False, "isTeamRolesAllowed": True, "isMinimumRoleFor": None}
+                  for rid, name, scopes in (("contributor", "Contributor", ["event:read", "project:read"]),
+                                            ("admin", "Team Admin", ["event:admin", "project:admin"]))]
+    owners = [x for x in world.members if x.role == "owner" and not x.pending]
+    return {**member(world, m), "invite_link": None, "isOnlyOwner": owners == [m], "orgRoleList": roles,
+            "teamRoleList": team_roles}
 
 
 def member(world: World, m: Member) -> dict:
@@ -255,7 +312,36 @@ def issue(world: World, i: Issue, base_url: str, stats_period: str | None = "24h
         "lifetime": {"count": str(a.count), "userCount": a.user_count, "firstSeen": first,
                      "lastSeen": last, "stats": None},
         "filtered": None,
+        "derivedData": {"blocker": "", "progress": "not_started", "status": "none", "viewCount": 0,
+                        "hasOpenFixPr": False, "isAssigned": i.assigned is not None, "hasRootCause": False,
+                        "lastCompletedAutofixStep": "", "lastProgressedAt": None},
+        "matchingEventId": None, "matchingEventEnvironment": None,
     }
+
+
+# What `expand=` adds to an issue list item (the schema lists them all as required; the server
+# sends each only when asked: FACTS §3, organization_group_index `expand`).
+EXPANSIONS = ("inbox", "integrationIssues", "latestEventHasAttachments", "owners", "sentryAppIssues", "sessions")
+
+
+def issue_expansions(world: World, i: Issue, expand: set[str]) -> dict:
+    out: dict = {}
+    if "inbox" in expand:
+        out["inbox"] = {"reason": 0 if i.substatus == "new" else 2, "date_added": iso(i.created_ms),
+                        "reason_details": {"until": None, "count": None, "window": None, "user_count": None,
+                                           "user_window": None}}
+    if "owners" in expand:
+        out["owners"] = {"type": "ownershipRule", "owner": f"team:{team(i.project.team, '')['id']}",
+                         "date_added": iso(i.created_ms)}
+    if "integrationIssues" in expand:
+        out["integrationIssues"] = []
+    if "sentryAppIssues" in expand:
+        out["sentryAppIssues"] = []
+    if "latestEventHasAttachments" in expand:
+        out["latestEventHasAttachments"] = False
+    if "sessions" in expand:
+        out["sessionCount"] = world.agg(i).count * 40
+    return out
 
 
 def issue_detail(world: World, i: Issue, base_url: str) -> dict:
@@ -315,6 +401,10 @@ def _event_tag_keys(issue: Issue) -> list[str]:
     if fam.runtime:
         keys += ["runtime", "server_name"]
     return sorted(keys)
+
+
+def event_tags(world: World, issue: Issue, seq: int) -> list[dict]:
+    return _tags(world, issue, seq, world.event_hash(issue.idx, seq))
 
 
 def _tags(world: World, issue: Issue, seq: int, h: int) -> list[dict]:
