@@ -40,6 +40,7 @@ class Request:
     base_url: str
     authed: bool = False
     flavor: str = "sentry"
+    body: object = None  # the parsed JSON body of a PUT/POST
     params: dict[str, list[str]] = field(init=False)
 
     def __post_init__(self):
@@ -125,6 +126,20 @@ ROUTES = [
     ("/api/0/organizations/{org}/eventids/{event_id}/", "event_id_lookup"),
     ("/api/0/organizations/{org}/tags/", "org_tags"),
 ]
+# Routes that change the world, by (method, template); every other method answers 405.
+MUTATIONS = {
+    ("PUT", "/api/0/organizations/{org}/issues/"): "update_issues",
+    ("PUT", "/api/0/projects/{org}/{project}/issues/"): "update_issues",
+    ("DELETE", "/api/0/organizations/{org}/issues/"): "delete_issues",
+    ("DELETE", "/api/0/projects/{org}/{project}/issues/"): "delete_issues",
+    ("PUT", "/api/0/organizations/{org}/issues/{issue_id}/"): "update_issue",
+    ("DELETE", "/api/0/organizations/{org}/issues/{issue_id}/"): "delete_issue",
+}
+STATUS_ONLY = {"status", "statusDetails", "substatus"}
+STATUSES = {"resolved": "resolved", "resolvedInNextRelease": "resolved", "unresolved": "unresolved",
+            "ignored": "ignored", "muted": "ignored"}
+FLAGS = {"hasSeen": "has_seen", "isBookmarked": "bookmarked", "isSubscribed": "subscribed", "isPublic": "is_public"}
+
 _COMPILED = [
     (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", tpl) + "$"), tpl, name) for tpl, name in ROUTES
 ]
@@ -263,7 +278,7 @@ class Api:
 
     def _cached_search(self, req: Request, score) -> list[tuple[int, int, Issue]]:
         """Search once per distinct query and world state, so walking pages stays cheap."""
-        key = (self.world.step, req.flavor, tuple(sorted((k, tuple(v)) for k, v in req.params.items()
+        key = (self.world.step, self.world.edits, req.flavor, tuple(sorted((k, tuple(v)) for k, v in req.params.items()
                                                          if k not in NOT_SEARCH_PARAMS)))
         if key not in self._search_cache:
             if len(self._search_cache) >= SEARCH_CACHE_SIZE:
@@ -685,3 +700,105 @@ class Api:
                 totals[key] = totals.get(key, 0) + sum(e[0] for e in values.values())
         return Response(200, [{"key": k, "name": k.replace(".", " ").title(), "totalValues": n}
                               for k, n in sorted(totals.items())])
+
+    # ----- issue mutations (PUT/DELETE), changing the world so later reads and truth show them -------
+    def _mutation_targets(self, req: Request, org: str, project: str | None, status_only: bool) -> list[Issue]:
+        """Issues named by `id=`, or (status changes and deletes only) those the query matches, max 100."""
+        self._org(org)
+        scope = self._project(org, project) if project else None
+        ids = req.params.get("id")
+        if ids:
+            if len(ids) > 1000 or not all(i.isdigit() for i in ids):
+                raise bad_request("Invalid id parameter: at most 1000 issue ids.")
+            found = [self.world.find_issue(i) for i in dict.fromkeys(ids)]
+            if any(i is None or self.world.agg(i) is None or (scope and i.project is not scope) for i in found):
+                return []  # any id out of scope: nothing is changed
+            return found
+        if not status_only:
+            raise bad_request("You must specify a list of IDs for this operation")
+        pairs = [(k, v) for k, v in req.pairs if k not in ("id", "cursor", "statsPeriod", "start", "end")
+                 and not (scope and k == "project")]
+        if scope:
+            pairs.append(("project", str(scope.id)))
+        scoped = Request("GET", req.raw_path, pairs, req.host, req.base_url, req.authed, req.flavor)
+        limit = min(int(req.get("limit") or 100), 100)
+        return [i for _, _, i in self._search(scoped, self._sort_score(scoped))[:limit]]
+
+    def _parse_changes(self, body) -> dict:
+        if not isinstance(body, dict) or not body:
+            raise bad_request("Invalid request body: a JSON object of the attributes to change is required.")
+        changes = dict(body)
+        if "status" in changes:
+            if changes["status"] not in STATUSES:
+                raise ApiError(400, {"status": [f'"{changes["status"]}" is not a valid choice.']}, bare=True)
+            details = dict(changes.get("statusDetails") or {})
+            if changes["status"] == "resolvedInNextRelease":
+                details["inNextRelease"] = True
+            changes["statusDetails"] = details
+        if "priority" in changes and changes["priority"] not in ("low", "medium", "high"):
+            raise ApiError(400, {"priority": [f'"{changes["priority"]}" is not a valid choice.']}, bare=True)
+        if "assignedTo" in changes:
+            changes["_actor"] = self._actor(changes["assignedTo"])
+        return changes
+
+    def _actor(self, value) -> tuple | None:
+        """`user:ID`, `team:ID`, a username or email, `#team-slug`; empty or null unassigns."""
+        if not value:
+            return None
+        text = str(value)
+        kind, _, ident = text.partition(":")
+        for m in self.world.members:
+            if not m.pending and ((kind == "user" and ident == m.user_id) or text in (m.key, m.email)):
+                return ("user", m.user_id, m.key)
+        for t in self.world.teams:
+            if (kind == "team" and ident == t.id) or text == f"#{t.slug}":
+                return ("team", t.id, t.slug)
+        raise ApiError(400, {"assignedTo": ["Unknown actor input"]}, bare=True)
+
+    def _apply(self, issue: Issue, changes: dict) -> None:
+        if "status" in changes:
+            details = changes["statusDetails"]
+            if details.get("inRelease") == "latest" and issue.project.releases:
+                details = {**details, "inRelease": issue.project.releases[-1].version}
+            self.world.set_issue_status(issue, STATUSES[changes["status"]], details, changes.get("substatus"))
+        for key, attr in FLAGS.items():
+            if key in changes:
+                setattr(issue, attr, bool(changes[key]))
+        if "priority" in changes:
+            issue.priority = changes["priority"]
+        if "assignedTo" in changes:
+            self.world.assign(issue, changes["_actor"])
+        self.world.edits += 1
+
+    def _applied(self, issue: Issue, changes: dict, base_url: str) -> dict:
+        """The bulk PUT's answer: the changed attributes as they now stand, and the status."""
+        shown = render.issue(self.world, issue, base_url)
+        keys = ["status", "statusDetails", "isPublic", *(k for k in changes if not k.startswith("_"))]
+        return {k: shown[k] for k in keys if k in shown}
+
+    def update_issues(self, req: Request, org: str, project: str | None = None) -> Response:
+        changes = self._parse_changes(req.body)
+        issues = self._mutation_targets(req, org, project, status_only=set(changes) <= STATUS_ONLY)
+        if not issues:
+            return Response(204)
+        for issue in issues:
+            self._apply(issue, changes)
+        return Response(200, self._applied(issues[0], changes, req.base_url))
+
+    def update_issue(self, req: Request, org: str, issue_id: str) -> Response:
+        issue = self._issue(issue_id, org)
+        self._apply(issue, self._parse_changes(req.body))
+        return Response(200, render.issue_detail(self.world, issue, req.base_url))
+
+    def delete_issues(self, req: Request, org: str, project: str | None = None) -> Response:
+        issues = self._mutation_targets(req, org, project, status_only=True)
+        if issues:
+            self.world.delete_issues(issues)
+            self.world.edits += 1
+        return Response(204)
+
+    def delete_issue(self, req: Request, org: str, issue_id: str) -> Response:
+        issue = self._issue(issue_id, org)
+        self.world.delete_issues([issue])
+        self.world.edits += 1
+        return Response(202)

@@ -283,6 +283,8 @@ def _metadata(issue: Issue) -> dict:
 
 
 def priority(issue: Issue) -> str:
+    if issue.priority:  # set through the API
+        return issue.priority
     if issue.level == "fatal" or issue.substatus == "escalating":
         return "high"
     return "medium" if issue.level == "error" else "low"
@@ -297,7 +299,7 @@ def issue(world: World, i: Issue, base_url: str, stats_period: str | None = "24h
         "id": str(i.id), "shareId": None, "shortId": i.short_id, "title": i.title, "culprit": i.culprit,
         "permalink": f"{base_url}/organizations/{world.org_slug}/issues/{i.id}/",
         "logger": None, "level": i.level, "status": i.status, "statusDetails": dict(i.status_details),
-        "substatus": i.substatus, "isPublic": False,
+        "substatus": i.substatus, "isPublic": bool(i.is_public),
         "platform": catalog.platform_family(i.project.platform).event_platform,
         "priority": priority(i), "priorityLockedAt": None, "seerFixabilityScore": None,
         "seerAutofixLastTriggered": None, "seerExplorerAutofixLastTriggered": None,

@@ -23,7 +23,7 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from . import glitchtip
-from .api import NOT_FOUND, Api, Request, Response, resolve
+from .api import MUTATIONS, NOT_FOUND, Api, Request, Response, resolve
 from .faults import FaultRegistry, FaultRule, drift, hostile, huge
 from .pagination import ApiError, bad_request
 from .world import World
@@ -206,7 +206,7 @@ class Emulator:
 
     # ----- /api/0/ --------------------------------------------------------------------------------
     def serve_api(self, method: str, raw_path: str, query: str, headers, host: str,
-                  client_ip: str) -> tuple[Response, FaultRule | None]:
+                  client_ip: str, body: bytes = b"") -> tuple[Response, FaultRule | None]:
         """Answer one /api/0/ request; returns the response and the fault rule that fired, if any."""
         match = resolve(raw_path, self.flavor)
         template = match[0] if match else "(unmatched)"
@@ -231,7 +231,7 @@ class Emulator:
                 resp = Response(429, ticket.refusal)
             else:
                 req = Request(method, raw_path, parse_qsl(query, keep_blank_values=True), host, self.url,
-                              flavor=self.flavor)
+                              flavor=self.flavor, body=_json_or_none(body))
                 resp = self._app(req, match, auth, kind)
             if self.flavor == "sentry":  # GlitchTip sends no rate-limit headers
                 resp.headers += ticket.headers()
@@ -248,9 +248,11 @@ class Emulator:
                 return Response(500, raw=glitchtip.ERROR_PAGE, content_type="text/html; charset=utf-8")
             if match is None:
                 raise ApiError(404, NOT_FOUND)
+            template, name, params = match
             if req.method != "GET":
-                raise ApiError(405, f'Method "{req.method}" not allowed.')
-            _, name, params = match
+                name = MUTATIONS.get((req.method, template))
+                if name is None or self.flavor == "glitchtip":
+                    raise ApiError(405, f'Method "{req.method}" not allowed.')
             req.authed = self._authenticate(auth)
             if not req.authed and name != "root":
                 raise ApiError(401, "Authentication credentials were not provided.")
@@ -321,6 +323,14 @@ def _retry_after(rule: FaultRule | None) -> list[tuple[str, str]]:
     if rule is None or rule.retry_after is None:
         return []
     return [("Retry-After", f"{rule.retry_after:g}")]
+
+
+def _json_or_none(body: bytes):
+    """A request's JSON body, or None when it has none or it is not JSON (the handler says so)."""
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _json_body(body: bytes):
@@ -405,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif split.path == "/api/0" or split.path.startswith("/api/0/"):
             host = self.headers.get("Host") or emulator.url.split("//", 1)[1]
             resp, rule = emulator.serve_api(self.command, split.path, split.query, self.headers, host,
-                                            self.client_address[0])
+                                            self.client_address[0], body)
             self._send(resp, rule.kind if rule else None)
         else:
             self._send(Response(404, {"detail": "Not found"}))
@@ -413,7 +423,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, resp: Response, fault: str | None = None) -> None:
         mutate = {"drift": drift, "hostile": hostile, "huge": huge}.get(fault) if resp.status == 200 else None
         payload = mutate(resp.payload) if mutate else resp.payload
-        body = resp.raw if resp.raw is not None else json.dumps(payload, separators=(",", ":")).encode()
+        if resp.raw is not None:
+            body = resp.raw
+        elif resp.status in (202, 204) and payload is None:
+            body = b""  # DELETE answers carry no body
+        else:
+            body = json.dumps(payload, separators=(",", ":")).encode()
         if fault == "badjson":
             body = body[: len(body) // 2]
         self.send_response(resp.status)

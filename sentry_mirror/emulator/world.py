@@ -196,6 +196,7 @@ class Issue:
         "lineno", "level", "handled", "status", "substatus", "status_details", "status_changed_ms",
         "created_ms", "first_release", "times", "users", "staging_share", "rate", "assigned",
         "bookmarked", "subscribed", "has_seen", "activity", "deleted_ms", "_agg_key", "_agg",
+        "priority", "is_public",
     )
 
     def __init__(self, **kw):
@@ -275,6 +276,8 @@ class World:
         self.anchor_ms = int(now.timestamp() * 1000)
         self.now_ms = self.anchor_ms
         self.step = 0  # number of advance() calls; also invalidates cached search results
+        self.edits = 0  # number of changes made through the API (PUT/DELETE/POST); also invalidates them
+        self.hooks: dict[int, list[dict]] = {}  # project idx -> service hooks created through the API
         self.lock = threading.RLock()
         self.codec = EventCodec(seed)
         self._hash_key = mix64(seed * 7919 + 17)
@@ -689,6 +692,12 @@ class World:
         events = 0
         for issue in sorted(chosen, key=lambda i: i.idx):
             events += self.agg(issue).count
+        self.delete_issues(chosen)
+        return len(chosen), events
+
+    def delete_issues(self, chosen: list[Issue]) -> None:
+        """They and their events vanish from every endpoint and from truth."""
+        for issue in sorted(chosen, key=lambda i: i.idx):
             issue.deleted_ms = self.now_ms
             self.deleted.append(issue)
         gone = {i.idx for i in chosen}
@@ -696,7 +705,34 @@ class World:
             keep = [(t, r) for t, r in zip(p.ev_times, p.ev_refs) if (r >> SEQ_BITS) not in gone]
             p.ev_times = array("q", [t for t, _ in keep])
             p.ev_refs = array("q", [r for _, r in keep])
-        return len(chosen), events
+
+    # ----- changes made through the API (the issue PUT routes) -------------------------------------
+    def set_issue_status(self, issue: Issue, status: str, details: dict, substatus: str | None = None) -> None:
+        """A status change a user made: recorded in the issue's activity like the world's own."""
+        t = self.now_ms
+        if status == "resolved":
+            if details.get("inNextRelease"):
+                self._set_status(issue, "resolved", None, t, "set_resolved_in_release", {"inNextRelease": True})
+            elif details.get("inRelease"):
+                self._set_status(issue, "resolved", None, t, "set_resolved_in_release",
+                                 {"inRelease": details["inRelease"]})
+            else:
+                self._set_status(issue, "resolved", None, t, "set_resolved", {})
+        elif status == "ignored":
+            kept = {k: v for k, v in details.items() if k in (
+                "ignoreCount", "ignoreWindow", "ignoreUserCount", "ignoreUserWindow") and v}
+            if details.get("ignoreDuration"):
+                kept["ignoreUntil"] = iso(t + int(details["ignoreDuration"]) * 60_000)
+            sub = substatus or ("archived_until_condition_met" if kept else "archived_forever")
+            self._set_status(issue, "ignored", sub, t, "set_ignored", kept)
+        else:
+            self._set_status(issue, "unresolved", substatus or "ongoing", t, "set_unresolved", {})
+        self.edits += 1
+
+    def assign(self, issue: Issue, actor: tuple | None) -> None:
+        issue.assigned = actor
+        issue.activity.append(("assigned" if actor else "unassigned", self.now_ms, {}))
+        self.edits += 1
 
     def _reassign(self, rng: random.Random, hours: float, touched: set[int]) -> int:
         """Assign, reassign or unassign quiet issues (no new event shows the change)."""
