@@ -13,7 +13,7 @@ import click
 
 from . import __version__, redact
 from .config import DEFAULT_DB, Config, Source, resolve
-from .errors import Interrupted, MirrorError
+from .errors import PARTIAL_EXIT, Interrupted, MirrorError
 from .runner import stop_on_signals, sync_all
 from .store import open_readonly
 
@@ -89,19 +89,46 @@ def cli():
 @click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
               help="CA bundle to verify a self-hosted server's TLS certificate (REQUESTS_CA_BUNDLE works too).")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (never do this over the internet).")
+@click.option("--wait", is_flag=True, help="If another sync (or the scheduler) is writing the store, wait for it "
+                                           "instead of exiting.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary (per source and stream).")
 @db_option
 @verbosity_options
 @handle_errors
-def sync(url, org, token, config_path, source_names, full, ca_bundle, insecure, db, quiet, verbose):
-    """Fetch what changed in Sentry into the store (resumable; safe to interrupt)."""
+def sync(url, org, token, config_path, source_names, full, ca_bundle, insecure, wait, as_json, db, quiet, verbose):
+    """Fetch what changed in Sentry into the store (resumable; safe to interrupt).
+
+    Exit status: 0 all stored; 6 some streams failed and the rest were stored; 2 bad configuration;
+    3 store problem; 4 API error; 5 token refused; 130 interrupted.
+    """
     setup_logging(verbose, quiet)
     config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
     apply_tls_options(config, ca_bundle, insecure)
-    progress = None if quiet else (lambda message: click.echo(message, err=True))
-    with stop_on_signals() as stop:
-        results = sync_all(config, full=full, stop=stop, progress=progress)
-    for result in results:
-        click.echo(describe_result(result))
+    from .progress import terminal_progress
+
+    with stop_on_signals() as stop, terminal_progress(quiet or as_json) as (progress, observer):
+        try:
+            results = sync_all(config, full=full, stop=stop, progress=progress, wait=wait, observer=observer)
+        except MirrorError as exc:
+            if as_json:
+                click.echo(json.dumps({"status": "failed", "exit_code": exc.exit_code,
+                                       "error": redact.scrub(str(exc))}, indent=2))
+            raise
+    partial = any(r.status == "partial" for r in results)
+    if as_json:
+        click.echo(json.dumps({"status": "partial" if partial else "ok", "exit_code": PARTIAL_EXIT if partial else 0,
+                               "sources": [summary(r) for r in results]}, indent=2, default=str))
+    else:
+        for result in results:
+            click.echo(describe_result(result))
+    if partial:
+        sys.exit(PARTIAL_EXIT)
+
+
+def summary(result) -> dict:
+    return {"source": result.source, "status": result.status, "seconds": round(result.seconds, 3),
+            "requests": result.requests, "retries": result.retries, "rate_limited": result.rate_limited,
+            "rows": result.rows, "errors": result.errors, "notes": result.notes, "streams": result.streams}
 
 
 def apply_tls_options(config: Config, ca_bundle: str | None, insecure: bool) -> None:
@@ -123,6 +150,8 @@ def describe_result(result) -> str:
     rows = ", ".join(f"{n:,} {entity}" for entity, n in sorted(result.rows.items())) or "nothing"
     text = (f"synced {result.source} in {result.seconds:.1f}s with {result.requests:,} requests "
             f"({result.retries} retried); read {rows}")
+    for error in result.errors:
+        text += f"\n  FAILED {error}"
     for note in result.notes[:5]:
         text += f"\n  note: {note}"
     if len(result.notes) > 5:
@@ -136,20 +165,22 @@ def describe_result(result) -> str:
 @click.option("--url", help="Sentry base URL [env: SENTRY_URL, SENTRY_HOST].")
 @click.option("--org", help="Organization slug [env: SENTRY_ORG].")
 @click.option("--token", help="Auth token [env: SENTRY_AUTH_TOKEN, SENTRY_TOKEN].")
-@click.option("--cron", help="When to sync, as a crontab line in UTC, e.g. '0 3 * * *'.")
+@click.option("--cron", help="When to sync, as a crontab line, e.g. '0 3 * * *' (in --timezone).")
 @click.option("--every", "every_minutes", type=float, help="Sync every N minutes instead of on a cron line.")
+@click.option("--timezone", "tz", help="Time zone of the cron line, e.g. Europe/Berlin [default: the config's, or UTC].")
 @click.option("--now/--no-now", "run_now", default=True, show_default=True, help="Also sync once right away.")
 @db_option
 @verbosity_options
 @handle_errors
-def schedule(config_path, url, org, token, cron, every_minutes, run_now, db, quiet, verbose):
+def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db, quiet, verbose):
     """Keep syncing on a schedule until stopped (one sync at a time; SIGTERM finishes the page in hand)."""
     from .scheduler import make_trigger, run_scheduler
 
     setup_logging(verbose, quiet)
     config = resolve(config_path=config_path, url=url, org=org, token=token, db=db)
     trigger = make_trigger(cron or config.schedule.get("cron"),
-                           every_minutes if every_minutes is not None else config.schedule.get("every_minutes"))
+                           every_minutes if every_minutes is not None else config.schedule.get("every_minutes"),
+                           tz or config.schedule.get("timezone"))
     run_scheduler(config, trigger, run_now=run_now, report=lambda m: click.echo(m, err=True))
 
 
@@ -158,33 +189,63 @@ def schedule(config_path, url, org, token, cron, every_minutes, run_now, db, qui
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @handle_errors
 def status(db, as_json):
-    """Show what is stored and when each stream last synced."""
+    """Show each source's last sync, lag, rows, errors, pending resumes and the next scheduled run.
+
+    Exit status 1 when the store has never synced.
+    """
     from .report import store_status
 
-    info = store_status(open_readonly(db or DEFAULT_DB))
+    path = db or DEFAULT_DB
+    con = open_readonly(path)
+    try:
+        info = store_status(con, path)
+    finally:
+        con.close()
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
-        return
-    click.echo(format_status(db or DEFAULT_DB, info))
+    else:
+        click.echo(format_status(path, info))
+    if not info["sources"]:
+        sys.exit(1)
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{int(seconds)}s ago"
 
 
 def format_status(path: str, info: dict) -> str:
     lines = [f"store: {path}"]
     if not info["sources"]:
-        lines.append("  empty: run 'sentry-mirror sync'")
+        return f"store {path} has never synced: run 'sentry-mirror sync'"
+    scheduler = info.get("scheduler")
+    if scheduler:
+        lines.append(f"scheduler: running (process {scheduler.get('pid')}), next run {scheduler.get('next_run') or '?'}")
     for name, src in info["sources"].items():
-        lines.append(f"source {name}:")
-        for table, n in src["rows"].items():
-            lines.append(f"  {table:<14} {n:>10,}")
-        if src.get("issues_by_status"):
-            lines.append("  issues by status: " + ", ".join(f"{k} {v:,}" for k, v in src["issues_by_status"].items()))
+        lines.append(f"source {name}: last successful sync {src['last_success'] or 'never'} UTC "
+                     f"({_ago(src['lag_seconds'])})")
         run = src.get("last_run")
         if run:
-            lines.append(f"  last sync: {run['started_at']} UTC, {run['status']}, {run['requests']} requests"
-                         + (f", error: {run['error']}" if run.get("error") else ""))
+            figures = f"{run['requests'] or 0} requests, {run['retries'] or 0} retries, {run['rate_limited'] or 0} 429s"
+            took = f", {run['seconds']:.1f}s" if run.get("seconds") is not None else ""
+            lines.append(f"  last run: {run['started_at']} UTC, {run['status']}{took}, {figures}")
+            if run.get("error"):
+                lines.append(f"  last error: {run['error']}")
+        lines.append("  rows: " + ", ".join(f"{t} {n:,}" for t, n in src["rows"].items()))
+        if src.get("issues_by_status"):
+            lines.append("  issues by status: " + ", ".join(f"{k} {v:,}" for k, v in src["issues_by_status"].items()))
         for stream in src.get("streams", []):
-            resume = "  (interrupted: will resume)" if stream["in_progress"] else ""
-            lines.append(f"  {stream['stream']:<18} last synced {stream['updated_at']} UTC{resume}")
+            extra = ""
+            if stream.get("last_rows") is not None:
+                extra = f", last run {stream['last_rows']:,} rows in {stream['last_requests']} requests"
+            if stream.get("last_error"):
+                extra += f", FAILED: {stream['last_error'][:120]}"
+            resume = "  (interrupted: will resume)" if stream["resume_pending"] else ""
+            lines.append(f"  {stream['stream']:<18} updated {stream['updated_at'] or '-'}{extra}{resume}")
     return "\n".join(lines)
 
 
@@ -289,6 +350,44 @@ def export_parquet(directory, since, db):
         con.close()
     total = sum(written.values())
     click.echo(f"exported {len(written)} tables, {total:,} rows, to {directory}")
+
+
+@cli.group(context_settings=CONTEXT)
+def config():
+    """Check a configuration file and show the settings in effect."""
+
+
+@config.command("check", context_settings=CONTEXT)
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="SENTRY_MIRROR_CONFIG",
+              show_envvar=True, help="The TOML config file to check (see config.example.toml).")
+@click.option("--url", help="Sentry base URL, as for sync [env: SENTRY_URL, SENTRY_HOST].")
+@click.option("--org", help="Organization slug, as for sync [env: SENTRY_ORG].")
+@click.option("--token", help="Auth token, as for sync [env: SENTRY_AUTH_TOKEN, SENTRY_TOKEN].")
+@click.option("--online", is_flag=True, help="Also make one authenticated request per source: token scopes, orgs seen.")
+@db_option
+@handle_errors
+def config_check(config_path, url, org, token, online, db):
+    """Validate the config (every wrong key or value, with its line) and print the effective settings."""
+    from .config import check_config, read_config_file
+    from .configcheck import describe, online_check
+
+    if config_path:
+        data, text = read_config_file(config_path)
+        problems = check_config(data, text, flag_token=token)
+        for problem in problems:
+            click.echo(f"sentry-mirror: {config_path}: {problem}", err=True)
+        if problems:
+            sys.exit(2)
+    effective = resolve(config_path=config_path, url=url, org=org, token=token, db=db)
+    click.echo(describe(effective))
+    if online:
+        failures = 0
+        for line, ok in online_check(effective):
+            click.echo(line if ok else f"sentry-mirror: {line}", err=not ok)
+            failures += not ok
+        if failures:
+            sys.exit(4)
+    click.echo("config OK")
 
 
 @cli.command(context_settings=CONTEXT)

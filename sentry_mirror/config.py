@@ -8,13 +8,15 @@ holds its token (`token_env`), so the file can be committed or shared safely.
 from __future__ import annotations
 
 import configparser
+import difflib
 import logging
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import redact
 from .errors import ConfigError
@@ -27,11 +29,169 @@ TOKEN_ENV_VARS = ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN")
 URL_ENV_VARS = ("SENTRY_URL", "SENTRY_HOST")
 ORG_ENV_VARS = ("SENTRY_ORG",)
 
-SOURCE_KEYS = {"name", "url", "org", "token_env", "auth", "verify", "headers", "timeout", "overlap_minutes", "events",
-               "events_sample", "project_events", "concurrency"}
-TOP_KEYS = {"db", "sources", "schedule"}
 AUTH_SCHEMES = {"bearer", "basic", "dsn"}
 EVENT_POLICIES = {"all", "sample", "none"}
+
+
+def _number(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+
+
+def _whole(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _url_ok(value: Any) -> bool:
+    from .client import normalise_base_url
+
+    try:
+        normalise_base_url(value if isinstance(value, str) else "")
+        return True
+    except ConfigError:
+        return False
+
+
+def _cron_ok(value: Any) -> bool:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def _timezone_ok(value: Any) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+        return True
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+
+
+_TEXT = (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")
+
+# Every setting of the file: key -> (is it valid?, what it must be). The one place they are checked.
+SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "name": _TEXT,
+    "url": (_url_ok, "an http(s) URL such as https://sentry.io"),
+    "org": (_TEXT[0], "the organization slug (a string)"),
+    "token_env": (lambda v: isinstance(v, str) and v.replace("_", "a").isalnum(),
+                  "the name of an environment variable, e.g. SENTRY_AUTH_TOKEN"),
+    "auth": (lambda v: v in AUTH_SCHEMES, "one of " + ", ".join(sorted(AUTH_SCHEMES))),
+    "verify": (lambda v: isinstance(v, (bool, str)), "true, false, or a CA bundle path"),
+    "headers": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "a table of strings"),
+    "timeout": (_number(0.1, 3600), "a number from 0.1 to 3600"),
+    "overlap_minutes": (_number(0, 7 * 24 * 60), "a number from 0 to 10080"),
+    "events": (lambda v: v in EVENT_POLICIES, "one of " + ", ".join(sorted(EVENT_POLICIES))),
+    "events_sample": (_whole(1, 100), "a whole number from 1 to 100"),
+    "project_events": (lambda v: isinstance(v, dict) and all(x in EVENT_POLICIES for x in v.values()),
+                       "a table mapping project slugs to one of " + ", ".join(sorted(EVENT_POLICIES))),
+    "concurrency": (_whole(1, 32), "a whole number from 1 to 32"),
+}
+SCHEDULE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "cron": (_cron_ok, "a crontab line in quotes with five fields, e.g. '0 3 * * *'"),
+    "every_minutes": (_number(0.01, 10**6), "a positive number of minutes"),
+    "timezone": (_timezone_ok, "an IANA time zone such as 'UTC' or 'Europe/Berlin'"),
+}
+TOP_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "db": _TEXT,
+    "sources": (lambda v: isinstance(v, list), "a list of [[sources]] tables"),
+    "schedule": (lambda v: isinstance(v, dict), "a [schedule] table"),
+}
+SOURCE_KEYS = set(SOURCE_RULES)
+TOP_KEYS = set(TOP_RULES)
+
+
+@dataclass
+class Problem:
+    """One thing wrong in a config file, where it is, and what to do."""
+
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.message}" + (f" (line {self.line})" if self.line else "")
+
+
+class KeyLines:
+    """Where each key of a TOML file stands: tomllib gives values, not positions."""
+
+    def __init__(self, text: str):
+        self.lines: dict[tuple[str, int, str], int] = {}
+        self.headers: dict[tuple[str, int], int] = {}
+        table, index, counts = "", 0, {}
+        for n, line in enumerate(text.splitlines(), 1):
+            stripped = line.strip()
+            header = re.match(r"^\[\[\s*([\w.-]+)\s*\]\]", stripped) or re.match(r"^\[\s*([\w.-]+)\s*\]", stripped)
+            if header:
+                table = header.group(1)
+                index = counts[table] = counts.get(table, -1) + 1 if stripped.startswith("[[") else 0
+                self.headers[(table, index)] = n
+                continue
+            key = re.match(r"^([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*=", stripped)
+            if key:
+                self.lines.setdefault((table, index, key.group(1).strip("\"'")), n)
+
+    def line(self, table: str, index: int, key: str | None = None) -> int | None:
+        return self.headers.get((table, index)) if key is None else self.lines.get((table, index, key))
+
+
+def _unknown(key: str, known: set[str], where: str, line: int | None) -> Problem:
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return Problem(f"unknown key `{key}`{where}" + (f" on line {line}" if line else "") + hint)
+
+
+def _invalid(label: str, value: Any, rule: str, line: int | None) -> Problem:
+    shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    return Problem(f"{label} must be {rule}, not {shown}" + (f" (line {line})" if line else ""))
+
+
+def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = None) -> list[Problem]:
+    """Every problem of a parsed config file, each naming its key, line and the nearest valid key."""
+    where = KeyLines(text)
+    problems = []
+    for key, value in data.items():
+        if key not in TOP_RULES:
+            problems.append(_unknown(key, TOP_KEYS, "", where.line("", 0, key)))
+        elif not TOP_RULES[key][0](value):
+            problems.append(_invalid(key, value, TOP_RULES[key][1], where.line("", 0, key)))
+    schedule = data.get("schedule") if isinstance(data.get("schedule"), dict) else {}
+    for key, value in schedule.items():
+        line = where.line("schedule", 0, key)
+        if key not in SCHEDULE_RULES:
+            problems.append(_unknown(key, set(SCHEDULE_RULES), " in [schedule]", line))
+        elif not SCHEDULE_RULES[key][0](value):
+            problems.append(_invalid(f"schedule.{key}", value, SCHEDULE_RULES[key][1], line))
+    if "cron" in schedule and "every_minutes" in schedule:
+        problems.append(Problem("[schedule] takes cron or every_minutes, not both", where.line("schedule", 0)))
+    sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+    for i, raw in enumerate(sources):
+        label = f"sources[{i}]"
+        if not isinstance(raw, dict):
+            problems.append(Problem(f"{label} must be a [[sources]] table", where.line("sources", i)))
+            continue
+        for key, value in raw.items():
+            line = where.line("sources", i, key)
+            if key == "token":
+                problems.append(Problem(f"{label}: do not put tokens in the config file (line {line}); set "
+                                        "token_env to the name of an environment variable holding it"))
+            elif key not in SOURCE_RULES:
+                problems.append(_unknown(key, SOURCE_KEYS, f" in {label}", line))
+            elif not SOURCE_RULES[key][0](value):
+                problems.append(_invalid(f"{label}.{key}", value, SOURCE_RULES[key][1], line))
+        if not isinstance(raw.get("org"), str) or not raw.get("org"):
+            if "org" not in raw:
+                problems.append(Problem(f"{label}: 'org' (the organization slug) is required"
+                                        + (f" (the table on line {where.line('sources', i)})" if where.line("sources", i) else "")))
+        env_name = raw.get("token_env")
+        if flag_token is None and isinstance(env_name, str) and env_name and not os.environ.get(env_name):
+            problems.append(Problem(f"{label}: environment variable {env_name} is not set "
+                                    f"(line {where.line('sources', i, 'token_env')}); export it with the token"))
+    return problems
 
 
 @dataclass
@@ -49,6 +209,7 @@ class Source:
     events_sample: int = 10
     project_events: dict[str, str] = field(default_factory=dict)
     concurrency: int = 4
+    origins: dict[str, str] = field(default_factory=dict, repr=False)  # setting -> where its value came from
 
 
 @dataclass
@@ -56,23 +217,32 @@ class Config:
     db: str = DEFAULT_DB
     sources: list[Source] = field(default_factory=list)
     schedule: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    origins: dict[str, str] = field(default_factory=dict)
 
 
-def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """The parsed file and its text; a file that cannot be read or parsed is a one-line error."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {path} does not exist", hint="see config.example.toml")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}",
-                          hint=f"known top-level settings: {', '.join(sorted(TOP_KEYS))}")
-    _warn_if_exposed(p, data)
+    return data, text
+
+
+def load_config_file(path: str | os.PathLike, *, flag_token: str | None = None) -> dict[str, Any]:
+    data, text = read_config_file(path)
+    problems = check_config(data, text, flag_token=flag_token)
+    if problems:
+        more = f"; {len(problems) - 1} more: run 'sentry-mirror config check'" if len(problems) > 1 else ""
+        raise ConfigError(f"config file {path}: {problems[0]}{more}")
+    _warn_if_exposed(Path(path), data)
     return data
 
 
@@ -125,23 +295,14 @@ def _env(names: tuple[str, ...]) -> str | None:
 def resolve(*, config_path: str | None, url: str | None, org: str | None, token: str | None,
             db: str | None, source_names: tuple[str, ...] = ()) -> Config:
     """Build the effective configuration; flags win over everything else."""
-    data = load_config_file(config_path) if config_path else {}
+    data = load_config_file(config_path, flag_token=token) if config_path else {}
     cli_rc = sentryclirc()
-    if not isinstance(data.get("db", ""), str):
-        raise ConfigError("config: db must be a file path (a string)")
     schedule = data.get("schedule") or {}
-    if not isinstance(schedule, dict) or set(schedule) - {"cron", "every_minutes"}:
-        raise ConfigError("config: [schedule] takes cron = '0 3 * * *' or every_minutes = 60")
-    if "cron" in schedule and not isinstance(schedule["cron"], str):
-        raise ConfigError("config: schedule.cron must be a crontab line in quotes, e.g. '0 3 * * *'")
-    if "every_minutes" in schedule and (not isinstance(schedule["every_minutes"], (int, float))
-                                        or isinstance(schedule["every_minutes"], bool)):
-        raise ConfigError("config: schedule.every_minutes must be a number of minutes")
-    config = Config(db=db or data.get("db") or DEFAULT_DB, schedule=dict(schedule))
+    config = Config(db=db or data.get("db") or DEFAULT_DB, schedule=dict(schedule), path=config_path,
+                    origins={"db": "flag or SENTRY_MIRROR_DB" if db else ("file" if data.get("db") else "default"),
+                             **{f"schedule.{k}": "file" for k in schedule}})
 
     raw_sources = data.get("sources") or []
-    if not isinstance(raw_sources, list):
-        raise ConfigError("config: 'sources' must be a list of [[sources]] tables")
     if raw_sources and not (url or org):
         for i, raw in enumerate(raw_sources):
             config.sources.append(_source_from_table(raw, i, token))
@@ -153,15 +314,19 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
                                   hint=f"known: {', '.join(s.name for s in config.sources)}")
             config.sources = [s for s in config.sources if s.name in wanted]
     else:
-        resolved_org = org or _env(ORG_ENV_VARS) or cli_rc.get("org")
+        resolved_org, org_from = _first((org, "flag"), (_env(ORG_ENV_VARS), _env_name(ORG_ENV_VARS)),
+                                        (cli_rc.get("org"), "~/.sentryclirc"))
         if not resolved_org:
             raise ConfigError("no organization given", hint="pass --org or set SENTRY_ORG")
-        resolved_token = token or _env(TOKEN_ENV_VARS) or cli_rc.get("token")
+        resolved_token, token_from = _first((token, "flag"), (_env(TOKEN_ENV_VARS), _env_name(TOKEN_ENV_VARS)),
+                                            (cli_rc.get("token"), "~/.sentryclirc"))
         if not resolved_token:
             raise ConfigError("no auth token given",
                               hint="set SENTRY_AUTH_TOKEN (a token with org:read, project:read, event:read)")
-        config.sources.append(Source(name=resolved_org, url=url or _env(URL_ENV_VARS) or cli_rc.get("url") or DEFAULT_URL,
-                                     org=resolved_org, token=resolved_token))
+        resolved_url, url_from = _first((url, "flag"), (_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
+                                        (cli_rc.get("url"), "~/.sentryclirc"), (DEFAULT_URL, "default"))
+        config.sources.append(Source(name=resolved_org, url=resolved_url, org=resolved_org, token=resolved_token,
+                                     origins={"url": url_from, "org": org_from, "token": token_from}))
     for source in config.sources:
         source.token = _clean_secret(source.token, f"the token for {source.name}")
         for name, value in source.headers.items():
@@ -171,6 +336,18 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
 
         normalise_base_url(source.url)  # a bad URL is a config error now, before any store is touched
     return config
+
+
+def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
+    """The first value that is set, and where it came from."""
+    for value, origin in candidates:
+        if value:
+            return value, origin
+    return None, ""
+
+
+def _env_name(names: tuple[str, ...]) -> str:
+    return "env " + next((n for n in names if os.environ.get(n)), names[0])
 
 
 def _clean_secret(value: str | None, what: str) -> str | None:
@@ -184,56 +361,20 @@ def _clean_secret(value: str | None, what: str) -> str | None:
     return value
 
 
-def _source_from_table(raw: Any, index: int, flag_token: str | None) -> Source:
-    where = f"config: sources[{index}]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table")
-    unknown = set(raw) - SOURCE_KEYS
-    if "token" in raw:
-        raise ConfigError(f"{where}: do not put tokens in the config file",
-                          hint="set token_env to the name of an environment variable holding it")
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}",
-                          hint=f"known: {', '.join(sorted(SOURCE_KEYS))}")
-    org = raw.get("org")
-    if not isinstance(org, str) or not org:
-        raise ConfigError(f"{where}: 'org' (the organization slug) is required")
+def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
+    """A source from its validated [[sources]] table (check_config has checked every value)."""
     token_env = raw.get("token_env")
-    token = flag_token
-    if token is None and token_env:
-        token = os.environ.get(str(token_env))
-        if not token:
-            raise ConfigError(f"{where}: environment variable {token_env} is not set", hint="export it with the token")
-    if token is None:
-        token = _env(TOKEN_ENV_VARS) or sentryclirc().get("token")
+    token, token_from = _first((flag_token, "flag"),
+                               (os.environ.get(str(token_env)) if token_env else None, f"env {token_env} (token_env)"),
+                               (_env(TOKEN_ENV_VARS), _env_name(TOKEN_ENV_VARS)),
+                               (sentryclirc().get("token"), "~/.sentryclirc"))
     if not token:
-        raise ConfigError(f"{where}: no token", hint="set token_env, or SENTRY_AUTH_TOKEN")
-    auth = raw.get("auth", "bearer")
-    if auth not in AUTH_SCHEMES:
-        raise ConfigError(f"{where}: auth must be one of {', '.join(sorted(AUTH_SCHEMES))}, not {auth!r}")
-    events = raw.get("events", "all")
-    if events not in EVENT_POLICIES:
-        raise ConfigError(f"{where}: events must be one of {', '.join(sorted(EVENT_POLICIES))}, not {events!r}")
-    project_events = raw.get("project_events", {})
-    if not isinstance(project_events, dict) or not all(v in EVENT_POLICIES for v in project_events.values()):
-        raise ConfigError(f"{where}: project_events must map project slugs to one of {', '.join(sorted(EVENT_POLICIES))}")
-    sample = raw.get("events_sample", 10)
-    if not isinstance(sample, int) or isinstance(sample, bool) or not 1 <= sample <= 100:
-        raise ConfigError(f"{where}: events_sample must be a whole number from 1 to 100")
-    concurrency = raw.get("concurrency", 4)
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 32:
-        raise ConfigError(f"{where}: concurrency must be a whole number from 1 to 32")
-    headers = raw.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise ConfigError(f"{where}: headers must be a table of strings")
-    verify = raw.get("verify", True)
-    if not isinstance(verify, (bool, str)):
-        raise ConfigError(f"{where}: verify must be true, false, or a CA bundle path")
-    for key, low, high in (("timeout", 0.1, 3600), ("overlap_minutes", 0, 7 * 24 * 60)):
-        value = raw.get(key)
-        if key in raw and (not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high):
-            raise ConfigError(f"{where}: {key} must be a number from {low} to {high}")
-    return Source(name=str(raw.get("name") or org), url=str(raw.get("url") or DEFAULT_URL), org=org, token=token,
-                  auth=auth, verify=verify, headers=dict(headers), timeout=float(raw.get("timeout", 30.0)),
-                  overlap_minutes=float(raw.get("overlap_minutes", 10.0)), events=events,
-                  events_sample=sample, project_events=dict(project_events), concurrency=concurrency)
+        raise ConfigError(f"config: sources[{index}]: no token", hint="set token_env, or SENTRY_AUTH_TOKEN")
+    defaults = Source(name="", url=DEFAULT_URL, org="")
+    values = {key: raw.get(key, getattr(defaults, key)) for key in SOURCE_RULES if key not in ("token_env", "name")}
+    source = Source(name=str(raw.get("name") or raw["org"]), token=token, **values)
+    source.timeout, source.overlap_minutes = float(source.timeout), float(source.overlap_minutes)
+    source.headers, source.project_events = dict(source.headers), dict(source.project_events)
+    source.origins = {key: ("file" if key in raw else "default") for key in SOURCE_RULES if key != "token_env"}
+    source.origins["token"] = token_from
+    return source

@@ -7,6 +7,9 @@ non-zero, with no traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+# `sync` exit status when some streams failed after their retries and the others were stored.
+PARTIAL_EXIT = 6
+
 
 class MirrorError(Exception):
     """Base class: a failure the user can act on. `hint` says what to do about it."""

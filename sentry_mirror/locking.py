@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import StoreError
 
 
-def writer_lock(db_path: str):
-    """Held by a sync while it runs."""
+def writer_lock(db_path: str, *, wait: bool = False, stop: threading.Event | None = None,
+                on_wait: Callable[[str], None] | None = None):
+    """Held by a sync while it runs; with `wait`, a second sync waits for the first one's end."""
     return process_lock(db_path + ".lock", f"another sync is already writing {db_path}",
-                        "wait for it to finish; only one sync may write a store at a time", skip=db_path == ":memory:")
+                        "wait for it to finish (or pass --wait); only one sync may write a store at a time",
+                        skip=db_path == ":memory:", wait=wait, stop=stop, on_wait=on_wait)
 
 
 def scheduler_lock(db_path: str):
@@ -29,7 +32,8 @@ def scheduler_lock(db_path: str):
 
 
 @contextlib.contextmanager
-def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False) -> Iterator[None]:
+def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False, wait: bool = False,
+                 stop: threading.Event | None = None, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     if skip:
         yield
         return
@@ -39,12 +43,24 @@ def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False) ->
         raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}",
                          hint="check that the store's folder is writable") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            who = f" (process {holder})" if holder.isdigit() else ""
-            raise StoreError(f"{busy}{who}", hint=hint) from None
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                who = f" (process {holder})" if holder.isdigit() else ""
+                if not wait:
+                    raise StoreError(f"{busy}{who}", hint=hint) from None
+                if stop is not None and stop.is_set():
+                    from .errors import Interrupted
+
+                    raise Interrupted("stopped while waiting for the other writer") from None
+                if not told and on_wait:
+                    on_wait(f"{busy}{who}; waiting for it to finish")
+                    told = True
+                time.sleep(0.5)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
 
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
 
@@ -17,11 +19,20 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
-def store_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> dict[str, Any]:
+    """Per source: rows, the last run and the last good one, lag, last error, each stream's figures
+    from the last run and whether a walk will resume; and the scheduler's next run if one runs."""
     tables = _tables(con)
-    info: dict[str, Any] = {"sources": {}}
+    if "_migrations" not in tables:
+        raise StoreError(f"{db_path or 'this file'} is a DuckDB file but not a sentry-mirror store",
+                         hint="pass the --db that sync writes")
+    info: dict[str, Any] = {"sources": {}, "scheduler": scheduler_status(db_path) if db_path else None}
     if "_sync_runs" not in tables:
         return info
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                         "WHERE table_name = '_sync_runs'").fetchall()}
+    figures = ", rate_limited, seconds, streams" if "streams" in columns else ", NULL, NULL, NULL"
     sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM _sync_runs ORDER BY 1").fetchall()]
     for source in sources:
         src: dict[str, Any] = {"rows": {}}
@@ -31,19 +42,59 @@ def store_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         src["issues_by_status"] = dict(con.execute(
             "SELECT coalesce(status, '?'), count(*) FROM issues WHERE source = ? GROUP BY 1 ORDER BY 2 DESC",
             [source]).fetchall())
-        run = con.execute(
-            "SELECT run_id, started_at, finished_at, status, requests, error FROM _sync_runs "
-            "WHERE source = ? ORDER BY run_id DESC LIMIT 1", [source]).fetchone()
+        names = ("run_id", "started_at", "finished_at", "status", "requests", "retries", "error", "rate_limited",
+                 "seconds", "streams")
+        run = con.execute(f"SELECT run_id, started_at, finished_at, status, requests, retries, error{figures} "
+                          "FROM _sync_runs WHERE source = ? ORDER BY run_id DESC LIMIT 1", [source]).fetchone()
         if run:
-            src["last_run"] = dict(zip(("run_id", "started_at", "finished_at", "status", "requests", "error"), run))
-        # Org-wide streams one line each; per-issue event walks folded into one line.
-        streams = con.execute(
-            """SELECT CASE WHEN stream = 'events' THEN 'events (per issue)' ELSE stream END AS name,
-                      max(updated_at), bool_or(cursor IS NOT NULL)
-               FROM _sync_state WHERE source = ? GROUP BY 1 ORDER BY 1""", [source]).fetchall()
-        src["streams"] = [{"stream": s, "updated_at": u, "in_progress": p} for s, u, p in streams]
+            last = dict(zip(names, run))
+            last["streams"] = json.loads(last["streams"]) if last["streams"] else {}
+            last["error"] = last["error"].splitlines()[0][:300] if last["error"] else None
+            src["last_run"] = last
+        good = con.execute("SELECT max(finished_at) FROM _sync_runs WHERE source = ? AND status IN ('ok', 'partial')",
+                           [source]).fetchone()[0]
+        src["last_success"] = good
+        src["lag_seconds"] = round((now - good).total_seconds()) if good else None
+        pending = {s for s, p in con.execute(
+            "SELECT CASE WHEN stream = 'events' THEN 'events' ELSE stream END, bool_or(cursor IS NOT NULL) "
+            "FROM _sync_state WHERE source = ? AND stream NOT LIKE '\\_%' ESCAPE '\\' GROUP BY 1",
+            [source]).fetchall() if p}
+        streams = {}
+        for name, updated in con.execute(
+                "SELECT CASE WHEN stream = 'events' THEN 'events' ELSE stream END, max(updated_at) FROM _sync_state "
+                "WHERE source = ? AND stream NOT LIKE '\\_%' ESCAPE '\\' GROUP BY 1 ORDER BY 1", [source]).fetchall():
+            streams[name] = {"stream": name, "updated_at": updated, "resume_pending": name in pending}
+        for name, fig in (src.get("last_run") or {}).get("streams", {}).items():
+            streams.setdefault(name, {"stream": name, "updated_at": None, "resume_pending": False}).update(
+                last_rows=sum(fig.get("rows", {}).values()), last_requests=fig.get("requests"),
+                last_error=fig.get("error"))
+        src["streams"] = sorted(streams.values(), key=lambda x: x["stream"])
         info["sources"][source] = src
     return info
+
+
+def scheduler_status(db_path: str) -> dict | None:
+    """The running scheduler's pid and next run, or None when no scheduler holds this store."""
+    import fcntl
+
+    from .scheduler import schedule_note_path
+
+    try:
+        fd = os.open(db_path + ".scheduler.lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # nobody holds it: no scheduler runs
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    try:
+        with open(schedule_note_path(db_path), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {"pid": None, "next_run": None}
 
 
 def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> str:

@@ -4,16 +4,19 @@ scheduler all call."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from datetime import timedelta
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .client import SentryClient
 from .config import Config, Source
 from .locking import writer_lock
 from .store import Store, check_store_path
 from .sync import Syncer, SyncOptions, SyncResult
+
+log = logging.getLogger(__name__)
 
 
 def client_for(source: Source) -> SentryClient:
@@ -22,11 +25,12 @@ def client_for(source: Source) -> SentryClient:
 
 
 def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None = None,
-             progress: Callable[[str], None] | None = None) -> list[SyncResult]:
+             progress: Callable[[str], None] | None = None, wait: bool = False,
+             observer: Any = None) -> list[SyncResult]:
     results = []
     if config.db != ":memory:":
         check_store_path(config.db)
-    with writer_lock(config.db):
+    with writer_lock(config.db, wait=wait, stop=stop, on_wait=progress or log.warning):
         store = Store(config.db)
         try:
             for source in config.sources:
@@ -37,7 +41,7 @@ def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None
                 try:
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None
                     results.append(Syncer(store, client, source.org, source=source.name, options=options,
-                                          stop=stop, progress=say).run())
+                                          stop=stop, progress=say, observer=observer).run())
                 finally:
                     client.close()
         finally:

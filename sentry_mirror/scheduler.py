@@ -7,14 +7,18 @@ Jobs are rebuilt from the config at every start (no persistent job store): the s
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
+import os
 import signal
 import threading
 from datetime import datetime, timezone
 from typing import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -26,38 +30,58 @@ from .runner import sync_all
 log = logging.getLogger(__name__)
 
 
-def make_trigger(cron: str | None, every_minutes: float | None):
+def make_trigger(cron: str | None, every_minutes: float | None, tz: str | None = None):
+    """APScheduler's own triggers: a crontab line (in `tz`, default UTC) or an interval."""
     if cron and every_minutes:
         raise ConfigError("give either a cron expression or an interval, not both")
+    try:
+        zone = ZoneInfo(tz) if tz else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {tz!r}", hint="an IANA name such as UTC or Europe/Berlin") from None
     if cron:
         try:
-            return CronTrigger.from_crontab(cron, timezone=timezone.utc)
+            return CronTrigger.from_crontab(cron, timezone=zone)
         except ValueError as exc:
             raise ConfigError(f"bad cron expression {cron!r}: {exc}", hint="five fields, e.g. '0 3 * * *'") from None
     if every_minutes is not None:
         if not math.isfinite(every_minutes) or every_minutes <= 0:
             raise ConfigError("the interval must be a positive number of minutes")
-        return IntervalTrigger(minutes=every_minutes, timezone=timezone.utc)
+        return IntervalTrigger(minutes=every_minutes, timezone=zone)
     raise ConfigError("no schedule given", hint="pass --cron '0 3 * * *' or --every 60, or set [schedule] in the config")
 
 
 def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[str], None]) -> None:
+    """Until SIGTERM/SIGINT: then the sync in progress checkpoints its page and the process exits 0.
+
+    A BackgroundScheduler, so that the main thread can wait for the signal and then for the job to
+    finish its checkpoint (`shutdown(wait=True)`); a scheduled run waits for a manual sync that
+    holds the store, rather than fail.
+    """
     stop = threading.Event()
-    scheduler = BlockingScheduler(timezone=timezone.utc)
+    scheduler = BackgroundScheduler(timezone=timezone.utc)
+
+    def announce_next() -> None:
+        job_ = scheduler.get_job("sync")
+        upcoming = job_.next_run_time if job_ else None
+        if upcoming:
+            report(f"next run {upcoming:%Y-%m-%d %H:%M:%S %Z}")
+        write_schedule_note(config.db, upcoming)
 
     def job() -> None:
         try:
-            for result in sync_all(config, stop=stop):
+            for result in sync_all(config, stop=stop, wait=True):
                 report(f"synced {result.source}: {result.rows} in {result.seconds:.1f}s ({result.requests} requests)")
         except Interrupted:
             report("sync interrupted; it resumes at the next run")
         except MirrorError as exc:  # one failed run must not kill the daemon
             report(f"sync failed: {exc}")
+        finally:
+            if not stop.is_set():
+                announce_next()
 
     def on_signal(signum, frame) -> None:
-        report("stopping: finishing the page in hand")
+        report("stopping: checkpointing the page in hand")
         stop.set()
-        scheduler.shutdown(wait=False)
 
     with scheduler_lock(config.db):
         scheduler.add_job(job, trigger, id="sync", max_instances=1, coalesce=True, misfire_grace_time=600,
@@ -65,4 +89,29 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[s
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
         report(f"scheduler started for {', '.join(s.name for s in config.sources)} into {config.db}")
-        scheduler.start()
+        try:
+            scheduler.start(paused=True)
+            announce_next()
+            scheduler.resume()
+            while not stop.wait(0.5):
+                pass
+        finally:
+            scheduler.shutdown(wait=True)
+            write_schedule_note(config.db, None)
+
+
+def schedule_note_path(db: str) -> str:
+    return db + ".schedule.json"
+
+
+def write_schedule_note(db: str, upcoming) -> None:
+    """Tell `status` when the next run is: a small file beside the store (the store itself has one
+    writer, the sync, and the scheduler must not compete with it)."""
+    if db == ":memory:":
+        return
+    note = {"pid": os.getpid(), "next_run": upcoming.astimezone(timezone.utc).isoformat() if upcoming else None}
+    with contextlib.suppress(OSError):
+        tmp = schedule_note_path(db) + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(note, fh)
+        os.replace(tmp, schedule_note_path(db))

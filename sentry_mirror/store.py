@@ -341,11 +341,14 @@ class Store:
                 [source, utcnow(), full]).fetchone()[0]
 
     def finish_run(self, run_id: int, status: str, *, requests: int, retries: int,
-                   rows: dict[str, int], error: str | None = None) -> None:
+                   rows: dict[str, int], error: str | None = None, rate_limited: int = 0,
+                   seconds: float | None = None, streams: dict | None = None) -> None:
         with self.transaction() as con:
             con.execute(
-                "UPDATE _sync_runs SET finished_at=?, status=?, requests=?, retries=?, rows_written=?, error=? WHERE run_id=?",
-                [utcnow(), status, requests, retries, json.dumps(rows, sort_keys=True), error, run_id])
+                "UPDATE _sync_runs SET finished_at=?, status=?, requests=?, retries=?, rows_written=?, error=?, "
+                "rate_limited=?, seconds=?, streams=? WHERE run_id=?",
+                [utcnow(), status, requests, retries, json.dumps(rows, sort_keys=True), error, rate_limited, seconds,
+                 json.dumps(streams or {}, sort_keys=True), run_id])
 
 
 @functools.cache

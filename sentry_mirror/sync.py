@@ -30,7 +30,7 @@ from urllib.parse import quote
 from . import endpoints as ep
 from . import redact
 from .client import Page, SentryClient
-from .errors import ApiError, Interrupted, MirrorError, NotFoundError
+from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
 from .store import PRUNE_KEYS, Store
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,10 @@ class SyncResult:
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
+    rate_limited: int = 0
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # streams that failed while the others were stored
+    streams: dict[str, dict] = field(default_factory=dict)  # per stream: rows, requests, retries, 429s, seconds
 
     def add(self, entity: str, n: int) -> None:
         self.rows[entity] = self.rows.get(entity, 0) + n
@@ -73,6 +76,7 @@ class EventWalk:
     cursor: str | None = None  # a committed cursor of an interrupted walk
     saved_params: dict | None = None
     newest: datetime | None = None
+    project: str = ""  # its project's slug, for progress lines
 
     def __post_init__(self) -> None:
         self.newest = self.watermark
@@ -136,7 +140,7 @@ class WriteBuffer:
 class Syncer:
     def __init__(self, store: Store, client: SentryClient, org: str, *, source: str | None = None,
                  options: SyncOptions | None = None, stop: threading.Event | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, observer: Any = None):
         self.store = store
         self.client = client
         self.org = org
@@ -144,6 +148,9 @@ class Syncer:
         self.options = options or SyncOptions()
         self.stop = stop or threading.Event()
         self.progress = progress or (lambda message: None)
+        # Told of every page (`page(label, items, hits)`) and of expected totals (`expect(label, n)`):
+        # the terminal progress display; None when nobody watches.
+        self.observer = observer
         self.result = SyncResult(self.source)
         self.buffer = WriteBuffer(store, self.source)
         self._abort = threading.Event()
@@ -158,22 +165,24 @@ class Syncer:
         self.store.create_views()  # so that reports work from the first committed page of a first sync
         status, error = "failed", None
         try:
-            self.sync_organization()
-            self.sync_list(ep.PROJECTS)
+            self._stream("organization", self.sync_organization, fatal=True)
+            self._stream("projects", self.sync_list, ep.PROJECTS)
             for endpoint in ep.RELEASES:
-                self.sync_list(endpoint)
+                self._stream(endpoint.name, self.sync_list, endpoint)
             for endpoint in ep.ORG_LISTS:
-                self.optional(endpoint.name, self.sync_list, endpoint)
-            self.sync_deploys()
-            seen = self.sync_issues()
-            self.refresh_known_issues(seen)
-            self.sync_events()
-            self.sync_project_stats()
-            self.optional("org_stats", self.sync_org_stats)
-            self.sync_project_details()
+                self._stream(endpoint.name, self.optional, endpoint.name, self.sync_list, endpoint)
+            self._stream("deploys", self.sync_deploys)
+            seen: set[str] = set()
+            self._stream("issues", lambda: seen.update(self.sync_issues()))
+            self._stream("issue_status", self.refresh_known_issues, seen)
+            self._stream("events", self.sync_events)
+            self._stream("project_stats", self.sync_project_stats)
+            self._stream("org_stats", self.optional, "org_stats", self.sync_org_stats)
+            self._stream("project_details", self.sync_project_details)
             self.buffer.flush()
             self.store.create_views()
-            status = "ok"
+            status = "partial" if self.result.errors else "ok"
+            error = "; ".join(self.result.errors) or None
         except Interrupted:
             self.buffer.flush()  # keep the pages already fetched; the next sync resumes after them
             status = "interrupted"
@@ -185,16 +194,47 @@ class Syncer:
             self.result.status = status
             self.result.requests = self.client.stats.requests
             self.result.retries = self.client.stats.retries
+            self.result.rate_limited = self.client.stats.rate_limited
             self.result.seconds = time.monotonic() - started
             try:
                 self.store.finish_run(run_id, status, requests=self.result.requests, retries=self.result.retries,
-                                      rows=self.result.rows, error=redact.scrub(error) if error else None)
+                                      rows=self.result.rows, error=redact.scrub(error) if error else None,
+                                      rate_limited=self.result.rate_limited, seconds=self.result.seconds,
+                                      streams=self.result.streams)
             except MirrorError as exc:  # never hide the error that ended the sync
                 log.warning("could not record the end of this sync: %s", exc)
             self.store.release()
         return self.result
 
     # -- streams -----------------------------------------------------------------------------
+
+    def _stream(self, name: str, step: Callable, *args: Any, fatal: bool = False) -> None:
+        """Run one stream and keep its figures. A stream that fails after its retries (an outage, a
+        server answering garbage) is recorded and the next one runs: the pages it had fetched are
+        stored with their cursors, so nothing is lost and the next sync resumes it. A refused
+        token, a store problem, an interruption, or a failed `fatal` stream end the sync."""
+        stats, rows_before = self.client.stats, dict(self.result.rows)
+        before = (stats.requests, stats.retries, stats.rate_limited)
+        started = time.monotonic()
+        error = None
+        try:
+            step(*args)
+        except (Interrupted, AuthError, StoreError, ConfigError):
+            raise
+        except MirrorError as exc:
+            if fatal:
+                raise
+            self.buffer.flush()
+            error = redact.scrub(str(exc))
+            self.result.errors.append(f"{name}: {error}")
+            log.warning("%s failed; the other streams go on: %s", name, error)
+        finally:
+            self.result.streams[name] = {
+                "rows": {k: n - rows_before.get(k, 0) for k, n in self.result.rows.items() if n != rows_before.get(k, 0)},
+                "requests": stats.requests - before[0], "retries": stats.retries - before[1],
+                "rate_limited": stats.rate_limited - before[2], "seconds": round(time.monotonic() - started, 3),
+                "error": error,
+            }
 
     def sync_organization(self) -> None:
         try:
@@ -517,7 +557,15 @@ class Syncer:
             resume = cursor and saved and not self.options.full  # --full starts every walk over
             jobs.append(EventWalk(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark),
                                   self.options.events_sample if policy == "sample" else None,
-                                  cursor if resume else None, json.loads(saved) if resume else None))
+                                  cursor if resume else None, json.loads(saved) if resume else None,
+                                  project=slug or "?"))
+        if self.observer:
+            expected: dict[str, int] = {}
+            for walk in jobs:  # a first walk reads the issue's events; later ones fewer (unknown)
+                n = int(walk.seen_as["times_seen"] or 0) if walk.watermark is None else 0
+                expected[walk.project] = expected.get(walk.project, 0) + min(n, walk.sample or n)
+            for project, n in sorted(expected.items()):
+                self.observer.expect(f"events {project}", n or None)
         self._followups: list[EventWalk] = []
         for n, (walk, message) in enumerate(self._run_walks(jobs), 1):
             if message == "gone":
@@ -623,7 +671,7 @@ class Syncer:
             if created and (walk.newest is None or created > walk.newest):
                 walk.newest = created
         self._save_page(ep.ISSUE_EVENTS.name, ep.ISSUE_EVENTS.entity, walk.issue_id, page, params,
-                        context={"issue_id": walk.issue_id})
+                        context={"issue_id": walk.issue_id}, label=f"events {walk.project}")
 
     def _finish_event_walk(self, walk: "EventWalk") -> None:
         """Mark the issue's events read as of `seen_as`, unless the walk was a resumed one: its window
@@ -675,8 +723,12 @@ class Syncer:
             yield page
 
     def _save_page(self, stream: str, entity: str, scope: str, page: Page, params: dict,
-                   extra: dict | None = None, context: dict | None = None, observed_at: datetime | None = None) -> None:
+                   extra: dict | None = None, context: dict | None = None, observed_at: datetime | None = None,
+                   label: str | None = None) -> None:
         """Rows of a page and the cursor after it; they reach the store in the same transaction."""
+        if self.observer:
+            hits = page.response.headers.get("X-Hits") if page.response is not None else None
+            self.observer.page(label or stream, len(page.items), int(hits) if hits and hits.isdigit() else None)
         self.buffer.add(entity, page.items, context, observed_at)
         self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
                           params=dict(params) if page.next_cursor else None, extra=extra)

@@ -60,7 +60,7 @@ def test_config_file_sources_with_token_from_named_env(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("db = [", "not valid TOML"),
-    ("colour = 'blue'", "unknown setting"),
+    ("colour = 'blue'", "unknown key `colour` on line 1"),
     ("[[sources]]\nurl = 'https://sentry.io'", "'org'"),
     ("[[sources]]\norg = 'a'\ntoken = 'abc'", "do not put tokens"),
     ("[[sources]]\norg = 'a'\ntoken_env = 'NOPE_NOT_SET'", "NOPE_NOT_SET is not set"),
