@@ -213,7 +213,7 @@ class Syncer:
         server answering garbage) is recorded and the next one runs: the pages it had fetched are
         stored with their cursors, so nothing is lost and the next sync resumes it. A refused
         token, a store problem, an interruption, or a failed `fatal` stream end the sync."""
-        stats, rows_before = self.client.stats, dict(self.result.rows)
+        stats, rows_before, errors_before = self.client.stats, dict(self.result.rows), len(self.result.errors)
         before = (stats.requests, stats.retries, stats.rate_limited)
         started = time.monotonic()
         error = None
@@ -229,6 +229,8 @@ class Syncer:
             self.result.errors.append(f"{name}: {error}")
             log.warning("%s failed; the other streams go on: %s", name, error)
         finally:
+            if error is None and len(self.result.errors) > errors_before:  # reads skipped by `optional`
+                error = "; ".join(self.result.errors[errors_before:])[:500]
             self.result.streams[name] = {
                 "rows": {k: n - rows_before.get(k, 0) for k, n in self.result.rows.items() if n != rows_before.get(k, 0)},
                 "requests": stats.requests - before[0], "retries": stats.retries - before[1],
@@ -276,9 +278,9 @@ class Syncer:
                 log.info("%s: %s is gone (%s)", name, exc.url, exc.message[:80])
                 return True
             if exc.status == 403 or exc.status >= 500:
-                # No access, or an outage that outlasted the retries: skip this read, say so, and
-                # leave it unsettled so the next sync tries it again.
-                self.result.notes.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]})")
+                # No access, or an outage that outlasted the retries: skip this read, count it as a
+                # failure (the sync is a partial success), and leave it unsettled for the next sync.
+                self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]})")
                 return False
             raise
 

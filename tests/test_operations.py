@@ -1,0 +1,289 @@
+"""The nightly job's view: config check, sync --json and partial success, status the morning after,
+one writer at a time (--wait), progress only on a terminal, and the scheduler under SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from sentry_mirror.cli import cli
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.locking import writer_lock
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "sntryu_" + "5e" * 32  # a known token: it must never be printed
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN", "SENTRY_URL", "SENTRY_HOST", "SENTRY_ORG",
+                 "SENTRY_MIRROR_DB", "SENTRY_MIRROR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "none"))
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as e:
+        yield e
+
+
+def run(*args: str, env: dict | None = None):
+    result = CliRunner().invoke(cli, list(args), env=env)
+    assert TOKEN not in result.output + (result.stderr or ""), "the token was printed"
+    return result
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return str(path)
+
+
+# ----- config check ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("db = [", "not valid TOML"),
+    ("[[sources]]\norg = 'acme'\ntokn_env = 'SM_TOKEN'\n", "unknown key `tokn_env` in sources[0] on line 3; did you mean `token_env`?"),
+    ("[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\ntimeout = 'soon'\n", "sources[0].timeout must be a number"),
+    ("[[sources]]\norg = 'acme'\ntoken_env = 'SM_NOT_SET'\n", "environment variable SM_NOT_SET is not set (line 3)"),
+    ("[schedule]\ncron = '61 3 * * *'\n", "schedule.cron must be a crontab line"),
+    ("[schedule]\ncron = '0 3 * * *'\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
+    ("[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\nurl = 'ftp://x'\n", "sources[0].url must be an http(s) URL"),
+])
+def test_config_check_names_each_problem_in_one_line(tmp_path, text, expected):
+    result = run("config", "check", "-c", write(tmp_path, text), env={"SM_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_config_check_prints_effective_settings_and_their_origins(tmp_path):
+    path = write(tmp_path, "db = 'x.duckdb'\n[schedule]\ncron = '0 3 * * *'\ntimezone = 'Europe/Berlin'\n"
+                           "[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\nevents = 'sample'\n"
+                           "headers = { 'X-Proxy-Key' = 'proxy-secret-value-1234' }\n")
+    result = run("config", "check", "-c", path, env={"SM_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "x.duckdb" in out and "(file)" in out and "Europe/Berlin" in out and "next run" in out
+    assert "sntryu_…5e5e" in out and "env SM_TOKEN (token_env)" in out
+    assert "https://sentry.io" in out and "(default)" in out and "sample" in out
+    assert "proxy-secret-value-1234" not in out and out.strip().endswith("config OK")
+
+
+def test_config_check_online_reports_scopes_and_orgs(emu, tmp_path):
+    path = write(tmp_path, f"[[sources]]\nurl = '{emu.url}'\norg = '{emu.org_slug}'\ntoken_env = 'SM_TOKEN'\n")
+    result = run("config", "check", "-c", path, "--online", env={"SM_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    assert "event:read" in result.stdout and f"sees organizations {emu.org_slug}" in result.stdout
+
+
+def test_config_check_online_with_an_unreachable_url(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    path = write(tmp_path, f"[[sources]]\nurl = 'http://127.0.0.1:{port}'\norg = 'acme'\ntoken_env = 'SM_TOKEN'\n")
+    result = run("config", "check", "-c", path, "--online", env={"SM_TOKEN": TOKEN})
+    assert result.exit_code != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sentry-mirror:")]
+    assert len(errors) == 1 and "could not reach" in errors[0]
+
+
+def test_config_check_online_with_a_wrong_org(emu, tmp_path):
+    path = write(tmp_path, f"[[sources]]\nurl = '{emu.url}'\norg = 'not-ours'\ntoken_env = 'SM_TOKEN'\n")
+    result = run("config", "check", "-c", path, "--online", env={"SM_TOKEN": TOKEN})
+    assert result.exit_code != 0 and "does not see organization 'not-ours'" in result.stderr
+
+
+# ----- sync --json, partial success, _sync_runs, status ---------------------------------------------
+
+def sync_args(emu, db) -> list[str]:
+    return ["sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(db), "--json"]
+
+
+def test_sync_json_and_sync_runs_hold_the_same_figures(emu, tmp_path):
+    db = tmp_path / "s.duckdb"
+    result = run(*sync_args(emu, db), env={"SENTRY_AUTH_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    (source,) = summary["sources"]
+    assert summary["status"] == "ok" and source["errors"] == []
+    assert source["rows"]["events"] == emu.truth()["counts"]["events"]
+    assert sum(s["requests"] for s in source["streams"].values()) == source["requests"] > 0
+    con = duckdb.connect(str(db), read_only=True)
+    requests, retries, limited, streams, status = con.execute(
+        "SELECT requests, retries, rate_limited, streams, status FROM _sync_runs").fetchone()
+    con.close()
+    assert (requests, retries, limited, status) == (source["requests"], source["retries"], source["rate_limited"], "ok")
+    assert json.loads(streams) == source["streams"]
+
+
+def test_a_failing_stream_is_a_partial_success_and_the_rest_is_stored(tmp_path, monkeypatch):
+    from sentry_mirror import runner
+    from sentry_mirror.client import SentryClient
+
+    # The same client the command builds, with quick retries: the outage outlasts them in seconds.
+    monkeypatch.setattr(runner, "client_for", lambda s: SentryClient(s.url, s.token, backoff_base=0.01))
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as emu:
+        emu.faults.add(kind="500", route="*/stats/*", rate=1.0)  # project stats keep failing
+        db = tmp_path / "p.duckdb"
+        result = run(*sync_args(emu, db), env={"SENTRY_AUTH_TOKEN": TOKEN})
+        assert result.exit_code == 6, result.output
+        summary = json.loads(result.stdout)
+        (source,) = summary["sources"]
+        assert summary["status"] == "partial" and source["streams"]["project_stats"]["error"]
+        assert source["rows"]["events"] == emu.truth()["counts"]["events"]  # the other streams were stored
+        status = run("status", "--db", str(db), "--json")
+        info = json.loads(status.stdout)["sources"][emu.org_slug]
+        assert info["last_run"]["status"] == "partial" and "project_stats" in info["last_run"]["error"]
+        emu.faults.clear()
+        assert run(*sync_args(emu, db), env={"SENTRY_AUTH_TOKEN": TOKEN}).exit_code == 0
+
+
+def test_status_of_a_store_that_never_synced_and_of_a_file_that_is_not_one(tmp_path):
+    from sentry_mirror.store import Store
+
+    Store(str(tmp_path / "new.duckdb")).close()
+    result = run("status", "--db", str(tmp_path / "new.duckdb"))
+    assert result.exit_code == 1 and "never synced" in result.stdout
+    assert len(result.stdout.strip().splitlines()) == 1
+    (tmp_path / "notes.txt").write_text("hello")
+    result = run("status", "--db", str(tmp_path / "notes.txt"))
+    assert result.exit_code == 3 and "not a DuckDB file" in result.stderr
+    con = duckdb.connect(str(tmp_path / "other.duckdb"))
+    con.execute("CREATE TABLE t (x INT)")
+    con.close()
+    result = run("status", "--db", str(tmp_path / "other.duckdb"))
+    assert result.exit_code == 3 and "not a sentry-mirror store" in result.stderr
+
+
+# ----- one writer ---------------------------------------------------------------------------------------
+
+def test_a_second_writer_exits_naming_the_first_or_waits(emu, tmp_path):
+    db = tmp_path / "w.duckdb"
+    env = {"SENTRY_AUTH_TOKEN": TOKEN}
+    with writer_lock(str(db)):
+        result = run(*sync_args(emu, db), env=env)
+        assert result.exit_code == 3 and f"(process {os.getpid()})" in result.stderr
+    held = threading.Event()
+
+    def hold():
+        with writer_lock(str(db)):
+            held.set()
+            time.sleep(1.5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    started = time.monotonic()
+    result = run(*sync_args(emu, db), "--wait", env=env)
+    holder.join()
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 1.0  # it waited for the holder rather than failing
+
+
+# ----- progress only on a terminal -----------------------------------------------------------------------
+
+def run_sync_process(emu, db: Path, tty: bool) -> str:
+    cmd = [sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(db)]
+    env = {**os.environ, "SENTRY_AUTH_TOKEN": TOKEN, "COLUMNS": "120"}
+    if not tty:
+        done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    out = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    return out.decode(errors="replace")
+
+
+def test_progress_on_a_terminal_and_nothing_extra_when_piped(emu, tmp_path):
+    shown = run_sync_process(emu, tmp_path / "t.duckdb", tty=True)
+    assert "pages" in shown and "events " in shown and "issues" in shown
+    assert TOKEN not in shown
+    piped = run_sync_process(emu, tmp_path / "p.duckdb", tty=False)
+    assert "pages" not in piped
+    assert [line for line in piped.splitlines() if line.strip()][0].startswith("synced ")
+
+
+# ----- the scheduler --------------------------------------------------------------------------------------
+
+def test_scheduler_never_runs_two_writers_and_stops_cleanly_on_sigterm(tmp_path):
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as emu:
+        db = tmp_path / "sched.duckdb"
+        env = {**os.environ, "SENTRY_AUTH_TOKEN": TOKEN}
+        cmd = [sys.executable, "-m", "sentry_mirror.cli", "schedule", "--url", emu.url, "--org", emu.org_slug,
+               "--db", str(db), "--every", "0.03"]  # every 1.8 s
+        daemon = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not Path(f"{db}.schedule.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            second = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert second.returncode == 3 and "a scheduler is already running" in second.stderr
+            manual = [subprocess.run([sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", emu.url, "--org",
+                                      emu.org_slug, "--db", str(db), "--wait", "-q"], env=env, cwd=ROOT,
+                                     capture_output=True, text=True, timeout=120) for _ in range(2)]
+            assert all(m.returncode == 0 for m in manual), [m.stderr for m in manual]
+            status = json.loads(subprocess.run([sys.executable, "-m", "sentry_mirror.cli", "status", "--db", str(db),
+                                                "--json"], env=env, cwd=ROOT, capture_output=True,
+                                               text=True).stdout)
+            assert status["scheduler"] and status["scheduler"]["next_run"]
+            emu.advance(24)
+            time.sleep(2.5)  # a scheduled run picks the new day up
+            daemon.send_signal(signal.SIGTERM)
+            out, err = daemon.communicate(timeout=120)
+        finally:
+            daemon.kill()
+        assert daemon.returncode == 0, err
+        assert "next run" in err and "stopping" in err
+        truth = emu.truth()
+    con = duckdb.connect(str(db), read_only=True)
+    runs = con.execute("SELECT status, finished_at IS NOT NULL FROM _sync_runs ORDER BY run_id").fetchall()
+    events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    overlaps = con.execute("""SELECT count(*) FROM _sync_runs a JOIN _sync_runs b ON a.run_id < b.run_id
+                              AND b.started_at < a.finished_at""").fetchone()[0]
+    con.close()
+    scheduled = err.count("synced ") + err.count("sync interrupted") + err.count("sync failed")
+    assert len(runs) == scheduled + 2  # every scheduled and manual run is accounted for
+    assert all(done for _, done in runs) and {s for s, _ in runs} <= {"ok", "interrupted"}
+    assert overlaps == 0  # never two writers at once
+    # Sync once more after the stop: the store is level with the emulator.
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as again:
+        again.advance(24)
+        result = CliRunner().invoke(cli, ["sync", "--url", again.url, "--org", again.org_slug, "--db", str(db)],
+                                    env={"SENTRY_AUTH_TOKEN": TOKEN})
+        assert result.exit_code == 0, result.output
+        truth = again.truth()
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] >= events
+    assert {r[0] for r in con.execute("SELECT id FROM issues WHERE deleted_at IS NULL").fetchall()} >= set(truth["issues"])
+    con.close()
