@@ -1,86 +1,212 @@
-"""Sync benchmarks against the emulator: prints figures, asserts nothing.
+"""How close the mirror is to its limits: prints figures and writes them, asserts nothing.
 
-    .venv/bin/python benchmarks/bench_sync.py                  # small and medium
-    .venv/bin/python benchmarks/bench_sync.py --scale large    # about a million events
+    .venv/bin/python benchmarks/bench_sync.py                       # small (make bench)
+    .venv/bin/python benchmarks/bench_sync.py --scale medium --report-events 10000000
 
-For each scale: the first sync (time, requests, events per second, peak memory of the syncer
-process), an incremental sync after the emulator's clock moves a day, and a sync with nothing new.
-The syncer runs as a subprocess (`sentry-mirror sync`), so its peak RSS is its own, not the
-emulator's; requests are the emulator's own count.
+For one emulator scale: (a) the first sync, (b) a sync after the emulator's clock moves a day,
+(c) a sync with nothing new, (d) a first sync under `--rate-limit R` — each run as the `sync`
+command in a process of its own (its peak RSS is its own; requests, retries and 429s from its
+`--json` summary; requests also counted by the emulator). Beside the requests made stands the
+minimum the data needs: every list read in pages of 100 (events by project, the cheapest listing).
+Then ingest-only (recorded full-payload event pages replayed into a fresh store, no HTTP), store
+bytes per event, and report latencies on a synthetic store (bench_reports.py). Results go to
+benchmarks/results/latest.json and latest.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import platform
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from sentry_mirror.emulator import Emulator  # noqa: E402
+from sentry_mirror.store import Store  # noqa: E402
+from sentry_mirror.sync import WriteBuffer  # noqa: E402
 
 TOKEN = "sntryu_" + "b" * 64
+PAGE = 100
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_sync(emu: Emulator, db: Path, concurrency: int | None = None) -> dict:
+def run_sync(emu: Emulator, db: Path) -> dict:
+    """One `sentry-mirror sync --json` in its own process."""
     before = emu.request_counts()["total"]
     env = dict(os.environ, SENTRY_AUTH_TOKEN=TOKEN, SENTRYCLIRC=os.devnull)
-    cmd = [sys.executable, "-m", "sentry_mirror", "sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(db), "-q"]
+    cmd = [sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", emu.url, "--org", emu.org_slug,
+           "--db", str(db), "--json"]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=err, text=True)
+        _, _, usage = os.wait4(proc.pid, 0)  # reaps it: its own peak RSS, not the largest child's so far
+        seconds = time.perf_counter() - start
+        proc.returncode = 0
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read(), err.read()
+    summary = json.loads(text) if text.strip().startswith("{") else {"status": "failed", "sources": [{}]}
+    source = summary["sources"][0] if summary.get("sources") else {}
+    return {"seconds": round(seconds, 2), "requests": emu.request_counts()["total"] - before,
+            "retries": source.get("retries"), "rate_limited": source.get("rate_limited"),
+            "status": summary.get("status"), "events_written": (source.get("rows") or {}).get("events", 0),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stderr": errors.strip()[-300:]}
+
+
+def minimum_requests(emu: Emulator) -> int:
+    """Every list in pages of 100: organization, projects, releases (2 statuses), teams, members,
+    environments, issues, events by project, deploys per release, stats (4 x 2 per project),
+    stats_v2 (2), tag values (6 keys) and users per project."""
+    t = emu.truth()
+    c = t["counts"]
+    pages = lambda n: max(1, math.ceil(n / PAGE))  # noqa: E731
+    by_project: dict[str, int] = {}
+    for issue in t["issues"].values():
+        by_project[issue["project_id"]] = by_project.get(issue["project_id"], 0) + issue["count"]
+    n = 1 + pages(c["projects"]) + pages(c["releases_open"]) + pages(c["releases_archived"]) + 3
+    n += pages(c["issues"]) + sum(pages(v) for v in by_project.values())
+    n += sum(pages(len(v)) for v in t["deploys"].values())
+    n += 8 * c["projects"] + 2 + 7 * c["projects"]
+    return n
+
+
+def ingest_only(emu: Emulator, folder: Path, limit: int = 20_000) -> dict:
+    """Full-payload event pages recorded from the emulator, replayed into a fresh store."""
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {TOKEN}"
+    base = f"{emu.url}/api/0/organizations/{emu.org_slug}"
+    pages, total = [], 0
+    for issue_id in sorted(emu.truth()["issues"], key=lambda i: -emu.truth()["issues"][i]["count"]):
+        url = f"{base}/issues/{issue_id}/events/?full=true&per_page=100"
+        while url and total < limit:
+            resp = s.get(url)
+            items = resp.json()
+            pages.append((issue_id, items))
+            total += len(items)
+            nxt = [part for part in resp.headers.get("Link", "").split(",") if 'rel="next"' in part]
+            url = nxt[0].split(";")[0].strip(" <>") if nxt and 'results="true"' in nxt[0] else None
+        if total >= limit:
+            break
+    store = Store(str(folder / "ingest.duckdb"))
+    buffer = WriteBuffer(store, "bench")
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, _, usage = os.wait4(proc.pid, 0)
+    for issue_id, items in pages:
+        buffer.add("events", items, {"issue_id": issue_id})
+        buffer.maybe_flush()
+    buffer.flush()
     seconds = time.perf_counter() - start
-    proc.returncode = 0
-    err = proc.stderr.read()
-    if err.strip():
-        print(err, file=sys.stderr)
-    return {"seconds": seconds, "requests": emu.request_counts()["total"] - before,
-            "peak_rss_mb": usage.ru_maxrss / 1024}
+    store.close()
+    return {"events": total, "seconds": round(seconds, 2), "events_per_second": round(total / seconds)}
 
 
-def count(db: Path, table: str) -> int:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    finally:
-        con.close()
+def bench(scale: str, seed: int, rate_limit: int, report_events: int) -> dict:
+    out: dict = {"scale": scale, "seed": seed, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        with Emulator(seed=seed, scale=scale, token=TOKEN) as emu:
+            counts = emu.truth()["counts"]
+            out["entities"] = {k: counts[k] for k in ("projects", "issues", "events", "releases")}
+            out["minimum_requests"] = minimum_requests(emu)
+            db = folder / "bench.duckdb"
+            out["first_sync"] = run_sync(emu, db)
+            out["store_bytes_per_event"] = round(db.stat().st_size / max(1, counts["events"]))
+            out["day_changes"] = {k: v for k, v in emu.advance(24).items() if isinstance(v, int)}
+            out["after_a_day"] = run_sync(emu, db)
+            out["nothing_new"] = run_sync(emu, db)
+            con = duckdb.connect(str(db), read_only=True)
+            out["level_with_truth"] = con.execute("SELECT count(*) FROM events").fetchone()[0] == \
+                emu.truth()["counts"]["events"]
+            con.close()
+            out["ingest_only"] = ingest_only(emu, folder)
+        with Emulator(seed=seed, scale=scale, token=TOKEN, rate_limit=rate_limit) as limited:
+            run = run_sync(limited, folder / "limited.duckdb")
+            run["rate_limit"] = rate_limit
+            run["floor_seconds"] = round(run["requests"] / rate_limit, 2)
+            out["rate_limited_first_sync"] = run
+    if report_events:
+        try:
+            from bench_reports import build_synthetic_store, time_reports
+        except ImportError:
+            out["reports"] = "not available"
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = str(Path(tmp) / "reports.duckdb")
+                built = build_synthetic_store(path, report_events)
+                out["reports"] = {"events": report_events, "store_mb": round(built["bytes"] / 1e6),
+                                  "latencies": time_reports(path)}
+    return out
 
 
-def bench(scale: str, seed: int) -> None:
-    with tempfile.TemporaryDirectory() as folder, Emulator(seed=seed, scale=scale, token=TOKEN) as emu:
-        db = Path(folder) / "bench.duckdb"
-        truth = emu.truth()["counts"]
-        first = run_sync(emu, db)
-        events = count(db, "events")
-        print(f"\n{scale}: {truth['projects']} projects, {truth['issues']:,} issues, {truth['events']:,} events")
-        print(f"  first sync      {first['seconds']:8.1f} s  {first['requests']:7,} requests  "
-              f"{events / first['seconds']:8,.0f} events/s  peak RSS {first['peak_rss_mb']:6.0f} MB  "
-              f"store {db.stat().st_size / 2**20:6.1f} MB")
-        changes = emu.advance(24)
-        second = run_sync(emu, db)
-        print(f"  after a day     {second['seconds']:8.1f} s  {second['requests']:7,} requests  "
-              f"({changes['new_events']:,} new events, {changes['new_issues']} new issues, "
-              f"{changes['status_changes']} status changes)")
-        third = run_sync(emu, db)
-        print(f"  nothing new     {third['seconds']:8.1f} s  {third['requests']:7,} requests")
-        level = count(db, "events") == emu.truth()["counts"]["events"]
-        print(f"  store level with the emulator's ground truth: {'yes' if level else 'NO'}")
+def markdown(r: dict) -> str:
+    first, day, none, lim = r["first_sync"], r["after_a_day"], r["nothing_new"], r["rate_limited_first_sync"]
+    e = r["entities"]
+    target = lambda ok: "yes" if ok else "**no**"  # noqa: E731
+    lines = [
+        f"Scale `{r['scale']}` (seed {r['seed']}): {e['projects']} projects, {e['issues']:,} issues, "
+        f"{e['events']:,} events, {e['releases']} releases. {r['machine']}; {r['when']}.",
+        "",
+        "| run | wall s | requests | minimum | events/s | peak RSS MB | retries | 429s |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| (a) first sync | {first['seconds']} | {first['requests']:,} | {r['minimum_requests']:,} | "
+        f"{first['events_written'] / first['seconds']:,.0f} | {first['peak_rss_mb']} | {first['retries']} | "
+        f"{first['rate_limited']} |",
+        f"| (b) after a day | {day['seconds']} | {day['requests']:,} | | | {day['peak_rss_mb']} | {day['retries']} | "
+        f"{day['rate_limited']} |",
+        f"| (c) nothing new | {none['seconds']} | {none['requests']:,} | | | {none['peak_rss_mb']} | "
+        f"{none['retries']} | {none['rate_limited']} |",
+        f"| (d) first sync, rate limit {lim['rate_limit']}/s | {lim['seconds']} | {lim['requests']:,} | "
+        f"floor {lim['floor_seconds']} s | | {lim['peak_rss_mb']} | {lim['retries']} | {lim['rate_limited']} |",
+        "",
+        f"- Ingest only (recorded full-payload event pages into a fresh store, no HTTP): "
+        f"{r['ingest_only']['events_per_second']:,} events/s ({r['ingest_only']['events']:,} events in "
+        f"{r['ingest_only']['seconds']} s). Target 20,000: {target(r['ingest_only']['events_per_second'] >= 20000)}.",
+        f"- First-sync requests against the minimum: {first['requests'] / r['minimum_requests']:.2f}x "
+        f"(target within 2% plus a constant per project: {target(first['requests'] <= r['minimum_requests'] * 1.02 + 10 * e['projects'])}).",
+        f"- No-change sync: {none['requests']} requests, {none['requests'] / e['projects']:.1f} per project.",
+        f"- Peak RSS of the syncer: {first['peak_rss_mb']} MB (target under 300 MB: {target(first['peak_rss_mb'] < 300)}).",
+        f"- Under a rate limit of {lim['rate_limit']}/s: {lim['seconds']} s against a floor of {lim['floor_seconds']} s "
+        f"({lim['seconds'] / max(lim['floor_seconds'], 0.01):.2f}x; target within 15%: "
+        f"{target(lim['seconds'] <= lim['floor_seconds'] * 1.15)}), {lim['rate_limited']} 429s met, status {lim['status']}.",
+        f"- Store: {r['store_bytes_per_event']:,} bytes per event. Level with the emulator's truth: "
+        f"{'yes' if r['level_with_truth'] else '**no**'}.",
+    ]
+    reports = r.get("reports")
+    if isinstance(reports, dict):
+        lines += ["", f"Report latencies on a synthetic store of {reports['events']:,} events "
+                      f"({reports['store_mb']:,} MB), median of 3, fresh read-only connection each:", "",
+                  "| report | seconds |", "|---|---|"]
+        lines += [f"| `{label}` | {f['seconds']} |" for label, f in reports["latencies"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", action="append", choices=["tiny", "small", "medium", "large"],
-                        help="scale to run (repeatable; default small and medium)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="small", choices=["tiny", "small", "medium", "large"])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate-limit", type=int, default=20, help="requests per second for run (d)")
+    parser.add_argument("--report-events", type=int, default=1_000_000,
+                        help="events in the synthetic report store (0 to skip; the target is stated for 10,000,000)")
     args = parser.parse_args()
-    for scale in args.scale or ["small", "medium"]:
-        bench(scale, args.seed)
+    result = bench(args.scale, args.seed, args.rate_limit, args.report_events)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    (RESULTS / "latest.md").write_text(text)
+    print(text)
+    print(f"written to {RESULTS / 'latest.json'} and latest.md")
 
 
 if __name__ == "__main__":

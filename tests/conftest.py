@@ -26,3 +26,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def fixture():
     return load_fixture
+
+
+@pytest.fixture
+def clean_sentry_env(monkeypatch, tmp_path):
+    """No Sentry settings leak in from the environment or a real ~/.sentryclirc."""
+    for name in ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN", "SENTRY_URL", "SENTRY_HOST", "SENTRY_ORG",
+                 "SENTRY_MIRROR_DB", "SENTRY_MIRROR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "none"))

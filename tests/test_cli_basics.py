@@ -12,11 +12,7 @@ from sentry_mirror.cli import cli
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN", "SENTRY_URL", "SENTRY_HOST", "SENTRY_ORG",
-                 "SENTRY_MIRROR_DB", "SENTRY_MIRROR_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "none"))
+def clean_env(clean_sentry_env, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 

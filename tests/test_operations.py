@@ -27,11 +27,8 @@ TOKEN = "sntryu_" + "5e" * 32  # a known token: it must never be printed
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN", "SENTRY_URL", "SENTRY_HOST", "SENTRY_ORG",
-                 "SENTRY_MIRROR_DB", "SENTRY_MIRROR_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "none"))
+def clean_env(clean_sentry_env):
+    pass
 
 
 @pytest.fixture(scope="module")
