@@ -19,8 +19,11 @@ demo: $(BIN)/sentry-mirror
 test: $(BIN)/sentry-mirror
 	$(BIN)/python -m pytest
 
+SCALE ?= small
+REPORT_EVENTS ?= 1000000
+
 bench: $(BIN)/sentry-mirror
-	$(BIN)/python benchmarks/bench_sync.py
+	$(BIN)/python benchmarks/bench_sync.py --scale $(SCALE) --report-events $(REPORT_EVENTS)
 
 clean:
 	rm -rf $(VENV) demo.duckdb
