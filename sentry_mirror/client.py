@@ -122,6 +122,7 @@ class SentryClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._not_before = 0.0  # monotonic time before which no request is sent (rate-limit pacing)
+        self._in_flight = 0  # requests sent and not yet answered, over all threads
         self.stats = ClientStats()
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
@@ -202,6 +203,8 @@ class SentryClient:
         while True:
             attempt += 1
             self._pace()
+            with self._lock:
+                self._in_flight += 1
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
             except (requests.exceptions.InvalidHeader, UnicodeError):
@@ -216,6 +219,8 @@ class SentryClient:
                 self._backoff(attempt, None, f"{type(exc).__name__}")
                 continue
             finally:
+                with self._lock:
+                    self._in_flight -= 1
                 self._count(path)
             self._reached = True
             self._observe(response)
@@ -300,7 +305,11 @@ class SentryClient:
             self.concurrent_limit = limit
         remaining = _int_header(response, "X-Sentry-Rate-Limit-Remaining")
         concurrent = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentRemaining")
-        if (remaining is not None and remaining <= 0) or (concurrent is not None and concurrent <= 0):
+        # Requests other threads have in flight spend the same window: wait once what is left would
+        # not cover them, rather than find out by a 429.
+        with self._lock:
+            others = self._in_flight
+        if (remaining is not None and remaining <= others) or (concurrent is not None and concurrent <= 0):
             delay = self._reset_delay(response)
             if delay is None:
                 delay = 1.0
