@@ -3,13 +3,8 @@
 -- filters, with their users, status, and resolutions as the mirror saw them (issue_resolutions).
 -- Counting events per issue is cheap; distinct users are counted only for the issues shown.
 WITH matching AS (
-    SELECT source, issue_id, user_id
-    FROM events
-    WHERE ($project::VARCHAR IS NULL OR project_id IN (SELECT id FROM projects WHERE slug = $project))
-      AND ($environment::VARCHAR IS NULL OR environment = $environment)
-      AND ($release::VARCHAR IS NULL OR release = $release)
-      AND ($since::TIMESTAMP IS NULL OR date_created >= $since)
-      AND ($until::TIMESTAMP IS NULL OR date_created < $until)
+    SELECT * FROM matching_events($project::VARCHAR, $environment::VARCHAR, $release::VARCHAR,
+                                  $since::TIMESTAMP, $until::TIMESTAMP)
 ),
 top AS (
     SELECT source, issue_id, count(*) AS events FROM matching GROUP BY ALL

@@ -6,13 +6,8 @@
 -- (4 x --limit of them) and for those with at least as many events as the --limit-th user count
 -- found among them.
 WITH matching AS (
-    SELECT source, issue_id, user_id
-    FROM events
-    WHERE ($project::VARCHAR IS NULL OR project_id IN (SELECT id FROM projects WHERE slug = $project))
-      AND ($environment::VARCHAR IS NULL OR environment = $environment)
-      AND ($release::VARCHAR IS NULL OR release = $release)
-      AND ($since::TIMESTAMP IS NULL OR date_created >= $since)
-      AND ($until::TIMESTAMP IS NULL OR date_created < $until)
+    SELECT * FROM matching_events($project::VARCHAR, $environment::VARCHAR, $release::VARCHAR,
+                                  $since::TIMESTAMP, $until::TIMESTAMP)
 ),
 counts AS (SELECT source, issue_id, count(*) AS events FROM matching GROUP BY ALL),
 first_pick AS (
