@@ -456,7 +456,8 @@ def demo(db, scale, seed, quiet, verbose):
     finally:
         con.close()
     click.echo(f"\nThe store is {db}. Try: sentry-mirror status --db {db}")
-    click.echo(f"     or: sentry-mirror query --db {db} \"SELECT * FROM daily_events LIMIT 10\"")
+    click.echo(f"     or: sentry-mirror report trends --db {db} --by day --plot trends.png")
+    click.echo(f"     or: sentry-mirror query --db {db} \"SELECT * FROM release_regressions LIMIT 10\"")
 
 
 def replace_demo_store(db: str) -> None:
