@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from . import __version__, redact
+from . import __version__, rawpage, redact
 from .errors import ApiError, AuthError, NotFoundError
+from .rawpage import RawPage
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,15 @@ def next_cursor(links: dict[str, Link]) -> str | None:
 
 @dataclass
 class Page:
-    items: list[dict]
+    items: list[dict]  # empty for a raw page
     cursor: str | None  # the cursor that produced this page (None for the first)
     next_cursor: str | None
     response: requests.Response
+    raw: RawPage | None = None  # the page as text, when asked for with raw=True
+
+    @property
+    def count(self) -> int:
+        return self.raw.count if self.raw is not None else len(self.items)
 
 
 @dataclass
@@ -191,8 +197,10 @@ class SentryClient:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def get(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
-            *, probe: bool = False) -> tuple[Any, requests.Response]:
+            *, probe: bool = False, raw: bool = False) -> tuple[Any, requests.Response]:
         """GET a path under /api/0/, retrying transient failures; return (decoded JSON, response).
+
+        `raw`: the answer must be a JSON array, returned undecoded as a `RawPage` (see rawpage.py).
 
         `probe`: this path may not exist on a Sentry-compatible server (GlitchTip answers 500 or an
         HTML page for unknown routes), so those answers are not retried; 502/503/504/429 still are.
@@ -235,7 +243,7 @@ class SentryClient:
             if response.status_code >= 400:
                 raise self._error(response, url)
             try:
-                return response.json(), response
+                return (rawpage.inspect(response.content) if raw else response.json()), response
             except ValueError:
                 # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
                 if attempt > retries or probe:
@@ -244,7 +252,7 @@ class SentryClient:
                 self._backoff(attempt, None, "invalid JSON")
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, cursor: str | None = None,
-                 *, probe: bool = False) -> Iterator[Page]:
+                 *, probe: bool = False, raw: bool = False) -> Iterator[Page]:
         """Yield pages of a list endpoint, starting at `cursor`, until the server says no more results.
 
         `probe` marks the first request as probing a route the server may not serve (see `get`).
@@ -255,7 +263,7 @@ class SentryClient:
         while True:
             pairs = base + ([("cursor", cursor)] if cursor else [])
             try:
-                data, response = self.get(path, pairs, probe=probe)
+                data, response = self.get(path, pairs, probe=probe, raw=raw)
             except ApiError as exc:
                 # A cursor can expire or be refused mid-walk: start the walk over (a few times at
                 # most). Pages already stored are upserted again, which changes nothing.
@@ -266,7 +274,8 @@ class SentryClient:
                 seen.clear()
                 continue
             probe = False
-            if not isinstance(data, list):
+            page = Page([], cursor, None, response, data) if raw else Page(data, cursor, None, response)
+            if not raw and not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
                                _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
             nxt = next_cursor(parse_link_header(response.headers.get("Link")))
@@ -275,8 +284,9 @@ class SentryClient:
                 nxt = None
             if nxt is not None:
                 seen.add(nxt)
-            yield Page(data, cursor, nxt, response)
-            if nxt is None or not data:
+            page.next_cursor = nxt
+            yield page
+            if nxt is None or not page.count:
                 return
             cursor = nxt
 

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from . import endpoints as ep
 from . import redact
 from .client import Page, SentryClient
+from .rawpage import RawPage
 from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
 from .store import PRUNE_KEYS, Store
 
@@ -90,10 +91,15 @@ class WriteBuffer:
     the per-statement cost; a kill loses at most the unflushed pages, which are fetched again.
     """
 
-    def __init__(self, store: Store, source: str, *, max_rows: int = 500, max_seconds: float = 2.0):
+    def __init__(self, store: Store, source: str, *, max_rows: int = 1000, max_bytes: int = 8 << 20,
+                 max_seconds: float = 2.0):
         self.store, self.source = store, source
-        self.max_rows, self.max_seconds = max_rows, max_seconds
+        # A batch of 1,000 full events (about 5 MB of JSON) is where DuckDB's per-statement cost is
+        # spread thin while the parse of a batch still fits its memory limit with room to spare.
+        self.max_rows, self.max_bytes, self.max_seconds = max_rows, max_bytes, max_seconds
         self.rows: dict[str, list[tuple[Any, dict | None]]] = {}
+        self.pages: dict[str, list[tuple[str, dict | None]]] = {}  # raw pages (Store.upsert_pages)
+        self._page_rows = self._page_bytes = 0
         self.states: list[tuple[str, str, str, dict]] = []  # (kind, stream, scope, fields)
         self.prunes: list[tuple[str, dict | None, set[str]]] = []  # (entity, context, keys to keep)
         self.observed_at: datetime | None = None
@@ -106,6 +112,15 @@ class WriteBuffer:
         self.rows.setdefault(entity, []).extend((item, context) for item in items)
         self.observed_at = observed_at or self.observed_at
 
+    def add_page(self, entity: str, page: RawPage, context: dict | None = None) -> None:
+        if not page.count:
+            return
+        if not self.rows and not self.states and not self.pages:
+            self._since = time.monotonic()
+        self.pages.setdefault(entity, []).append((page.text, context))
+        self._page_rows += page.count
+        self._page_bytes += len(page.text)
+
     def state(self, kind: str, stream: str, scope: str, **fields: Any) -> None:
         if not self.rows and not self.states:
             self._since = time.monotonic()
@@ -116,25 +131,30 @@ class WriteBuffer:
 
     def maybe_flush(self) -> None:
         """Flush a full or old batch; and when a reader waits, flush now and let go of the file."""
-        pending = sum(len(v) for v in self.rows.values())
-        if pending >= self.max_rows or (self.states and time.monotonic() - self._since >= self.max_seconds):
+        pending = sum(len(v) for v in self.rows.values()) + self._page_rows
+        if pending >= self.max_rows or self._page_bytes >= self.max_bytes or \
+                (self.states and time.monotonic() - self._since >= self.max_seconds):
             self.flush()
         elif self.store.readers_waiting():
             self.flush()  # its commit lets go of the file
             self.store.maybe_release()  # in case there was nothing to commit
 
     def flush(self) -> None:
-        if not self.rows and not self.states and not self.prunes:
+        if not self.rows and not self.states and not self.prunes and not self.pages:
             return
         with self.store.transaction():
             for entity, pairs in self.rows.items():
                 n = self.store.upsert(entity, [p[0] for p in pairs], source=self.source,
                                       contexts=[p[1] for p in pairs], observed_at=self.observed_at)
                 self.written[entity] = self.written.get(entity, 0) + n
+            for entity, pages in self.pages.items():
+                n = self.store.upsert_pages(entity, pages, source=self.source, observed_at=self.observed_at)
+                self.written[entity] = self.written.get(entity, 0) + n
             for entity, context, keep in self.prunes:
                 self.store.prune(entity, source=self.source, context=context, keep=keep)
             self.store.apply_states(self.source, self.states)
         self.rows, self.states, self.prunes, self.observed_at = {}, [], [], None
+        self.pages, self._page_rows, self._page_bytes = {}, 0, 0
 
 
 class Syncer:
@@ -660,7 +680,7 @@ class Syncer:
         else:
             params["statsPeriod"] = "90d"
         page_size = min(walk.sample, self.client.page_size) if first_sample else None
-        for page in self._route_pages(ep.ISSUE_EVENTS, params, walk.cursor, page_size, issue=walk.issue_id):
+        for page in self._route_pages(ep.ISSUE_EVENTS, params, walk.cursor, page_size, raw=True, issue=walk.issue_id):
             if first_sample:
                 page.next_cursor = None  # the sample is the newest page; the walk ends here
             yield page, params
@@ -668,10 +688,9 @@ class Syncer:
                 return
 
     def _store_event_page(self, walk: "EventWalk", page: Page, params: dict) -> None:
-        for event in page.items:
-            created = _parse_ts(event.get("dateCreated") or event.get("date_created"))
-            if created and (walk.newest is None or created > walk.newest):
-                walk.newest = created
+        created = page.raw.newest if page.raw is not None else None
+        if created and (walk.newest is None or created > walk.newest):
+            walk.newest = created
         self._save_page(ep.ISSUE_EVENTS.name, ep.ISSUE_EVENTS.entity, walk.issue_id, page, params,
                         context={"issue_id": walk.issue_id}, label=f"events {walk.project}")
 
@@ -698,7 +717,7 @@ class Syncer:
         yield from self._pages(path, params, cursor)
 
     def _route_pages(self, endpoint: ep.Endpoint, params: dict, cursor: str | None, page_size: int | None,
-                     **scope_args: str) -> Iterator[Page]:
+                     raw: bool = False, **scope_args: str) -> Iterator[Page]:
         """Pages from the first of an endpoint's paths this server serves (remembered once found)."""
         paths = endpoint.paths(org=self.org, **scope_args)
         start = self._route.get(endpoint.name, 0)
@@ -707,7 +726,7 @@ class Syncer:
             yielded = False
             try:
                 for page in self._pages(paths[index], params, cursor, probe=probing,
-                                        page_size=page_size):
+                                        page_size=page_size, raw=raw):
                     yielded = True
                     self._route[endpoint.name] = index
                     yield page
@@ -718,9 +737,9 @@ class Syncer:
                 log.info("%s not served at %s (%s); trying %s", endpoint.name, paths[index], exc.status, paths[index + 1])
 
     def _pages(self, path: str, params: dict, cursor: str | None, probe: bool = False,
-               page_size: int | None = None) -> Iterator[Page]:
+               page_size: int | None = None, raw: bool = False) -> Iterator[Page]:
         for page in self.client.paginate(path, self._with_page_size(params, page_size), cursor=cursor,
-                                         probe=probe):
+                                         probe=probe, raw=raw):
             self._check_stop()
             yield page
 
@@ -730,11 +749,14 @@ class Syncer:
         """Rows of a page and the cursor after it; they reach the store in the same transaction."""
         if self.observer:
             hits = page.response.headers.get("X-Hits") if page.response is not None else None
-            self.observer.page(label or stream, len(page.items), int(hits) if hits and hits.isdigit() else None)
-        self.buffer.add(entity, page.items, context, observed_at)
+            self.observer.page(label or stream, page.count, int(hits) if hits and hits.isdigit() else None)
+        if page.raw is not None:
+            self.buffer.add_page(entity, page.raw, context)
+        else:
+            self.buffer.add(entity, page.items, context, observed_at)
         self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
                           params=dict(params) if page.next_cursor else None, extra=extra)
-        self.result.add(entity, len(page.items))
+        self.result.add(entity, page.count)
         self.buffer.maybe_flush()
 
     def _finish_walk(self, stream: str, scope: str, *, watermark: str | None, extra: dict | None = None) -> None:

@@ -1,9 +1,11 @@
 -- name: event_contexts
--- Runs after the events upsert (reads its `_events`, then drops it): one row per context object
--- (browser, os, runtime, …), replaced whole.
-DELETE FROM event_contexts WHERE source = $source AND event_id IN (SELECT event_id FROM _events);
-INSERT OR REPLACE INTO event_contexts
+-- Runs after the events upsert (reads its `_events` and `_changed`, then drops them): one row per
+-- context object (browser, os, runtime, …), replaced whole.
+DELETE FROM event_contexts WHERE source = $source AND event_id IN (SELECT event_id FROM _changed WHERE existed);
+INSERT INTO event_contexts
 SELECT $source, event_id, c.key, c.value->>'type', c.value
-FROM (SELECT event_id, unnest(map_entries(s.contexts)) AS c FROM _events WHERE s.contexts IS NOT NULL)
-WHERE event_id IS NOT NULL AND json_type(c.value) = 'OBJECT';
+FROM (SELECT event_id, unnest(map_entries(json_transform(j, '{"contexts": "MAP(VARCHAR, JSON)"}').contexts)) AS c
+      FROM _events WHERE rowid IN (SELECT r FROM _changed))
+WHERE json_type(c.value) = 'OBJECT';
+DROP TABLE _changed;
 DROP TABLE _events;

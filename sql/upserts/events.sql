@@ -1,14 +1,13 @@
 -- name: events
--- Upsert events (full payloads) from the page in `_page(j JSON)`. Each object is parsed once into a
--- typed STRUCT (`_events.s`) that this file's statements and the event_* companions read.
+-- Upsert events (full payloads) from whole pages in `_incoming(p VARCHAR, ctx VARCHAR)`: each
+-- page is the JSON array as the server sent it, parsed here and never in Python.
 -- Sentry lists use camelCase; GlitchTip's issue-event list uses snake_case, so each field falls
--- back to its snake_case twin. `_page.ctx.issue_id` (the issue it was listed under) fills a missing groupID.
+-- back to its snake_case twin. `ctx.issue_id` (the issue it was listed under) fills a missing groupID.
+-- Only events that are new or whose payload changed are written (`_changed`, which the event_*
+-- companions read): re-reading a page writes nothing. Each statement parses just the fields it
+-- needs; holding whole parsed payloads (stack frames and all) cost more than parsing twice.
 CREATE OR REPLACE TEMP TABLE _events AS
-SELECT j, s, ctx,
-       coalesce(s.eventID, s.event_id, s.id) AS event_id,
-       list_filter(s.tags, lambda t: t.key = 'release')[1].value AS tag_release,
-       list_filter(s.tags, lambda t: t.key = 'environment')[1].value AS tag_environment,
-       list_filter(s.tags, lambda t: t.key = 'level')[1].value AS tag_level
+SELECT j, ctx, coalesce(s.eventID, s.event_id, s.id) AS event_id, s
 FROM (
     SELECT j, ctx, json_transform(j, '{
         "eventID": "VARCHAR", "event_id": "VARCHAR", "id": "VARCHAR",
@@ -18,12 +17,20 @@ FROM (
         "title": "VARCHAR", "message": "VARCHAR", "location": "VARCHAR",
         "user": {"id": "VARCHAR", "email": "VARCHAR", "username": "VARCHAR", "ip_address": "VARCHAR", "ipAddress": "VARCHAR"},
         "sdk": {"name": "VARCHAR", "version": "VARCHAR"},
-        "tags": [{"key": "VARCHAR", "value": "VARCHAR"}],
-        "entries": [{"type": "VARCHAR", "data": "JSON"}],
-        "contexts": "MAP(VARCHAR, JSON)"
+        "tags": [{"key": "VARCHAR", "value": "VARCHAR"}]
     }') AS s
-    FROM _page
+    FROM (SELECT unnest(from_json(p, '["JSON"]')) AS j, ctx::JSON AS ctx FROM _incoming)
 );
+
+-- The last copy of each event in the batch, when it is new or differs from the stored one.
+CREATE OR REPLACE TEMP TABLE _changed AS
+WITH latest AS (SELECT event_id, max(rowid) AS r FROM _events WHERE event_id IS NOT NULL GROUP BY event_id)
+SELECT l.event_id, l.r, s.event_id IS NOT NULL AS existed
+FROM latest l
+LEFT JOIN events s ON s.source = $source AND s.event_id = l.event_id
+WHERE s.event_id IS NULL OR s.raw IS DISTINCT FROM (SELECT j FROM _events WHERE rowid = l.r);
+
+DELETE FROM events WHERE source = $source AND event_id IN (SELECT event_id FROM _changed WHERE existed);
 
 INSERT INTO events
 SELECT $source, event_id,
@@ -32,21 +39,11 @@ SELECT $source, event_id,
        iso_ts(coalesce(s.dateCreated, s.date_created)),
        iso_ts(coalesce(s.dateReceived, s.date_received)),
        coalesce(CASE json_type(s.release) WHEN 'OBJECT' THEN s.release->>'version'
-                                          WHEN 'VARCHAR' THEN s.release->>'$' END, tag_release),
-       coalesce(s.environment, tag_environment),
-       coalesce(s.level, tag_level),
+                                          WHEN 'VARCHAR' THEN s.release->>'$' END,
+                list_filter(s.tags, lambda t: t.key = 'release')[1].value),
+       coalesce(s.environment, list_filter(s.tags, lambda t: t.key = 'environment')[1].value),
+       coalesce(s.level, list_filter(s.tags, lambda t: t.key = 'level')[1].value),
        s.platform, s.title, s.message, s.location,
        s.user.id, s.user.email, s.user.username, coalesce(s.user.ip_address, s.user.ipAddress),
        j, $synced_at, s.sdk.name, s.sdk.version
-FROM _events
-WHERE event_id IS NOT NULL
-ON CONFLICT (source, event_id) DO UPDATE SET
-    issue_id = excluded.issue_id, project_id = excluded.project_id,
-    date_created = excluded.date_created, date_received = excluded.date_received,
-    release = excluded.release, environment = excluded.environment, level = excluded.level,
-    platform = excluded.platform, title = excluded.title, message = excluded.message,
-    location = excluded.location, user_id = excluded.user_id, user_email = excluded.user_email,
-    user_username = excluded.user_username, user_ip = excluded.user_ip,
-    sdk_name = excluded.sdk_name, sdk_version = excluded.sdk_version,
-    raw = excluded.raw, synced_at = excluded.synced_at
-WHERE events.raw IS DISTINCT FROM excluded.raw;
+FROM _events WHERE rowid IN (SELECT r FROM _changed);
