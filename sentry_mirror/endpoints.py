@@ -44,6 +44,10 @@ ISSUES = Endpoint("issues", "organizations/{org}/issues/", "issues",
 ISSUE_EVENTS = Endpoint("events", "organizations/{org}/issues/{issue}/events/", "events",
                         params={"full": "true"}, fallbacks=("issues/{issue}/events/",))
 
+# A project's events, all issues at once: the cheapest listing (pages of 100 full events, one walk
+# per project). Offset cursors over a fixed start/end window; the order is not relied on.
+PROJECT_EVENTS = Endpoint("project_events", "projects/{org}/{project}/events/", "events", params={"full": "true"})
+
 TEAMS = Endpoint("teams", "organizations/{org}/teams/", "teams", snapshot=True)
 MEMBERS = Endpoint("members", "organizations/{org}/members/", "members", snapshot=True)
 ENVIRONMENTS = Endpoint("environments", "organizations/{org}/environments/", "environments",

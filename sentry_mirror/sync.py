@@ -78,6 +78,7 @@ class EventWalk:
     saved_params: dict | None = None
     newest: datetime | None = None
     project: str = ""  # its project's slug, for progress lines
+    recent: bool = False  # first seen within retention: Sentry should still serve all its events
 
     def __post_init__(self) -> None:
         self.newest = self.watermark
@@ -92,8 +93,9 @@ class WriteBuffer:
     """
 
     def __init__(self, store: Store, source: str, *, max_rows: int = 1000, max_bytes: int = 8 << 20,
-                 max_seconds: float = 2.0):
+                 max_seconds: float = 2.0, on_written: Callable[[str, int], None] | None = None):
         self.store, self.source = store, source
+        self.on_written = on_written  # told how many objects of raw pages were new or changed
         # A batch of 1,000 full events (about 5 MB of JSON) is where DuckDB's per-statement cost is
         # spread thin while the parse of a batch still fits its memory limit with room to spare.
         self.max_rows, self.max_bytes, self.max_seconds = max_rows, max_bytes, max_seconds
@@ -150,6 +152,8 @@ class WriteBuffer:
             for entity, pages in self.pages.items():
                 n = self.store.upsert_pages(entity, pages, source=self.source, observed_at=self.observed_at)
                 self.written[entity] = self.written.get(entity, 0) + n
+                if self.on_written:
+                    self.on_written(entity, n)
             for entity, context, keep in self.prunes:
                 self.store.prune(entity, source=self.source, context=context, keep=keep)
             self.store.apply_states(self.source, self.states)
@@ -172,7 +176,8 @@ class Syncer:
         # the terminal progress display; None when nobody watches.
         self.observer = observer
         self.result = SyncResult(self.source)
-        self.buffer = WriteBuffer(store, self.source)
+        # Raw pages (events) count what was new or changed: re-reading the overlap adds nothing.
+        self.buffer = WriteBuffer(store, self.source, on_written=self.result.add)
         self._abort = threading.Event()
         self._missing: set[str] = set()  # optional streams this server does not serve
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
@@ -552,35 +557,47 @@ class Syncer:
                     self.result.add("issues_deleted", len(gone))
 
     def sync_events(self) -> None:
-        """Walk the events of every issue whose event count or last-seen time moved.
+        """Read the events of every issue whose event count or last-seen time moved.
 
-        Up to `concurrency` issues are read at once; only this thread writes to the store.
+        Projects whose policy is `all` are read whole, one walk per project from its newest stored
+        event (the fewest requests the data allows); an issue of such a project is then settled
+        from what the store holds, and walked on its own only when the store holds fewer of its
+        events than Sentry counts while all of them are within retention (events that arrived
+        late, or a server that limits the project list to recent days). Projects with the `sample`
+        policy, and servers without the project list, are read issue by issue: up to
+        `concurrency` issues at once; only this thread writes to the store.
         """
         horizon = self._server_now() - RETENTION
         rows = self.store.con.execute(
             """
             WITH i AS (
-                SELECT i.id, p.slug, coalesce(CAST(i.times_seen AS VARCHAR), '') AS times_seen,
-                       coalesce(strftime(i.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'), '') AS last_seen, i.last_seen AS ts
+                SELECT i.id, p.id AS project_id, p.slug, coalesce(CAST(i.times_seen AS VARCHAR), '') AS times_seen,
+                       coalesce(strftime(i.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'), '') AS last_seen, i.last_seen AS ts,
+                       i.first_seen
                 FROM issues i LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id
                 WHERE i.source = ? AND i.deleted_at IS NULL AND (i.last_seen IS NULL OR i.last_seen >= ?))
-            SELECT i.id, i.slug, i.times_seen, i.last_seen, s.watermark, s.cursor, s.params
+            SELECT i.id, i.slug, i.times_seen, i.last_seen, s.watermark, s.cursor, s.params, i.project_id,
+                   coalesce(i.first_seen >= ?, false)
             FROM i LEFT JOIN _sync_state s ON s.source = ? AND s.stream = 'events' AND s.scope = i.id
             WHERE ? OR s.scope IS NULL OR s.cursor IS NOT NULL
                OR coalesce(s.extra->>'times_seen', '') <> i.times_seen
                OR coalesce(s.extra->>'last_seen', '') <> i.last_seen
             ORDER BY i.ts DESC NULLS LAST, i.id
-            """, [self.source, horizon, self.source, self.options.full]).fetchall()
-        jobs = []
-        for issue_id, slug, times_seen, last_seen, watermark, cursor, saved in rows:
+            """, [self.source, horizon, horizon, self.source, self.options.full]).fetchall()
+        jobs, by_project = [], {}
+        for issue_id, slug, times_seen, last_seen, watermark, cursor, saved, project_id, recent in rows:
             policy = self.options.project_events.get(slug or "", self.options.events)
             if policy == "none":
                 continue
             resume = cursor and saved and not self.options.full  # --full starts every walk over
-            jobs.append(EventWalk(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark),
-                                  self.options.events_sample if policy == "sample" else None,
-                                  cursor if resume else None, json.loads(saved) if resume else None,
-                                  project=slug or "?"))
+            walk = EventWalk(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark),
+                             self.options.events_sample if policy == "sample" else None,
+                             cursor if resume else None, json.loads(saved) if resume else None,
+                             project=slug or "?")
+            walk.recent = recent
+            jobs.append(walk)
+            if policy == "all" and project_id is not None and not resume:
+                by_project.setdefault((project_id, slug), []).append(walk)
         if self.observer:
             expected: dict[str, int] = {}
             for walk in jobs:  # a first walk reads the issue's events; later ones fewer (unknown)
@@ -588,6 +605,19 @@ class Syncer:
                 expected[walk.project] = expected.get(walk.project, 0) + min(n, walk.sample or n)
             for project, n in sorted(expected.items()):
                 self.observer.expect(f"events {project}", n or None)
+
+        # Whole projects first; their issues are then settled from the store, or left to walk.
+        projects = [(pid, slug) for pid, slug in self.store.con.execute(
+            "SELECT id, slug FROM projects WHERE source = ? ORDER BY slug", [self.source]).fetchall()
+            if self.options.project_events.get(slug, self.options.events) == "all"]
+        for n, (project_id, slug) in enumerate(projects, 1):
+            self._check_stop()
+            self.progress(f"events: project {slug} ({n}/{len(projects)})…")
+            if not self.optional("project_events", self._project_event_walk, project_id, slug):
+                by_project.pop((project_id, slug), None)  # not read whole: its issues are walked
+        settled = self._settle_from_store([w for walks in by_project.values() for w in walks])
+        jobs = [walk for walk in jobs if walk.issue_id not in settled]
+
         self._followups: list[EventWalk] = []
         for n, (walk, message) in enumerate(self._run_walks(jobs), 1):
             if message == "gone":
@@ -603,6 +633,62 @@ class Syncer:
                 self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(walk.watermark)
                                   if walk.watermark else None)
         self.buffer.flush()
+
+    def _project_event_walk(self, project_id: str, slug: str) -> None:
+        """One project's events since its newest stored one (less an overlap), or 90 days back.
+
+        The window's end is fixed when the walk starts, so offsets stay put while events arrive;
+        an interrupted walk resumes at its committed cursor with the same window. The watermark is
+        the newest dateCreated seen, whatever order the server lists events in.
+        """
+        stream = ep.PROJECT_EVENTS.name
+        state = self.store.get_state(self.source, stream, project_id) or {}
+        watermark = None if self.options.full else _parse_ts(state.get("watermark"))
+        cursor = None
+        if state.get("cursor") and state.get("params") is not None and not self.options.full:
+            params, cursor = dict(state["params"]), state["cursor"]
+            newest = _parse_ts((state.get("extra") or {}).get("newest")) or watermark
+        else:
+            params = dict(ep.PROJECT_EVENTS.params)
+            if watermark is not None:
+                params["start"] = _fmt_ts(watermark - self.options.overlap)
+                params["end"] = _fmt_ts(self._server_now() + timedelta(minutes=5))
+            else:
+                params["statsPeriod"] = "90d"
+            newest = watermark
+        for page in self._route_pages(ep.PROJECT_EVENTS, params, cursor, None, raw=True, project=slug):
+            if page.raw.newest and (newest is None or page.raw.newest > newest):
+                newest = page.raw.newest
+            self._save_page(stream, ep.PROJECT_EVENTS.entity, project_id, page, params, label=f"events {slug}",
+                            extra={"newest": _fmt_ts(newest)} if newest else None)
+        self._finish_walk(stream, project_id, watermark=_fmt_ts(newest) if newest else None)
+
+    def _settle_from_store(self, walks: list["EventWalk"]) -> set[str]:
+        """Issues of projects read whole whose events the store now holds: marked read as of the
+        count Sentry gave, with no request. An issue is left to walk on its own when the store
+        holds fewer of its events than Sentry counts and all of them should still be served."""
+        if not walks:
+            return set()
+        self.buffer.flush()  # the project walks' last pages count too
+        held = {issue_id: (n, newest) for issue_id, n, newest in self.store.con.execute(
+            "SELECT issue_id, count(*), max(date_created) FROM events WHERE source = ? "
+            "AND issue_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY issue_id",
+            [self.source, [w.issue_id for w in walks]]).fetchall()}
+        settled = set()
+        for walk in walks:
+            n, newest = held.get(walk.issue_id, (0, None))
+            expected = int(walk.seen_as["times_seen"] or 0)
+            if n < expected and walk.recent:
+                walk.watermark = None  # read all it has: what is missing may be anywhere in the window
+                continue
+            settled.add(walk.issue_id)
+            self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(newest) if newest else None,
+                              extra=walk.seen_as)
+        self.buffer.flush()
+        if len(settled) < len(walks):
+            log.info("%d issues hold fewer events than Sentry counts; reading them one by one",
+                     len(walks) - len(settled))
+        return settled
 
     def _run_walks(self, jobs: list["EventWalk"]) -> Iterator[tuple["EventWalk", str]]:
         """Fetch walks on worker threads, store their pages here in order; yield each finished walk."""
@@ -751,12 +837,12 @@ class Syncer:
             hits = page.response.headers.get("X-Hits") if page.response is not None else None
             self.observer.page(label or stream, page.count, int(hits) if hits and hits.isdigit() else None)
         if page.raw is not None:
-            self.buffer.add_page(entity, page.raw, context)
+            self.buffer.add_page(entity, page.raw, context)  # counted in the result when written
         else:
             self.buffer.add(entity, page.items, context, observed_at)
+            self.result.add(entity, page.count)
         self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
                           params=dict(params) if page.next_cursor else None, extra=extra)
-        self.result.add(entity, page.count)
         self.buffer.maybe_flush()
 
     def _finish_walk(self, stream: str, scope: str, *, watermark: str | None, extra: dict | None = None) -> None:

@@ -125,16 +125,19 @@ def test_no_change_sync_leaves_content_identical_and_costs_little(emu):
     store = Store(":memory:")
     sync(store, emu)
     digest = content_digest(store)
-    emu.request_counts()
+    before = emu.request_counts()["by_endpoint"]
     second = sync(store, emu)
     assert content_digest(store) == digest
     n_projects = len(emu.truth()["projects"])
     n_issues = len(emu.truth()["issues"])
     # org, projects, 2 release lists, teams, members, environments, issues, 2 stats_v2 intervals,
-    # status refresh in batches of 100, and 4 stats x 2 resolutions per project; no events,
-    # deploys, tag values or users when nothing moved
-    assert second.requests <= 10 + -(-n_issues // 100) + 8 * n_projects
+    # status refresh in batches of 100, 4 stats x 2 resolutions and one empty page of new events
+    # per project; no issue event walks, deploys, tag values or users when nothing moved
+    assert second.requests <= 10 + -(-n_issues // 100) + 9 * n_projects
     assert "events" not in second.rows or second.rows["events"] == 0
+    after = emu.request_counts()["by_endpoint"]
+    walks = {k: after[k] - before.get(k, 0) for k in after if "{issue_id}/events/" in k and after[k] != before.get(k, 0)}
+    assert not walks, walks
 
 
 @pytest.mark.parametrize("crash_at", [0.0, 0.3, 0.6, 0.95])

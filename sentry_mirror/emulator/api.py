@@ -169,7 +169,10 @@ def paginated(req: Request, page: Page, payload: list) -> Response:
 class Api:
     """Endpoint handlers bound to one World; call `handle(name, req, **path_params)`."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: World, project_event_days: int | None = None):
+        # Sentry's `organizations:project-event-date-limit` feature lists only this many recent
+        # days of a project's events (FACTS: project events); None serves the whole window.
+        self.project_event_days = project_event_days
         self.world = world
         self._search_cache: dict[tuple, list] = {}
 
@@ -379,6 +382,8 @@ class Api:
         p = self._project(org, project)
         world = self.world
         start, end = date_window(req.params, world.now_ms)
+        if self.project_event_days is not None:
+            start = max(start, world.now_ms - self.project_event_days * 86_400_000)
         limit = req.page_size()
         cursor = req.cursor()
         full = bool(req.get("full"))  # any non-empty value is truthy here, as in Sentry

@@ -145,7 +145,7 @@ class Emulator:
     def __init__(self, seed: int = 1, scale: str = "tiny", token: str = DEFAULT_TOKEN,
                  rate_limit: int | None = None, port: int = 0, now: datetime | None = None,
                  flavor: str = "sentry", concurrent_limit: int | None = None, strict_limits: bool = False,
-                 deletions: bool = False):
+                 deletions: bool = False, project_event_days: int | None = None):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
         self.world = World(seed=seed, scale=scale, now=now, deletions=deletions)
@@ -155,7 +155,7 @@ class Emulator:
         self.limiter = RateLimiter(rate_limit, concurrent_limit, strict_limits,
                                    clock=lambda: self.world.now_ms / 1000)
         self.requests = RequestLog()
-        self.api = Api(self.world)
+        self.api = Api(self.world, project_event_days=project_event_days)
         self._port = port
         self._revoked: set[str] = set()
         self._server: _Server | None = None

@@ -1,0 +1,91 @@
+"""How events are read: whole projects at the fewest requests, issue by issue where needed."""
+
+import math
+from collections import Counter
+
+import pytest
+import requests
+
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.store import Store
+
+from helpers import sync
+
+TOKEN = "sntryu_" + "w" * 64
+ISSUE_WALK = "{issue_id}/events/"
+PROJECT_WALK = "GET /api/0/projects/{org}/{project}/events/"
+
+
+def served_events(emu) -> list[list]:
+    return requests.get(emu.url + "/_emulator/truth/event_rows", timeout=60).json()["rows"]
+
+
+def requests_by_route(emu, before: dict) -> Counter:
+    after = emu.request_counts()["by_endpoint"]
+    return Counter({k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)})
+
+
+def stored_ids(store) -> set[str]:
+    return {r[0] for r in store.con.execute("SELECT event_id FROM events").fetchall()}
+
+
+def test_first_sync_reads_each_project_in_pages_of_100_and_no_issue_walks():
+    with Emulator(seed=5, scale="small", token=TOKEN) as emu:
+        store = Store(":memory:")
+        result = sync(store, emu)
+        assert result.status == "ok"
+        rows = served_events(emu)
+        assert stored_ids(store) == {r[0] for r in rows}
+        per_project = Counter(r[2] for r in rows)
+        used = requests_by_route(emu, {})
+        # the minimum the data needs: ceil(events / 100) pages per project, nothing else
+        assert used[PROJECT_WALK] == sum(math.ceil(n / 100) for n in per_project.values())
+        assert not [k for k in used if ISSUE_WALK in k], used
+        assert result.rows["events"] == len(rows)
+
+
+def test_a_day_later_reads_only_the_new_events_and_writes_only_them():
+    with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu)
+        before_ids = stored_ids(store)
+        emu.advance(24)
+        before = emu.request_counts()["by_endpoint"]
+        second = sync(store, emu)
+        now = {r[0] for r in served_events(emu)}
+        assert stored_ids(store) >= now and stored_ids(store) - now <= before_ids  # past retention is kept
+        new = now - before_ids
+        assert new and second.rows["events"] == len(new)
+        used = requests_by_route(emu, before)
+        assert not [k for k in used if ISSUE_WALK in k], used
+
+
+def test_server_listing_only_recent_project_events_is_filled_in_issue_by_issue():
+    """Sentry's project-event-date-limit feature lists 7 days only: older events come from the
+    issues' own lists, for exactly the issues the store then holds too few events of."""
+    with Emulator(seed=5, scale="tiny", token=TOKEN, project_event_days=7) as emu:
+        store = Store(":memory:")
+        result = sync(store, emu)
+        assert result.status == "ok"
+        assert stored_ids(store) == {r[0] for r in served_events(emu)}
+        walked = sum(n for k, n in requests_by_route(emu, {}).items() if ISSUE_WALK in k)
+        assert walked > 0
+        # settled: the next sync walks no issue again
+        before = emu.request_counts()["by_endpoint"]
+        sync(store, emu)
+        assert not [k for k in requests_by_route(emu, before) if ISSUE_WALK in k]
+
+
+@pytest.mark.parametrize("policy", ["sample", "none"])
+def test_projects_not_read_whole_are_left_to_their_policy(policy):
+    with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu, events=policy)
+        used = requests_by_route(emu, {})
+        assert used[PROJECT_WALK] == 0
+        if policy == "none":
+            assert not stored_ids(store)
+        else:
+            assert sum(n for k, n in used.items() if ISSUE_WALK in k) > 0
+            per_issue = store.con.execute("SELECT max(n) FROM (SELECT count(*) n FROM events GROUP BY issue_id)").fetchone()[0]
+            assert per_issue <= 10
