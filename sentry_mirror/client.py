@@ -131,6 +131,10 @@ class SentryClient:
         self._in_flight = 0  # requests sent and not yet answered, over all threads
         self.stats = ClientStats()
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
+        # The server's clock less ours, to better than the Date header's whole second: Date is the
+        # server time rounded down, so each response bounds the offset from below, and the largest
+        # such bound (a response just after the server's second ticked) is within a request's latency.
+        self._clock_offset: float | None = None
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
         self.concurrent_limit: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit, once seen
 
@@ -310,6 +314,11 @@ class SentryClient:
         server = _date_header(response)
         if server is not None:
             self.server_now = server
+            bound = server - time.time()
+            with self._lock:
+                off = self._clock_offset
+                # a clock that jumped (by more than the rounding) starts the estimate over
+                self._clock_offset = bound if off is None or abs(bound - off) > 2.0 else max(off, bound)
         limit = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentLimit")
         if limit is not None and limit > 0:
             self.concurrent_limit = limit
@@ -335,6 +344,9 @@ class SentryClient:
         now_on_server = _date_header(response)
         if now_on_server is None:
             now_on_server = time.time()
+        elif self._clock_offset is not None:
+            # the same server clock, read finer: never earlier than this response's Date said
+            now_on_server = max(now_on_server, time.time() + self._clock_offset)
         return max(0.0, min(reset - now_on_server, self.backoff_cap)) + 0.05
 
     def _backoff(self, attempt: int, response: requests.Response | None, why: str) -> None:

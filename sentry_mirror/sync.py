@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RETENTION = timedelta(days=90)
 GROUP_BATCH = 100
+PROJECT_WALKS = 2  # project event walks at once
 
 
 @dataclass
@@ -82,6 +83,22 @@ class EventWalk:
 
     def __post_init__(self) -> None:
         self.newest = self.watermark
+
+
+@dataclass
+class ProjectWalk:
+    """One project's event walk: its window (`params`), a committed cursor to resume at, and the
+    newest event seen (the watermark it leaves)."""
+    project_id: str
+    slug: str
+    params: dict
+    cursor: str | None
+    newest: datetime | None
+    failure: BaseException | None = None
+
+
+class _Skipped(Exception):
+    """A project walk not tried: this server does not serve the route."""
 
 
 class WriteBuffer:
@@ -610,11 +627,13 @@ class Syncer:
         projects = [(pid, slug) for pid, slug in self.store.con.execute(
             "SELECT id, slug FROM projects WHERE source = ? ORDER BY slug", [self.source]).fetchall()
             if self.options.project_events.get(slug, self.options.events) == "all"]
-        for n, (project_id, slug) in enumerate(projects, 1):
-            self._check_stop()
-            self.progress(f"events: project {slug} ({n}/{len(projects)})…")
-            if not self.optional("project_events", self._project_event_walk, project_id, slug):
-                by_project.pop((project_id, slug), None)  # not read whole: its issues are walked
+        if projects:
+            self.progress(f"events of {len(projects)} projects…")
+        walks = [self._plan_project_walk(project_id, slug) for project_id, slug in projects]
+        for walk, failure in self._project_walks(walks):
+            if failure is not None:
+                self._project_walk_failed(walk, failure)
+                by_project.pop((walk.project_id, walk.slug), None)  # not read whole: its issues are walked
         settled = self._settle_from_store([w for walks in by_project.values() for w in walks])
         jobs = [walk for walk in jobs if walk.issue_id not in settled]
 
@@ -634,34 +653,61 @@ class Syncer:
                                   if walk.watermark else None)
         self.buffer.flush()
 
-    def _project_event_walk(self, project_id: str, slug: str) -> None:
+    def _project_walks(self, walks: list["ProjectWalk"]) -> Iterator[tuple["ProjectWalk", BaseException | None]]:
+        """Project walks, up to PROJECT_WALKS at once (Sentry lets a token list a project's events
+        at most two at a time per organization); each yielded with the error that stopped it."""
+        for walk, _ in self._run_walks(walks, workers=PROJECT_WALKS):
+            yield walk, walk.failure
+
+    def _plan_project_walk(self, project_id: str, slug: str) -> "ProjectWalk":
         """One project's events since its newest stored one (less an overlap), or 90 days back.
 
         The window's end is fixed when the walk starts, so offsets stay put while events arrive;
         an interrupted walk resumes at its committed cursor with the same window. The watermark is
         the newest dateCreated seen, whatever order the server lists events in.
         """
-        stream = ep.PROJECT_EVENTS.name
-        state = self.store.get_state(self.source, stream, project_id) or {}
+        state = self.store.get_state(self.source, ep.PROJECT_EVENTS.name, project_id) or {}
         watermark = None if self.options.full else _parse_ts(state.get("watermark"))
-        cursor = None
         if state.get("cursor") and state.get("params") is not None and not self.options.full:
-            params, cursor = dict(state["params"]), state["cursor"]
             newest = _parse_ts((state.get("extra") or {}).get("newest")) or watermark
+            return ProjectWalk(project_id, slug, dict(state["params"]), state["cursor"], newest)
+        params = dict(ep.PROJECT_EVENTS.params)
+        if watermark is not None:
+            params["start"] = _fmt_ts(watermark - self.options.overlap)
+            params["end"] = _fmt_ts(self._server_now() + timedelta(minutes=5))
         else:
-            params = dict(ep.PROJECT_EVENTS.params)
-            if watermark is not None:
-                params["start"] = _fmt_ts(watermark - self.options.overlap)
-                params["end"] = _fmt_ts(self._server_now() + timedelta(minutes=5))
-            else:
-                params["statsPeriod"] = "90d"
-            newest = watermark
-        for page in self._route_pages(ep.PROJECT_EVENTS, params, cursor, None, raw=True, project=slug):
-            if page.raw.newest and (newest is None or page.raw.newest > newest):
-                newest = page.raw.newest
-            self._save_page(stream, ep.PROJECT_EVENTS.entity, project_id, page, params, label=f"events {slug}",
-                            extra={"newest": _fmt_ts(newest)} if newest else None)
-        self._finish_walk(stream, project_id, watermark=_fmt_ts(newest) if newest else None)
+            params["statsPeriod"] = "90d"
+        return ProjectWalk(project_id, slug, params, None, watermark)
+
+    def _project_pages(self, walk: "ProjectWalk") -> Iterator[tuple[Page, dict]]:
+        """The walk's pages; an error that need not end the sync ends only this walk (kept in
+        `walk.failure`; the pages before it are stored with their cursor)."""
+        if ep.PROJECT_EVENTS.name in self._missing:
+            walk.failure = _Skipped()
+            return
+        try:
+            for page in self._route_pages(ep.PROJECT_EVENTS, walk.params, walk.cursor, None, raw=True,
+                                          project=walk.slug):
+                yield page, walk.params
+        except (Interrupted, AuthError, StoreError, ConfigError):
+            raise
+        except MirrorError as exc:
+            walk.failure = exc
+
+    def _store_project_page(self, walk: "ProjectWalk", page: Page, params: dict) -> None:
+        if page.raw.newest and (walk.newest is None or page.raw.newest > walk.newest):
+            walk.newest = page.raw.newest
+        self._save_page(ep.PROJECT_EVENTS.name, ep.PROJECT_EVENTS.entity, walk.project_id, page, params,
+                        label=f"events {walk.slug}", extra={"newest": _fmt_ts(walk.newest)} if walk.newest else None)
+
+    def _project_walk_failed(self, walk: "ProjectWalk", exc: BaseException) -> None:
+        """A project walk that could not finish: its issues are walked one by one instead. Raises
+        what must end the sync; otherwise notes it as `optional` would."""
+        if isinstance(exc, _Skipped):
+            return
+        def fail() -> None:
+            raise exc
+        self.optional(ep.PROJECT_EVENTS.name, fail)
 
     def _settle_from_store(self, walks: list["EventWalk"]) -> set[str]:
         """Issues of projects read whole whose events the store now holds: marked read as of the
@@ -690,20 +736,23 @@ class Syncer:
                      len(walks) - len(settled))
         return settled
 
-    def _run_walks(self, jobs: list["EventWalk"]) -> Iterator[tuple["EventWalk", str]]:
-        """Fetch walks on worker threads, store their pages here in order; yield each finished walk."""
-        workers = max(1, min(self.options.concurrency, len(jobs), self.client.concurrent_limit or len(jobs)))
+    def _run_walks(self, jobs: list, workers: int | None = None) -> Iterator[tuple[Any, str]]:
+        """Fetch walks on worker threads, store their pages here in order; yield each finished walk
+        with "done", or "gone" when its issue is gone (NotFoundError). Issue walks (EventWalk) and
+        project walks (ProjectWalk) alike: `_pages_of`, `_store_page_of` and `_finish` dispatch."""
+        limit = workers or self.options.concurrency
+        workers = max(1, min(limit, len(jobs), self.client.concurrent_limit or len(jobs)))
         if workers == 1:
             for walk in jobs:
                 self._check_stop()
-                yield walk, self._consume(walk, self._event_pages(walk))
+                yield walk, self._consume(walk, self._pages_of(walk))
             return
         results: queue.Queue = queue.Queue(maxsize=workers * 4)
         pending = iter(jobs)
 
-        def fetch(walk: EventWalk) -> None:
+        def fetch(walk) -> None:
             try:
-                for item in self._event_pages(walk):
+                for item in self._pages_of(walk):
                     results.put((walk, "page", item))
                 results.put((walk, "done", None))
             except BaseException as exc:  # handed to the writing thread, which decides
@@ -718,7 +767,7 @@ class Syncer:
                 while running:
                     walk, kind, item = results.get()
                     if kind == "page":
-                        self._store_event_page(walk, *item)
+                        self._store_page_of(walk, *item)
                         continue
                     running -= 1
                     if kind == "error":
@@ -726,7 +775,7 @@ class Syncer:
                             raise item
                         yield walk, "gone"
                     else:
-                        self._finish_event_walk(walk)
+                        self._finish(walk)
                         yield walk, "done"
                     self._check_stop()
                     nxt = next(pending, None)
@@ -741,14 +790,31 @@ class Syncer:
                     running -= kind != "page"
                 self._abort.clear()
 
-    def _consume(self, walk: "EventWalk", pages: Iterator[tuple[Page, dict]]) -> str:
+    def _consume(self, walk, pages: Iterator[tuple[Page, dict]]) -> str:
         try:
             for item in pages:
-                self._store_event_page(walk, *item)
+                self._store_page_of(walk, *item)
         except NotFoundError:
             return "gone"
-        self._finish_event_walk(walk)
+        self._finish(walk)
         return "done"
+
+    def _pages_of(self, walk) -> Iterator[tuple[Page, dict]]:
+        return self._project_pages(walk) if isinstance(walk, ProjectWalk) else self._event_pages(walk)
+
+    def _store_page_of(self, walk, page: Page, params: dict) -> None:
+        if isinstance(walk, ProjectWalk):
+            self._store_project_page(walk, page, params)
+        else:
+            self._store_event_page(walk, page, params)
+
+    def _finish(self, walk) -> None:
+        if isinstance(walk, ProjectWalk):
+            if walk.failure is None:
+                    self._finish_walk(ep.PROJECT_EVENTS.name, walk.project_id,
+                                  watermark=_fmt_ts(walk.newest) if walk.newest else None)
+        else:
+            self._finish_event_walk(walk)
 
     def _event_pages(self, walk: "EventWalk") -> Iterator[tuple[Page, dict]]:
         """The pages of one issue's event walk (HTTP only: safe on a worker thread).

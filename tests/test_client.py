@@ -176,3 +176,35 @@ def test_dsn_auth_header(server):
     dsn = "https://public@o1.ingest.example/2"
     SentryClient(url, dsn, auth_scheme="dsn").get("projects/acme/web/events/")
     assert script.requests[0]["authorization"] == f"DSN {dsn}"
+
+
+def _response(date: float, **headers) -> "requests.Response":
+    import requests
+
+    response = requests.Response()
+    response.status_code = 200
+    response.headers["Date"] = email.utils.formatdate(date, usegmt=True)
+    response.headers.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return response
+
+
+def test_wait_for_reset_reads_the_servers_clock_finer_than_the_date_header(monkeypatch):
+    """Date says whole seconds: near a second's end, Reset - Date overstates the wait by almost a
+    second (half the throughput under a 1-second window). A response just after the server's
+    second ticked pins its clock; later waits are measured from it, and never start earlier."""
+    import sentry_mirror.client as client_module
+
+    local = {"now": 5_000.0}
+    monkeypatch.setattr(client_module.time, "time", lambda: local["now"])
+    client = SentryClient("http://127.0.0.1:9", TOKEN)
+    client._observe(_response(SERVER_NOW))  # received as the server's second began
+    local["now"] += 0.9  # the server is now at SERVER_NOW + 0.9, its Date still says SERVER_NOW
+    late = _response(SERVER_NOW, X_Sentry_Rate_Limit_Reset=str(SERVER_NOW + 1))
+    assert client._reset_delay(late) == pytest.approx(0.1 + 0.05, abs=0.01)
+    # without that first response, the same answer must be read the safe way: a whole second
+    fresh = SentryClient("http://127.0.0.1:9", TOKEN)
+    assert fresh._reset_delay(late) == pytest.approx(1.0 + 0.05, abs=0.01)
+    # a Date later than the estimate wins (the wait is never shorter than Reset - Date allows)
+    local["now"] += 0.05
+    assert client._reset_delay(_response(SERVER_NOW + 1, X_Sentry_Rate_Limit_Reset=str(SERVER_NOW + 2))) \
+        == pytest.approx(1.0 + 0.05, abs=0.06)
