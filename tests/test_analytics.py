@@ -206,6 +206,49 @@ def test_release_regressions_compares_with_the_previous_release(synced):
             assert n == events.get(release, 0), release
 
 
+REGRESSIONS_COLUMNS = ("project, release, date_created AS created, new_issues, sentry_new_groups, regressed_issues, "
+                       "events, affected_users, previous_release, previous_new_issues, previous_regressed_issues, "
+                       "previous_events, events_change, affected_users_change")
+
+
+def test_report_regressions_lists_the_view_rows(synced):
+    """The report counts only the releases it lists (and those before them): the same rows as the
+    release_regressions view filtered, ordered and cut by hand."""
+    from sentry_mirror.analytics import Filters, run_report
+
+    con = duckdb.connect(str(synced.path), read_only=True)
+    try:
+        releases = [r for r, in con.execute("SELECT release FROM release_regressions "
+                                            "ORDER BY date_created, release").fetchall()]
+        project = con.execute("SELECT project FROM release_regressions "
+                              "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
+        middle = synced.cutoff + timedelta(days=30)
+        cases = [Filters(limit=1_000_000), Filters(limit=3), Filters(limit=1), Filters(project=project, limit=2),
+                 Filters(project=project, limit=1_000_000), Filters(release=releases[len(releases) // 2]),
+                 Filters(release=releases[0]), Filters(since=synced.cutoff, until=middle, limit=4),
+                 Filters(project=project, since=middle, limit=1_000_000),
+                 Filters(until=synced.cutoff - timedelta(days=400))]  # none
+        compared = 0
+        for f in cases:
+            got = run_report(con, "regressions", f)
+            want = con.execute(f"""
+                SELECT {REGRESSIONS_COLUMNS} FROM release_regressions
+                WHERE (?::VARCHAR IS NULL OR project = ?) AND (?::VARCHAR IS NULL OR release = ?)
+                  AND (?::TIMESTAMP IS NULL OR date_created >= ?) AND (?::TIMESTAMP IS NULL OR date_created < ?)
+                ORDER BY date_created DESC NULLS LAST, project, release LIMIT ?""",
+                [f.project, f.project, f.release, f.release, f.since, f.since, f.until, f.until, f.limit]).df()
+            pd.testing.assert_frame_equal(got, want, check_exact=True)
+            compared += len(got)
+            if f == Filters(limit=1_000_000):
+                assert len(got) == len(releases)
+        # The comparison meant something: users counted, previous releases compared.
+        whole = run_report(con, "regressions", Filters(limit=3))
+        assert compared > len(releases) and whole["affected_users"].sum() > 0
+        assert whole["previous_release"].notna().all() and whole["affected_users_change"].ne(0).any()
+    finally:
+        con.close()
+
+
 # ----- affected_users and `report users` --------------------------------------------------------
 
 def test_report_users_counts_distinct_users_per_issue(synced):
