@@ -265,6 +265,63 @@ def test_report_users_counts_distinct_users_per_issue(synced):
     assert [r["issue_id"] for r in json.loads(short.stdout)] == ranked
 
 
+@pytest.mark.parametrize("args", [[], ["--environment", "production"], ["--project", "backend"],
+                                  ["--environment", "staging", "--since", "30d"]])
+def test_report_users_short_list_is_the_head_of_the_long_one(synced, args):
+    """A short list counts distinct users for few issues (a first pick, then those that can still
+    reach the list): it must be the head of the full ranking, row for row."""
+    full = report(synced, "users", *args)  # every issue: no shortcut can matter
+    assert len(full) > 10
+    for limit in (1, 3, 10):
+        result = CliRunner().invoke(cli, ["report", "users", *args, "--limit", str(limit), "--db", str(synced.path),
+                                          "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == full[:limit]
+
+
+def test_report_users_counts_issues_left_out_of_the_first_pick(tmp_path):
+    """Users are counted first for the issues with the most events; an issue with fewer events but
+    more users than the bound that gives must still be counted, and win."""
+    from sentry_mirror.analytics import Filters, run_report
+
+    path = tmp_path / "few.duckdb"
+    store = Store(str(path))
+    with store.transaction() as con:
+        con.execute("INSERT INTO projects SELECT 's', '1', 'app', 'App', 'python', TIMESTAMP '2025-01-01', "
+                    "TIMESTAMP '2025-01-01', '{}', now()::TIMESTAMP")
+        # A has 10 events of one user, B 9 of one user, C 8 events of 8 users, D 1 event.
+        shape = {"A": (10, 1), "B": (9, 1), "C": (8, 8), "D": (1, 1)}
+        for issue, (events, users) in shape.items():
+            con.execute("""INSERT INTO events (source, event_id, issue_id, project_id, date_created, date_received,
+                                               release, environment, level, platform, title, user_id, raw, synced_at)
+                           SELECT 's', ? || n, ?, '1', TIMESTAMP '2025-01-02' + INTERVAL (n) MINUTE,
+                                  TIMESTAMP '2025-01-02', 'app@1', 'production', 'error', 'python', 'Error ' || ?,
+                                  'u' || (n % ?), '{}', now()::TIMESTAMP FROM range(?) t(n)""",
+                        [issue, issue, issue, users, events])
+        con.execute("""INSERT INTO issues (source, id, short_id, project_id, title, culprit, level, status, substatus,
+                                           type, platform, first_seen, last_seen, times_seen, user_count, raw,
+                                           synced_at)
+                       SELECT source, issue_id, 'APP-' || issue_id, '1', any_value(title), 'main', 'error',
+                              'unresolved', NULL, 'error', 'python', min(date_created), max(date_created), count(*),
+                              count(DISTINCT user_id), '{}', now()::TIMESTAMP FROM events GROUP BY ALL""")
+        con.execute("UPDATE issues SET times_seen = times_seen + 1 WHERE id = 'A'")  # one event not stored
+    store.create_views()
+    store.close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        full = run_report(con, "users", Filters(limit=1_000_000))
+        assert list(full["issue_id"]) == ["C", "A", "B", "D"] and list(full["users"]) == [8, 1, 1, 1]
+        for limit in (1, 2, 3):
+            pd.testing.assert_frame_equal(run_report(con, "users", Filters(limit=limit)), full.head(limit))
+        # events_missing compares all of an issue's stored events with Sentry's count, filtered or not.
+        assert dict(zip(full["issue_id"], full["events_missing"])) == {"A": True, "B": False, "C": False, "D": False}
+        later = run_report(con, "users", Filters(since=datetime(2025, 1, 2, 0, 5), limit=10))
+        assert dict(zip(later["issue_id"], later["events"])) == {"A": 5, "B": 4, "C": 3}
+        assert dict(zip(later["issue_id"], later["events_missing"])) == {"A": True, "B": False, "C": False}
+    finally:
+        con.close()
+
+
 def test_affected_users_view_against_truth_and_sentry(synced):
     first = synced.rows.groupby("issue_id")["date_created"].min()
     whole = set(first[first > synced.cutoff + timedelta(days=1)].index)  # every event still served
