@@ -206,6 +206,49 @@ def test_release_regressions_compares_with_the_previous_release(synced):
             assert n == events.get(release, 0), release
 
 
+REGRESSIONS_COLUMNS = ("project, release, date_created AS created, new_issues, sentry_new_groups, regressed_issues, "
+                       "events, affected_users, previous_release, previous_new_issues, previous_regressed_issues, "
+                       "previous_events, events_change, affected_users_change")
+
+
+def test_report_regressions_lists_the_view_rows(synced):
+    """The report counts only the releases it lists (and those before them): the same rows as the
+    release_regressions view filtered, ordered and cut by hand."""
+    from sentry_mirror.analytics import Filters, run_report
+
+    con = duckdb.connect(str(synced.path), read_only=True)
+    try:
+        releases = [r for r, in con.execute("SELECT release FROM release_regressions "
+                                            "ORDER BY date_created, release").fetchall()]
+        project = con.execute("SELECT project FROM release_regressions "
+                              "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
+        middle = synced.cutoff + timedelta(days=30)
+        cases = [Filters(limit=1_000_000), Filters(limit=3), Filters(limit=1), Filters(project=project, limit=2),
+                 Filters(project=project, limit=1_000_000), Filters(release=releases[len(releases) // 2]),
+                 Filters(release=releases[0]), Filters(since=synced.cutoff, until=middle, limit=4),
+                 Filters(project=project, since=middle, limit=1_000_000),
+                 Filters(until=synced.cutoff - timedelta(days=400))]  # none
+        compared = 0
+        for f in cases:
+            got = run_report(con, "regressions", f)
+            want = con.execute(f"""
+                SELECT {REGRESSIONS_COLUMNS} FROM release_regressions
+                WHERE (?::VARCHAR IS NULL OR project = ?) AND (?::VARCHAR IS NULL OR release = ?)
+                  AND (?::TIMESTAMP IS NULL OR date_created >= ?) AND (?::TIMESTAMP IS NULL OR date_created < ?)
+                ORDER BY date_created DESC NULLS LAST, project, release LIMIT ?""",
+                [f.project, f.project, f.release, f.release, f.since, f.since, f.until, f.until, f.limit]).df()
+            pd.testing.assert_frame_equal(got, want, check_exact=True)
+            compared += len(got)
+            if f == Filters(limit=1_000_000):
+                assert len(got) == len(releases)
+        # The comparison meant something: users counted, previous releases compared.
+        whole = run_report(con, "regressions", Filters(limit=3))
+        assert compared > len(releases) and whole["affected_users"].sum() > 0
+        assert whole["previous_release"].notna().all() and whole["affected_users_change"].ne(0).any()
+    finally:
+        con.close()
+
+
 # ----- affected_users and `report users` --------------------------------------------------------
 
 def test_report_users_counts_distinct_users_per_issue(synced):
@@ -220,6 +263,63 @@ def test_report_users_counts_distinct_users_per_issue(synced):
     short = CliRunner().invoke(cli, ["report", "users", "--since", since.isoformat(), "--limit", "5",
                                      "--db", str(synced.path), "--format", "json"])
     assert [r["issue_id"] for r in json.loads(short.stdout)] == ranked
+
+
+@pytest.mark.parametrize("args", [[], ["--environment", "production"], ["--project", "backend"],
+                                  ["--environment", "staging", "--since", "30d"]])
+def test_report_users_short_list_is_the_head_of_the_long_one(synced, args):
+    """A short list counts distinct users for few issues (a first pick, then those that can still
+    reach the list): it must be the head of the full ranking, row for row."""
+    full = report(synced, "users", *args)  # every issue: no shortcut can matter
+    assert len(full) > 10
+    for limit in (1, 3, 10):
+        result = CliRunner().invoke(cli, ["report", "users", *args, "--limit", str(limit), "--db", str(synced.path),
+                                          "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == full[:limit]
+
+
+def test_report_users_counts_issues_left_out_of_the_first_pick(tmp_path):
+    """Users are counted first for the issues with the most events; an issue with fewer events but
+    more users than the bound that gives must still be counted, and win."""
+    from sentry_mirror.analytics import Filters, run_report
+
+    path = tmp_path / "few.duckdb"
+    store = Store(str(path))
+    with store.transaction() as con:
+        con.execute("INSERT INTO projects SELECT 's', '1', 'app', 'App', 'python', TIMESTAMP '2025-01-01', "
+                    "TIMESTAMP '2025-01-01', '{}', now()::TIMESTAMP")
+        # A has 10 events of one user, B 9 of one user, C 8 events of 8 users, D 1 event.
+        shape = {"A": (10, 1), "B": (9, 1), "C": (8, 8), "D": (1, 1)}
+        for issue, (events, users) in shape.items():
+            con.execute("""INSERT INTO events (source, event_id, issue_id, project_id, date_created, date_received,
+                                               release, environment, level, platform, title, user_id, raw, synced_at)
+                           SELECT 's', ? || n, ?, '1', TIMESTAMP '2025-01-02' + INTERVAL (n) MINUTE,
+                                  TIMESTAMP '2025-01-02', 'app@1', 'production', 'error', 'python', 'Error ' || ?,
+                                  'u' || (n % ?), '{}', now()::TIMESTAMP FROM range(?) t(n)""",
+                        [issue, issue, issue, users, events])
+        con.execute("""INSERT INTO issues (source, id, short_id, project_id, title, culprit, level, status, substatus,
+                                           type, platform, first_seen, last_seen, times_seen, user_count, raw,
+                                           synced_at)
+                       SELECT source, issue_id, 'APP-' || issue_id, '1', any_value(title), 'main', 'error',
+                              'unresolved', NULL, 'error', 'python', min(date_created), max(date_created), count(*),
+                              count(DISTINCT user_id), '{}', now()::TIMESTAMP FROM events GROUP BY ALL""")
+        con.execute("UPDATE issues SET times_seen = times_seen + 1 WHERE id = 'A'")  # one event not stored
+    store.create_views()
+    store.close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        full = run_report(con, "users", Filters(limit=1_000_000))
+        assert list(full["issue_id"]) == ["C", "A", "B", "D"] and list(full["users"]) == [8, 1, 1, 1]
+        for limit in (1, 2, 3):
+            pd.testing.assert_frame_equal(run_report(con, "users", Filters(limit=limit)), full.head(limit))
+        # events_missing compares all of an issue's stored events with Sentry's count, filtered or not.
+        assert dict(zip(full["issue_id"], full["events_missing"])) == {"A": True, "B": False, "C": False, "D": False}
+        later = run_report(con, "users", Filters(since=datetime(2025, 1, 2, 0, 5), limit=10))
+        assert dict(zip(later["issue_id"], later["events"])) == {"A": 5, "B": 4, "C": 3}
+        assert dict(zip(later["issue_id"], later["events_missing"])) == {"A": True, "B": False, "C": False}
+    finally:
+        con.close()
 
 
 def test_affected_users_view_against_truth_and_sentry(synced):

@@ -2,7 +2,8 @@
 -- The `report top` query: the issues with the most stored events among those that pass the
 -- filters, with their users, status, and resolutions as the mirror saw them (issue_resolutions).
 -- Counting events per issue is cheap; distinct users are counted only for the issues shown.
-WITH matching AS (
+-- `matching` is not materialized: the events are scanned again, filters pushed down, for the users.
+WITH matching AS NOT MATERIALIZED (
     SELECT * FROM matching_events($project::VARCHAR, $environment::VARCHAR, $release::VARCHAR,
                                   $since::TIMESTAMP, $until::TIMESTAMP)
 ),
@@ -11,8 +12,9 @@ top AS (
     ORDER BY events DESC, issue_id LIMIT $limit
 ),
 users AS (
-    SELECT source, issue_id, count(DISTINCT user_id) AS users FROM matching
-    WHERE issue_id IN (SELECT issue_id FROM top) GROUP BY ALL
+    SELECT m.source, m.issue_id, count(DISTINCT m.user_id) AS users FROM matching m
+    SEMI JOIN top ON top.source = m.source AND top.issue_id = m.issue_id
+    GROUP BY ALL
 ),
 res AS (
     SELECT source, issue_id, count(*) FILTER (WHERE regressed_later) AS regressions,

@@ -10,7 +10,15 @@
 -- Regressed in R: the mirror saw the issue resolved, and its first stored event after that carries
 --   R. A regression that happened before the mirror ever saw the issue resolved is not attributed
 --   (the API tells its release only in each issue's activity, which the mirror does not read).
-CREATE OR REPLACE VIEW release_regressions AS
+-- Built as the table macro release_regressions_for(project_slug, release_version, created_since,
+-- created_until, max_rows): the releases that pass the filters (NULL means "any"), the newest
+-- max_rows of them (by date_created DESC NULLS LAST, project, release, as `report regressions`
+-- lists them). Events, users, new and regressed issues are counted for those releases and the
+-- releases before them only, so a short list does not count distinct users over every release.
+--   SELECT * FROM release_regressions_for('backend', NULL, TIMESTAMP '2025-01-01', NULL, 10);
+-- The view is the macro with no filter: every release.
+CREATE OR REPLACE MACRO release_regressions_for(project_slug, release_version, created_since, created_until,
+                                                max_rows) AS TABLE
 WITH rel AS (
     SELECT source, unnest(project_ids) AS project_id, version AS release, date_created, date_released, new_groups
     FROM releases
@@ -18,6 +26,22 @@ WITH rel AS (
 ordered AS (
     SELECT *, lag(release) OVER (PARTITION BY source, project_id ORDER BY date_created, release) AS previous_release
     FROM rel
+),
+shown AS (
+    SELECT o.source, o.project_id, o.release, o.previous_release
+    FROM ordered o
+    LEFT JOIN projects p ON p.source = o.source AND p.id = o.project_id
+    WHERE (project_slug IS NULL OR p.slug = project_slug)
+      AND (release_version IS NULL OR o.release = release_version)
+      AND (created_since IS NULL OR o.date_created >= created_since)
+      AND (created_until IS NULL OR o.date_created < created_until)
+    ORDER BY o.date_created DESC NULLS LAST, p.slug, o.release
+    LIMIT max_rows
+),
+needed AS (  -- the shown releases and the ones before them, whose figures are compared
+    SELECT source, project_id, release FROM shown
+    UNION
+    SELECT source, project_id, previous_release FROM shown WHERE previous_release IS NOT NULL
 ),
 first_event AS (
     SELECT source, issue_id, min(date_created) AS first_at, arg_min(release, date_created) AS release
@@ -45,15 +69,22 @@ regressed AS (
     SELECT source, project_id, release, count(DISTINCT issue_id) AS n FROM regressions WHERE release IS NOT NULL
     GROUP BY ALL
 ),
+per_user AS (  -- events per release and user: one pass gives both the events and the distinct users
+    SELECT e.source, e.project_id, e.release, e.user_id, count(*) AS events
+    FROM events e
+    SEMI JOIN needed n ON n.source = e.source AND n.project_id = e.project_id AND n.release = e.release
+    WHERE e.release IS NOT NULL GROUP BY ALL
+),
 ev AS (
-    SELECT source, project_id, release, count(*) AS events, count(DISTINCT user_id) AS users
-    FROM events WHERE release IS NOT NULL GROUP BY ALL
+    SELECT source, project_id, release, sum(events)::BIGINT AS events, count(user_id) AS users
+    FROM per_user GROUP BY ALL
 ),
 per_release AS (
     SELECT o.source, o.project_id, o.release, o.previous_release, o.date_created, o.date_released, o.new_groups,
            coalesce(n.n, 0) AS new_issues, coalesce(g.n, 0) AS regressed_issues,
            coalesce(ev.events, 0) AS events, coalesce(ev.users, 0) AS affected_users
     FROM ordered o
+    SEMI JOIN needed USING (source, project_id, release)
     LEFT JOIN new_issues n ON n.source = o.source AND n.project_id = o.project_id AND n.release = o.release
     LEFT JOIN regressed g ON g.source = o.source AND g.project_id = o.project_id AND g.release = o.release
     LEFT JOIN ev ON ev.source = o.source AND ev.project_id = o.project_id AND ev.release = o.release
@@ -66,5 +97,9 @@ SELECT r.source, p.slug AS project, r.project_id, r.release, r.date_created, r.d
        r.events - coalesce(prev.events, 0) AS events_change,
        r.affected_users - coalesce(prev.affected_users, 0) AS affected_users_change
 FROM per_release r
+SEMI JOIN shown USING (source, project_id, release)
 LEFT JOIN per_release prev ON prev.source = r.source AND prev.project_id = r.project_id AND prev.release = r.previous_release
 LEFT JOIN projects p ON p.source = r.source AND p.id = r.project_id;
+
+CREATE OR REPLACE VIEW release_regressions AS
+SELECT * FROM release_regressions_for(NULL, NULL, NULL, NULL, NULL);
