@@ -134,7 +134,10 @@ class SentryClient:
         # The server's clock less ours, to better than the Date header's whole second: Date is the
         # server time rounded down, so each response bounds the offset from below, and the largest
         # such bound (a response just after the server's second ticked) is within a request's latency.
+        # Trusted only once the server's clock is seen to run with ours (a test server's may stand still).
         self._clock_offset: float | None = None
+        self._clock_anchor: tuple[float, float] | None = None  # (Date, our time) it is checked against
+        self._clock_runs = False
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
         self.concurrent_limit: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit, once seen
 
@@ -314,11 +317,9 @@ class SentryClient:
         server = _date_header(response)
         if server is not None:
             self.server_now = server
-            bound = server - time.time()
+            local = time.time()
             with self._lock:
-                off = self._clock_offset
-                # a clock that jumped (by more than the rounding) starts the estimate over
-                self._clock_offset = bound if off is None or abs(bound - off) > 2.0 else max(off, bound)
+                self._track_clock(server, local)
         limit = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentLimit")
         if limit is not None and limit > 0:
             self.concurrent_limit = limit
@@ -335,6 +336,17 @@ class SentryClient:
             with self._lock:
                 self._not_before = max(self._not_before, time.monotonic() + delay)
 
+    def _track_clock(self, server: float, local: float) -> None:
+        bound = server - local
+        anchor = self._clock_anchor
+        if anchor is None or abs((server - anchor[0]) - (local - anchor[1])) > 1.5:
+            # first look, or a clock that stands still or jumped: start over, trust nothing yet
+            self._clock_anchor, self._clock_offset, self._clock_runs = (server, local), bound, False
+            return
+        self._clock_offset = max(self._clock_offset, bound)
+        if local - anchor[1] >= 2.0:
+            self._clock_runs = True
+
     def _reset_delay(self, response: requests.Response) -> float | None:
         """Seconds until the rate-limit window resets, on the server's own clock: the Reset header
         minus the same response's Date header, so a skewed local clock cannot stretch the wait."""
@@ -344,9 +356,9 @@ class SentryClient:
         now_on_server = _date_header(response)
         if now_on_server is None:
             now_on_server = time.time()
-        elif self._clock_offset is not None:
-            # the same server clock, read finer: never earlier than this response's Date said
-            now_on_server = max(now_on_server, time.time() + self._clock_offset)
+        elif self._clock_runs and self._clock_offset is not None:
+            # the same server clock, read finer: not before this response's Date, nor a second past it
+            now_on_server = max(now_on_server, min(time.time() + self._clock_offset, now_on_server + 1.0))
         return max(0.0, min(reset - now_on_server, self.backoff_cap)) + 0.05
 
     def _backoff(self, attempt: int, response: requests.Response | None, why: str) -> None:

@@ -90,6 +90,7 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "project_events": (lambda v: isinstance(v, dict) and all(x in EVENT_POLICIES for x in v.values()),
                        "a table mapping project slugs to one of " + ", ".join(sorted(EVENT_POLICIES))),
     "concurrency": (_whole(1, 32), "a whole number from 1 to 32"),
+    "refresh_per_project": (_whole(0, 10**7), "a whole number (0 re-reads every known issue each sync)"),
 }
 SCHEDULE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "cron": (_cron_ok, "a crontab line in quotes with five fields, e.g. '0 3 * * *'"),
@@ -209,6 +210,7 @@ class Source:
     events_sample: int = 10
     project_events: dict[str, str] = field(default_factory=dict)
     concurrency: int = 4
+    refresh_per_project: int = 500
     origins: dict[str, str] = field(default_factory=dict, repr=False)  # setting -> where its value came from
 
 

@@ -15,6 +15,8 @@ from datetime import datetime
 import duckdb
 
 _local = threading.local()
+_shared: duckdb.DuckDBPyConnection | None = None  # one small in-memory database; a cursor per thread
+_shared_lock = threading.Lock()
 
 # One parse: the array's objects reduced to their creation time (Sentry camelCase or GlitchTip
 # snake_case). Text that is not JSON raises; JSON that is not an array gives NULL.
@@ -42,7 +44,11 @@ def inspect(body: bytes) -> RawPage:
         raise ValueError("the body is not a JSON array")
     con = getattr(_local, "con", None)
     if con is None:
-        con = _local.con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "128MB"})
+        global _shared
+        with _shared_lock:
+            if _shared is None:
+                _shared = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "32MB"})
+            con = _local.con = _shared.cursor()
     try:
         row = con.execute(_INSPECT, {"text": text}).fetchone()
     except duckdb.Error as exc:

@@ -4,6 +4,7 @@ scheduler all call."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import signal
 import threading
@@ -24,10 +25,23 @@ def client_for(source: Source) -> SentryClient:
                         verify=source.verify, extra_headers=source.headers)
 
 
+def give_large_blocks_back() -> None:
+    """Ask glibc to map every block over 128 KB on its own, so freeing it returns it to the system.
+
+    A sync holds pages of event text (half a megabyte each) on several threads. glibc raises its
+    mmap threshold after the first such block is freed and from then on keeps freed pages in
+    per-thread arenas, so the syncer's memory climbed with every thread (medium scale: 284 MB peak;
+    253 MB with this). Elsewhere than glibc, nothing to do.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+
+
 def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None = None,
              progress: Callable[[str], None] | None = None, wait: bool = False,
              observer: Any = None) -> list[SyncResult]:
     results = []
+    give_large_blocks_back()
     if config.db != ":memory:":
         check_store_path(config.db)
     with writer_lock(config.db, wait=wait, stop=stop, on_wait=progress or log.warning):
@@ -36,7 +50,8 @@ def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None
             for source in config.sources:
                 options = SyncOptions(full=full, overlap=timedelta(minutes=source.overlap_minutes),
                                       events=source.events, events_sample=source.events_sample,
-                                      project_events=source.project_events, concurrency=source.concurrency)
+                                      project_events=source.project_events, concurrency=source.concurrency,
+                                      refresh_per_project=source.refresh_per_project)
                 client = client_for(source)
                 try:
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None

@@ -15,6 +15,7 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import logging
@@ -49,6 +50,8 @@ class SyncOptions:
     events_sample: int = 10
     project_events: dict[str, str] = field(default_factory=dict)  # project slug -> policy
     concurrency: int = 4  # issues whose events are read at once
+    # Known issues re-read per project and sync for status changes without a new event (0: all).
+    refresh_per_project: int = 500
 
 
 @dataclass
@@ -109,13 +112,15 @@ class WriteBuffer:
     the per-statement cost; a kill loses at most the unflushed pages, which are fetched again.
     """
 
-    def __init__(self, store: Store, source: str, *, max_rows: int = 1000, max_bytes: int = 8 << 20,
-                 max_seconds: float = 2.0, on_written: Callable[[str, int], None] | None = None):
+    def __init__(self, store: Store, source: str, *, max_rows: int = 500, max_page_rows: int = 1000,
+                 max_bytes: int = 8 << 20, max_seconds: float = 2.0,
+                 on_written: Callable[[str, int], None] | None = None):
         self.store, self.source = store, source
         self.on_written = on_written  # told how many objects of raw pages were new or changed
         # A batch of 1,000 full events (about 5 MB of JSON) is where DuckDB's per-statement cost is
         # spread thin while the parse of a batch still fits its memory limit with room to spare.
-        self.max_rows, self.max_bytes, self.max_seconds = max_rows, max_bytes, max_seconds
+        self.max_rows, self.max_page_rows, self.max_bytes = max_rows, max_page_rows, max_bytes
+        self.max_seconds = max_seconds
         self.rows: dict[str, list[tuple[Any, dict | None]]] = {}
         self.pages: dict[str, list[tuple[str, dict | None]]] = {}  # raw pages (Store.upsert_pages)
         self._page_rows = self._page_bytes = 0
@@ -150,8 +155,8 @@ class WriteBuffer:
 
     def maybe_flush(self) -> None:
         """Flush a full or old batch; and when a reader waits, flush now and let go of the file."""
-        pending = sum(len(v) for v in self.rows.values()) + self._page_rows
-        if pending >= self.max_rows or self._page_bytes >= self.max_bytes or \
+        pending = sum(len(v) for v in self.rows.values())
+        if pending >= self.max_rows or self._page_rows >= self.max_page_rows or self._page_bytes >= self.max_bytes or \
                 (self.states and time.monotonic() - self._since >= self.max_seconds):
             self.flush()
         elif self.store.readers_waiting():
@@ -530,6 +535,7 @@ class Syncer:
         stale = [i for i in known if i not in seen]
         if not stale:
             return
+        stale = self._refresh_share(stale)
         self.progress(f"issue status ({len(stale)} known)…")
         path = ep.ISSUES.path.format(org=self.org)
         # Near the edge of retention an issue may drop out of the window rather than be deleted.
@@ -561,6 +567,27 @@ class Syncer:
                 self._store_refresh(page.items, [], now, safe_horizon)
             # the walk was whole: what it did not list is gone
             self._store_refresh([], [i for i in stale if i not in returned], now, safe_horizon)
+
+    def _refresh_share(self, stale: list[str]) -> list[str]:
+        """This sync's share of the known issues to re-read, so that a sync with nothing new costs
+        the same few requests per project however many issues the store holds: at most
+        `refresh_per_project` per project, taken in id order from where the last sync stopped and
+        wrapping round. With fewer stale issues than that, all of them, every sync."""
+        per_project = self.options.refresh_per_project
+        if not per_project:
+            return stale
+        projects = self.store.con.execute("SELECT count(*) FROM projects WHERE source = ?", [self.source]).fetchone()[0]
+        budget = per_project * max(1, projects)
+        if len(stale) <= budget:
+            return stale
+        after = ((self.store.get_state(self.source, "issue_status", "") or {}).get("extra") or {}).get("after")
+        start = bisect.bisect_right(stale, after) if after else 0
+        share = (stale[start:] + stale[:start])[:budget]
+        self.buffer.state("state", "issue_status", "", watermark=None, cursor=None, params=None,
+                          extra={"after": share[-1]})
+        log.info("re-reading %d of %d known issues this sync (refresh_per_project = %d)", len(share), len(stale),
+                 per_project)
+        return sorted(share)
 
     def _store_refresh(self, items: list[dict], missing: list[str], now: datetime, safe_horizon: datetime) -> None:
         with self.store.transaction():

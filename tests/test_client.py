@@ -190,21 +190,26 @@ def _response(date: float, **headers) -> "requests.Response":
 
 def test_wait_for_reset_reads_the_servers_clock_finer_than_the_date_header(monkeypatch):
     """Date says whole seconds: near a second's end, Reset - Date overstates the wait by almost a
-    second (half the throughput under a 1-second window). A response just after the server's
-    second ticked pins its clock; later waits are measured from it, and never start earlier."""
+    second (half the throughput under a 1-second window). Once the server's clock is seen to run
+    with ours, a response just after its second ticked pins it, and later waits are measured from
+    that; a clock that stands still (or jumps) is not trusted past its Date."""
     import sentry_mirror.client as client_module
 
     local = {"now": 5_000.0}
     monkeypatch.setattr(client_module.time, "time", lambda: local["now"])
     client = SentryClient("http://127.0.0.1:9", TOKEN)
-    client._observe(_response(SERVER_NOW))  # received as the server's second began
-    local["now"] += 0.9  # the server is now at SERVER_NOW + 0.9, its Date still says SERVER_NOW
-    late = _response(SERVER_NOW, X_Sentry_Rate_Limit_Reset=str(SERVER_NOW + 1))
+    for tick in range(4):  # the server's second ticks as ours do; each answer arrives just after
+        client._observe(_response(SERVER_NOW + tick))
+        local["now"] += 1.0
+    local["now"] -= 1.0 - 0.9  # now 0.9 s into the server's second SERVER_NOW + 3
+    late = _response(SERVER_NOW + 3, X_Sentry_Rate_Limit_Reset=str(SERVER_NOW + 4))
     assert client._reset_delay(late) == pytest.approx(0.1 + 0.05, abs=0.01)
-    # without that first response, the same answer must be read the safe way: a whole second
+    # without evidence that the clock runs, the same answer is read the safe way: a whole second
     fresh = SentryClient("http://127.0.0.1:9", TOKEN)
+    fresh._observe(_response(SERVER_NOW + 3))
     assert fresh._reset_delay(late) == pytest.approx(1.0 + 0.05, abs=0.01)
-    # a Date later than the estimate wins (the wait is never shorter than Reset - Date allows)
-    local["now"] += 0.05
-    assert client._reset_delay(_response(SERVER_NOW + 1, X_Sentry_Rate_Limit_Reset=str(SERVER_NOW + 2))) \
-        == pytest.approx(1.0 + 0.05, abs=0.06)
+    # a server clock standing still (a test server's) is noticed, and trusted no further than Date
+    for _ in range(3):
+        local["now"] += 1.0
+        client._observe(_response(SERVER_NOW + 3))
+    assert client._reset_delay(late) == pytest.approx(1.0 + 0.05, abs=0.01)

@@ -89,3 +89,41 @@ def test_projects_not_read_whole_are_left_to_their_policy(policy):
             assert sum(n for k, n in used.items() if ISSUE_WALK in k) > 0
             per_issue = store.con.execute("SELECT max(n) FROM (SELECT count(*) n FROM events GROUP BY issue_id)").fetchone()[0]
             assert per_issue <= 10
+
+
+def test_status_refresh_is_shared_out_over_syncs_when_the_store_is_large(monkeypatch):
+    """A sync with nothing new re-reads at most refresh_per_project known issues per project,
+    continuing where the last sync stopped: every issue is re-read within a few syncs."""
+    from sentry_mirror.sync import Syncer
+
+    calls: list[tuple[list[str], list[str]]] = []
+    original = Syncer._refresh_share
+
+    def spy(self, stale):
+        share = original(self, stale)
+        calls.append((list(stale), share))
+        return share
+
+    monkeypatch.setattr(Syncer, "_refresh_share", spy)
+    with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu)
+        budget = 2 * len(emu.truth()["projects"])
+        calls.clear()
+        syncs = 4
+        for _ in range(syncs):
+            sync(store, emu, refresh_per_project=2)
+        stale = set().union(*(set(s) for s, _ in calls))
+        assert len(stale) > budget  # the budget binds at this scale
+        assert all(len(share) == budget for _, share in calls), calls
+        assert len({i for _, share in calls for i in share}) == min(len(stale), syncs * budget)
+        # a status changed quietly is seen within enough syncs
+        emu.advance(6)
+        truth = emu.truth()["issues"]
+        for _ in range(-(-len(truth) // budget) + 1):
+            sync(store, emu, refresh_per_project=2)
+        stored = dict(store.con.execute("SELECT id, status FROM issues").fetchall())
+        assert all(stored[i] == v["status"] for i, v in truth.items() if i in stored)
+        calls.clear()
+        sync(store, emu)  # the default budget covers a small store whole, every sync
+        assert calls and calls[0][0] == calls[0][1]

@@ -137,9 +137,12 @@ def notebook_runs(db: str, stop: threading.Event, runs: list, failures: list) ->
 
 def start_emulator(scale: str, seed: int, token: str) -> tuple[subprocess.Popen, str, str]:
     """The emulator in a process of its own, as a real server would be: in this process its
-    threads would compete with the readers for the interpreter and blur their timings."""
+    threads would compete with the readers for the interpreter and blur their timings. It limits
+    requests to 15 a second: unlimited, a small first sync writes its events in a few batches of
+    a thousand, over before the readers have looked twice."""
     proc = subprocess.Popen([sys.executable, "-m", "sentry_mirror.cli", "emulator", "--port", "0", "--seed",
-                             str(seed), "--scale", scale, "--token", token], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                             str(seed), "--scale", scale, "--token", token, "--rate-limit", "15"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
     info = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(3))
     return proc, info["base URL"], info["organization"]
 

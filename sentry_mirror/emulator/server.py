@@ -152,14 +152,20 @@ class Emulator:
         self.token = token
         self.flavor = flavor
         self.faults = FaultRegistry(seed)
-        self.limiter = RateLimiter(rate_limit, concurrent_limit, strict_limits,
-                                   clock=lambda: self.world.now_ms / 1000)
+        self._born = time.monotonic()
+        self.limiter = RateLimiter(rate_limit, concurrent_limit, strict_limits, clock=self.server_time)
         self.requests = RequestLog()
         self.api = Api(self.world, project_event_days=project_event_days)
         self._port = port
         self._revoked: set[str] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def server_time(self) -> float:
+        """The server's clock, as Date and X-Sentry-Rate-Limit-Reset tell it: the world's virtual
+        time, running with real time since the emulator started (a real server's clock runs; data
+        and windows stay on the virtual clock, which only `advance` moves)."""
+        return self.world.now_ms / 1000 + (time.monotonic() - self._born)
 
     # ----- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Emulator":
@@ -397,8 +403,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def date_time_string(self, timestamp=None):
-        """`Date` follows the emulator's virtual clock."""
-        return formatdate(self.server.emulator.world.now_ms / 1000, usegmt=True)
+        """`Date` follows the emulator's server clock (its virtual time, running)."""
+        return formatdate(self.server.emulator.server_time(), usegmt=True)
 
     def do_GET(self):
         self._dispatch()

@@ -22,18 +22,26 @@ FROM (
     FROM (SELECT unnest(from_json(p, '["JSON"]')) AS j, ctx::JSON AS ctx FROM _incoming)
 );
 
--- The last copy of each event in the batch, when it is new or differs from the stored one.
+-- The last copy of each event in the batch, when it is new or differs from the stored one (by the
+-- payload's hash: the stored payloads themselves are never read back).
 CREATE OR REPLACE TEMP TABLE _changed AS
-WITH latest AS (SELECT event_id, max(rowid) AS r FROM _events WHERE event_id IS NOT NULL GROUP BY event_id)
-SELECT l.event_id, l.r, s.event_id IS NOT NULL AS existed
-FROM latest l
-LEFT JOIN events s ON s.source = $source AND s.event_id = l.event_id
-WHERE s.event_id IS NULL OR s.raw IS DISTINCT FROM (SELECT j FROM _events WHERE rowid = l.r);
+WITH batch AS (
+    SELECT e.event_id, e.rowid AS r, hash(e.j) AS h
+    FROM _events e SEMI JOIN (SELECT max(rowid) AS r FROM _events WHERE event_id IS NOT NULL GROUP BY event_id) l
+         ON l.r = e.rowid
+),
+stored AS (
+    SELECT event_id, raw_hash FROM events
+    WHERE source = $source AND event_id IN (SELECT event_id FROM batch)
+)
+SELECT b.event_id, b.r, b.h, s.event_id IS NOT NULL AS existed
+FROM batch b LEFT JOIN stored s ON s.event_id = b.event_id
+WHERE s.event_id IS NULL OR s.raw_hash IS DISTINCT FROM b.h;
 
 DELETE FROM events WHERE source = $source AND event_id IN (SELECT event_id FROM _changed WHERE existed);
 
 INSERT INTO events
-SELECT $source, event_id,
+SELECT $source, e.event_id,
        coalesce(s.groupID, s.group_id, ctx->>'issue_id'),
        coalesce(s.projectID, s.project_id),
        iso_ts(coalesce(s.dateCreated, s.date_created)),
@@ -45,5 +53,5 @@ SELECT $source, event_id,
        coalesce(s.level, list_filter(s.tags, lambda t: t.key = 'level')[1].value),
        s.platform, s.title, s.message, s.location,
        s.user.id, s.user.email, s.user.username, coalesce(s.user.ip_address, s.user.ipAddress),
-       j, $synced_at, s.sdk.name, s.sdk.version
-FROM _events WHERE rowid IN (SELECT r FROM _changed);
+       j, $synced_at, s.sdk.name, s.sdk.version, c.h
+FROM _events e JOIN _changed c ON c.r = e.rowid;
