@@ -96,16 +96,15 @@ class RateLimiter:
         else:
             key, limit, window = caller, self.limit or DEFAULT_RATE_LIMIT, 1
             concurrency, enforced = self.concurrent_limit or CONCURRENT_LIMIT, self.limit is not None
-        now = int(time.time())
+        now = int(self.clock())  # windows run on the server's clock, whole seconds, as Date tells it
         start = now - now % window
         with self._lock:
             begun, used = self._windows.get(key, (start, 0))
             used = (used if begun == start else 0) + 1
             self._windows[key] = (start, used)
             flying = self._in_flight[key] = self._in_flight.get(key, 0) + 1
-        # Windows run on real time; Reset is told on the server's clock, like the Date header, so a
-        # client computing Reset - Date waits exactly until the window opens.
-        reset = math.ceil(self.clock() + (start + window - time.time()))
+        # Reset is the next window's first second on that clock, as a real server tells it.
+        reset = start + window
         ticket = Ticket(key, limit, window, max(0, limit - used), reset, concurrency,
                         max(0, concurrency - flying))
         if enforced and used > limit:
