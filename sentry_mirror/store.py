@@ -260,8 +260,6 @@ class Store:
         pairs = _dedupe(zip(items, ctx), ENTITY_KEYS[entity])
         if not pairs:
             return 0
-        now = utcnow()
-        params = {"source": source, "synced_at": now, "observed_at": observed_at or now}
         before, after = COMPANIONS.get(entity, ((), ()))
         with self.transaction() as con:
             try:
@@ -270,13 +268,22 @@ class Store:
                             "SELECT unnest($rows::JSON[]) AS j, unnest($ctx::JSON[]) AS ctx",
                             {"rows": [json.dumps(item, ensure_ascii=False) for item, _ in pairs],
                              "ctx": [ctx for _, ctx in pairs]})
-                for name in (*before, entity, *after):
-                    for statement in _statements(load_sql("upserts", name)):
-                        con.execute(statement, _params_for(statement, params))
+                self._run_upserts(con, (*before, entity, *after), source, observed_at)
                 con.execute("DROP TABLE _page")
             except duckdb.Error as exc:
                 raise StoreError(f"could not store {len(pairs)} {entity}: {_first_line(exc)}") from None
         return len(pairs)
+
+    def _run_upserts(self, con: duckdb.DuckDBPyConnection, names: Iterable[str], source: str,
+                     observed_at: datetime | None) -> None:
+        """Run `sql/upserts/<name>.sql` files in order, each statement timed (statement_seconds)."""
+        now = utcnow()
+        params = {"source": source, "synced_at": now, "observed_at": observed_at or now}
+        started = time.perf_counter()
+        for name in names:
+            for n, statement in enumerate(_statements(load_sql("upserts", name)), 1):
+                con.execute(statement, _params_for(statement, params))
+                started = self._clock(f"{name}.sql #{n}", started)
 
     def upsert_pages(self, entity: str, pages: list[tuple[str, dict | None]], *, source: str,
                      observed_at: datetime | None = None) -> int:
@@ -285,8 +292,6 @@ class Store:
         objects were new or changed."""
         if not pages:
             return 0
-        now = utcnow()
-        params = {"source": source, "synced_at": now, "observed_at": observed_at or now}
         before, after = COMPANIONS.get(entity, ((), ()))
         with self.transaction() as con:
             try:
@@ -295,16 +300,10 @@ class Store:
                 con.execute("CREATE OR REPLACE TEMP TABLE _incoming (p VARCHAR, ctx VARCHAR)")
                 con.executemany("INSERT INTO _incoming VALUES (?, ?)",
                                 [[text, json.dumps(c, sort_keys=True) if c else None] for text, c in pages])
-                started = self._clock("pages in", started)
-                for name in (*before, entity):
-                    for n, statement in enumerate(_statements(load_sql("upserts", name)), 1):
-                        con.execute(statement, _params_for(statement, params))
-                        started = self._clock(f"{name}.sql #{n}", started)
+                self._clock("pages in", started)
+                self._run_upserts(con, (*before, entity), source, observed_at)
                 changed = con.execute("SELECT count(*) FROM _changed").fetchone()[0]
-                for name in after:
-                    for n, statement in enumerate(_statements(load_sql("upserts", name)), 1):
-                        con.execute(statement, _params_for(statement, params))
-                        started = self._clock(f"{name}.sql #{n}", started)
+                self._run_upserts(con, after, source, observed_at)
                 con.execute("DROP TABLE _incoming")
             except duckdb.Error as exc:
                 raise StoreError(f"could not store a batch of {len(pages)} {entity} pages: {_first_line(exc)}") from None

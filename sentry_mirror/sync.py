@@ -657,10 +657,19 @@ class Syncer:
         if projects:
             self.progress(f"events of {len(projects)} projects…")
         walks = [self._plan_project_walk(project_id, slug) for project_id, slug in projects]
-        for walk, failure in self._project_walks(walks):
-            if failure is not None:
-                self._project_walk_failed(walk, failure)
-                by_project.pop((walk.project_id, walk.slug), None)  # not read whole: its issues are walked
+        while walks:
+            resumed = []
+            for walk, failure in self._project_walks(walks):
+                if failure is not None:
+                    self._project_walk_failed(walk, failure)
+                    by_project.pop((walk.project_id, walk.slug), None)  # not read whole: its issues are walked
+                elif walk.cursor is not None:
+                    resumed.append(walk)
+            # A resumed walk kept the window of the sync it was cut from; what came since is read
+            # now, from its newest event, before issues are settled against the store.
+            if resumed:
+                self.buffer.flush()  # their end is committed: the new plan starts from it
+            walks = [w for w in (self._plan_project_walk(r.project_id, r.slug) for r in resumed) if w.cursor is None]
         settled = self._settle_from_store([w for walks in by_project.values() for w in walks])
         jobs = [walk for walk in jobs if walk.issue_id not in settled]
 

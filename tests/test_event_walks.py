@@ -127,3 +127,36 @@ def test_status_refresh_is_shared_out_over_syncs_when_the_store_is_large(monkeyp
         calls.clear()
         sync(store, emu)  # the default budget covers a small store whole, every sync
         assert calls and calls[0][0] == calls[0][1]
+
+
+def test_a_project_walk_cut_short_resumes_then_reads_what_came_since(monkeypatch):
+    """Killed mid-walk, a project walk resumes at its cursor in its old window; the same sync then
+    reads the events that arrived since, from the project, not issue by issue."""
+    from sentry_mirror.errors import Interrupted
+    from sentry_mirror.sync import Syncer
+
+    with Emulator(seed=5, scale="small", token=TOKEN) as emu:
+        store = Store(":memory:")
+        original = Syncer._store_project_page
+        pages = {"n": 0}
+
+        def cut(self, walk, page, params):
+            original(self, walk, page, params)
+            pages["n"] += 1
+            if pages["n"] == 5:
+                self.stop.set()
+
+        monkeypatch.setattr(Syncer, "_store_project_page", cut)
+        with pytest.raises(Interrupted):
+            sync(store, emu)
+        monkeypatch.setattr(Syncer, "_store_project_page", original)
+        cursors = store.con.execute("SELECT count(*) FROM _sync_state WHERE stream = 'project_events' "
+                                    "AND cursor IS NOT NULL").fetchone()[0]
+        assert cursors >= 1
+        emu.advance(12)
+        before = emu.request_counts()["by_endpoint"]
+        result = sync(store, emu)
+        assert result.status == "ok"
+        assert stored_ids(store) >= {r[0] for r in served_events(emu)}
+        used = requests_by_route(emu, before)
+        assert not [k for k in used if ISSUE_WALK in k], used
