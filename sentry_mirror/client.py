@@ -281,10 +281,10 @@ class SentryClient:
                 seen.clear()
                 continue
             probe = False
-            page = Page([], cursor, None, response, data) if raw else Page(data, cursor, None, response)
             if not raw and not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
                                _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
+            page = Page([], cursor, None, response, data) if raw else Page(data, cursor, None, response)
             nxt = next_cursor(parse_link_header(response.headers.get("Link")))
             if nxt is not None and (nxt in seen or nxt == cursor):
                 log.warning("server repeated cursor %s on %s; stopping this walk", nxt, path)

@@ -131,23 +131,25 @@ class WriteBuffer:
         self.written: dict[str, int] = {}
 
     def add(self, entity: str, items: list, context: dict | None = None, observed_at: datetime | None = None) -> None:
-        if not self.rows and not self.states:
-            self._since = time.monotonic()
+        self._start_clock()
         self.rows.setdefault(entity, []).extend((item, context) for item in items)
         self.observed_at = observed_at or self.observed_at
 
     def add_page(self, entity: str, page: RawPage, context: dict | None = None) -> None:
         if not page.count:
             return
-        if not self.rows and not self.states and not self.pages:
-            self._since = time.monotonic()
+        self._start_clock()
         self.pages.setdefault(entity, []).append((page.text, context))
         self._page_rows += page.count
         self._page_bytes += len(page.text)
 
-    def state(self, kind: str, stream: str, scope: str, **fields: Any) -> None:
-        if not self.rows and not self.states:
+    def _start_clock(self) -> None:
+        """The batch's age counts from what entered an empty buffer first."""
+        if not self.rows and not self.states and not self.pages:
             self._since = time.monotonic()
+
+    def state(self, kind: str, stream: str, scope: str, **fields: Any) -> None:
+        self._start_clock()
         self.states.append((kind, stream, scope, fields))
 
     def prune(self, entity: str, context: dict | None, keep: set[str]) -> None:
@@ -637,8 +639,7 @@ class Syncer:
             walk = EventWalk(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark),
                              self.options.events_sample if policy == "sample" else None,
                              cursor if resume else None, json.loads(saved) if resume else None,
-                             project=slug or "?")
-            walk.recent = recent
+                             project=slug or "?", recent=recent)
             jobs.append(walk)
             if policy == "all" and project_id is not None and not resume:
                 by_project.setdefault((project_id, slug), []).append(walk)
@@ -674,7 +675,8 @@ class Syncer:
         jobs = [walk for walk in jobs if walk.issue_id not in settled]
 
         self._followups: list[EventWalk] = []
-        for n, (walk, message) in enumerate(self._run_walks(jobs), 1):
+        issue_walk = (self._event_pages, self._store_event_page, self._finish_event_walk)
+        for n, (walk, message) in enumerate(self._run_walks(jobs, *issue_walk), 1):
             if message == "gone":
                 log.info("issue %s is gone from Sentry; its stored events are kept", walk.issue_id)
                 self.result.notes.append(f"issue {walk.issue_id} not found while reading its events")
@@ -683,7 +685,7 @@ class Syncer:
             if n == 1 or n % 50 == 0 or n == len(jobs):
                 self.progress(f"events: issue {n}/{len(jobs)}…")
         # A resumed walk asked for its old window; what came since is read now, from its newest event.
-        for walk, message in self._run_walks(self._followups):
+        for walk, message in self._run_walks(self._followups, *issue_walk):
             if message == "gone":
                 self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(walk.watermark)
                                   if walk.watermark else None)
@@ -692,7 +694,8 @@ class Syncer:
     def _project_walks(self, walks: list["ProjectWalk"]) -> Iterator[tuple["ProjectWalk", BaseException | None]]:
         """Project walks, up to PROJECT_WALKS at once (Sentry lets a token list a project's events
         at most two at a time per organization); each yielded with the error that stopped it."""
-        for walk, _ in self._run_walks(walks, workers=PROJECT_WALKS):
+        for walk, _ in self._run_walks(walks, self._project_pages, self._store_project_page,
+                                       self._finish_project_walk, workers=PROJECT_WALKS):
             yield walk, walk.failure
 
     def _plan_project_walk(self, project_id: str, slug: str) -> "ProjectWalk":
@@ -736,6 +739,11 @@ class Syncer:
         self._save_page(ep.PROJECT_EVENTS.name, ep.PROJECT_EVENTS.entity, walk.project_id, page, params,
                         label=f"events {walk.slug}", extra={"newest": _fmt_ts(walk.newest)} if walk.newest else None)
 
+    def _finish_project_walk(self, walk: "ProjectWalk") -> None:
+        if walk.failure is None:  # a walk cut short keeps its cursor and its old watermark
+            self._finish_walk(ep.PROJECT_EVENTS.name, walk.project_id,
+                              watermark=_fmt_ts(walk.newest) if walk.newest else None)
+
     def _project_walk_failed(self, walk: "ProjectWalk", exc: BaseException) -> None:
         """A project walk that could not finish: its issues are walked one by one instead. Raises
         what must end the sync; otherwise notes it as `optional` would."""
@@ -772,23 +780,25 @@ class Syncer:
                      len(walks) - len(settled))
         return settled
 
-    def _run_walks(self, jobs: list, workers: int | None = None) -> Iterator[tuple[Any, str]]:
+    def _run_walks(self, jobs: list, pages: Callable, store: Callable, finish: Callable,
+                   workers: int | None = None) -> Iterator[tuple[Any, str]]:
         """Fetch walks on worker threads, store their pages here in order; yield each finished walk
-        with "done", or "gone" when its issue is gone (NotFoundError). Issue walks (EventWalk) and
-        project walks (ProjectWalk) alike: `_pages_of`, `_store_page_of` and `_finish` dispatch."""
+        with "done", or "gone" when its issue is gone (NotFoundError). A walk is read with
+        `pages(walk)` (HTTP only: runs on a worker), each page kept with `store(walk, page, params)`
+        and a finished walk marked with `finish(walk)`, both on this thread."""
         limit = workers or self.options.concurrency
         workers = max(1, min(limit, len(jobs), self.client.concurrent_limit or len(jobs)))
         if workers == 1:
             for walk in jobs:
                 self._check_stop()
-                yield walk, self._consume(walk, self._pages_of(walk))
+                yield walk, self._consume(walk, pages(walk), store, finish)
             return
         results: queue.Queue = queue.Queue(maxsize=workers * 4)
         pending = iter(jobs)
 
         def fetch(walk) -> None:
             try:
-                for item in self._pages_of(walk):
+                for item in pages(walk):
                     results.put((walk, "page", item))
                 results.put((walk, "done", None))
             except BaseException as exc:  # handed to the writing thread, which decides
@@ -803,7 +813,7 @@ class Syncer:
                 while running:
                     walk, kind, item = results.get()
                     if kind == "page":
-                        self._store_page_of(walk, *item)
+                        store(walk, *item)
                         continue
                     running -= 1
                     if kind == "error":
@@ -811,7 +821,7 @@ class Syncer:
                             raise item
                         yield walk, "gone"
                     else:
-                        self._finish(walk)
+                        finish(walk)
                         yield walk, "done"
                     self._check_stop()
                     nxt = next(pending, None)
@@ -826,31 +836,15 @@ class Syncer:
                     running -= kind != "page"
                 self._abort.clear()
 
-    def _consume(self, walk, pages: Iterator[tuple[Page, dict]]) -> str:
+    @staticmethod
+    def _consume(walk, pages: Iterator[tuple[Page, dict]], store: Callable, finish: Callable) -> str:
         try:
             for item in pages:
-                self._store_page_of(walk, *item)
+                store(walk, *item)
         except NotFoundError:
             return "gone"
-        self._finish(walk)
+        finish(walk)
         return "done"
-
-    def _pages_of(self, walk) -> Iterator[tuple[Page, dict]]:
-        return self._project_pages(walk) if isinstance(walk, ProjectWalk) else self._event_pages(walk)
-
-    def _store_page_of(self, walk, page: Page, params: dict) -> None:
-        if isinstance(walk, ProjectWalk):
-            self._store_project_page(walk, page, params)
-        else:
-            self._store_event_page(walk, page, params)
-
-    def _finish(self, walk) -> None:
-        if isinstance(walk, ProjectWalk):
-            if walk.failure is None:
-                    self._finish_walk(ep.PROJECT_EVENTS.name, walk.project_id,
-                                  watermark=_fmt_ts(walk.newest) if walk.newest else None)
-        else:
-            self._finish_event_walk(walk)
 
     def _event_pages(self, walk: "EventWalk") -> Iterator[tuple[Page, dict]]:
         """The pages of one issue's event walk (HTTP only: safe on a worker thread).
@@ -876,9 +870,8 @@ class Syncer:
                 return
 
     def _store_event_page(self, walk: "EventWalk", page: Page, params: dict) -> None:
-        created = page.raw.newest if page.raw is not None else None
-        if created and (walk.newest is None or created > walk.newest):
-            walk.newest = created
+        if page.raw.newest and (walk.newest is None or page.raw.newest > walk.newest):
+            walk.newest = page.raw.newest
         self._save_page(ep.ISSUE_EVENTS.name, ep.ISSUE_EVENTS.entity, walk.issue_id, page, params,
                         context={"issue_id": walk.issue_id}, label=f"events {walk.project}")
 
