@@ -4,13 +4,20 @@ Full event payloads are the bulk of a sync (about 5 KB each); decoding them with
 encoding them again for the store cost more than everything else the mirror does. The text goes
 to DuckDB whole (`Store.upsert_pages`); here DuckDB's own parser checks, on the thread that
 fetched it, that the text is a JSON array, and reads the two things the syncer needs from it.
+
+DuckDB's parser needs several times a document's size in memory at once. Events with big
+payloads (breadcrumbs, frame variables) make pages of many megabytes, which neither the small
+database here nor the store's memory limit could parse whole: such a page is walked object by
+object with Python's parser instead and handed on in parts of at most PART_BYTES, each part the
+objects' own text, unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import duckdb
 
@@ -26,11 +33,21 @@ FROM (SELECT json_transform($text, '[{"dateCreated": "VARCHAR", "date_created": 
 """
 
 
+# Pages up to WHOLE_BYTES are checked by DuckDB in one piece; bigger ones are split into parts.
+WHOLE_BYTES = 2_000_000
+PART_BYTES = 1_000_000
+
+
 @dataclass
 class RawPage:
-    text: str
+    text: str  # the body as the server sent it
     count: int  # objects in the array
     newest: datetime | None  # the latest dateCreated among them (naive UTC), if any
+    parts: tuple[str, ...] | None = None  # for a big page: JSON arrays of its objects, to store instead
+
+    def texts(self) -> tuple[str, ...]:
+        """The JSON arrays to store: the page itself, or its parts."""
+        return self.parts if self.parts is not None else (self.text,)
 
 
 def inspect(body: bytes) -> RawPage:
@@ -42,6 +59,8 @@ def inspect(body: bytes) -> RawPage:
     head = text.lstrip()[:1]
     if head != "[":
         raise ValueError("the body is not a JSON array")
+    if len(text) > WHOLE_BYTES:
+        return _split(text)
     con = getattr(_local, "con", None)
     if con is None:
         global _shared
@@ -51,13 +70,76 @@ def inspect(body: bytes) -> RawPage:
             con = _local.con = _shared.cursor()
     try:
         row = con.execute(_INSPECT, {"text": text}).fetchone()
+    except duckdb.OutOfMemoryException:
+        return _split(text)  # deeply nested, or more values than its size suggests
     except duckdb.Error as exc:
         raise ValueError(f"the body is not valid JSON ({str(exc).splitlines()[0].split(' Input:')[0][:120]})") from None
     if row is None or row[0] is None:
         raise ValueError("the body is not a JSON array")
-    newest = row[1]
-    if newest is not None and newest.tzinfo is not None:
-        from datetime import timezone
+    return RawPage(text, int(row[0]), _naive_utc(row[1]))
 
-        newest = newest.astimezone(timezone.utc).replace(tzinfo=None)
-    return RawPage(text, int(row[0]), newest)
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+_decoder = json.JSONDecoder()
+_SPACE = " \t\n\r"
+
+
+def _split(text: str) -> RawPage:
+    """A big page walked one object at a time (only one is decoded at once), its objects' text
+    grouped into parts of at most PART_BYTES (an object bigger than that is a part of its own)."""
+    parts: list[str] = []
+    group: list[str] = []
+    size = count = 0
+    newest: datetime | None = None
+    pos = len(text) - len(text.lstrip(_SPACE)) + 1  # past the "["
+    try:
+        while True:
+            while pos < len(text) and text[pos] in _SPACE:
+                pos += 1
+            if text.startswith("]", pos) and count == 0:
+                pos += 1
+                break
+            obj, end = _decoder.raw_decode(text, pos)
+            piece = text[pos:end]
+            if group and size + len(piece) > PART_BYTES:
+                parts.append("[" + ",".join(group) + "]")
+                group, size = [], 0
+            group.append(piece)
+            size += len(piece) + 1
+            count += 1
+            if isinstance(obj, dict):
+                created = _moment(obj.get("dateCreated", obj.get("date_created")))
+                if created is not None and (newest is None or created > newest):
+                    newest = created
+            pos = end
+            while pos < len(text) and text[pos] in _SPACE:
+                pos += 1
+            if text.startswith(",", pos):
+                pos += 1
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                raise ValueError(f"expected ',' or ']' at character {pos}")
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"the body is not valid JSON ({str(exc)[:120]})") from None
+    if text[pos:].strip(_SPACE):
+        raise ValueError("the body is not valid JSON (text after the array)")
+    if group:
+        parts.append("[" + ",".join(group) + "]")
+    return RawPage(text, count, newest, tuple(parts))
+
+
+def _moment(value) -> datetime | None:
+    """An ISO 8601 time as naive UTC (a time without an offset is taken as UTC); None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return _naive_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return None

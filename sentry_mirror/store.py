@@ -19,7 +19,7 @@ import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
@@ -65,6 +65,8 @@ PRUNE_KEYS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 # Entities stored from whole pages of JSON text (`upsert_pages`), parsed by DuckDB: their lists are
 # the big ones (full event payloads), where decoding in Python cost more than everything else.
 PAGE_ENTITIES = {"events"}
+# How much of a batch's JSON text DuckDB parses at once (see upsert_pages): pages, then objects.
+SLICE_BYTES = 4_000_000
 
 # Statements that run with the same page of objects in the same transaction: before the upsert
 # (to compare with what is stored) and after it (tables derived from the objects).
@@ -275,14 +277,24 @@ class Store:
         return len(pairs)
 
     def _run_upserts(self, con: duckdb.DuckDBPyConnection, names: Iterable[str], source: str,
-                     observed_at: datetime | None) -> None:
-        """Run `sql/upserts/<name>.sql` files in order, each statement timed (statement_seconds)."""
+                     observed_at: datetime | None, slices: dict[str, Callable[[], list[tuple[int, int]]]] | None = None) -> None:
+        """Run `sql/upserts/<name>.sql` files in order, each statement timed (statement_seconds).
+
+        A statement that uses `$<kind>_lo` and `$<kind>_hi` runs once per slice that
+        `slices[kind]()` returns (inclusive bounds): the page batches parse a few pages at a time.
+        """
         now = utcnow()
         params = {"source": source, "synced_at": now, "observed_at": observed_at or now}
         started = time.perf_counter()
         for name in names:
             for n, statement in enumerate(_statements(load_sql("upserts", name)), 1):
-                con.execute(statement, _params_for(statement, params))
+                own = _params_for(statement, params)
+                kind = next((k for k in (slices or {}) if f"${k}_lo" in statement), None)
+                if kind is None:
+                    con.execute(statement, own)
+                else:
+                    for lo, hi in slices[kind]():
+                        con.execute(statement, {**own, f"{kind}_lo": lo, f"{kind}_hi": hi})
                 started = self._clock(f"{name}.sql #{n}", started)
 
     def upsert_pages(self, entity: str, pages: list[tuple[str, dict | None]], *, source: str,
@@ -293,17 +305,31 @@ class Store:
         if not pages:
             return 0
         before, after = COMPANIONS.get(entity, ((), ()))
+        # DuckDB parses a whole vector of values at once, with parser memory of several times
+        # their size: a batch's pages parsed in one go took over 100 MB of the memory limit, and a
+        # batch of big events (9 MB) failed with DuckDB's out-of-memory error. So the statements
+        # that parse run once per slice of at most SLICE_BYTES: of the pages, then of the objects.
+        page_slices = _slices([len(text) for text, _ in pages], SLICE_BYTES)
         with self.transaction() as con:
             try:
                 # One row per page, bound as a parameter: the text is copied once, never decoded.
                 started = time.perf_counter()
-                con.execute("CREATE OR REPLACE TEMP TABLE _incoming (p VARCHAR, ctx VARCHAR)")
-                con.executemany("INSERT INTO _incoming VALUES (?, ?)",
-                                [[text, json.dumps(c, sort_keys=True) if c else None] for text, c in pages])
+                con.execute("CREATE OR REPLACE TEMP TABLE _incoming (n INTEGER, p VARCHAR, ctx VARCHAR)")
+                con.executemany("INSERT INTO _incoming VALUES (?, ?, ?)",
+                                [[i, text, json.dumps(c, sort_keys=True) if c else None]
+                                 for i, (text, c) in enumerate(pages)])
                 self._clock("pages in", started)
-                self._run_upserts(con, (*before, entity), source, observed_at)
+
+                def row_slices() -> list[tuple[int, int]]:
+                    # ranges of the parsed objects' rowids (DuckDB numbers the rows a transaction
+                    # adds from 2**55 up), each holding at most SLICE_BYTES of their text
+                    rows = con.execute(f"SELECT rowid, strlen(j::VARCHAR) FROM _{entity} ORDER BY rowid").fetchall()
+                    return [(rows[lo][0], rows[hi][0]) for lo, hi in _slices([n for _, n in rows], SLICE_BYTES)]
+
+                slices = {"page": lambda: page_slices, "row": functools.cache(row_slices)}
+                self._run_upserts(con, (*before, entity), source, observed_at, slices)
                 changed = con.execute("SELECT count(*) FROM _changed").fetchone()[0]
-                self._run_upserts(con, after, source, observed_at)
+                self._run_upserts(con, after, source, observed_at, slices)
                 con.execute("DROP TABLE _incoming")
             except duckdb.Error as exc:
                 raise StoreError(f"could not store a batch of {len(pages)} {entity} pages: {_first_line(exc)}") from None
@@ -409,6 +435,20 @@ def _statements(sql: str) -> tuple[str, ...]:
     """Split a .sql file into statements (our files keep `;` only at statement ends)."""
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     return tuple(part.strip() for part in body.split(";") if part.strip())
+
+
+def _slices(sizes: list[int], limit: int) -> list[tuple[int, int]]:
+    """Consecutive index ranges (inclusive) whose sizes add up to at most `limit`, one item at least."""
+    out: list[tuple[int, int]] = []
+    lo, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > lo and total + size > limit:
+            out.append((lo, i - 1))
+            lo, total = i, 0
+        total += size
+    if sizes:
+        out.append((lo, len(sizes) - 1))
+    return out
 
 
 def _params_for(statement: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -139,9 +139,10 @@ class WriteBuffer:
         if not page.count:
             return
         self._start_clock()
-        self.pages.setdefault(entity, []).append((page.text, context))
+        for text in page.texts():
+            self.pages.setdefault(entity, []).append((text, context))
+            self._page_bytes += len(text)
         self._page_rows += page.count
-        self._page_bytes += len(page.text)
 
     def _start_clock(self) -> None:
         """The batch's age counts from what entered an empty buffer first."""

@@ -3,7 +3,7 @@
 -- frames from the `exception` entry, replaced whole. Frames keep Sentry's order (innermost last).
 DELETE FROM event_exceptions WHERE source = $source AND event_id IN (SELECT event_id FROM _changed WHERE existed);
 DELETE FROM event_frames WHERE source = $source AND event_id IN (SELECT event_id FROM _changed WHERE existed);
-CREATE OR REPLACE TEMP TABLE _exc AS
+CREATE OR REPLACE TEMP MACRO _parsed_exceptions(lo, hi) AS TABLE
 SELECT event_id, generate_subscripts(e.data."values", 1) - 1 AS idx, unnest(e.data."values") AS v
 FROM (
     SELECT event_id, unnest(json_transform(j, '{"entries": [{"type": "VARCHAR", "data": {"values": [{
@@ -12,9 +12,12 @@ FROM (
         "stacktrace": {"frames": [{"function": "VARCHAR", "module": "VARCHAR", "filename": "VARCHAR",
                                    "absPath": "VARCHAR", "lineNo": "INTEGER", "colNo": "INTEGER", "inApp": "BOOLEAN"}]}
         }]}}]}').entries) AS e
-    FROM _events WHERE rowid IN (SELECT r FROM _changed)
+    FROM _events WHERE rowid IN (SELECT r FROM _changed) AND rowid BETWEEN lo AND hi
 )
 WHERE e.type = 'exception' AND e.data."values" IS NOT NULL;
+CREATE OR REPLACE TEMP TABLE _exc AS FROM _parsed_exceptions(0, -1);
+-- A slice of the batch's events at a time ($row_lo..$row_hi), as events.sql parses its pages.
+INSERT INTO _exc FROM _parsed_exceptions($row_lo, $row_hi);
 INSERT INTO event_exceptions
 SELECT $source, event_id, idx, v.type, v.value, v.module, v.mechanism.type, v.mechanism.handled
 FROM _exc;

@@ -6,7 +6,7 @@
 -- Only events that are new or whose payload changed are written (`_changed`, which the event_*
 -- companions read): re-reading a page writes nothing. Each statement parses just the fields it
 -- needs; holding whole parsed payloads (stack frames and all) cost more than parsing twice.
-CREATE OR REPLACE TEMP TABLE _events AS
+CREATE OR REPLACE TEMP MACRO _parsed_events(lo, hi) AS TABLE
 SELECT j, ctx, coalesce(s.eventID, s.event_id, s.id) AS event_id, s
 FROM (
     SELECT j, ctx, json_transform(j, '{
@@ -19,8 +19,12 @@ FROM (
         "sdk": {"name": "VARCHAR", "version": "VARCHAR"},
         "tags": [{"key": "VARCHAR", "value": "VARCHAR"}]
     }') AS s
-    FROM (SELECT unnest(from_json(p, '["JSON"]')) AS j, ctx::JSON AS ctx FROM _incoming)
+    FROM (SELECT unnest(from_json(p, '["JSON"]')) AS j, ctx::JSON AS ctx FROM _incoming WHERE n BETWEEN lo AND hi)
 );
+CREATE OR REPLACE TEMP TABLE _events AS FROM _parsed_events(0, -1);
+-- Parsed a slice of pages at a time ($page_lo..$page_hi, see Store.upsert_pages): a batch's pages
+-- parsed together could need more memory than the store's limit.
+INSERT INTO _events FROM _parsed_events($page_lo, $page_hi);
 
 -- The last copy of each event in the batch, when it is new or differs from the stored one (by the
 -- payload's hash: the stored payloads themselves are never read back).
