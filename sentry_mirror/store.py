@@ -65,8 +65,10 @@ PRUNE_KEYS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 # Entities stored from whole pages of JSON text (`upsert_pages`), parsed by DuckDB: their lists are
 # the big ones (full event payloads), where decoding in Python cost more than everything else.
 PAGE_ENTITIES = {"events"}
-# How much of a batch's JSON text DuckDB parses at once (see upsert_pages): pages, then objects.
+# How much of a batch's JSON text DuckDB parses at once: pages of events, then the events
+# (upsert_pages); other objects (upsert), whose statements parse each object once per field.
 SLICE_BYTES = 4_000_000
+OBJECT_SLICE_BYTES = 256_000
 
 # Statements that run with the same page of objects in the same transaction: before the upsert
 # (to compare with what is stored) and after it (tables derived from the objects).
@@ -263,14 +265,17 @@ class Store:
         if not pairs:
             return 0
         before, after = COMPANIONS.get(entity, ((), ()))
+        rows = [json.dumps(item, ensure_ascii=False) for item, _ in pairs]
         with self.transaction() as con:
             try:
-                # The page is parsed once into a temp table that every statement reads.
-                con.execute("CREATE OR REPLACE TEMP TABLE _page AS "
-                            "SELECT unnest($rows::JSON[]) AS j, unnest($ctx::JSON[]) AS ctx",
-                            {"rows": [json.dumps(item, ensure_ascii=False) for item, _ in pairs],
-                             "ctx": [ctx for _, ctx in pairs]})
-                self._run_upserts(con, (*before, entity, *after), source, observed_at)
+                # The objects go into a temp table that every statement reads, a slice at a time:
+                # each `j->>'field'` parses the objects anew with parser memory of its own, and
+                # 500 issues shaped like Sentry's example (1.2 MB) needed over 128 MB at once.
+                for lo, hi in _slices([len(r) for r in rows], OBJECT_SLICE_BYTES):
+                    con.execute("CREATE OR REPLACE TEMP TABLE _page AS "
+                                "SELECT unnest($rows::JSON[]) AS j, unnest($ctx::JSON[]) AS ctx",
+                                {"rows": rows[lo:hi + 1], "ctx": [ctx for _, ctx in pairs[lo:hi + 1]]})
+                    self._run_upserts(con, (*before, entity, *after), source, observed_at)
                 con.execute("DROP TABLE _page")
             except duckdb.Error as exc:
                 raise StoreError(f"could not store {len(pairs)} {entity}: {_first_line(exc)}") from None
