@@ -35,6 +35,7 @@ class StoreError(MirrorError):
     """The DuckDB store cannot be opened, migrated or written."""
 
     exit_code = 3
+    out_of_memory = False  # a write that DuckDB's memory limit stopped: may pass in smaller slices
 
 
 class ApiError(MirrorError):

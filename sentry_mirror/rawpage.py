@@ -1,4 +1,4 @@
-"""Pages kept as the JSON text the server sent, checked without decoding them in Python.
+"""Pages kept as the JSON text the server sent, checked without building Python objects of them.
 
 Full event payloads are the bulk of a sync (about 5 KB each); decoding them with `json` and
 encoding them again for the store cost more than everything else the mirror does. The text goes
@@ -7,9 +7,10 @@ fetched it, that the text is a JSON array, and reads the two things the syncer n
 
 DuckDB's parser needs several times a document's size in memory at once. Events with big
 payloads (breadcrumbs, frame variables) make pages of many megabytes, which neither the small
-database here nor the store's memory limit could parse whole: such a page is walked object by
-object with Python's parser instead and handed on in parts of at most PART_BYTES, each part the
-objects' own text, unchanged.
+database here nor the store's memory limit could parse whole. Such a page is walked object by
+object with Python's parser (one object decoded at a time, to read its time) and handed on in
+parts of at most PART_BYTES characters, each part the objects' own text, unchanged; DuckDB then
+checks each part, so that the walk refuses what the store would refuse.
 """
 
 from __future__ import annotations
@@ -32,15 +33,17 @@ SELECT len(l), list_max(list_transform(l, lambda x: TRY_CAST(coalesce(x.dateCrea
 FROM (SELECT json_transform($text, '[{"dateCreated": "VARCHAR", "date_created": "VARCHAR"}]') AS l)
 """
 
-
-# Pages up to WHOLE_BYTES are checked by DuckDB in one piece; bigger ones are split into parts.
+# Pages up to WHOLE_BYTES characters are checked by DuckDB in one piece; bigger ones are split.
 WHOLE_BYTES = 2_000_000
 PART_BYTES = 1_000_000
+
+_SPACE = " \t\n\r"  # JSON's whitespace
+_decoder = json.JSONDecoder()
 
 
 @dataclass
 class RawPage:
-    text: str  # the body as the server sent it
+    text: str  # the body as the server sent it ("" when it was split into parts)
     count: int  # objects in the array
     newest: datetime | None  # the latest dateCreated among them (naive UTC), if any
     parts: tuple[str, ...] | None = None  # for a big page: JSON arrays of its objects, to store instead
@@ -56,27 +59,36 @@ def inspect(body: bytes) -> RawPage:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the body is not UTF-8") from None
-    head = text.lstrip()[:1]
-    if head != "[":
+    if text.lstrip(_SPACE)[:1] != "[":
         raise ValueError("the body is not a JSON array")
     if len(text) > WHOLE_BYTES:
         return _split(text)
+    try:
+        row = _cursor().execute(_INSPECT, {"text": text}).fetchone()
+    except duckdb.OutOfMemoryException:
+        return _split(text)  # deeply nested, or more values than its size suggests
+    except duckdb.Error as exc:
+        raise ValueError(_invalid(exc)) from None
+    if row is None or row[0] is None:
+        raise ValueError("the body is not a JSON array")
+    return RawPage(text, int(row[0]), _naive_utc(row[1]))
+
+
+def _cursor() -> duckdb.DuckDBPyConnection:
     con = getattr(_local, "con", None)
     if con is None:
         global _shared
         with _shared_lock:
             if _shared is None:
                 _shared = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "32MB"})
-            con = _local.con = _shared.cursor()
-    try:
-        row = con.execute(_INSPECT, {"text": text}).fetchone()
-    except duckdb.OutOfMemoryException:
-        return _split(text)  # deeply nested, or more values than its size suggests
-    except duckdb.Error as exc:
-        raise ValueError(f"the body is not valid JSON ({str(exc).splitlines()[0].split(' Input:')[0][:120]})") from None
-    if row is None or row[0] is None:
-        raise ValueError("the body is not a JSON array")
-    return RawPage(text, int(row[0]), _naive_utc(row[1]))
+            con = _shared.cursor()
+        con.execute("SET TimeZone = 'UTC'")  # a time without an offset is UTC, as the store reads it
+        _local.con = con
+    return con
+
+
+def _invalid(exc: BaseException) -> str:
+    return f"the body is not valid JSON ({str(exc).splitlines()[0].split(' Input:')[0][:120]})"
 
 
 def _naive_utc(moment: datetime | None) -> datetime | None:
@@ -85,35 +97,43 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-_decoder = json.JSONDecoder()
-_SPACE = " \t\n\r"
-
-
 def _split(text: str) -> RawPage:
-    """A big page walked one object at a time (only one is decoded at once), its objects' text
-    grouped into parts of at most PART_BYTES (an object bigger than that is a part of its own)."""
+    """A big page walked one object at a time, its objects' text grouped into parts of at most
+    PART_BYTES characters (an object bigger than that is a part of its own)."""
     parts: list[str] = []
     group: list[str] = []
-    size = count = 0
+    size = count = 0  # size: the characters of "[" + ",".join(group) + "]"
     newest: datetime | None = None
+
+    def close_group() -> None:
+        part = "[" + ",".join(group) + "]"
+        try:
+            valid = _cursor().execute("SELECT json_valid($p)", {"p": part}).fetchone()[0]
+        except duckdb.Error as exc:  # a part too dense for the check's memory: the store would fail too
+            raise ValueError(_invalid(exc)) from None
+        if not valid:  # what Python's parser takes and DuckDB's does not (lone surrogates)
+            raise ValueError("the body is not valid JSON (DuckDB refuses a part of it)")
+        parts.append(part)
+
     pos = len(text) - len(text.lstrip(_SPACE)) + 1  # past the "["
     try:
         while True:
             while pos < len(text) and text[pos] in _SPACE:
                 pos += 1
-            if text.startswith("]", pos) and count == 0:
+            if count == 0 and text.startswith("]", pos):
                 pos += 1
                 break
             obj, end = _decoder.raw_decode(text, pos)
             piece = text[pos:end]
-            if group and size + len(piece) > PART_BYTES:
-                parts.append("[" + ",".join(group) + "]")
-                group, size = [], 0
+            if group and size + 1 + len(piece) > PART_BYTES:
+                close_group()
+                group = []
+            size = (size + 1 if group else 2) + len(piece)
             group.append(piece)
-            size += len(piece) + 1
             count += 1
             if isinstance(obj, dict):
-                created = _moment(obj.get("dateCreated", obj.get("date_created")))
+                created = obj.get("dateCreated")
+                created = _moment(created if created is not None else obj.get("date_created"))
                 if created is not None and (newest is None or created > newest):
                     newest = created
             pos = end
@@ -126,13 +146,13 @@ def _split(text: str) -> RawPage:
                 break
             else:
                 raise ValueError(f"expected ',' or ']' at character {pos}")
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, RecursionError) as exc:
         raise ValueError(f"the body is not valid JSON ({str(exc)[:120]})") from None
     if text[pos:].strip(_SPACE):
         raise ValueError("the body is not valid JSON (text after the array)")
     if group:
-        parts.append("[" + ",".join(group) + "]")
-    return RawPage(text, count, newest, tuple(parts))
+        close_group()
+    return RawPage("", count, newest, tuple(parts))
 
 
 def _moment(value) -> datetime | None:

@@ -96,6 +96,7 @@ class Store:
         self._in_tx = False
         self._views_sql: list[tuple[str, str]] = []
         self.statement_seconds: dict[str, float] = {}  # time spent per upsert statement and in commits
+        self.slice_bytes, self.object_slice_bytes = SLICE_BYTES, OBJECT_SLICE_BYTES  # see narrow_slices
         self._readers = ReaderSignal(self.path) if self.path != ":memory:" else None
         if self.path != ":memory:":
             check_store_path(self.path)
@@ -120,8 +121,10 @@ class Store:
             try:
                 # DuckDB's buffer pool defaults to 80% of RAM and grows with the data written; the
                 # syncer writes pages and re-reads little, so a small pool keeps its memory flat.
-                return duckdb.connect(self.path, config={"memory_limit": MEMORY_LIMIT,
-                                                         "preserve_insertion_order": False})
+                con = duckdb.connect(self.path, config={"memory_limit": MEMORY_LIMIT,
+                                                        "preserve_insertion_order": False})
+                con.execute("SET TimeZone = 'UTC'")  # a time sent without an offset is UTC (iso_ts)
+                return con
             except duckdb.IOException as exc:
                 # A reader (report, query, a notebook) has the file open: wait for it to close it.
                 waited = time.monotonic() - started
@@ -266,30 +269,29 @@ class Store:
             return 0
         before, after = COMPANIONS.get(entity, ((), ()))
         rows = [json.dumps(item, ensure_ascii=False) for item, _ in pairs]
+        params = self._batch_params(source, observed_at)
         with self.transaction() as con:
             try:
                 # The objects go into a temp table that every statement reads, a slice at a time:
                 # each `j->>'field'` parses the objects anew with parser memory of its own, and
                 # 500 issues shaped like Sentry's example (1.2 MB) needed over 128 MB at once.
-                for lo, hi in _slices([len(r) for r in rows], OBJECT_SLICE_BYTES):
+                for lo, hi in _slices([len(r) for r in rows], self.object_slice_bytes):
                     con.execute("CREATE OR REPLACE TEMP TABLE _page AS "
                                 "SELECT unnest($rows::JSON[]) AS j, unnest($ctx::JSON[]) AS ctx",
                                 {"rows": rows[lo:hi + 1], "ctx": [ctx for _, ctx in pairs[lo:hi + 1]]})
-                    self._run_upserts(con, (*before, entity, *after), source, observed_at)
+                    self._run_upserts(con, (*before, entity, *after), params)
                 con.execute("DROP TABLE _page")
             except duckdb.Error as exc:
-                raise StoreError(f"could not store {len(pairs)} {entity}: {_first_line(exc)}") from None
+                raise _write_error(f"could not store {len(pairs)} {entity}", exc) from None
         return len(pairs)
 
-    def _run_upserts(self, con: duckdb.DuckDBPyConnection, names: Iterable[str], source: str,
-                     observed_at: datetime | None, slices: dict[str, Callable[[], list[tuple[int, int]]]] | None = None) -> None:
+    def _run_upserts(self, con: duckdb.DuckDBPyConnection, names: Iterable[str], params: dict[str, Any],
+                     slices: dict[str, Callable[[], list[tuple[int, int]]]] | None = None) -> None:
         """Run `sql/upserts/<name>.sql` files in order, each statement timed (statement_seconds).
 
         A statement that uses `$<kind>_lo` and `$<kind>_hi` runs once per slice that
         `slices[kind]()` returns (inclusive bounds): the page batches parse a few pages at a time.
         """
-        now = utcnow()
-        params = {"source": source, "synced_at": now, "observed_at": observed_at or now}
         started = time.perf_counter()
         for name in names:
             for n, statement in enumerate(_statements(load_sql("upserts", name)), 1):
@@ -301,6 +303,21 @@ class Store:
                     for lo, hi in slices[kind]():
                         con.execute(statement, {**own, f"{kind}_lo": lo, f"{kind}_hi": hi})
                 started = self._clock(f"{name}.sql #{n}", started)
+
+    def narrow_slices(self) -> bool:
+        """Parse a quarter as much at once from now on (after DuckDB ran out of memory on a batch:
+        memory follows how many values a text holds, not only its size); False at one object."""
+        if self.slice_bytes <= 1 and self.object_slice_bytes <= 1:
+            return False
+        self.slice_bytes = max(1, self.slice_bytes // 4)
+        self.object_slice_bytes = max(1, self.object_slice_bytes // 4)
+        return True
+
+    @staticmethod
+    def _batch_params(source: str, observed_at: datetime | None) -> dict[str, Any]:
+        """One clock reading per batch: every slice of it gets the same `synced_at`."""
+        now = utcnow()
+        return {"source": source, "synced_at": now, "observed_at": observed_at or now}
 
     def upsert_pages(self, entity: str, pages: list[tuple[str, dict | None]], *, source: str,
                      observed_at: datetime | None = None) -> int:
@@ -314,7 +331,8 @@ class Store:
         # their size: a batch's pages parsed in one go took over 100 MB of the memory limit, and a
         # batch of big events (9 MB) failed with DuckDB's out-of-memory error. So the statements
         # that parse run once per slice of at most SLICE_BYTES: of the pages, then of the objects.
-        page_slices = _slices([len(text) for text, _ in pages], SLICE_BYTES)
+        page_slices = _slices([len(text) for text, _ in pages], self.slice_bytes)
+        params = self._batch_params(source, observed_at)
         with self.transaction() as con:
             try:
                 # One row per page, bound as a parameter: the text is copied once, never decoded.
@@ -327,17 +345,17 @@ class Store:
 
                 def row_slices() -> list[tuple[int, int]]:
                     # ranges of the parsed objects' rowids (DuckDB numbers the rows a transaction
-                    # adds from 2**55 up), each holding at most SLICE_BYTES of their text
+                    # adds from about 2**55 up), each holding at most `slice_bytes` of their text
                     rows = con.execute(f"SELECT rowid, strlen(j::VARCHAR) FROM _{entity} ORDER BY rowid").fetchall()
-                    return [(rows[lo][0], rows[hi][0]) for lo, hi in _slices([n for _, n in rows], SLICE_BYTES)]
+                    return [(rows[lo][0], rows[hi][0]) for lo, hi in _slices([n for _, n in rows], self.slice_bytes)]
 
                 slices = {"page": lambda: page_slices, "row": functools.cache(row_slices)}
-                self._run_upserts(con, (*before, entity), source, observed_at, slices)
+                self._run_upserts(con, (*before, entity), params, slices)
                 changed = con.execute("SELECT count(*) FROM _changed").fetchone()[0]
-                self._run_upserts(con, after, source, observed_at, slices)
+                self._run_upserts(con, after, params, slices)
                 con.execute("DROP TABLE _incoming")
             except duckdb.Error as exc:
-                raise StoreError(f"could not store a batch of {len(pages)} {entity} pages: {_first_line(exc)}") from None
+                raise _write_error(f"could not store a batch of {len(pages)} {entity} pages", exc) from None
         return changed
 
     def prune(self, entity: str, *, source: str, context: dict | None, keep: Iterable[str]) -> int:
@@ -440,6 +458,12 @@ def _statements(sql: str) -> tuple[str, ...]:
     """Split a .sql file into statements (our files keep `;` only at statement ends)."""
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     return tuple(part.strip() for part in body.split(";") if part.strip())
+
+
+def _write_error(what: str, exc: duckdb.Error) -> StoreError:
+    error = StoreError(f"{what}: {_first_line(exc)}")
+    error.out_of_memory = isinstance(exc, duckdb.OutOfMemoryException)
+    return error
 
 
 def _slices(sizes: list[int], limit: int) -> list[tuple[int, int]]:

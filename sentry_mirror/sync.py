@@ -118,7 +118,7 @@ class WriteBuffer:
         self.store, self.source = store, source
         self.on_written = on_written  # told how many objects of raw pages were new or changed
         # A batch of 1,000 full events (about 5 MB of JSON) is where DuckDB's per-statement cost is
-        # spread thin while the parse of a batch still fits its memory limit with room to spare.
+        # spread thin; the store parses it in slices that fit its memory limit.
         self.max_rows, self.max_page_rows, self.max_bytes = max_rows, max_page_rows, max_bytes
         self.max_seconds = max_seconds
         self.rows: dict[str, list[tuple[Any, dict | None]]] = {}
@@ -169,21 +169,38 @@ class WriteBuffer:
     def flush(self) -> None:
         if not self.rows and not self.states and not self.prunes and not self.pages:
             return
+        while True:
+            try:
+                written = self._write()
+                break
+            except StoreError as exc:
+                # Rolled back whole; the same batch again, parsed in smaller slices.
+                if not exc.out_of_memory or not self.store.narrow_slices():
+                    raise
+                log.info("DuckDB ran out of memory on a batch; parsing it in slices of %d characters",
+                         self.store.slice_bytes)
+        for entity, n, raw in written:
+            self.written[entity] = self.written.get(entity, 0) + n
+            if raw and self.on_written:
+                self.on_written(entity, n)
+        self.rows, self.states, self.prunes, self.observed_at = {}, [], [], None
+        self.pages, self._page_rows, self._page_bytes = {}, 0, 0
+
+    def _write(self) -> list[tuple[str, int, bool]]:
+        """Everything in hand in one transaction; (entity, objects written, from raw pages)."""
+        written = []
         with self.store.transaction():
             for entity, pairs in self.rows.items():
                 n = self.store.upsert(entity, [p[0] for p in pairs], source=self.source,
                                       contexts=[p[1] for p in pairs], observed_at=self.observed_at)
-                self.written[entity] = self.written.get(entity, 0) + n
+                written.append((entity, n, False))
             for entity, pages in self.pages.items():
                 n = self.store.upsert_pages(entity, pages, source=self.source, observed_at=self.observed_at)
-                self.written[entity] = self.written.get(entity, 0) + n
-                if self.on_written:
-                    self.on_written(entity, n)
+                written.append((entity, n, True))
             for entity, context, keep in self.prunes:
                 self.store.prune(entity, source=self.source, context=context, keep=keep)
             self.store.apply_states(self.source, self.states)
-        self.rows, self.states, self.prunes, self.observed_at = {}, [], [], None
-        self.pages, self._page_rows, self._page_bytes = {}, 0, 0
+        return written
 
 
 class Syncer:

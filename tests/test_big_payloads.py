@@ -53,22 +53,35 @@ def test_a_big_page_is_split_into_parts_holding_each_object_unchanged(fixture):
 def test_both_checks_agree_on_a_page(monkeypatch, fixture):
     """The same page through DuckDB's check and through the object-by-object walk of big pages."""
     events = big_events(fixture, 3, 1)
-    events[1]["dateCreated"] = "2026-03-01T12:00:00+02:00"  # 10:00 UTC: still the newest
+    events[1]["dateCreated"] = "2026-03-01T12:00:00+02:00"  # 10:00 UTC: the newest
     events.append({"event_id": "b" * 32, "date_created": "2026-02-01T00:00:00Z"})  # GlitchTip's spelling
     events.append({"eventID": "c" * 32, "dateCreated": "not a time"})
+    events.append({"eventID": "d" * 32, "dateCreated": None, "date_created": "2026-03-01T09:59:59"})  # no offset: UTC
+    events.append(["not an object"])
     body = json.dumps(events).encode()
     whole = rawpage.inspect(body)
     monkeypatch.setattr(rawpage, "WHOLE_BYTES", 0)
     walked = rawpage.inspect(body)
     assert walked.parts is not None and whole.parts is None
-    assert (walked.count, walked.newest) == (whole.count, whole.newest) == (5, datetime(2026, 3, 1, 10, 0))
+    assert (walked.count, walked.newest) == (whole.count, whole.newest) == (7, datetime(2026, 3, 1, 10, 0))
     assert json.loads(walked.texts()[0]) == json.loads(whole.texts()[0]) == events
+    # with the newest event gone, the one whose time has no offset is newest: read as UTC by both
+    del events[1]
+    body = json.dumps(events).encode()
+    assert rawpage.inspect(body).newest == datetime(2026, 3, 1, 9, 59, 59)
+    monkeypatch.setattr(rawpage, "WHOLE_BYTES", 10**9)
+    assert rawpage.inspect(body).newest == datetime(2026, 3, 1, 9, 59, 59)
 
 
-@pytest.mark.parametrize("body", [b"[1,]", b"[", b"[1 2]", b"[1] x", b'[{"a": }]', b"{}", b"nope"])
-def test_the_walk_of_a_big_page_refuses_what_is_not_a_json_array(monkeypatch, body):
+@pytest.mark.parametrize("body", [
+    b"[1,]", b"[", b"[1 2]", b"[1] x", b'[{"a": }]', b"[1]]",
+    b'["\\ud800"]',  # a lone surrogate: Python's parser takes it, DuckDB's (the store's) does not
+    b"[" * 5000 + b"]" * 5000,  # deeper than Python's parser goes
+    b"\x0c[[1],2]]",  # form feed is not JSON whitespace
+])
+def test_the_walk_of_a_big_page_refuses_what_the_store_would_refuse(monkeypatch, body):
     monkeypatch.setattr(rawpage, "WHOLE_BYTES", 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not"):
         rawpage.inspect(body)
 
 
@@ -103,9 +116,12 @@ def test_pages_of_big_events_are_stored_whole(tmp_path, fixture):
 
 def test_slicing_a_batch_stores_what_one_slice_stores(monkeypatch, fixture):
     """Parsing a batch a slice at a time (here: every page and every event its own slice) writes
-    the same rows as parsing it whole."""
+    the same rows as parsing it whole; an event listed twice keeps its last copy either way."""
     pages = [(json.dumps(big_events(fixture, 20, 1, start)), {"project_id": "5236886"}) for start in (0, 20, 40)]
-    pages.append((json.dumps(big_events(fixture, 10, 1, 30)), {"project_id": "5236886"}))  # 10 seen again
+    again = big_events(fixture, 10, 1, 30)
+    for event in again:
+        event["title"] = "listed again"
+    pages.append((json.dumps(again), {"project_id": "5236886"}))
 
     def tables(slice_bytes):
         monkeypatch.setattr(store_module, "SLICE_BYTES", slice_bytes)
@@ -122,6 +138,30 @@ def test_slicing_a_batch_stores_what_one_slice_stores(monkeypatch, fixture):
     assert whole[0] == sliced[0] == 60
     assert len(whole[1]["events"]) == 60 and len(whole[1]["event_frames"]) == 60 * frames_per_event(fixture)
     assert whole[1] == sliced[1]
+    titles = {r[1]: r[10] for r in whole[1]["events"]}  # event_id -> title
+    assert {titles[e["eventID"]] for e in again} == {"listed again"}
+
+
+def test_a_batch_too_dense_for_the_memory_limit_is_parsed_in_smaller_slices(monkeypatch, tmp_path, fixture):
+    """Parser memory follows how many values a text holds, not only its size: a batch DuckDB
+    cannot parse within the limit is rolled back and written again in slices a quarter as big,
+    each event once, its cursor with it. (At a 32 MB limit, 4 MB of small numbers at once fails.)"""
+    monkeypatch.setattr(store_module, "MEMORY_LIMIT", "32MB")
+    store = Store(str(tmp_path / "dense.duckdb"))
+    buffer = WriteBuffer(store, "s1")
+    events = big_events(fixture, 20, 0)
+    for event in events:
+        event["extra"] = {"samples": list(range(60_000))}  # 400 KB of small numbers
+    for start in (0, 10):
+        buffer.add_page("events", rawpage.inspect(json.dumps(events[start:start + 10]).encode()), {"project_id": "1"})
+    buffer.state("cursor", "events", "project:1", cursor="next-page")
+    buffer.flush()
+    assert store.slice_bytes < store_module.SLICE_BYTES
+    assert store.con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (20, 20)
+    assert store.con.execute("SELECT count(*) FROM event_frames").fetchone()[0] == 20 * frames_per_event(fixture)
+    assert buffer.written == {"events": 20}
+    assert store.get_state("s1", "events", "project:1")["cursor"] == "next-page"
+    store.close()
 
 
 @pytest.mark.parametrize("entity, fixture_file, key", [

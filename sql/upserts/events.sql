@@ -1,5 +1,5 @@
 -- name: events
--- Upsert events (full payloads) from whole pages in `_incoming(p VARCHAR, ctx VARCHAR)`: each
+-- Upsert events (full payloads) from whole pages in `_incoming(n INTEGER, p VARCHAR, ctx VARCHAR)`: each
 -- page is the JSON array as the server sent it, parsed here and never in Python.
 -- Sentry lists use camelCase; GlitchTip's issue-event list uses snake_case, so each field falls
 -- back to its snake_case twin. `ctx.issue_id` (the issue it was listed under) fills a missing groupID.
