@@ -30,7 +30,11 @@ from .sqlfiles import load_sql, migrations, view_files
 log = logging.getLogger(__name__)
 
 DUCKDB_MAGIC = b"DUCK"
-MEMORY_LIMIT = "128MB"
+# The writer's DuckDB memory limit. The syncer's resident memory is about 75 MB of Python and
+# libraries, plus this, plus what DuckDB holds outside it: at 128 MB a medium first sync peaked at
+# 259 MB, at 96 MB at 232 MB (at 64 MB 192 MB, but little room for key indexes). Parsing works
+# in slices that fit (SLICE_BYTES, OBJECT_SLICE_BYTES, narrow_slices).
+MEMORY_LIMIT = "96MB"
 
 # Key fields of each entity, as found in the raw JSON (first present name wins); used to
 # de-duplicate a batch before the upsert, because one INSERT … ON CONFLICT may not touch a row twice.
