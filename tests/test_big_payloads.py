@@ -94,8 +94,8 @@ def test_the_walk_of_a_big_page_takes_an_empty_array(monkeypatch, body):
 
 def test_pages_of_big_events_are_stored_whole(tmp_path, fixture):
     """Two pages of 100 events of about 50 KB each (10 MB): every event, its payload and its frames
-    stored, through the store's memory limit. Before pages were parsed in slices this batch
-    failed with DuckDB's out-of-memory error."""
+    stored, through the store's memory limit. This batch used to fail with DuckDB's
+    out-of-memory error."""
     store = Store(str(tmp_path / "big.duckdb"))
     buffer = WriteBuffer(store, "s1")
     sent = []
