@@ -264,6 +264,8 @@ class Syncer:
             self.result.rate_limited = self.client.stats.rate_limited
             self.result.seconds = time.monotonic() - started
             try:
+                if status != "interrupted":  # a stop should be quick; the next sync merges
+                    self.store.merge_if_due()  # after the run's last row, below
                 self.store.finish_run(run_id, status, requests=self.result.requests, retries=self.result.retries,
                                       rows=self.result.rows, error=redact.scrub(error) if error else None,
                                       rate_limited=self.result.rate_limited, seconds=self.result.seconds,
