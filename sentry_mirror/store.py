@@ -186,6 +186,8 @@ class Store:
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
+                if merge:
+                    con.execute("SET max_vacuum_tasks = 0")
             raise StoreError(f"could not commit to {self.path}: {_first_line(exc)}",
                              hint="check free disk space and permissions; nothing from this page was stored") from None
         started = self._clock("commit", started)
@@ -244,10 +246,12 @@ class Store:
         checkpointed (and merged) itself. Then the vacuum is off again."""
         try:
             con.execute("CHECKPOINT")
+            con.execute("SET max_vacuum_tasks = 0")
         except duckdb.Error as exc:  # committed already; the next merge, or the next sync's, catches up
             log.warning("could not merge the store's row groups: %s", _first_line(exc))
+            with contextlib.suppress(duckdb.Error):
+                self.release()  # a fresh connection has the vacuum off again
         self._appended_since_merge = 0
-        con.execute("SET max_vacuum_tasks = 0")
 
     def readers_waiting(self) -> bool:
         """A reader waits, and this writer has had the file long enough to give it up now. (Each
