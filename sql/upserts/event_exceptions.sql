@@ -1,8 +1,9 @@
 -- name: event_exceptions
 -- Runs after the events upsert (reads its `_events` and `_changed`): exceptions and their stack
 -- frames from the `exception` entry, replaced whole. Frames keep Sentry's order (innermost last).
--- The same parse keeps each event's contexts (`_details`) for event_contexts.sql: one parse of the
--- payloads for both cost two thirds of one each.
+-- The same parse keeps each event's contexts (`_details`) for event_contexts.sql: parsing the
+-- payloads once for both costs what the exceptions' own parse did (the contexts' took 0.34 s more
+-- per 20,000 events).
 DELETE FROM event_exceptions WHERE source = $source AND event_id IN (SELECT event_id FROM _changed WHERE existed);
 DELETE FROM event_frames WHERE source = $source AND event_id IN (SELECT event_id FROM _changed WHERE existed);
 CREATE OR REPLACE TEMP MACRO _parsed_details(lo, hi) AS TABLE
