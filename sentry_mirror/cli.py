@@ -397,14 +397,16 @@ def config_check(config_path, url, org, token, online, db):
               help="How much data to generate.")
 @click.option("--token", default=None, help="The token the emulator accepts [default: a random one, printed].")
 @click.option("--rate-limit", type=click.IntRange(min=1), default=None,
-              help="Requests per second per token before answering 429.")
+              help="Requests per second per token, over all endpoints, before answering 429.")
+@click.option("--strict-limits", is_flag=True, default=False,
+              help="Also Sentry's per-endpoint limits: project events 60 a minute, one at a time.")
 @click.option("--fault", "faults", multiple=True, help="Inject a fault, e.g. 'kind=503,route=*/issues/*,rate=0.2' (repeatable).")
 @click.option("--flavor", type=click.Choice(["sentry", "glitchtip"]), default="sentry", show_default=True,
               help="Answer as Sentry, or with GlitchTip's deviations.")
 @click.option("--deletions/--no-deletions", default=False, show_default=True,
               help="Let the clock's advance delete issues too.")
 @handle_errors
-def emulator(port, seed, scale, token, rate_limit, faults, flavor, deletions):
+def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor, deletions):
     """Serve a generated organization through Sentry's API on 127.0.0.1, for trying and testing."""
     from .emulator import parse_spec, run_emulator
     from .errors import ConfigError
@@ -415,7 +417,7 @@ def emulator(port, seed, scale, token, rate_limit, faults, flavor, deletions):
         except ValueError as exc:
             raise ConfigError(f"bad --fault {spec!r}: {exc}", hint="e.g. kind=503,route=*/issues/*,rate=0.2") from None
     run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults),
-                 flavor=flavor, deletions=deletions)
+                 flavor=flavor, deletions=deletions, strict_limits=strict_limits)
 
 
 @cli.command(context_settings=CONTEXT)

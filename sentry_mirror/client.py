@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from . import __version__, rawpage, redact
+from .endpoints import route_of
 from .errors import ApiError, AuthError, NotFoundError
 from .rawpage import RawPage
 
@@ -92,6 +93,19 @@ class Page:
 
 
 @dataclass
+class _Window:
+    """What the answers told of one endpoint's fixed rate-limit window. Sentry keeps one per
+    endpoint and caller (FACTS §2), so one endpoint running out holds back only its own requests."""
+
+    reset: float = 0.0  # the window's X-Sentry-Rate-Limit-Reset (server epoch seconds); 0: none seen
+    ends: float = 0.0  # when that window ends on our monotonic clock, margin included
+    left: int | None = None  # requests we may still send in it; None: no limit known
+    limit: int | None = None  # X-Sentry-Rate-Limit-Limit: what the next window allows
+    in_flight: int = 0  # our requests to this endpoint sent and not yet answered
+    concurrent: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit
+
+
+@dataclass
 class ClientStats:
     requests: int = 0
     retries: int = 0
@@ -126,9 +140,8 @@ class SentryClient:
         self.backoff_cap = backoff_cap
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._not_before = 0.0  # monotonic time before which no request is sent (rate-limit pacing)
-        self._in_flight = 0  # requests sent and not yet answered, over all threads
+        self._lock = threading.Condition()  # also signalled when a request of a capped endpoint ends
+        self._windows: dict[str, _Window] = {}  # per endpoint template (endpoints.route_of)
         self.stats = ClientStats()
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
         # The server's clock less ours, to better than the Date header's whole second: Date is the
@@ -139,7 +152,6 @@ class SentryClient:
         self._clock_anchor: tuple[float, float] | None = None  # (Date, our time) it is checked against
         self._clock_runs = False
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
-        self.concurrent_limit: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit, once seen
 
         # One session per thread (requests.Session is not documented as thread-safe), all alike.
         self._verify = verify
@@ -217,9 +229,7 @@ class SentryClient:
         attempt = 0
         while True:
             attempt += 1
-            self._pace()
-            with self._lock:
-                self._in_flight += 1
+            window = self._pace(route_of(path))
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
             except (requests.exceptions.InvalidHeader, UnicodeError):
@@ -235,10 +245,11 @@ class SentryClient:
                 continue
             finally:
                 with self._lock:
-                    self._in_flight -= 1
+                    window.in_flight -= 1
+                    self._lock.notify_all()
                 self._count(path)
             self._reached = True
-            self._observe(response)
+            self._observe(response, window)
             if response.status_code in RETRY_STATUSES:
                 if attempt > retries or (probe and response.status_code == 500 and not _is_json(response)):
                     raise self._error(response, url)
@@ -304,37 +315,71 @@ class SentryClient:
             self.stats.requests += 1
             self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
 
-    def _pace(self) -> None:
+    def concurrency(self, path: str) -> int | None:
+        """How many requests to this path's endpoint the server lets run at once, once it has said."""
         with self._lock:
-            wait = self._not_before - time.monotonic()
-        if wait > 0:
-            with self._lock:
-                self.stats.waited_seconds += wait
-            self._sleep(wait)
+            window = self._windows.get(route_of(path))
+            return window.concurrent if window else None
 
-    def _observe(self, response: requests.Response) -> None:
-        """Track the server clock and honour X-Sentry-Rate-Limit-* before the next request."""
+    def _pace(self, route: str) -> _Window:
+        """Wait until the endpoint's window has a request left and a concurrency slot is free, then
+        take both, in one step: a thread that found room must be counted before another decides."""
+        with self._lock:
+            window = self._windows.setdefault(route, _Window())
+            while True:
+                now = time.monotonic()
+                if window.left is not None and window.left <= 0 and now >= window.ends:
+                    window.left = window.limit  # that window is over; the next one allows Limit
+                if window.left is not None and window.left <= 0:
+                    wait, ends = window.ends - now, window.ends
+                    self.stats.waited_seconds += wait
+                    self._lock.release()
+                    try:
+                        self._sleep(wait)
+                    finally:
+                        self._lock.acquire()
+                    if window.ends == ends and window.left is not None and window.left <= 0:
+                        window.left = window.limit  # nothing newer was heard: the wait ended it
+                    continue
+                if window.concurrent and window.in_flight >= window.concurrent:
+                    self._lock.wait(1.0)  # until one of ours to this endpoint is answered
+                    continue
+                if window.left is not None:
+                    window.left -= 1
+                window.in_flight += 1
+                return window
+
+    def _observe(self, response: requests.Response, window: _Window) -> None:
+        """Track the server clock and the endpoint's rate-limit window from X-Sentry-Rate-Limit-*."""
         server = _date_header(response)
         if server is not None:
             self.server_now = server
             local = time.time()
             with self._lock:
                 self._track_clock(server, local)
-        limit = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentLimit")
-        if limit is not None and limit > 0:
-            self.concurrent_limit = limit
+        limit = _int_header(response, "X-Sentry-Rate-Limit-Limit")
+        concurrent = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentLimit")
         remaining = _int_header(response, "X-Sentry-Rate-Limit-Remaining")
-        concurrent = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentRemaining")
-        # Requests other threads have in flight spend the same window: wait once what is left would
-        # not cover them, rather than find out by a 429.
+        reset = _float_header(response, "X-Sentry-Rate-Limit-Reset")
+        # ConcurrentRemaining counts this request itself: 0 says none may run beside it, and its
+        # slot is free again now that it is answered. The limit is what pacing keeps to.
+        delay = self._reset_delay(response) if remaining is not None else None
         with self._lock:
-            others = self._in_flight
-        if (remaining is not None and remaining <= others) or (concurrent is not None and concurrent <= 0):
-            delay = self._reset_delay(response)
-            if delay is None:
-                delay = 1.0
-            with self._lock:
-                self._not_before = max(self._not_before, time.monotonic() + delay)
+            if concurrent is not None and concurrent > 0:
+                window.concurrent = concurrent
+            if limit is not None and limit > 0:
+                window.limit = limit
+            if remaining is None or (reset is not None and reset < window.reset):
+                return  # no limit said, or an answer from a window already over
+            # Our requests still in flight spend this window too, whether or not the server had
+            # counted them when it answered: counting them again errs on the safe side.
+            left = remaining - window.in_flight
+            if reset is None or reset > window.reset or window.left is None:
+                window.reset = reset or 0.0
+                window.ends = time.monotonic() + (1.0 if delay is None else delay)
+                window.left = left
+            else:
+                window.left = min(window.left, left)
 
     def _track_clock(self, server: float, local: float) -> None:
         bound = server - local

@@ -7,6 +7,7 @@ legacy unscoped issue routes). The generic walker in `sync.py` does the rest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -70,3 +71,26 @@ TAG_VALUES = Endpoint("tag_values", "projects/{org}/{project}/tags/{key}/values/
 TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
 
 PROJECT_USERS = Endpoint("project_users", "projects/{org}/{project}/users/", "project_users", snapshot=True)
+
+
+def _route_patterns() -> list[tuple[re.Pattern, str]]:
+    templates: set[str] = set()
+    for value in list(globals().values()):
+        for endpoint in value if isinstance(value, list) else [value]:
+            if isinstance(endpoint, Endpoint):
+                templates.update((endpoint.path, *endpoint.fallbacks))
+    # the most literal template first, should two match one path
+    ordered = sorted(templates, key=lambda t: (-len(re.sub(r"\{[^}]+\}", "", t)), t))
+    return [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(t)) + "$"), t) for t in ordered]
+
+
+def route_of(path: str) -> str:
+    """The endpoint a path belongs to, as its template: Sentry keeps a rate-limit window (and a
+    concurrency count) per endpoint, shared by all its projects and issues, not one per URL."""
+    for pattern, template in _ROUTES:
+        if pattern.match(path):
+            return template
+    return path
+
+
+_ROUTES = _route_patterns()  # after every endpoint above is defined

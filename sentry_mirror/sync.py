@@ -807,7 +807,7 @@ class Syncer:
         `pages(walk)` (HTTP only: runs on a worker), each page kept with `store(walk, page, params)`
         and a finished walk marked with `finish(walk)`, both on this thread."""
         limit = workers or self.options.concurrency
-        workers = max(1, min(limit, len(jobs), self.client.concurrent_limit or len(jobs)))
+        workers = max(1, min(limit, len(jobs)))  # the client keeps an endpoint's concurrency limit
         if workers == 1:
             for walk in jobs:
                 self._check_stop()

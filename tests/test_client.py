@@ -4,11 +4,12 @@ exactly: rate-limit waits on the server's clock, Retry-After, and a Link pointin
 import email.utils
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sentry_mirror.client import SentryClient
+from sentry_mirror.client import SentryClient, _Window
 from sentry_mirror.errors import ApiError, AuthError
 
 TOKEN = "sntryu_" + "d" * 64
@@ -32,7 +33,8 @@ def server():
             script = holder["script"]
             script.requests.append({"path": self.path, "host": self.headers.get("Host"),
                                     "authorization": self.headers.get("Authorization")})
-            status, headers, body = script.answers.pop(0) if script.answers else (200, {}, [])
+            status, headers, body, *delay = script.answers.pop(0) if script.answers else (200, {}, [])
+            time.sleep(delay[0] if delay else 0)  # a slow answer: the request stays in flight meanwhile
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)  # sends Date from date_time_string below
             for name, value in headers.items():
@@ -83,17 +85,59 @@ def test_retry_after_wins(server):
     assert sleeps == [7.0]
 
 
-def test_remaining_zero_paces_the_next_request(server):
+def test_remaining_zero_paces_the_next_request_to_that_endpoint_only(server):
+    """Sentry keeps a window per endpoint (FACTS §2): one running out must not hold back the others."""
     url, script = server([
         (200, {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 2)}, []),
+        (200, {}, []),
         (200, {}, []),
     ])
     sleeps = []
     client = client_for(url, sleeps)
-    client.get("a/")
+    client.get("projects/acme/web/events/")
     assert sleeps == []
-    client.get("b/")  # waits for the window instead of provoking a 429
-    assert len(sleeps) == 1 and 1.5 <= sleeps[0] <= 2.2
+    client.get("organizations/acme/issues/")  # another endpoint: its own window, no wait
+    assert sleeps == []
+    client.get("projects/acme/api/events/")  # the same endpoint for another project: waits for the window
+    assert len(sleeps) == 1 and 1.5 <= sleeps[0] <= 2.2, sleeps
+    assert [r["path"].split("?")[0] for r in script.requests] == [
+        "/api/0/projects/acme/web/events/", "/api/0/organizations/acme/issues/", "/api/0/projects/acme/api/events/"]
+
+
+def test_the_last_request_of_a_window_goes_to_one_thread_only(server):
+    """One request is left in the window and two threads want it before either is answered: one
+    sends, the other waits for the next window. A request is counted as it is sent, not when its
+    answer comes back, so the second thread does not find out by a 429."""
+    url, script = server([
+        (200, {"X-Sentry-Rate-Limit-Remaining": "1", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 2)}, []),
+        (200, {}, [], 0.3),
+        (200, {}, [], 0.3),
+    ])
+    sleeps = []
+    client = client_for(url, sleeps)
+    client.get("projects/acme/web/events/")
+    threads = [threading.Thread(target=client.get, args=(f"projects/acme/{slug}/events/",)) for slug in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(script.requests) == 3
+    assert len(sleeps) == 1 and 1.5 <= sleeps[0] <= 2.2, sleeps
+
+
+def test_concurrent_remaining_zero_is_not_a_reason_to_wait(server):
+    """ConcurrentRemaining counts the answered request itself: 0 on a route allowing one at a time
+    says nothing of the next request, which may go as soon as this one is answered."""
+    headers = {"X-Sentry-Rate-Limit-Remaining": "58", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 60),
+               "X-Sentry-Rate-Limit-ConcurrentLimit": "1", "X-Sentry-Rate-Limit-ConcurrentRemaining": "0"}
+    url, script = server([(200, headers, []), (200, headers, [])])
+    sleeps = []
+    client = client_for(url, sleeps)
+    client.get("projects/acme/web/events/")
+    client.get("projects/acme/web/events/")
+    assert sleeps == [] and len(script.requests) == 2
+    assert client.concurrency("projects/acme/api/events/") == 1
+    assert client.concurrency("organizations/acme/issues/") is None
 
 
 def test_next_request_stays_on_the_configured_host(server):
@@ -199,17 +243,17 @@ def test_wait_for_reset_reads_the_servers_clock_finer_than_the_date_header(monke
     monkeypatch.setattr(client_module.time, "time", lambda: local["now"])
     client = SentryClient("http://127.0.0.1:9", TOKEN)
     for tick in range(4):  # the server's second ticks as ours do; each answer arrives just after
-        client._observe(_response(SERVER_NOW + tick))
+        client._observe(_response(SERVER_NOW + tick), _Window())
         local["now"] += 1.0
     local["now"] -= 1.0 - 0.9  # now 0.9 s into the server's second SERVER_NOW + 3
     late = _response(SERVER_NOW + 3, X_Sentry_Rate_Limit_Reset=str(SERVER_NOW + 4))
     assert client._reset_delay(late) == pytest.approx(0.1 + 0.05, abs=0.01)
     # without evidence that the clock runs, the same answer is read the safe way: a whole second
     fresh = SentryClient("http://127.0.0.1:9", TOKEN)
-    fresh._observe(_response(SERVER_NOW + 3))
+    fresh._observe(_response(SERVER_NOW + 3), _Window())
     assert fresh._reset_delay(late) == pytest.approx(1.0 + 0.05, abs=0.01)
     # a server clock standing still (a test server's) is noticed, and trusted no further than Date
     for _ in range(3):
         local["now"] += 1.0
-        client._observe(_response(SERVER_NOW + 3))
+        client._observe(_response(SERVER_NOW + 3), _Window())
     assert client._reset_delay(late) == pytest.approx(1.0 + 0.05, abs=0.01)

@@ -132,6 +132,50 @@ def test_429_without_retry_after_honours_the_reset_header(emu):
         assert client.stats.waited_seconds > 0  # the client paced itself or waited out a 429
 
 
+def test_threads_sharing_an_endpoint_pace_themselves_within_its_window():
+    """Four threads read one endpoint under a limit of 10 a second. Each request takes its slot of
+    the window as it is sent, so none finds out by a 429 (a thread that had read the window as open
+    could otherwise send unseen by an answer that had just closed it; test_client stages that
+    case exactly)."""
+    with Emulator(seed=22, scale="tiny", token=TOKEN, rate_limit=10) as limited:
+        client = SentryClient(limited.url, limited.token)
+        slugs = [p.slug for p in limited.world.projects]
+        errors = []
+
+        def read(n):
+            try:
+                for i in range(8):
+                    client.get(f"projects/{limited.org_slug}/{slugs[(n + i) % len(slugs)]}/events/", {"per_page": 1})
+                    time.sleep(0.005 * ((n * 7 + i * 3) % 5))  # storing the page: not in flight meanwhile
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=read, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        served = limited.request_counts()["by_endpoint"]["GET /api/0/projects/{org}/{project}/events/"]
+        assert served == client.stats.requests == 32
+        assert client.stats.rate_limited == 0
+        assert client.stats.waited_seconds > 0  # 32 requests at 10 a second: it had to wait
+
+
+def test_sentrys_per_endpoint_limits_slow_only_that_endpoint():
+    """With Sentry's own limits (project events 60 a minute, one at a time), a sync reading fewer
+    pages than that never waits: ConcurrentRemaining 0 on an answer counts the answered request."""
+    with Emulator(seed=22, scale="tiny", token=TOKEN, strict_limits=True) as limited:
+        store = Store(":memory:")
+        client = SentryClient(limited.url, limited.token)
+        result = Syncer(store, client, limited.org_slug).run()
+        assert result.status == "ok"
+        assert_level(store, limited)
+        served = limited.request_counts()["by_endpoint"]["GET /api/0/projects/{org}/{project}/events/"]
+        assert 0 < served < 60
+        assert client.stats.rate_limited == 0 and client.stats.waited_seconds == 0
+
+
 def test_server_answering_garbage_everywhere_is_one_clear_error(emu):
     requests.post(emu.url + "/_emulator/faults", json={"spec": "kind=badjson,rate=1"}, timeout=10)
     store = Store(":memory:")

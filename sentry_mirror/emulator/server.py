@@ -71,10 +71,12 @@ class Ticket:
 class RateLimiter:
     """Fixed windows and in-flight counts per caller (token, else IP), as Sentry's middleware keeps them.
 
-    `limit` (requests per second) is enforced only when given; otherwise Sentry's default is
-    advertised. Concurrency is always counted and advertised, and enforced only when
-    `concurrent_limit` is given (Sentry enforces it only with ENFORCE_CONCURRENT_RATE_LIMITS).
-    With `strict`, routes in ROUTE_LIMITS get their own window, limit and concurrency.
+    `limit` (requests per second) is enforced only when given, as one window per caller over all
+    endpoints, the way a proxy in front of a server limits; otherwise Sentry's default is advertised.
+    Sentry's own windows are per endpoint (its key is `{category}:{endpoint}:{METHOD}:{id}`): with
+    `strict`, the routes in ROUTE_LIMITS get their own window, limit and concurrency. Concurrency is
+    always counted and advertised, and enforced only when `concurrent_limit` is given (Sentry
+    enforces it only with ENFORCE_CONCURRENT_RATE_LIMITS).
     """
 
     def __init__(self, limit: int | None, concurrent_limit: int | None = None, strict: bool = False,
