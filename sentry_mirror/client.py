@@ -101,7 +101,9 @@ class _Window:
     ends: float = 0.0  # when that window ends on our monotonic clock, margin included
     left: int | None = None  # requests we may still send in it; None: no limit known
     limit: int | None = None  # X-Sentry-Rate-Limit-Limit: what the next window allows
+    sent: int = 0  # at most this many of our requests are counted in it
     in_flight: int = 0  # our requests to this endpoint sent and not yet answered
+    heard: bool = False  # an answer came: until then, one request at a time
     concurrent: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit
 
 
@@ -142,6 +144,7 @@ class SentryClient:
         self._sleep = sleep
         self._lock = threading.Condition()  # also signalled when a request of a capped endpoint ends
         self._windows: dict[str, _Window] = {}  # per endpoint template (endpoints.route_of)
+        self._shared = False  # the server (or a proxy) counts all endpoints in one window
         self.stats = ClientStats()
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
         # The server's clock less ours, to better than the Date header's whole second: Date is the
@@ -229,7 +232,7 @@ class SentryClient:
         attempt = 0
         while True:
             attempt += 1
-            window = self._pace(route_of(path))
+            window = self._pace(path)
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
             except (requests.exceptions.InvalidHeader, UnicodeError):
@@ -315,21 +318,16 @@ class SentryClient:
             self.stats.requests += 1
             self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
 
-    def concurrency(self, path: str) -> int | None:
-        """How many requests to this path's endpoint the server lets run at once, once it has said."""
-        with self._lock:
-            window = self._windows.get(route_of(path))
-            return window.concurrent if window else None
-
-    def _pace(self, route: str) -> _Window:
+    def _pace(self, path: str) -> _Window:
         """Wait until the endpoint's window has a request left and a concurrency slot is free, then
         take both, in one step: a thread that found room must be counted before another decides."""
         with self._lock:
-            window = self._windows.setdefault(route, _Window())
             while True:
+                route = "*" if self._shared else route_of(path)
+                window = self._windows.setdefault(route, _Window())
                 now = time.monotonic()
                 if window.left is not None and window.left <= 0 and now >= window.ends:
-                    window.left = window.limit  # that window is over; the next one allows Limit
+                    self._new_window(window)  # that window is over
                 if window.left is not None and window.left <= 0:
                     wait, ends = window.ends - now, window.ends
                     self.stats.waited_seconds += wait
@@ -339,15 +337,25 @@ class SentryClient:
                     finally:
                         self._lock.acquire()
                     if window.ends == ends and window.left is not None and window.left <= 0:
-                        window.left = window.limit  # nothing newer was heard: the wait ended it
+                        self._new_window(window)  # nothing newer was heard: the wait ended it
                     continue
-                if window.concurrent and window.in_flight >= window.concurrent:
+                cap = window.concurrent or (None if window.heard else 1)
+                if cap is not None and window.in_flight >= cap:
                     self._lock.wait(1.0)  # until one of ours to this endpoint is answered
                     continue
                 if window.left is not None:
                     window.left -= 1
+                window.sent += 1
                 window.in_flight += 1
                 return window
+
+    @staticmethod
+    def _new_window(window: _Window) -> None:
+        """Our clock says the window is over: the next allows Limit, less what is still in flight.
+        Answers still to come from the old window (its Reset or earlier) are then ignored."""
+        window.left = None if window.limit is None else window.limit - window.in_flight
+        window.sent = window.in_flight
+        window.reset += 0.001
 
     def _observe(self, response: requests.Response, window: _Window) -> None:
         """Track the server clock and the endpoint's rate-limit window from X-Sentry-Rate-Limit-*."""
@@ -365,21 +373,34 @@ class SentryClient:
         # slot is free again now that it is answered. The limit is what pacing keeps to.
         delay = self._reset_delay(response) if remaining is not None else None
         with self._lock:
+            window.heard = True
             if concurrent is not None and concurrent > 0:
                 window.concurrent = concurrent
             if limit is not None and limit > 0:
                 window.limit = limit
             if remaining is None or (reset is not None and reset < window.reset):
                 return  # no limit said, or an answer from a window already over
+            now = time.monotonic()
             # Our requests still in flight spend this window too, whether or not the server had
             # counted them when it answered: counting them again errs on the safe side.
             left = remaining - window.in_flight
-            if reset is None or reset > window.reset or window.left is None:
+            if (reset is not None and reset > window.reset) or window.left is None or \
+                    (reset is None and now >= window.ends):
                 window.reset = reset or 0.0
-                window.ends = time.monotonic() + (1.0 if delay is None else delay)
+                window.ends = now + (1.0 if delay is None else delay)
                 window.left = left
+                window.sent = 1 + window.in_flight  # this request, and perhaps those in flight
             else:
                 window.left = min(window.left, left)
+                if now >= window.ends:  # a window longer than our wait was capped at
+                    window.ends = now + (1.0 if delay is None else delay)
+            if reset is not None and window.limit and not self._shared and remaining < window.limit - window.sent:
+                # Fewer left than our own requests explain: the window is shared by the endpoints
+                # (a proxy's limit, or the emulator's --rate-limit), or with another client.
+                log.info("the server's rate limit is spent faster than by our requests to one endpoint: "
+                         "pacing all endpoints in one window")
+                self._shared = True
+                self._windows["*"] = window
 
     def _track_clock(self, server: float, local: float) -> None:
         bound = server - local

@@ -22,6 +22,8 @@ class Script:
     def __init__(self, answers):
         self.answers = list(answers)
         self.requests = []
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
 
 
 @pytest.fixture
@@ -31,10 +33,15 @@ def server():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             script = holder["script"]
-            script.requests.append({"path": self.path, "host": self.headers.get("Host"),
-                                    "authorization": self.headers.get("Authorization")})
-            status, headers, body, *delay = script.answers.pop(0) if script.answers else (200, {}, [])
+            with script.lock:
+                script.requests.append({"path": self.path, "host": self.headers.get("Host"),
+                                        "authorization": self.headers.get("Authorization")})
+                status, headers, body, *delay = script.answers.pop(0) if script.answers else (200, {}, [])
+                script.in_flight += 1
+                script.most_in_flight = max(script.most_in_flight, script.in_flight)
             time.sleep(delay[0] if delay else 0)  # a slow answer: the request stays in flight meanwhile
+            with script.lock:
+                script.in_flight -= 1
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)  # sends Date from date_time_string below
             for name, value in headers.items():
@@ -85,11 +92,16 @@ def test_retry_after_wins(server):
     assert sleeps == [7.0]
 
 
+def window(limit, remaining, reset_in, **more):
+    return {"X-Sentry-Rate-Limit-Limit": str(limit), "X-Sentry-Rate-Limit-Remaining": str(remaining),
+            "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + reset_in), **more}
+
+
 def test_remaining_zero_paces_the_next_request_to_that_endpoint_only(server):
     """Sentry keeps a window per endpoint (FACTS §2): one running out must not hold back the others."""
     url, script = server([
-        (200, {"X-Sentry-Rate-Limit-Remaining": "0", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 2)}, []),
-        (200, {}, []),
+        (200, window(1, 0, 2), []),  # one request per window, and it is spent
+        (200, window(40, 39, 2), []),
         (200, {}, []),
     ])
     sleeps = []
@@ -104,12 +116,30 @@ def test_remaining_zero_paces_the_next_request_to_that_endpoint_only(server):
         "/api/0/projects/acme/web/events/", "/api/0/organizations/acme/issues/", "/api/0/projects/acme/api/events/"]
 
 
+def test_a_window_shared_by_endpoints_is_noticed_and_kept_as_one(server):
+    """A proxy (or the emulator's --rate-limit) counts all endpoints in one window. The first answer
+    from a second endpoint says fewer are left than our own requests to it explain: from then on
+    all endpoints wait for that one window."""
+    url, script = server([
+        (200, window(10, 9, 2), []),
+        (200, window(10, 0, 2), []),  # the issues endpoint's first answer: 9 were spent elsewhere
+        (200, {}, []),
+    ])
+    sleeps = []
+    client = client_for(url, sleeps)
+    client.get("projects/acme/web/events/")
+    client.get("organizations/acme/issues/")
+    assert sleeps == []
+    client.get("projects/acme/web/events/")  # its own window said 9 left, but the window is shared
+    assert len(sleeps) == 1 and 1.5 <= sleeps[0] <= 2.2, sleeps
+
+
 def test_the_last_request_of_a_window_goes_to_one_thread_only(server):
     """One request is left in the window and two threads want it before either is answered: one
     sends, the other waits for the next window. A request is counted as it is sent, not when its
     answer comes back, so the second thread does not find out by a 429."""
     url, script = server([
-        (200, {"X-Sentry-Rate-Limit-Remaining": "1", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 2)}, []),
+        (200, window(40, 1, 2), []),
         (200, {}, [], 0.3),
         (200, {}, [], 0.3),
     ])
@@ -128,16 +158,30 @@ def test_the_last_request_of_a_window_goes_to_one_thread_only(server):
 def test_concurrent_remaining_zero_is_not_a_reason_to_wait(server):
     """ConcurrentRemaining counts the answered request itself: 0 on a route allowing one at a time
     says nothing of the next request, which may go as soon as this one is answered."""
-    headers = {"X-Sentry-Rate-Limit-Remaining": "58", "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + 60),
-               "X-Sentry-Rate-Limit-ConcurrentLimit": "1", "X-Sentry-Rate-Limit-ConcurrentRemaining": "0"}
+    headers = window(60, 58, 60, **{"X-Sentry-Rate-Limit-ConcurrentLimit": "1",
+                                    "X-Sentry-Rate-Limit-ConcurrentRemaining": "0"})
     url, script = server([(200, headers, []), (200, headers, [])])
     sleeps = []
     client = client_for(url, sleeps)
     client.get("projects/acme/web/events/")
     client.get("projects/acme/web/events/")
     assert sleeps == [] and len(script.requests) == 2
-    assert client.concurrency("projects/acme/api/events/") == 1
-    assert client.concurrency("organizations/acme/issues/") is None
+
+
+def test_concurrent_limit_caps_our_requests_in_flight_to_that_endpoint(server):
+    """Three threads read an endpoint allowing one request at a time: they take turns. Before its
+    first answer an endpoint gets one request at a time too, since its limit is not known yet."""
+    headers = window(60, 50, 60, **{"X-Sentry-Rate-Limit-ConcurrentLimit": "1"})
+    url, script = server([(200, headers, [], 0.2) for _ in range(6)])
+    client = client_for(url, [])
+    threads = [threading.Thread(target=lambda s=slug: [client.get(f"projects/acme/{s}/events/") for _ in range(2)])
+               for slug in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(script.requests) == 6
+    assert script.most_in_flight == 1
 
 
 def test_next_request_stays_on_the_configured_host(server):

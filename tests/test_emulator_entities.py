@@ -480,7 +480,7 @@ def test_concurrency_headers_on_every_api_response(emu):
         assert resp.headers["X-Sentry-Rate-Limit-Limit"] == "470"
 
 
-def test_concurrent_limit_is_enforced_per_token():
+def test_concurrent_limit_is_enforced_per_token_and_endpoint():
     with Emulator(seed=1, scale="tiny", now=NOW, concurrent_limit=1) as e:
         e.faults.add(kind="slow", delay=0.6, route="*/teams/*", times=1)
         s = session(e)
@@ -488,9 +488,11 @@ def test_concurrent_limit_is_enforced_per_token():
         thread = threading.Thread(target=lambda: slow.update(resp=s.get(org(e, "teams/"))))
         thread.start()
         time.sleep(0.2)
-        same = session(e).get(org(e, "members/"))
-        other = requests.get(org(e, "members/"), headers={"Authorization": "Bearer other"})
+        same = session(e).get(org(e, "teams/"))
+        beside = session(e).get(org(e, "members/"))  # another endpoint: its own count, as in Sentry
+        other = requests.get(org(e, "teams/"), headers={"Authorization": "Bearer other"})
         thread.join()
+        assert beside.status_code == 200
         assert same.status_code == 429
         assert same.json() == ("You are attempting to go above the allowed concurrency for this endpoint. "
                                "Concurrency limit is 1")

@@ -72,9 +72,9 @@ class RateLimiter:
     """Fixed windows and in-flight counts per caller (token, else IP), as Sentry's middleware keeps them.
 
     `limit` (requests per second) is enforced only when given, as one window per caller over all
-    endpoints, the way a proxy in front of a server limits; otherwise Sentry's default is advertised.
-    Sentry's own windows are per endpoint (its key is `{category}:{endpoint}:{METHOD}:{id}`): with
-    `strict`, the routes in ROUTE_LIMITS get their own window, limit and concurrency. Concurrency is
+    endpoints, the way a proxy in front of a server limits. Otherwise Sentry's default is advertised,
+    in a window per endpoint as Sentry keeps them (its key is `{category}:{endpoint}:{METHOD}:{id}`);
+    with `strict`, the routes in ROUTE_LIMITS get their own limit and concurrency. Concurrency is
     always counted and advertised, and enforced only when `concurrent_limit` is given (Sentry
     enforces it only with ENFORCE_CONCURRENT_RATE_LIMITS).
     """
@@ -96,7 +96,9 @@ class RateLimiter:
             key, (limit, window, concurrency) = f"{caller} {template}", route
             enforced = True
         else:
-            key, limit, window = caller, self.limit or DEFAULT_RATE_LIMIT, 1
+            # Sentry's default window is per endpoint; the --rate-limit one spans all endpoints
+            key = caller if self.limit is not None else f"{caller} {template}"
+            limit, window = self.limit or DEFAULT_RATE_LIMIT, 1
             concurrency, enforced = self.concurrent_limit or CONCURRENT_LIMIT, self.limit is not None
         now = int(self.clock())  # windows run on the server's clock, whole seconds, as Date tells it
         start = now - now % window
