@@ -84,7 +84,7 @@ class Page:
     items: list[dict]  # empty for a raw page
     cursor: str | None  # the cursor that produced this page (None for the first)
     next_cursor: str | None
-    response: requests.Response
+    headers: Any  # the response's headers (not the response: its body would stay in memory too)
     raw: RawPage | None = None  # the page as text, when asked for with raw=True
 
     @property
@@ -298,7 +298,7 @@ class SentryClient:
             if not raw and not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
                                _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
-            page = Page([], cursor, None, response, data) if raw else Page(data, cursor, None, response)
+            page = Page([], cursor, None, response.headers, data) if raw else Page(data, cursor, None, response.headers)
             nxt = next_cursor(parse_link_header(response.headers.get("Link")))
             if nxt is not None and (nxt in seen or nxt == cursor):
                 log.warning("server repeated cursor %s on %s; stopping this walk", nxt, path)

@@ -32,6 +32,7 @@ from . import endpoints as ep
 from . import redact
 from .client import Page, SentryClient
 from .rawpage import RawPage
+from .spool import PageSpool, spool_directory
 from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
 from .store import PRUNE_KEYS, Store
 
@@ -813,13 +814,16 @@ class Syncer:
                 self._check_stop()
                 yield walk, self._consume(walk, pages(walk), store, finish)
             return
-        results: queue.Queue = queue.Queue(maxsize=workers * 4)
+        # Pages the writer has not taken yet wait in memory (a few) or on disk: the fetchers go on
+        # while the writer merges or checkpoints, and memory stays flat (see spool.py).
+        spool = PageSpool(spool_directory(self.store.path), in_memory=workers * 4)
+        results: queue.Queue = queue.Queue()  # bounded by the spool
         pending = iter(jobs)
 
         def fetch(walk) -> None:
             try:
-                for item in pages(walk):
-                    results.put((walk, "page", item))
+                for page, params in pages(walk):
+                    results.put((walk, "page", spool.hold(page, params)))
                 results.put((walk, "done", None))
             except BaseException as exc:  # handed to the writing thread, which decides
                 results.put((walk, "error", exc))
@@ -833,7 +837,7 @@ class Syncer:
                 while running:
                     walk, kind, item = results.get()
                     if kind == "page":
-                        store(walk, *item)
+                        store(walk, *spool.take(item))
                         continue
                     running -= 1
                     if kind == "error":
@@ -852,9 +856,13 @@ class Syncer:
                 if running:
                     self._abort.set()  # workers still fetching give up at their next page
                 while running:
-                    _, kind, _ = results.get()
+                    _, kind, item = results.get()
+                    if kind == "page":
+                        spool.release(item)  # a fetcher may be waiting for its place
                     running -= kind != "page"
                 self._abort.clear()
+                if spool.spooled:
+                    log.debug("%d pages waited on disk for the writer", spool.spooled)
 
     @staticmethod
     def _consume(walk, pages: Iterator[tuple[Page, dict]], store: Callable, finish: Callable) -> str:
@@ -949,7 +957,7 @@ class Syncer:
                    label: str | None = None) -> None:
         """Rows of a page and the cursor after it; they reach the store in the same transaction."""
         if self.observer:
-            hits = page.response.headers.get("X-Hits") if page.response is not None else None
+            hits = page.headers.get("X-Hits") if page.headers is not None else None
             self.observer.page(label or stream, page.count, int(hits) if hits and hits.isdigit() else None)
         if page.raw is not None:
             self.buffer.add_page(entity, page.raw, context)  # counted in the result when written

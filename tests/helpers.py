@@ -1,5 +1,6 @@
-"""Helpers shared by several test modules: one sync against the emulator, and a strict (or
-tolerant) reading of Sentry's Link header for walking the emulator by hand."""
+"""Helpers shared by several test modules: one sync against the emulator, a check that a store
+is level with it, and a strict (or tolerant) reading of Sentry's Link header for walking the
+emulator by hand."""
 
 from __future__ import annotations
 
@@ -41,3 +42,18 @@ def walk(s: requests.Session, url: str, strict: bool = True) -> tuple[list, list
         if results == "false":
             return rows, responses
         url = nxt_url
+
+
+def assert_level(store, emu):
+    """The store holds what the emulator serves: projects, issues, releases, each event once."""
+    truth = emu.truth()
+    events = requests.get(emu.url + "/_emulator/truth/events", timeout=30).json()["event_ids"]
+    con = store.con
+    assert {r[0] for r in con.execute("SELECT id FROM projects").fetchall()} == set(truth["projects"])
+    got = {r[0]: (r[1], r[2]) for r in con.execute(
+        "SELECT id, status, times_seen FROM issues WHERE deleted_at IS NULL").fetchall()}
+    assert got == {i: (v["status"], v["count"]) for i, v in truth["issues"].items()}
+    stored = [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
+    assert len(stored) == len(set(stored))  # no duplicates (events have no primary key to refuse them)
+    assert set(stored) == set(events)
+    assert {r[0] for r in con.execute("SELECT version FROM releases").fetchall()} == set(truth["releases"])

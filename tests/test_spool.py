@@ -1,0 +1,123 @@
+"""Pages fetched ahead of the writer: a few in memory, the rest in an unlinked file, read back
+unchanged; a full spool holds the fetcher back; a sync whose writer lags stores what the emulator
+serves, once."""
+
+import json
+import os
+import threading
+from datetime import datetime
+
+import requests
+
+from sentry_mirror import spool as spool_module
+from sentry_mirror.client import Page, SentryClient
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.rawpage import RawPage
+from sentry_mirror.spool import PageSpool
+from sentry_mirror.store import Store
+from sentry_mirror.sync import Syncer, SyncOptions
+from helpers import assert_level
+
+TOKEN = "sntryu_" + "5" * 64
+
+
+def page(text, parts=None):
+    raw = RawPage(text if parts is None else "", 2, datetime(2026, 11, 1, 12), parts)
+    return Page([], "0:100:0", "0:200:0", {"X-Hits": "7"}, raw)
+
+
+def hold_on_a_thread(spool, text):
+    """A fetcher handing on one more page: (set once it is held, {"held": …}, the thread)."""
+    done, late = threading.Event(), {}
+
+    def fetcher():
+        late["held"] = spool.hold(page(text), {})
+        done.set()
+
+    thread = threading.Thread(target=fetcher)
+    thread.start()
+    return done, late, thread
+
+
+def test_pages_beyond_the_first_few_wait_on_disk_and_come_back_unchanged(tmp_path):
+    spool = PageSpool(str(tmp_path), in_memory=1)
+    first, second = page('[{"id": "a"}, {"id": "é"}]'), page("", parts=('[{"id": "b"}]', '[{"id": "ü…"}]'))
+    third = page('[{"id": "c"}, {"id": "d"}]')
+    held = [spool.hold(p, {"n": n}) for n, p in enumerate((first, second, third))]
+    assert held[0][2] is None and held[1][2] is not None and held[2][2] is not None
+    assert second.raw.parts == () and third.raw.text == ""  # the text left memory
+    assert spool.spooled == 2
+    assert os.listdir(tmp_path) == []  # unlinked files: nothing is left behind should the process die
+    back = [spool.take(h) for h in held]
+    assert [p for p, _ in back] == [first, second, third] and [q for _, q in back] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert first.raw.text == '[{"id": "a"}, {"id": "é"}]'
+    assert second.raw.parts == ('[{"id": "b"}]', '[{"id": "ü…"}]') and second.raw.text == ""
+    assert third.raw.text == '[{"id": "c"}, {"id": "d"}]'
+    assert (third.raw.count, third.raw.newest, third.headers) == (2, datetime(2026, 11, 1, 12), {"X-Hits": "7"})
+
+
+def test_a_full_spool_holds_the_fetcher_back_until_the_writer_takes_a_page(tmp_path):
+    spool = PageSpool(str(tmp_path), in_memory=1, on_disk=150)
+    text = json.dumps([{"id": "x" * 40}, {"id": "y" * 40}])  # about 100 characters
+    in_memory, on_disk = spool.hold(page(text), {}), spool.hold(page(text), {})
+    done, late, thread = hold_on_a_thread(spool, text)
+    assert not done.wait(0.3)  # no place in memory, and the disk's share is spent
+    spool.take(in_memory)  # a place in memory frees: the fetcher goes on
+    assert done.wait(5)
+    thread.join()
+    assert late["held"][2] is None
+    assert spool.take(on_disk)[0].raw.text == text and spool.take(late["held"])[0].raw.text == text
+
+
+def test_without_a_usable_directory_pages_wait_in_memory_as_before(tmp_path, caplog):
+    spool = PageSpool(str(tmp_path / "gone"), in_memory=1)
+    text = '[{"id": "a"}]'
+    first = spool.hold(page(text), {})
+    done, late, thread = hold_on_a_thread(spool, text)
+    assert not done.wait(0.3)  # the file cannot be made: it waits for a place in memory
+    spool.take(first)
+    assert done.wait(5)
+    thread.join()
+    assert late["held"][2] is None and spool.take(late["held"])[0].raw.text == text
+    assert spool.spooled == 0 and "keeping them in memory" in caplog.text
+
+
+def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_path, monkeypatch):
+    """The writer is slowed so the fetchers run ahead: pages wait on disk and are stored from there,
+    each event once and as the server sent it."""
+    spools = []
+
+    class Small(PageSpool):
+        def __init__(self, directory, in_memory, on_disk=256 << 20):
+            super().__init__(directory, in_memory=1, on_disk=on_disk)
+            spools.append(self)
+
+    monkeypatch.setattr("sentry_mirror.sync.PageSpool", Small)
+    slow = Syncer._store_project_page
+
+    def store_slowly(self, *args):
+        threading.Event().wait(0.02)
+        return slow(self, *args)
+
+    monkeypatch.setattr(Syncer, "_store_project_page", store_slowly)
+    with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
+        store = Store(str(tmp_path / "mirror.duckdb"))
+        client = SentryClient(emu.url, emu.token, page_size=10)
+        try:
+            result = Syncer(store, client, emu.org_slug, options=SyncOptions(concurrency=2)).run()
+        finally:
+            client.close()
+        assert result.status == "ok"
+        assert sum(s.spooled for s in spools) >= 5
+        assert_level(store, emu)
+        # stored as served: each event's raw payload is the one the server lists
+        project = emu.world.projects[0]
+        served = requests.get(f"{emu.url}/api/0/projects/{emu.org_slug}/{project.slug}/events/",
+                              params={"full": "true", "per_page": 100},
+                              headers={"Authorization": f"Bearer {emu.token}"}, timeout=30).json()
+        stored = dict(store.con.execute("SELECT event_id, raw FROM events WHERE project_id = ?",
+                                        [str(project.id)]).fetchall())
+        assert served and all(json.loads(stored[e["eventID"]]) == e for e in served)
+        store.close()
+    assert [n for n in os.listdir(tmp_path) if not n.startswith("mirror.duckdb")] == []
+    assert spool_module.spool_directory(str(tmp_path / "mirror.duckdb")) == str(tmp_path)
