@@ -5,8 +5,9 @@ but now and then it stops for seconds (merging row groups, a checkpoint). With a
 fetchers then stop too, and under a rate limit the windows that pass meanwhile are lost for good:
 at a million events, a sync limited to 20 requests/s took 1.15 times the limit's floor. A long
 queue in memory would let the syncer's memory grow with the pages. So pages beyond the first few
-wait in an unlinked temporary file beside the store, their text unchanged, and are read back in
-turn; nothing is left on disk should the process die.
+wait in one unlinked temporary file beside the store, their text unchanged, and are read back in
+turn; the file is emptied whenever the writer has caught up, and nothing is left on disk should
+the process die.
 """
 
 from __future__ import annotations
@@ -18,92 +19,135 @@ import tempfile
 import threading
 from typing import Any
 
+from .errors import StoreError
 from .rawpage import RawPage
 
 log = logging.getLogger(__name__)
 
+ON_DISK_BYTES = 128 << 20  # about 180 pages of 100 full events: a writer's pause of 9 s at 20 pages/s
+ON_DISK_PAGES = 512  # small pages cost memory too (their headers), not only their text
+
 
 class PageSpool:
-    """Holds up to `in_memory` pages in memory and up to `on_disk` characters of page text on
-    disk; `hold` blocks beyond that, as a bounded queue would."""
+    """Holds up to `in_memory` pages in memory, and up to `on_disk_pages` pages and
+    `on_disk_bytes` bytes of their text on disk; `hold` blocks beyond that, as a bounded queue
+    would. `close` when done."""
 
-    def __init__(self, directory: str | None, in_memory: int, on_disk: int = 256 << 20):
+    def __init__(self, directory: str | None, in_memory: int, on_disk_bytes: int = ON_DISK_BYTES,
+                 on_disk_pages: int = ON_DISK_PAGES):
         self._directory = directory
         self._in_memory = in_memory
-        self._on_disk = on_disk
+        self._max_bytes = on_disk_bytes
+        self._max_pages = on_disk_pages
         self._memory_pages = 0
+        self._disk_pages = 0
         self._disk_bytes = 0
+        self._tail = 0  # the file's end: where the next page's text goes
+        self._file = None
         self._ready = threading.Condition()
         self.spooled = 0  # pages that went to disk, for the figures
 
     def hold(self, page: Any, params: dict) -> tuple:
-        """A page handed on: as is, or with its text in a file. Called by the fetch threads."""
+        """A page handed on: as is, or with its text in the file. Called by the fetch threads."""
         raw: RawPage | None = getattr(page, "raw", None)
-        size = 0 if raw is None else sum(len(t) for t in raw.texts())
+        blobs = None
+        if raw is not None and self._max_bytes and self._memory_pages >= self._in_memory:
+            blobs = [t.encode("utf-8") for t in raw.texts()]  # likely bound for disk: encode unlocked
+        size = sum(len(b) for b in blobs or ())
         with self._ready:
             while True:
                 if self._memory_pages < self._in_memory:
                     self._memory_pages += 1
                     return page, params, None
-                if raw is not None and self._disk_bytes + size <= self._on_disk:
+                if blobs is not None and self._disk_pages < self._max_pages and self._disk_bytes + size <= self._max_bytes:
+                    try:
+                        if self._file is None:
+                            self._file = tempfile.TemporaryFile(dir=self._directory)
+                    except OSError as exc:
+                        self._give_up_disk(exc)
+                        continue
+                    offset, self._tail = self._tail, self._tail + size
+                    self._disk_pages += 1
                     self._disk_bytes += size
                     break
                 self._ready.wait()
+        spooled = (offset, [len(b) for b in blobs], size)
         try:
-            return self._to_disk(page, raw, size, params)
-        except OSError as exc:  # no room, or no temporary file: pages wait in memory only, as before
-            log.warning("cannot keep pages on disk while the writer is busy (%s); keeping them in memory", exc)
+            _write_at(self._file.fileno(), b"".join(blobs), offset)
+        except OSError as exc:  # no room: pages wait in memory only, as before
+            self._release(spooled)
             with self._ready:
-                self._disk_bytes -= size
-                self._on_disk = 0
-                self._ready.notify_all()
+                self._give_up_disk(exc)
                 while self._memory_pages >= self._in_memory:
                     self._ready.wait()
                 self._memory_pages += 1
             return page, params, None
+        page.raw = dataclasses.replace(raw, text="", parts=None if raw.parts is None else ())
+        with self._ready:
+            self.spooled += 1
+        return page, params, spooled
 
     def take(self, held: tuple) -> tuple[Any, dict]:
         """The page back, whole, for the writer; its place is freed for the fetchers."""
         page, params, spooled = held
         try:
             if spooled is not None:
-                file, lengths, _ = spooled
-                file.seek(0)
-                texts = tuple(file.read(n).decode("utf-8") for n in lengths)
+                offset, lengths, size = spooled
+                data = os.pread(self._file.fileno(), size, offset)
+                if len(data) != size:
+                    raise OSError(f"read {len(data)} of {size} bytes")
+                texts, at = [], 0
+                for n in lengths:
+                    texts.append(data[at:at + n].decode("utf-8"))
+                    at += n
                 raw = page.raw
                 page.raw = dataclasses.replace(raw, text=texts[0] if raw.parts is None else "",
-                                               parts=None if raw.parts is None else texts)
+                                               parts=None if raw.parts is None else tuple(texts))
+        except OSError as exc:
+            raise StoreError(f"could not read back a page kept on disk while the writer was busy: {exc}",
+                             hint="check the disk beside the store; nothing from this page was stored") from None
         finally:
             self.release(held)
         return page, params
 
     def release(self, held: tuple) -> None:
         """Free a page's place without reading it back (a walk given up)."""
-        spooled = held[2]
-        with self._ready:
-            if spooled is None:
+        if held[2] is None:
+            with self._ready:
                 self._memory_pages -= 1
-            else:
-                spooled[0].close()
-                self._disk_bytes -= spooled[2]
+                self._ready.notify_all()
+        else:
+            self._release(held[2])
+
+    def close(self) -> None:
+        with self._ready:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def _release(self, spooled: tuple) -> None:
+        with self._ready:
+            self._disk_pages -= 1
+            self._disk_bytes -= spooled[2]
+            if self._disk_pages == 0 and self._file is not None:  # the writer caught up: empty the file
+                self._tail = 0
+                try:
+                    os.ftruncate(self._file.fileno(), 0)
+                except OSError:
+                    pass  # the space comes back when the file is closed
             self._ready.notify_all()
 
-    def _to_disk(self, page: Any, raw: RawPage, size: int, params: dict) -> tuple:
-        file = tempfile.TemporaryFile(dir=self._directory)
-        try:
-            lengths = []
-            for text in raw.texts():
-                data = text.encode("utf-8")
-                file.write(data)
-                lengths.append(len(data))
-            file.flush()
-        except BaseException:
-            file.close()
-            raise
-        page.raw = dataclasses.replace(raw, text="", parts=None if raw.parts is None else ())
-        with self._ready:
-            self.spooled += 1
-        return page, params, (file, lengths, size)
+    def _give_up_disk(self, exc: OSError) -> None:
+        log.warning("cannot keep pages on disk while the writer is busy (%s); keeping them in memory", exc)
+        self._max_bytes = 0
+        self._ready.notify_all()
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def spool_directory(store_path: str) -> str | None:

@@ -861,6 +861,7 @@ class Syncer:
                         spool.release(item)  # a fetcher may be waiting for its place
                     running -= kind != "page"
                 self._abort.clear()
+                spool.close()
                 if spool.spooled:
                     log.debug("%d pages waited on disk for the writer", spool.spooled)
 

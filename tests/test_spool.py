@@ -11,6 +11,7 @@ import requests
 
 from sentry_mirror import spool as spool_module
 from sentry_mirror.client import Page, SentryClient
+from sentry_mirror.errors import StoreError
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.rawpage import RawPage
 from sentry_mirror.spool import PageSpool
@@ -57,7 +58,7 @@ def test_pages_beyond_the_first_few_wait_on_disk_and_come_back_unchanged(tmp_pat
 
 
 def test_a_full_spool_holds_the_fetcher_back_until_the_writer_takes_a_page(tmp_path):
-    spool = PageSpool(str(tmp_path), in_memory=1, on_disk=150)
+    spool = PageSpool(str(tmp_path), in_memory=1, on_disk_bytes=150)
     text = json.dumps([{"id": "x" * 40}, {"id": "y" * 40}])  # about 100 characters
     in_memory, on_disk = spool.hold(page(text), {}), spool.hold(page(text), {})
     done, late, thread = hold_on_a_thread(spool, text)
@@ -67,6 +68,20 @@ def test_a_full_spool_holds_the_fetcher_back_until_the_writer_takes_a_page(tmp_p
     thread.join()
     assert late["held"][2] is None
     assert spool.take(on_disk)[0].raw.text == text and spool.take(late["held"])[0].raw.text == text
+
+
+def test_a_page_read_back_from_disk_makes_room_and_the_emptied_file_is_reused(tmp_path):
+    spool = PageSpool(str(tmp_path), in_memory=1, on_disk_pages=1)
+    texts = ['[{"id": "a"}]', '[{"id": "b", "v": "ß"}]', '[{"id": "c", "v": "ç…"}]']
+    in_memory, on_disk = spool.hold(page(texts[0]), {}), spool.hold(page(texts[1]), {})
+    done, late, thread = hold_on_a_thread(spool, texts[2])
+    assert not done.wait(0.3)  # one page on disk at most
+    assert spool.take(on_disk)[0].raw.text == texts[1]  # the file is emptied: the fetcher's page goes to its start
+    assert done.wait(5)
+    thread.join()
+    assert late["held"][2] is not None and late["held"][2][0] == 0
+    assert spool.take(late["held"])[0].raw.text == texts[2] and spool.take(in_memory)[0].raw.text == texts[0]
+    spool.close()
 
 
 def test_without_a_usable_directory_pages_wait_in_memory_as_before(tmp_path, caplog):
@@ -88,8 +103,8 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
     spools = []
 
     class Small(PageSpool):
-        def __init__(self, directory, in_memory, on_disk=256 << 20):
-            super().__init__(directory, in_memory=1, on_disk=on_disk)
+        def __init__(self, directory, in_memory, **limits):
+            super().__init__(directory, in_memory=1, **limits)
             spools.append(self)
 
     monkeypatch.setattr("sentry_mirror.sync.PageSpool", Small)
@@ -121,3 +136,39 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
         store.close()
     assert [n for n in os.listdir(tmp_path) if not n.startswith("mirror.duckdb")] == []
     assert spool_module.spool_directory(str(tmp_path / "mirror.duckdb")) == str(tmp_path)
+
+
+def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_path, monkeypatch):
+    """The writer fails on its third page while the fetchers wait for room: the pages still queued
+    are let go, the fetchers stop, and the error reaches the caller instead of a hang."""
+    monkeypatch.setattr("sentry_mirror.sync.PageSpool",
+                        lambda directory, in_memory: PageSpool(directory, in_memory=1, on_disk_pages=1))
+    stored = []
+    keep = Syncer._store_project_page
+
+    def fail_on_the_third(self, *args):
+        if len(stored) == 2:
+            raise StoreError("the disk is full")
+        threading.Event().wait(0.1)  # slow: the fetchers fill the spool meanwhile
+        stored.append(args)
+        return keep(self, *args)
+
+    monkeypatch.setattr(Syncer, "_store_project_page", fail_on_the_third)
+    outcome = {}
+    with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
+        store = Store(str(tmp_path / "mirror.duckdb"))
+        client = SentryClient(emu.url, emu.token, page_size=5)
+
+        def run():
+            try:
+                outcome["result"] = Syncer(store, client, emu.org_slug, options=SyncOptions(concurrency=2)).run()
+            except BaseException as exc:  # noqa: BLE001 - inspected below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, daemon=True)  # a hang fails the test, not the run
+        thread.start()
+        thread.join(60)
+        assert not thread.is_alive(), "the sync hung"
+        client.close()
+        store.close()
+    assert isinstance(outcome.get("error"), StoreError) and "disk is full" in str(outcome["error"])
