@@ -318,6 +318,11 @@ class SentryClient:
             self.stats.requests += 1
             self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
 
+    def paced(self) -> bool:
+        """Whether the server has made us wait (a rate-limit window, a 429, a retry): requests, not
+        our own work, are then what bounds a sync."""
+        return self.stats.waited_seconds > 0
+
     def _pace(self, path: str) -> _Window:
         """Wait until the endpoint's window has a request left and a concurrency slot is free, then
         take both, in one step: a thread that found room must be counted before another decides."""

@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from .errors import StoreError
 from .rawpage import RawPage
@@ -34,8 +34,9 @@ class PageSpool:
     would. `close` when done."""
 
     def __init__(self, directory: str | None, in_memory: int, on_disk_bytes: int = ON_DISK_BYTES,
-                 on_disk_pages: int = ON_DISK_PAGES):
+                 on_disk_pages: int = ON_DISK_PAGES, wanted: Callable[[], bool] = lambda: True):
         self._directory = directory
+        self._wanted = wanted  # while False, pages wait in memory only (the writer is the bound)
         self._in_memory = in_memory
         self._max_bytes = on_disk_bytes
         self._max_pages = on_disk_pages
@@ -51,7 +52,7 @@ class PageSpool:
         """A page handed on: as is, or with its text in the file. Called by the fetch threads."""
         raw: RawPage | None = getattr(page, "raw", None)
         blobs = None
-        if raw is not None and self._max_bytes and self._memory_pages >= self._in_memory:
+        if raw is not None and self._max_bytes and self._memory_pages >= self._in_memory and self._wanted():
             blobs = [t.encode("utf-8") for t in raw.texts()]  # likely bound for disk: encode unlocked
         size = sum(len(b) for b in blobs or ())
         with self._ready:

@@ -814,9 +814,10 @@ class Syncer:
                 self._check_stop()
                 yield walk, self._consume(walk, pages(walk), store, finish)
             return
-        # Pages the writer has not taken yet wait in memory (a few) or on disk: the fetchers go on
-        # while the writer merges or checkpoints, and memory stays flat (see spool.py).
-        spool = PageSpool(spool_directory(self.store.path), in_memory=workers * 4)
+        # Pages the writer has not taken yet wait in memory (a few) or, once the server makes us
+        # wait, on disk: the fetchers go on while the writer merges or checkpoints, and memory
+        # stays flat (see spool.py). Unpaced, the writer is the bound and disk would only cost.
+        spool = PageSpool(spool_directory(self.store.path), in_memory=workers * 4, wanted=self.client.paced)
         results: queue.Queue = queue.Queue()  # bounded by the spool
         pending = iter(jobs)
 

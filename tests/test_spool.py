@@ -84,6 +84,23 @@ def test_a_page_read_back_from_disk_makes_room_and_the_emptied_file_is_reused(tm
     spool.close()
 
 
+def test_while_disk_is_not_wanted_pages_wait_in_memory(tmp_path):
+    """Before the server has made the client wait, the writer is the bound: fetching further ahead
+    would only cost the writing and reading back."""
+    paced = {"yet": False}
+    spool = PageSpool(str(tmp_path), in_memory=1, wanted=lambda: paced["yet"])
+    first = spool.hold(page('[{"id": "a"}]'), {})
+    done, late, thread = hold_on_a_thread(spool, '[{"id": "b"}]')
+    assert not done.wait(0.3)  # waits for a place in memory, not for the disk
+    spool.take(first)
+    assert done.wait(5)
+    thread.join()
+    assert late["held"][2] is None and spool.spooled == 0
+    paced["yet"] = True
+    assert spool.hold(page('[{"id": "c"}]'), {})[2] is not None and spool.spooled == 1
+    spool.close()
+
+
 def test_without_a_usable_directory_pages_wait_in_memory_as_before(tmp_path, caplog):
     spool = PageSpool(str(tmp_path / "gone"), in_memory=1)
     text = '[{"id": "a"}]'
@@ -103,8 +120,8 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
     spools = []
 
     class Small(PageSpool):
-        def __init__(self, directory, in_memory, **limits):
-            super().__init__(directory, in_memory=1, **limits)
+        def __init__(self, directory, in_memory, wanted):
+            super().__init__(directory, in_memory=1)  # on disk whether or not the server paces us
             spools.append(self)
 
     monkeypatch.setattr("sentry_mirror.sync.PageSpool", Small)
@@ -142,7 +159,7 @@ def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_
     """The writer fails on its third page while the fetchers wait for room: the pages still queued
     are let go, the fetchers stop, and the error reaches the caller instead of a hang."""
     monkeypatch.setattr("sentry_mirror.sync.PageSpool",
-                        lambda directory, in_memory: PageSpool(directory, in_memory=1, on_disk_pages=1))
+                        lambda directory, in_memory, wanted: PageSpool(directory, in_memory=1, on_disk_pages=1))
     stored = []
     keep = Syncer._store_project_page
 
