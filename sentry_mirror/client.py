@@ -106,6 +106,10 @@ class _Window:
     heard: bool = False  # an answer came: until then, one request at a time
     concurrent: int | None = None  # X-Sentry-Rate-Limit-ConcurrentLimit
 
+    @property
+    def spent(self) -> bool:
+        return self.left is not None and self.left <= 0
+
 
 @dataclass
 class ClientStats:
@@ -331,9 +335,9 @@ class SentryClient:
                 route = "*" if self._shared else route_of(path)
                 window = self._windows.setdefault(route, _Window())
                 now = time.monotonic()
-                if window.left is not None and window.left <= 0 and now >= window.ends:
+                if window.spent and now >= window.ends:
                     self._new_window(window)  # that window is over
-                if window.left is not None and window.left <= 0:
+                if window.spent:
                     wait, ends = window.ends - now, window.ends
                     self.stats.waited_seconds += wait
                     self._lock.release()
@@ -341,7 +345,7 @@ class SentryClient:
                         self._sleep(wait)
                     finally:
                         self._lock.acquire()
-                    if window.ends == ends and window.left is not None and window.left <= 0:
+                    if window.ends == ends and window.spent:
                         self._new_window(window)  # nothing newer was heard: the wait ended it
                     continue
                 cap = window.concurrent or (None if window.heard else 1)
@@ -386,19 +390,18 @@ class SentryClient:
             if remaining is None or (reset is not None and reset < window.reset):
                 return  # no limit said, or an answer from a window already over
             now = time.monotonic()
+            ends = now + (1.0 if delay is None else delay)
             # Our requests still in flight spend this window too, whether or not the server had
             # counted them when it answered: counting them again errs on the safe side.
             left = remaining - window.in_flight
             if (reset is not None and reset > window.reset) or window.left is None or \
                     (reset is None and now >= window.ends):
-                window.reset = reset or 0.0
-                window.ends = now + (1.0 if delay is None else delay)
-                window.left = left
+                window.reset, window.ends, window.left = reset or 0.0, ends, left
                 window.sent = 1 + window.in_flight  # this request, and perhaps those in flight
             else:
                 window.left = min(window.left, left)
                 if now >= window.ends:  # a window longer than our wait was capped at
-                    window.ends = now + (1.0 if delay is None else delay)
+                    window.ends = ends
             if reset is not None and window.limit and not self._shared and remaining < window.limit - window.sent:
                 # Fewer left than our own requests explain: the window is shared by the endpoints
                 # (a proxy's limit, or the emulator's --rate-limit), or with another client.

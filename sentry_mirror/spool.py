@@ -79,10 +79,7 @@ class PageSpool:
             self._release(spooled)
             with self._ready:
                 self._give_up_disk(exc)
-                while self._memory_pages >= self._in_memory:
-                    self._ready.wait()
-                self._memory_pages += 1
-            return page, params, None
+            return self.hold(page, params)  # the disk given up, it waits for a place in memory
         page.raw = dataclasses.replace(raw, text="", parts=None if raw.parts is None else ())
         with self._ready:
             self.spooled += 1
