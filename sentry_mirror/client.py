@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_PAGE_SIZE = 100
+# A page of 100 events of 1 MB is 100 MB of text, held several times over while it is read,
+# checked and split: a raw page bigger than this makes the next request of its walk ask for
+# proportionally fewer items. Pages of typical events (5-50 KB) never come near it.
+PAGE_TEXT_BYTES = 16 << 20
+_SIZE_KEYS = ("per_page", "limit")  # Sentry reads per_page, GlitchTip limit (see Syncer._with_page_size)
 
 # One link: <url>; key="value"; key="value"   (tolerant of GlitchTip's `{'…'}` wrapping)
 _LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[A-Za-z_-]+\s*=\s*\"[^\"]*\")*)")
@@ -159,6 +164,7 @@ class SentryClient:
         self._clock_anchor: tuple[float, float] | None = None  # (Date, our time) it is checked against
         self._clock_runs = False
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
+        self._fitted: dict[str, int] = {}  # path -> the page size its big pages led to (paginate)
 
         # One session per thread (requests.Session is not documented as thread-safe), all alike.
         self._verify = verify
@@ -283,10 +289,12 @@ class SentryClient:
         `probe` marks the first request as probing a route the server may not serve (see `get`).
         """
         base = _as_pairs(params)
+        asked = _page_size_of(base)  # the caller's page size: fitted pages never grow past it
+        size = min(asked, self._fitted.get(path, asked)) if asked else None
         seen: set[str] = set()
         restarts = 0
         while True:
-            pairs = base + ([("cursor", cursor)] if cursor else [])
+            pairs = (base if size == asked else _with_size(base, size)) + ([("cursor", cursor)] if cursor else [])
             try:
                 data, response = self.get(path, pairs, probe=probe, raw=raw)
             except ApiError as exc:
@@ -310,6 +318,9 @@ class SentryClient:
             if nxt is not None:
                 seen.add(nxt)
             page.next_cursor = nxt
+            if asked and page.raw is not None:
+                size = _fitted_size(page, asked)
+                self._fitted[path] = size
             yield page
             if nxt is None or not page.count:
                 return
@@ -568,6 +579,27 @@ def _float_header(response: requests.Response, name: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+def _page_size_of(pairs: list[tuple[str, Any]]) -> int | None:
+    for key, value in pairs:
+        if key in _SIZE_KEYS and str(value).isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def _with_size(pairs: list[tuple[str, Any]], size: int) -> list[tuple[str, Any]]:
+    return [(k, size if k in _SIZE_KEYS else v) for k, v in pairs]
+
+
+def _fitted_size(page: Page, asked: int) -> int:
+    """The page size that would bring a raw page like this one near PAGE_TEXT_BYTES of text, at most
+    the size asked for. Sentry's event cursors (an absolute offset) and GlitchTip's (a position)
+    both stay valid when the page size changes between requests."""
+    length = sum(map(len, page.raw.texts()))
+    if page.count < 1 or length < 1:
+        return asked
+    return max(1, min(asked, page.count * PAGE_TEXT_BYTES // length))
 
 
 def _as_pairs(params: dict[str, Any] | list[tuple[str, Any]] | None) -> list[tuple[str, Any]]:

@@ -26,21 +26,28 @@ log = logging.getLogger(__name__)
 
 ON_DISK_BYTES = 128 << 20  # about 180 pages of 100 full events: a writer's pause of 9 s at 20 pages/s
 ON_DISK_PAGES = 512  # small pages cost memory too (their headers), not only their text
+# Pages of big events (breadcrumbs, frame variables) can be tens of megabytes each: the pages in
+# memory are bounded by their text too, one page always allowed. Typical pages (100 events of
+# 5 KB) never reach it.
+IN_MEMORY_BYTES = 32 << 20
 
 
 class PageSpool:
-    """Holds up to `in_memory` pages in memory, and up to `on_disk_pages` pages and
-    `on_disk_bytes` bytes of their text on disk; `hold` blocks beyond that, as a bounded queue
-    would. `close` when done."""
+    """Holds up to `in_memory` pages and `in_memory_bytes` of their text in memory (one page
+    whatever its size), and up to `on_disk_pages` pages and `on_disk_bytes` bytes of their text on
+    disk; `hold` blocks beyond that, as a bounded queue would. `close` when done."""
 
     def __init__(self, directory: str | None, in_memory: int, on_disk_bytes: int = ON_DISK_BYTES,
-                 on_disk_pages: int = ON_DISK_PAGES, wanted: Callable[[], bool] = lambda: True):
+                 on_disk_pages: int = ON_DISK_PAGES, wanted: Callable[[], bool] = lambda: True,
+                 in_memory_bytes: int = IN_MEMORY_BYTES):
         self._directory = directory
         self._wanted = wanted  # while False, pages wait in memory only (the writer is the bound)
         self._in_memory = in_memory
+        self._in_memory_bytes = in_memory_bytes
         self._max_bytes = on_disk_bytes
         self._max_pages = on_disk_pages
         self._memory_pages = 0
+        self._memory_bytes = 0
         self._disk_pages = 0
         self._disk_bytes = 0
         self._tail = 0  # the file's end: where the next page's text goes
@@ -51,15 +58,17 @@ class PageSpool:
     def hold(self, page: Any, params: dict) -> tuple:
         """A page handed on: as is, or with its text in the file. Called by the fetch threads."""
         raw: RawPage | None = getattr(page, "raw", None)
+        length = sum(map(len, raw.texts())) if raw is not None else 0  # its text's size in memory
         blobs = None
-        if raw is not None and self._max_bytes and self._memory_pages >= self._in_memory and self._wanted():
+        if raw is not None and self._max_bytes and not self._fits_in_memory(length) and self._wanted():
             blobs = [t.encode("utf-8") for t in raw.texts()]  # likely bound for disk: encode unlocked
         size = sum(len(b) for b in blobs or ())
         with self._ready:
             while True:
-                if self._memory_pages < self._in_memory:
+                if self._fits_in_memory(length):
                     self._memory_pages += 1
-                    return page, params, None
+                    self._memory_bytes += length
+                    return page, params, None, length
                 if blobs is not None and self._disk_pages < self._max_pages and self._disk_bytes + size <= self._max_bytes:
                     try:
                         if self._file is None:
@@ -83,11 +92,17 @@ class PageSpool:
         page.raw = dataclasses.replace(raw, text="", parts=None if raw.parts is None else ())
         with self._ready:
             self.spooled += 1
-        return page, params, spooled
+        return page, params, spooled, 0
+
+    def _fits_in_memory(self, length: int) -> bool:
+        """Room for a page of `length` characters among the pages in memory (read unlocked as a
+        hint, decided under the lock)."""
+        return self._memory_pages < self._in_memory and (
+            self._memory_pages == 0 or self._memory_bytes + length <= self._in_memory_bytes)
 
     def take(self, held: tuple) -> tuple[Any, dict]:
         """The page back, whole, for the writer; its place is freed for the fetchers."""
-        page, params, spooled = held
+        page, params, spooled, _ = held
         try:
             if spooled is not None:
                 offset, lengths, size = spooled
@@ -113,6 +128,7 @@ class PageSpool:
         if held[2] is None:
             with self._ready:
                 self._memory_pages -= 1
+                self._memory_bytes -= held[3]
                 self._ready.notify_all()
         else:
             self._release(held[2])

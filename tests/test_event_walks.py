@@ -160,3 +160,38 @@ def test_a_project_walk_cut_short_resumes_then_reads_what_came_since(monkeypatch
         assert stored_ids(store) >= {r[0] for r in served_events(emu)}
         used = requests_by_route(emu, before)
         assert not [k for k in used if ISSUE_WALK in k], used
+
+
+@pytest.mark.parametrize("flavor", ["sentry", "glitchtip"])
+def test_pages_of_big_events_make_the_walk_ask_for_fewer_events_per_page(monkeypatch, flavor):
+    """A page's text above PAGE_TEXT_BYTES makes the next request of the walk ask for about as many
+    events as fit in it (events of 1 MB would make pages of 100 MB): every event is still stored
+    once, the server's cursors (Sentry's offsets, GlitchTip's opaque ones) staying valid when the
+    page size changes."""
+    from sentry_mirror import client as client_module
+
+    monkeypatch.setattr(client_module, "PAGE_TEXT_BYTES", 40_000)  # about 8 of the emulator's events
+    asked: list[tuple[str, int, int, int]] = []  # (path, per_page, events, characters) per event page
+    get = client_module.SentryClient.get
+
+    def recording_get(self, path, params=None, **kwargs):
+        data, response = get(self, path, params, **kwargs)
+        if path.endswith("/events/") and data is not None and hasattr(data, "texts"):
+            asked.append((path, int(dict(params)["per_page"]), data.count, sum(map(len, data.texts()))))
+        return data, response
+
+    monkeypatch.setattr(client_module.SentryClient, "get", recording_get)
+    with Emulator(seed=5, scale="tiny", token=TOKEN, flavor=flavor) as emu:
+        store = Store(":memory:")
+        result = sync(store, emu)
+        assert result.status == "ok"
+        served = requests.get(emu.url + "/_emulator/truth/events", timeout=30).json()["event_ids"]
+        stored = [r[0] for r in store.con.execute("SELECT event_id FROM events").fetchall()]
+        assert len(stored) == len(set(stored)) and set(stored) == set(served)
+    by_path: dict[str, list] = {}
+    for path, per_page, count, chars in asked:
+        by_path.setdefault(path, []).append((per_page, count, chars))
+    assert by_path and all(pages[0][0] == 100 for pages in by_path.values())  # a walk starts at 100
+    later = [p for pages in by_path.values() for p in pages[1:]]
+    assert later and all(per_page < 20 for per_page, _, _ in later)
+    assert max(chars for _, count, chars in later if count) < 3 * 40_000  # pages near the target

@@ -101,6 +101,31 @@ def test_while_disk_is_not_wanted_pages_wait_in_memory(tmp_path):
     spool.close()
 
 
+def test_pages_of_big_events_are_bounded_in_memory_by_their_text(tmp_path):
+    """Eight pages of 100 events of 1 MB would be 800 MB in memory: the pages in memory are bounded
+    by their text as well as their number, one page always allowed, whatever its size."""
+    paced = {"yet": False}
+    spool = PageSpool(str(tmp_path), in_memory=8, in_memory_bytes=100, wanted=lambda: paced["yet"])
+    big = json.dumps([{"id": "x" * 150}])
+    alone = spool.hold(page(big), {})  # bigger than the bound, but the only page in memory
+    assert alone[2] is None
+    done, late, thread = hold_on_a_thread(spool, '[{"id": "small"}]')
+    assert not done.wait(0.3)  # eight places, but no room for its text
+    assert spool.take(alone)[0].raw.text == big
+    assert done.wait(5)
+    thread.join()
+    assert late["held"][2] is None
+    second = spool.hold(page(json.dumps([{"id": "y" * 60}])), {})  # 17 + 75 characters fit in 100
+    assert second[2] is None
+    paced["yet"] = True  # once the server paces us, a page with no room in memory goes to disk
+    third = spool.hold(page(big), {})
+    assert third[2] is not None and spool.spooled == 1
+    for held in (late["held"], second, third):
+        spool.take(held)
+    assert spool.hold(page(big), {})[2] is None  # all taken: memory is free again
+    spool.close()
+
+
 def test_without_a_usable_directory_pages_wait_in_memory_as_before(tmp_path, caplog):
     spool = PageSpool(str(tmp_path / "gone"), in_memory=1)
     text = '[{"id": "a"}]'
