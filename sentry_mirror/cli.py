@@ -14,7 +14,7 @@ import click
 from . import __version__, redact
 from .config import DEFAULT_DB, Config, Source, resolve
 from .errors import PARTIAL_EXIT, Interrupted, MirrorError
-from .runner import stop_on_signals, sync_all
+from .runner import describe_result, stop_on_signals, sync_all
 from .store import open_readonly
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -114,7 +114,7 @@ def sync(url, org, token, config_path, source_names, full, ca_bundle, insecure, 
                 click.echo(json.dumps({"status": "failed", "exit_code": exc.exit_code,
                                        "error": redact.scrub(str(exc))}, indent=2))
             raise
-    partial = any(r.status == "partial" for r in results)
+    partial = any(r.status in ("partial", "failed") for r in results)
     if as_json:
         click.echo(json.dumps({"status": "partial" if partial else "ok", "exit_code": PARTIAL_EXIT if partial else 0,
                                "sources": [summary(r) for r in results]}, indent=2, default=str))
@@ -144,19 +144,6 @@ def apply_tls_options(config: Config, ca_bundle: str | None, insecure: bool) -> 
         if source.verify is False:
             logging.getLogger("sentry_mirror").warning(
                 "TLS verification is off for %s: the token could be read by anyone on the path", source.url)
-
-
-def describe_result(result) -> str:
-    rows = ", ".join(f"{n:,} {entity}" for entity, n in sorted(result.rows.items())) or "nothing"
-    text = (f"synced {result.source} in {result.seconds:.1f}s with {result.requests:,} requests "
-            f"({result.retries} retried); read {rows}")
-    for error in result.errors:
-        text += f"\n  FAILED {error}"
-    for note in result.notes[:5]:
-        text += f"\n  note: {note}"
-    if len(result.notes) > 5:
-        text += f"\n  note: … and {len(result.notes) - 5} more"
-    return text
 
 
 @cli.command(context_settings=CONTEXT)
@@ -422,7 +409,7 @@ def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--db", default="demo.duckdb", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write the demo store (replaced on each run).")
+              help="Where to write the demo store (replaced on each run; a store the demo did not make is never replaced).")
 @click.option("--scale", default="small", show_default=True, type=click.Choice(["tiny", "small", "medium", "large"]),
               help="How much data the emulator generates.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Seed of the generated organization.")
@@ -462,27 +449,34 @@ def demo(db, scale, seed, quiet, verbose):
     click.echo(f"     or: sentry-mirror query --db {db} \"SELECT * FROM release_regressions LIMIT 10\"")
 
 
+DEMO_MARK = "_demo"  # a table only the demo creates: the one sign that a store is the demo's own
+
+
 def replace_demo_store(db: str) -> None:
-    """The demo starts afresh, but only ever replaces a store it made: one mirroring the emulator."""
+    """The demo starts afresh, but only ever replaces a store it made itself (marked with DEMO_MARK);
+    a store synced from a real server, even one on this machine, is never its to replace."""
     from .errors import StoreError
-    from .store import check_store_path
+    from .store import Store, check_store_path
 
     path = Path(db)
-    if not path.exists():
-        return
-    check_store_path(db)  # refuses anything that is not a DuckDB file
-    con = open_readonly(db, wait=5)
+    if path.exists():
+        check_store_path(db)  # refuses anything that is not a DuckDB file
+        con = open_readonly(db, wait=5)
+        try:
+            mine = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]).fetchone()[0]
+        finally:
+            con.close()
+        if not mine:
+            raise StoreError(f"{db} was not made by the demo; not replacing it",
+                             hint="pass another --db for the demo, or remove that file yourself")
+        for suffix in ("", ".wal"):
+            Path(db + suffix).unlink(missing_ok=True)
+    store = Store(db)
     try:
-        urls = [r[0] or "" for r in con.execute("SELECT region_url FROM organizations").fetchall()]
-    except Exception:
-        urls = ["?"]
+        with store.transaction() as con:
+            con.execute(f"CREATE TABLE {DEMO_MARK} AS SELECT now() AS made_at")
     finally:
-        con.close()
-    if not urls or not all(u.startswith("http://127.0.0.1:") for u in urls):
-        raise StoreError(f"{db} holds data that is not from the demo; not replacing it",
-                         hint="pass another --db for the demo")
-    for suffix in ("", ".wal"):
-        Path(db + suffix).unlink(missing_ok=True)
+        store.close()
 
 
 def main() -> None:

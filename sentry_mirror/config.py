@@ -305,7 +305,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
                              **{f"schedule.{k}": "file" for k in schedule}})
 
     raw_sources = data.get("sources") or []
-    if raw_sources and not (url or org):
+    if raw_sources:
         for i, raw in enumerate(raw_sources):
             config.sources.append(_source_from_table(raw, i, token))
         if source_names:
@@ -315,6 +315,14 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
                 raise ConfigError(f"no source named {', '.join(sorted(missing))} in the config",
                                   hint=f"known: {', '.join(s.name for s in config.sources)}")
             config.sources = [s for s in config.sources if s.name in wanted]
+        if (url or org) and len(config.sources) > 1:
+            raise ConfigError(f"--url and --org change one source, and the config gives {len(config.sources)}",
+                              hint="pick one with --source NAME")
+        for source in config.sources:  # a flag wins over the file, for that setting only
+            for field_name, value in (("url", url), ("org", org)):
+                if value:
+                    setattr(source, field_name, value)
+                    source.origins[field_name] = "flag"
     else:
         resolved_org, org_from = _first((org, "flag"), (_env(ORG_ENV_VARS), _env_name(ORG_ENV_VARS)),
                                         (cli_rc.get("org"), "~/.sentryclirc"))
@@ -372,11 +380,15 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
                                (sentryclirc().get("token"), "~/.sentryclirc"))
     if not token:
         raise ConfigError(f"config: sources[{index}]: no token", hint="set token_env, or SENTRY_AUTH_TOKEN")
+    # What a source leaves out, the environment and ~/.sentryclirc fill in, as without a file.
+    url, url_from = _first((raw.get("url"), "file"), (_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
+                           (sentryclirc().get("url"), "~/.sentryclirc"), (DEFAULT_URL, "default"))
     defaults = Source(name="", url=DEFAULT_URL, org="")
-    values = {key: raw.get(key, getattr(defaults, key)) for key in SOURCE_RULES if key not in ("token_env", "name")}
-    source = Source(name=str(raw.get("name") or raw["org"]), token=token, **values)
+    values = {key: raw.get(key, getattr(defaults, key)) for key in SOURCE_RULES if key not in ("token_env", "name", "url")}
+    source = Source(name=str(raw.get("name") or raw["org"]), token=token, url=url, **values)
     source.timeout, source.overlap_minutes = float(source.timeout), float(source.overlap_minutes)
     source.headers, source.project_events = dict(source.headers), dict(source.project_events)
     source.origins = {key: ("file" if key in raw else "default") for key in SOURCE_RULES if key != "token_env"}
+    source.origins["url"] = url_from
     source.origins["token"] = token_from
     return source

@@ -11,8 +11,10 @@ import threading
 from datetime import timedelta
 from typing import Any, Callable, Iterator
 
+from . import redact
 from .client import SentryClient
 from .config import Config, Source
+from .errors import ApiError
 from .locking import writer_lock
 from .store import Store, check_store_path
 from .sync import Syncer, SyncOptions, SyncResult
@@ -40,7 +42,8 @@ def give_large_blocks_back() -> None:
 def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None = None,
              progress: Callable[[str], None] | None = None, wait: bool = False,
              observer: Any = None) -> list[SyncResult]:
-    results = []
+    results: list[SyncResult] = []
+    failures: list[ApiError] = []
     give_large_blocks_back()
     if config.db != ":memory:":
         check_store_path(config.db)
@@ -57,11 +60,37 @@ def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None
                     results.append(Syncer(store, client, source.org, source=source.name, options=options,
                                           stop=stop, progress=say, observer=observer).run())
+                except ApiError as exc:
+                    # One source's server or token failing is no reason to leave the others unsynced;
+                    # the run row says it failed, and the sync ends partial (or with this error alone).
+                    if len(config.sources) == 1:
+                        raise
+                    log.error("%s: %s", source.name, redact.scrub(str(exc)))
+                    results.append(SyncResult(source=source.name, status="failed", errors=[redact.scrub(str(exc))],
+                                              requests=client.stats.requests, retries=client.stats.retries))
+                    failures.append(exc)
                 finally:
                     client.close()
         finally:
             store.close()
+    if failures and len(failures) == len(results):
+        raise failures[0]
     return results
+
+
+def describe_result(result) -> str:
+    if result.status == "failed":  # a source that failed while others synced (runner.sync_all)
+        return f"FAILED {result.source}: {'; '.join(result.errors)}"
+    rows = ", ".join(f"{n:,} {entity}" for entity, n in sorted(result.rows.items())) or "nothing"
+    text = (f"synced {result.source} in {result.seconds:.1f}s with {result.requests:,} requests "
+            f"({result.retries} retried); read {rows}")
+    for error in result.errors:
+        text += f"\n  FAILED {error}"
+    for note in result.notes[:5]:
+        text += f"\n  note: {note}"
+    if len(result.notes) > 5:
+        text += f"\n  note: … and {len(result.notes) - 5} more"
+    return text
 
 
 @contextlib.contextmanager

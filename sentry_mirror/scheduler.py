@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Config
 from .errors import ConfigError, Interrupted, MirrorError
 from .locking import scheduler_lock
-from .runner import sync_all
+from .runner import describe_result, sync_all
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[s
     def job() -> None:
         try:
             for result in sync_all(config, stop=stop, wait=True):
-                report(f"synced {result.source}: {result.rows} in {result.seconds:.1f}s ({result.requests} requests)")
+                report(describe_result(result))
         except Interrupted:
             report("sync interrupted; it resumes at the next run")
         except MirrorError as exc:  # one failed run must not kill the daemon

@@ -293,6 +293,12 @@ class Store:
     def migrate(self) -> list[str]:
         """Apply pending numbered migrations, each in one transaction with its `_migrations` row."""
         con = self._connect()
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database()").fetchall()}
+        if tables and "_migrations" not in tables:  # someone else's database: never write into it
+            self.close()
+            raise StoreError(f"{self.path} is a DuckDB file but not a sentry-mirror store (it holds other tables)",
+                             hint="pass another --db; this file was left untouched")
         con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
         done = {row[0] for row in con.execute("SELECT name FROM _migrations").fetchall()}
         known = migrations()

@@ -85,3 +85,49 @@ def test_sync_into_a_folder_that_does_not_exist(tmp_path):
 def test_console_script_runs_as_a_subprocess():
     out = subprocess.run([sys.executable, "-m", "sentry_mirror", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "sentry-mirror, version" in out.stdout
+
+
+def tables_of(path) -> set[str]:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    finally:
+        con.close()
+
+
+def foreign_database(path):
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE customers AS SELECT 1 AS id, 'Ada' AS name")
+    con.close()
+
+
+def test_sync_never_writes_into_someone_elses_duckdb_database(tmp_path):
+    foreign_database(tmp_path / "crm.duckdb")
+    line = one_line_error(run("sync", "--url", "http://127.0.0.1:9", "--org", "a", "--token", "t-1234",
+                              "--db", str(tmp_path / "crm.duckdb")), code=3)
+    assert "not a sentry-mirror store" in line
+    assert tables_of(tmp_path / "crm.duckdb") == {"customers"}
+
+
+def test_the_demo_replaces_only_a_store_it_made(tmp_path):
+    """A store synced from a server, even a local one, is never the demo's to replace; the demo's
+    own store is, run after run."""
+    from sentry_mirror.emulator import Emulator
+
+    mirror = tmp_path / "mirror.duckdb"
+    with Emulator(seed=3, scale="tiny", token="sntryu_" + "d" * 64) as emu:
+        synced = run("sync", "--url", emu.url, "--org", emu.org_slug, "--token", emu.token, "--db", str(mirror), "-q")
+        assert synced.exit_code == 0, synced.stderr
+    before = tables_of(mirror)
+    line = one_line_error(run("demo", "--db", str(mirror), "--scale", "tiny", "-q"), code=3)
+    assert "not made by the demo" in line and tables_of(mirror) == before
+    foreign_database(tmp_path / "crm.duckdb")
+    one_line_error(run("demo", "--db", str(tmp_path / "crm.duckdb"), "--scale", "tiny", "-q"), code=3)
+    assert tables_of(tmp_path / "crm.duckdb") == {"customers"}
+    for _ in range(2):  # its own store, again and again
+        result = run("demo", "--db", str(tmp_path / "demo.duckdb"), "--scale", "tiny", "-q")
+        assert result.exit_code == 0, result.stderr

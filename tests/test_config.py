@@ -131,3 +131,48 @@ def test_pasted_token_is_stripped_and_control_characters_refused(monkeypatch, tm
 def test_bad_url_is_a_config_error(url):
     with pytest.raises(ConfigError):
         resolve(config_path=None, url=url, org="acme", token="tok-1234", db=None)
+
+
+def one_source_file(tmp_path, url_line='url = "https://de.sentry.io"\n'):
+    path = tmp_path / "one.toml"
+    path.write_text(f'[[sources]]\nname = "main"\norg = "acme"\n{url_line}token_env = "ACME_TOKEN"\nconcurrency = 3\n')
+    return str(path)
+
+
+def test_a_flag_changes_one_setting_of_the_config_source_and_keeps_the_rest(monkeypatch, tmp_path):
+    """--org with a config file used to throw the file's sources away: url and token then came
+    from ~/.sentryclirc."""
+    rc = tmp_path / "sentryclirc"
+    rc.write_text("[auth]\ntoken = rc-token-abc\n\n[defaults]\nurl = https://rc.example\n")
+    monkeypatch.setenv("SENTRYCLIRC", str(rc))
+    monkeypatch.setenv("ACME_TOKEN", "file-token-123")
+    (source,) = resolve(config_path=one_source_file(tmp_path), url=None, org="other", token=None, db=None).sources
+    assert (source.name, source.url, source.org, source.token, source.concurrency) == (
+        "main", "https://de.sentry.io", "other", "file-token-123", 3)
+    assert source.origins["org"] == "flag" and source.origins["url"] == "file"
+    (source,) = resolve(config_path=one_source_file(tmp_path), url="https://eu.example", org=None, token=None,
+                        db=None).sources
+    assert (source.url, source.org, source.origins["url"]) == ("https://eu.example", "acme", "flag")
+
+
+def test_the_environment_fills_in_what_a_config_source_leaves_out(monkeypatch, tmp_path):
+    monkeypatch.setenv("SENTRY_URL", "https://env.example")
+    monkeypatch.setenv("SENTRY_ORG", "env-org")
+    monkeypatch.setenv("ACME_TOKEN", "file-token-123")
+    (source,) = resolve(config_path=one_source_file(tmp_path), url=None, org=None, token=None, db=None).sources
+    assert (source.url, source.org) == ("https://de.sentry.io", "acme")  # the file's own settings win
+    (source,) = resolve(config_path=one_source_file(tmp_path, url_line=""), url=None, org=None, token=None,
+                        db=None).sources
+    assert (source.url, source.origins["url"]) == ("https://env.example", "env SENTRY_URL")
+
+
+def test_url_or_org_flags_with_several_sources_ask_which(monkeypatch, tmp_path):
+    path = tmp_path / "two.toml"
+    path.write_text('[[sources]]\nname = "a"\norg = "a"\ntoken_env = "T1"\n\n'
+                    '[[sources]]\nname = "b"\norg = "b"\ntoken_env = "T2"\n')
+    monkeypatch.setenv("T1", "token-one-123")
+    monkeypatch.setenv("T2", "token-two-456")
+    with pytest.raises(ConfigError, match="--source"):
+        resolve(config_path=str(path), url=None, org="c", token=None, db=None)
+    (source,) = resolve(config_path=str(path), url=None, org="c", token=None, db=None, source_names=("b",)).sources
+    assert (source.name, source.org, source.token) == ("b", "c", "token-two-456")

@@ -151,6 +151,27 @@ def test_a_failing_stream_is_a_partial_success_and_the_rest_is_stored(tmp_path, 
         assert run(*sync_args(emu, db), env={"SENTRY_AUTH_TOKEN": TOKEN}).exit_code == 0
 
 
+def test_one_source_with_a_refused_token_leaves_the_others_synced(emu, tmp_path):
+    """Two sources in one config, the first with a wrong token: the second still syncs, the summary
+    names both, and the exit status is the partial one. Both refused: the token's own exit 5."""
+    config = write(tmp_path, f'db = "{tmp_path / "two.duckdb"}"\n'
+                             f'[[sources]]\nname = "bad"\nurl = "{emu.url}"\norg = "{emu.org_slug}"\ntoken_env = "SM_BAD"\n'
+                             f'[[sources]]\nname = "good"\nurl = "{emu.url}"\norg = "{emu.org_slug}"\ntoken_env = "SM_GOOD"\n')
+    wrong = "sntryu_" + "0" * 64
+    result = run("sync", "-c", config, "-q", env={"SM_BAD": wrong, "SM_GOOD": TOKEN})
+    assert result.exit_code == 6, result.output
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("FAILED bad: Sentry answered 401") for line in lines), result.stdout
+    assert any(line.startswith("synced good") for line in lines), result.stdout
+    con = duckdb.connect(str(tmp_path / "two.duckdb"), read_only=True)
+    runs = dict(con.execute("SELECT source, status FROM _sync_runs").fetchall())
+    events = con.execute("SELECT count(*) FROM events WHERE source = 'good'").fetchone()[0]
+    con.close()
+    assert runs == {"bad": "failed", "good": "ok"} and events == emu.truth()["counts"]["events"]
+    both = run("sync", "-c", config, "-q", env={"SM_BAD": wrong, "SM_GOOD": wrong})
+    assert both.exit_code == 5 and "401" in both.stderr
+
+
 def test_status_of_a_store_that_never_synced_and_of_a_file_that_is_not_one(tmp_path):
     from sentry_mirror.store import Store
 
