@@ -40,7 +40,8 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
             if table in tables:
                 src["rows"][table] = con.execute(f"SELECT count(*) FROM {table} WHERE source = ?", [source]).fetchone()[0]
         src["issues_by_status"] = dict(con.execute(
-            "SELECT coalesce(status, '?'), count(*) FROM issues WHERE source = ? GROUP BY 1 ORDER BY 2 DESC",
+            "SELECT CASE WHEN deleted_at IS NOT NULL THEN 'deleted' ELSE coalesce(status, '?') END, count(*) "
+            "FROM issues WHERE source = ? GROUP BY 1 ORDER BY 2 DESC",
             [source]).fetchall())
         names = ("run_id", "started_at", "finished_at", "status", "requests", "retries", "error", "rate_limited",
                  "seconds", "streams")
@@ -99,7 +100,8 @@ def scheduler_status(db_path: str) -> dict | None:
 
 def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> str:
     lines = []
-    status = dict(con.execute("SELECT status, count(*) FROM issues GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    status = dict(con.execute("SELECT CASE WHEN deleted_at IS NOT NULL THEN 'deleted' ELSE status END, count(*) "
+                              "FROM issues GROUP BY 1 ORDER BY 2 DESC").fetchall())
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("projects", "issues", "events", "releases")}
     lines.append(f"Stored: {counts['projects']} projects, {counts['releases']} releases, {counts['issues']:,} issues "
                  f"({', '.join(f'{n:,} {s}' for s, n in status.items())}), {counts['events']:,} events.")
@@ -185,17 +187,15 @@ def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, statu
     if until is not None:
         where.append("s.first_seen < ?")
         params.append(until)
-    if status == "deleted":
-        where.append("i.deleted_at IS NOT NULL")
-    elif status:
-        where.append("s.status = ? AND i.deleted_at IS NULL")
+    if status:
+        where.append("s.status = ?")  # 'deleted' for an issue deleted in Sentry (issue_summary)
         params.append(status)
     if project:
         where.append("s.project = ?")
         params.append(project)
     sql = (
         "SELECT s.short_id, s.project, s.status, s.level, s.times_seen AS events, s.affected_users AS users, "
-        "s.first_seen, s.last_seen, s.first_release, left(s.title, 70) AS title "
+        "s.first_seen, s.last_seen, s.first_release, s.title "
         "FROM issue_summary s JOIN issues i ON i.source = s.source AND i.id = s.issue_id"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY {_ORDER[sort]} NULLS LAST, s.issue_id LIMIT ?"

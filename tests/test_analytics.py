@@ -372,6 +372,20 @@ def test_report_top_orders_issues_by_events_like_truth(synced):
     assert all(r["status"] == statuses[r["issue_id"]] for r in got)
 
 
+def test_csv_and_json_keep_whole_titles_and_tables_shorten_them(synced):
+    """Titles were cut to 60-70 characters in every format; only the terminal table needs that."""
+    titles = dict(query(synced, "SELECT id, title FROM issues"))
+    long = {i for i, t in titles.items() if len(t) > 60}
+    assert long, "the emulator's data has long titles"
+    top = report(synced, "top")
+    assert {r["issue_id"]: r["title"] for r in top} == {r["issue_id"]: titles[r["issue_id"]] for r in top}
+    listed = CliRunner().invoke(cli, ["issues", "--db", str(synced.path), "--format", "json", "--limit", "100000"])
+    by_short = dict(query(synced, "SELECT short_id, title FROM issues"))
+    assert {r["short_id"]: r["title"] for r in json.loads(listed.stdout)} == by_short
+    table = CliRunner().invoke(cli, ["issues", "--db", str(synced.path), "--limit", "100000"]).stdout
+    assert all(len(t) <= 60 or t not in table for t in by_short.values()) and "…" in table
+
+
 def test_top_issues_view_has_time_to_resolve_from_history(synced):
     rows = query(synced, "SELECT issue_id, resolutions, last_time_to_resolve FROM top_issues WHERE resolutions > 0")
     assert rows and all(t is not None and t >= timedelta(0) for _, _, t in rows)

@@ -82,6 +82,18 @@ def test_every_entity_level_through_several_advances():
         # the status history holds every observed change, deletions included
         deleted = column(store, "SELECT issue_id FROM issue_status_history WHERE to_status = 'deleted'")
         assert deleted == set(emu.truth()["deleted_issues"])
+        # what users read says 'deleted', not the last status Sentry showed (it used to say unresolved)
+        assert column(store, "SELECT issue_id FROM issue_summary WHERE status = 'deleted'") == deleted
+        assert column(store, "SELECT issue_id FROM top_issues WHERE status = 'deleted'") == deleted
+        from sentry_mirror.analytics import Filters, run_report
+        from sentry_mirror.report import list_issues
+
+        top = run_report(store.con.cursor(), "top", Filters(limit=1000))
+        assert deleted & set(top.issue_id), "no deleted issue among the top"
+        assert set(top.loc[top.status == "deleted", "issue_id"]) == deleted & set(top.issue_id)
+        listed = list_issues(store.con.cursor(), status="deleted", limit=1000)
+        assert set(listed.short_id) == column(store, "SELECT short_id FROM issues WHERE deleted_at IS NOT NULL")
+        assert set(listed.status) == {"deleted"}
 
 
 def test_no_change_sync_cost_does_not_grow_with_the_store():

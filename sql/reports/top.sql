@@ -21,9 +21,10 @@ res AS (
            arg_max(time_to_resolve, resolved_seen_at) AS last_time_to_resolve
     FROM issue_resolutions WHERE issue_id IN (SELECT issue_id FROM top) GROUP BY ALL
 )
-SELECT i.short_id, p.slug AS project, top.events, u.users, i.times_seen AS sentry_events, i.status, i.substatus,
+SELECT i.short_id, p.slug AS project, top.events, u.users, i.times_seen AS sentry_events,
+       CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE i.status END AS status, i.substatus,
        i.first_seen, i.last_seen, coalesce(res.regressions, 0) AS regressions, res.last_time_to_resolve,
-       left(i.title, 60) AS title, top.issue_id
+       i.title, top.issue_id
 FROM top
 JOIN users u ON u.source = top.source AND u.issue_id = top.issue_id
 JOIN issues i ON i.source = top.source AND i.id = top.issue_id

@@ -43,7 +43,7 @@ stored AS (  -- all of the issue's stored events (with no filter: the matching o
 )
 SELECT i.short_id, p.slug AS project, ev.users, ev.events, i.user_count AS sentry_user_count,
        i.times_seen AS sentry_events, coalesce(s.stored_events, ev.events) < i.times_seen AS events_missing,
-       left(i.title, 60) AS title, ev.issue_id
+       i.title, ev.issue_id
 FROM ev
 LEFT JOIN stored s ON s.source = ev.source AND s.issue_id = ev.issue_id
 LEFT JOIN issues i ON i.source = ev.source AND i.id = ev.issue_id

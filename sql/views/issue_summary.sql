@@ -1,7 +1,9 @@
 -- name: issue_summary
 -- requires: issues, events, projects
 -- One row per issue: Sentry's own counters beside what the mirror holds (events and distinct
--- affected users, from the stored events), the releases it was first and last seen in.
+-- affected users, from the stored events), the releases it was first and last seen in. An issue
+-- deleted in Sentry stays in the mirror with status 'deleted' (its last status in Sentry is in
+-- issues.status).
 CREATE OR REPLACE VIEW issue_summary AS
 WITH ev AS (
     SELECT source, issue_id,
@@ -11,7 +13,8 @@ WITH ev AS (
            arg_max(release, date_created) AS last_release
     FROM events GROUP BY source, issue_id
 )
-SELECT i.source, i.id AS issue_id, i.short_id, p.slug AS project, i.title, i.level, i.status, i.substatus,
+SELECT i.source, i.id AS issue_id, i.short_id, p.slug AS project, i.title, i.level,
+       CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE i.status END AS status, i.substatus,
        i.first_seen, i.last_seen, i.times_seen, i.user_count,
        coalesce(ev.stored_events, 0) AS stored_events,
        coalesce(ev.affected_users, 0) AS affected_users,
