@@ -18,6 +18,7 @@ import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -37,6 +38,8 @@ MAX_PAGE_SIZE = 100
 # checked and split: a raw page bigger than this makes the next request of its walk ask for
 # proportionally fewer items. Pages of typical events (5-50 KB) never come near it.
 PAGE_TEXT_BYTES = 16 << 20
+# How often a thread that waits (for an answer, a window, a backoff) calls its idle hook.
+IDLE_STEP = 0.1
 _SIZE_KEYS = ("per_page", "limit")  # Sentry reads per_page, GlitchTip limit (see Syncer._with_page_size)
 
 # One link: <url>; key="value"; key="value"   (tolerant of GlitchTip's `{'…'}` wrapping)
@@ -186,6 +189,41 @@ class SentryClient:
                 raise ValueError(f"unknown auth scheme {auth_scheme!r}")
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
+        self._idle: Callable[[], None] | None = None
+        self._idle_thread: int | None = None
+        self._requester: ThreadPoolExecutor | None = None  # sends the idle thread's requests
+
+    def on_idle(self, hook: Callable[[], None] | None) -> None:
+        """Call `hook` every IDLE_STEP while this thread waits for an answer, a rate-limit window or
+        a retry. The syncer's thread owns the store: a Retry-After of 45 s, or a slow answer, kept
+        the file from every reader that long (and a reader gives up after 30 s)."""
+        self._idle, self._idle_thread = hook, threading.get_ident() if hook else None
+
+    def _idling(self) -> bool:
+        return self._idle is not None and threading.get_ident() == self._idle_thread
+
+    def _wait(self, seconds: float) -> None:
+        if not self._idling():
+            self._sleep(seconds)
+            return
+        while seconds > 0:
+            self._idle()
+            step = min(IDLE_STEP, seconds)
+            self._sleep(step)
+            seconds -= step
+
+    def _send(self, url: str, params) -> requests.Response:
+        session = self.session
+        if not self._idling():
+            return session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+        if self._requester is None:
+            self._requester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+        answer = self._requester.submit(session.get, url, params=params, timeout=self.timeout, allow_redirects=False)
+        while True:
+            try:
+                return answer.result(timeout=IDLE_STEP)
+            except FutureTimeout:
+                self._idle()
 
     @property
     def session(self) -> requests.Session:
@@ -244,7 +282,7 @@ class SentryClient:
             attempt += 1
             window = self._pace(path)
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+                response = self._send(url, params)
             except (requests.exceptions.InvalidHeader, UnicodeError):
                 from .errors import ConfigError
 
@@ -353,7 +391,7 @@ class SentryClient:
                     self.stats.waited_seconds += wait
                     self._lock.release()
                     try:
-                        self._sleep(wait)
+                        self._wait(wait)
                     finally:
                         self._lock.acquire()
                     if window.ends == ends and window.spent:
@@ -361,7 +399,13 @@ class SentryClient:
                     continue
                 cap = window.concurrent or (None if window.heard else 1)
                 if cap is not None and window.in_flight >= cap:
-                    self._lock.wait(1.0)  # until one of ours to this endpoint is answered
+                    self._lock.wait(IDLE_STEP if self._idling() else 1.0)  # until one of ours is answered
+                    if self._idling():
+                        self._lock.release()
+                        try:
+                            self._idle()
+                        finally:
+                            self._lock.acquire()
                     continue
                 if window.left is not None:
                     window.left -= 1
@@ -464,7 +508,7 @@ class SentryClient:
             if response is not None and response.status_code == 429:
                 self.stats.rate_limited += 1
         log.info("retrying after %s in %.2fs (attempt %d)", why, delay, attempt)
-        self._sleep(delay)
+        self._wait(delay)
 
     def _error(self, response: requests.Response, url: str) -> ApiError:
         message = server_message(response)
@@ -482,6 +526,9 @@ class SentryClient:
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = self._sessions, []
+        if self._requester is not None:
+            self._requester.shutdown(wait=False)
+            self._requester = None
         for session in sessions:
             session.close()
 

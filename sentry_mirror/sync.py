@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from . import endpoints as ep
 from . import redact
-from .client import Page, SentryClient
+from .client import IDLE_STEP, Page, SentryClient
 from .rawpage import RawPage
 from .spool import PageSpool, spool_directory
 from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
@@ -223,6 +223,8 @@ class Syncer:
         self.buffer = WriteBuffer(store, self.source, on_written=self.result.add)
         self._abort = threading.Event()
         self._missing: set[str] = set()  # optional streams this server does not serve
+        self._served: set[str] = set()  # optional streams that answered in this sync
+        self._probe = False  # the next request of an optional stream probes its route (optional)
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
 
     # -- entry point -------------------------------------------------------------------------
@@ -232,6 +234,8 @@ class Syncer:
         run_id = self.store.start_run(self.source, self.options.full)
         self.store.create_views()  # so that reports work from the first committed page of a first sync
         status, error = "failed", None
+        # While this thread waits on the network it still owes readers the file: let them in.
+        self.client.on_idle(self.store.maybe_release)
         try:
             self._stream("organization", self.sync_organization, fatal=True)
             self._stream("projects", self.sync_list, ep.PROJECTS)
@@ -259,6 +263,7 @@ class Syncer:
             error = str(exc)
             raise
         finally:
+            self.client.on_idle(None)
             self.result.status = status
             self.result.requests = self.client.stats.requests
             self.result.retries = self.client.stats.retries
@@ -331,8 +336,12 @@ class Syncer:
         """
         if name in self._missing:
             return False
+        # Until the stream has answered once, its first request probes: a missing route's HTML 500
+        # is not retried (GlitchTip's unknown paths: six retries cost 45 s a sync).
+        self._probe = name not in self._served
         try:
             step(*args, **kwargs)
+            self._served.add(name)
             return True
         except ApiError as exc:
             if exc.status == 401:
@@ -353,6 +362,8 @@ class Syncer:
                 self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]})")
                 return False
             raise
+        finally:
+            self._probe = False
 
     def sync_list(self, endpoint: ep.Endpoint, scope: str = "", *, context: dict | None = None, **path_args: str) -> None:
         """Walk a whole list endpoint, checkpointing the cursor with every page."""
@@ -364,7 +375,7 @@ class Syncer:
             # Walk it whole, then drop what it no longer lists; the prune commits with the walk's end.
             _, key_fields, _ = PRUNE_KEYS[endpoint.entity]
             keep: set[str] = set()
-            for page in self._pages(path, params, None):
+            for page in self._pages(path, params, None, probe=self._probe):
                 keep.update(str(k) for k in (next((i.get(f) for f in key_fields if i.get(f) is not None), None)
                                              for i in page.items if isinstance(i, dict)) if k is not None)
                 page.next_cursor = None  # no mid-walk checkpoint: a cut walk starts over
@@ -413,7 +424,9 @@ class Syncer:
                     since_dt = last.get((project_id, stat, resolution)) or now - RETENTION
                     params = {"stat": stat, "resolution": resolution,
                               "since": int(since_dt.replace(tzinfo=timezone.utc).timestamp()), "until": int(until)}
-                    points, _ = self.client.get(ep.PROJECT_STATS.path.format(org=self.org, project=slug), params)
+                    points, _ = self.client.get(ep.PROJECT_STATS.path.format(org=self.org, project=slug), params,
+                                                probe=self._probe)
+                    self._probe = False
                     if not isinstance(points, list):
                         raise ApiError(200, "project stats were not a list", self.client.base_url)
                     self.buffer.add(ep.PROJECT_STATS.entity, points,
@@ -836,7 +849,7 @@ class Syncer:
                 running += 1
             try:
                 while running:
-                    walk, kind, item = results.get()
+                    walk, kind, item = self._next_result(results)
                     if kind == "page":
                         store(walk, *spool.take(item))
                         continue
@@ -865,6 +878,14 @@ class Syncer:
                 spool.close()
                 if spool.spooled:
                     log.debug("%d pages waited on disk for the writer", spool.spooled)
+
+    def _next_result(self, results: queue.Queue) -> tuple:
+        """The next thing the fetchers hand over; while there is none, readers may have the file."""
+        while True:
+            try:
+                return results.get(timeout=IDLE_STEP)
+            except queue.Empty:
+                self.store.maybe_release()
 
     @staticmethod
     def _consume(walk, pages: Iterator[tuple[Page, dict]], store: Callable, finish: Callable) -> str:
@@ -925,7 +946,7 @@ class Syncer:
             params.update(state["params"])  # resume with exactly the query that produced the cursor
             cursor = state["cursor"]
             log.info("resuming %s %s at cursor %s", stream, scope, cursor)
-        yield from self._pages(path, params, cursor)
+        yield from self._pages(path, params, cursor, probe=self._probe)
 
     def _route_pages(self, endpoint: ep.Endpoint, params: dict, cursor: str | None, page_size: int | None,
                      raw: bool = False, **scope_args: str) -> Iterator[Page]:

@@ -215,3 +215,45 @@ def test_readers_during_a_first_sync_never_fail_and_see_committed_pages(scale):
     finally:
         for suffix in ("", ".wal", ".lock", ".readers"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def test_readers_get_in_while_the_sync_waits_on_the_network(tmp_path):
+    """The syncer's thread waits 6 s on a Retry-After (project stats, read on that thread) and 5 s on
+    a slow answer (an issues page): the file is the readers' meanwhile. Before, the writer checked
+    for readers only when it committed, and each reader waited out the whole wait (a reader gives
+    up after 30 s; Sentry's Retry-After can be a minute)."""
+    token = "sntryu_" + "e" * 64
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "sentry_mirror.cli", "emulator", "--port", "0", "--seed", "4", "--scale", "tiny",
+         "--token", token, "--fault", "kind=429,retry_after=6,route=*/stats/*,after=2,times=1",
+         "--fault", "kind=slow,delay=5,route=*/issues/*,times=1"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    info = dict(emulator.stdout.readline().strip().split(": ", 1) for _ in range(3))
+    db = tmp_path / "w.duckdb"
+    try:
+        started = time.monotonic()
+        sync = subprocess.Popen(
+            [sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", info["base URL"], "--org",
+             info["organization"], "--db", str(db), "-q"],
+            env={**os.environ, "SENTRY_AUTH_TOKEN": token}, cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        latencies: list[float] = []
+        while sync.poll() is None:
+            if not db.exists():
+                time.sleep(0.05)
+                continue
+            asked = time.monotonic()
+            con = open_readonly(db, wait=60)
+            latencies.append(time.monotonic() - asked)
+            con.execute("SELECT count(*) FROM _sync_runs").fetchall()
+            con.close()
+            time.sleep(0.2)
+        _, err = sync.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+    assert sync.returncode == 0, err
+    assert took >= 11, "the sync did not wait as the faults say: the test shows nothing"
+    assert len(latencies) >= 20
+    assert max(latencies) < 2.0, sorted(latencies)[-5:]
