@@ -424,8 +424,12 @@ def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor
             parse_spec(spec)
         except ValueError as exc:
             raise ConfigError(f"bad --fault {spec!r}: {exc}", hint="e.g. kind=503,route=*/issues/*,rate=0.2") from None
-    run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults),
-                 flavor=flavor, deletions=deletions, strict_limits=strict_limits)
+    try:
+        run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults),
+                     flavor=flavor, deletions=deletions, strict_limits=strict_limits)
+    except OSError as exc:  # binding the port: in use, or not ours to take
+        raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                          hint="pick another --port, or --port 0 for any free one") from None
 
 
 @cli.command(context_settings=CONTEXT)

@@ -188,6 +188,15 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
             if "org" not in raw:
                 problems.append(Problem(f"{label}: 'org' (the organization slug) is required"
                                         + (f" (the table on line {where.line('sources', i)})" if where.line("sources", i) else "")))
+        verify = raw.get("verify")
+        if isinstance(verify, str) and not Path(verify).expanduser().is_file():
+            problems.append(Problem(f"{label}.verify: no CA bundle file at {verify!r}; give true, false or the "
+                                    "path of a PEM file", where.line("sources", i, "verify")))
+        name = raw.get("name") or raw.get("org")
+        if isinstance(name, str) and name and name in [str(r.get("name") or r.get("org")) for r in sources[:i]
+                                                       if isinstance(r, dict)]:
+            problems.append(Problem(f"{label}: another source is named {name!r} too; each needs its own name "
+                                    "(its rows are tagged with it): set name", where.line("sources", i)))
         env_name = raw.get("token_env")
         if flag_token is None and isinstance(env_name, str) and env_name and not os.environ.get(env_name):
             problems.append(Problem(f"{label}: environment variable {env_name} is not set "
@@ -300,7 +309,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
     data = load_config_file(config_path, flag_token=token) if config_path else {}
     cli_rc = sentryclirc()
     schedule = data.get("schedule") or {}
-    config = Config(db=db or data.get("db") or DEFAULT_DB, schedule=dict(schedule), path=config_path,
+    config = Config(db=db or os.path.expanduser(data.get("db") or "") or DEFAULT_DB, schedule=dict(schedule), path=config_path,
                     origins={"db": "flag or SENTRY_MIRROR_DB" if db else ("file" if data.get("db") else "default"),
                              **{f"schedule.{k}": "file" for k in schedule}})
 
@@ -387,6 +396,8 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
     values = {key: raw.get(key, getattr(defaults, key)) for key in SOURCE_RULES if key not in ("token_env", "name", "url")}
     source = Source(name=str(raw.get("name") or raw["org"]), token=token, url=url, **values)
     source.timeout, source.overlap_minutes = float(source.timeout), float(source.overlap_minutes)
+    if isinstance(source.verify, str):
+        source.verify = os.path.expanduser(source.verify)
     source.headers, source.project_events = dict(source.headers), dict(source.project_events)
     source.origins = {key: ("file" if key in raw else "default") for key in SOURCE_RULES if key != "token_env"}
     source.origins["url"] = url_from

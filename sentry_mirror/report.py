@@ -135,15 +135,21 @@ def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> 
 
 
 def run_query(con: duckdb.DuckDBPyConnection, sql: str):
-    """A user's SQL on a read-only connection: whatever it says, it cannot change the store."""
+    """A user's SQL on a read-only connection: whatever it says, it cannot change the store, nor
+    read or write other files (DuckDB's external access is off: no read_csv('/etc/…'), no COPY TO,
+    no ATTACH; --format csv writes the result where the shell says)."""
     if not sql.strip():
         con.close()
         raise ConfigError("no SQL given", hint='e.g. sentry-mirror query "SELECT count(*) FROM issues"')
     try:
+        con.execute("SET enable_external_access = false")
         result = con.execute(sql)
         if result.description is None:
             raise ConfigError("the statement returned no rows to show", hint="query runs SELECT statements")
         return result.df()
+    except duckdb.PermissionException:
+        raise ConfigError("query reads the store only: files, COPY TO and ATTACH are off",
+                          hint="write results with --format csv > file.csv, or open the store in DuckDB yourself") from None
     except duckdb.Error as exc:
         raise ConfigError(f"query failed: {str(exc).strip().splitlines()[0]}") from None
     finally:

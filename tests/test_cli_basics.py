@@ -131,3 +131,12 @@ def test_the_demo_replaces_only_a_store_it_made(tmp_path):
     for _ in range(2):  # its own store, again and again
         result = run("demo", "--db", str(tmp_path / "demo.duckdb"), "--scale", "tiny", "-q")
         assert result.exit_code == 0, result.stderr
+
+
+def test_the_emulator_on_a_port_in_use_says_so_in_one_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        line = one_line_error(run("emulator", "--port", str(port), "--scale", "tiny"), code=2)
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line

@@ -136,6 +136,19 @@ def test_query_cannot_write(synced):
     assert counts(synced) == before
 
 
+@pytest.mark.parametrize("sql", ["SELECT * FROM read_csv('{secret}')", "COPY (SELECT * FROM issues) TO '{out}'",
+                                 "ATTACH '{other}' AS o", "SELECT * FROM read_text('{secret}')"])
+def test_query_reads_no_other_file_and_writes_none(synced, tmp_path, sql):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+    out, other = tmp_path / "leak.csv", tmp_path / "other.duckdb"
+    result = cli("query", "--db", str(synced), sql.format(secret=secret, out=out, other=other))
+    line = one_line(result)
+    assert "reads the store only" in line and "hunter2" not in result.stdout
+    assert not out.exists() and not other.exists()
+    assert cli("query", "--db", str(synced), "SELECT count(*) AS n FROM issues").returncode == 0
+
+
 def test_malformed_config_file(tmp_path):
     bad = tmp_path / "c.toml"
     bad.write_text("[[sources]]\norg = 'a'\ntoken_env = 'HOME'\nconcurrency = 'lots'\n")

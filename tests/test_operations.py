@@ -59,6 +59,10 @@ def write(tmp_path: Path, text: str) -> str:
     ("[schedule]\ncron = '61 3 * * *'\n", "schedule.cron must be a crontab line"),
     ("[schedule]\ncron = '0 3 * * *'\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
     ("[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\nurl = 'ftp://x'\n", "sources[0].url must be an http(s) URL"),
+    ("[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\nverify = 'maybe'\n",
+     "sources[0].verify: no CA bundle file at 'maybe'; give true, false or the path of a PEM file (line 4)"),
+    ("[[sources]]\nname = 'a'\norg = 'acme'\ntoken_env = 'SM_TOKEN'\n[[sources]]\nname = 'a'\norg = 'beta'\n"
+     "token_env = 'SM_TOKEN'\n", "sources[1]: another source is named 'a' too; each needs its own name"),
 ])
 def test_config_check_names_each_problem_in_one_line(tmp_path, text, expected):
     result = run("config", "check", "-c", write(tmp_path, text), env={"SM_TOKEN": TOKEN})
