@@ -199,7 +199,7 @@ def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db,
 def status(db, as_json):
     """Show each source's last sync, lag, rows, errors, pending resumes and the next scheduled run.
 
-    Exit status 1 when the store has never synced.
+    Exit status 1 when no source has synced successfully yet.
     """
     from .report import store_status
 
@@ -213,8 +213,18 @@ def status(db, as_json):
         click.echo(json.dumps(info, indent=2, default=str))
     else:
         click.echo(format_status(path, info))
-    if not info["sources"]:
+    if not any(src.get("last_success") for src in info["sources"].values()):
         sys.exit(1)
+
+
+def _when(moment) -> str:
+    """A stored time to the second (they are kept to the microsecond), or '-'."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if hasattr(moment, "strftime") else (str(moment) if moment else "-")
+
+
+def _count(n, one: str, many: str | None = None) -> str:
+    n = n or 0
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def _ago(seconds: float | None) -> str:
@@ -234,13 +244,17 @@ def format_status(path: str, info: dict) -> str:
     if scheduler:
         lines.append(f"scheduler: running (process {scheduler.get('pid')}), next run {scheduler.get('next_run') or '?'}")
     for name, src in info["sources"].items():
-        lines.append(f"source {name}: last successful sync {src['last_success'] or 'never'} UTC "
-                     f"({_ago(src['lag_seconds'])})")
+        if src["last_success"]:
+            lines.append(f"source {name}: last successful sync {_when(src['last_success'])} UTC "
+                         f"({_ago(src['lag_seconds'])})")
+        else:
+            lines.append(f"source {name}: no successful sync yet")
         run = src.get("last_run")
         if run:
-            figures = f"{run['requests'] or 0} requests, {run['retries'] or 0} retries, {run['rate_limited'] or 0} 429s"
+            figures = (f"{_count(run['requests'], 'request')}, {_count(run['retries'], 'retry', 'retries')}, "
+                       f"{run['rate_limited'] or 0} 429s")
             took = f", {run['seconds']:.1f}s" if run.get("seconds") is not None else ""
-            lines.append(f"  last run: {run['started_at']} UTC, {run['status']}{took}, {figures}")
+            lines.append(f"  last run: {_when(run['started_at'])} UTC, {run['status']}{took}, {figures}")
             if run.get("error"):
                 lines.append(f"  last error: {run['error']}")
         lines.append("  rows: " + ", ".join(f"{t} {n:,}" for t, n in src["rows"].items()))
@@ -249,11 +263,12 @@ def format_status(path: str, info: dict) -> str:
         for stream in src.get("streams", []):
             extra = ""
             if stream.get("last_rows") is not None:
-                extra = f", last run {stream['last_rows']:,} rows in {stream['last_requests']} requests"
+                extra = f", last run {_count(stream['last_rows'], 'row')} in {_count(stream['last_requests'], 'request')}"
             if stream.get("last_error"):
                 extra += f", FAILED: {stream['last_error'][:120]}"
             resume = "  (interrupted: will resume)" if stream["resume_pending"] else ""
-            lines.append(f"  {stream['stream']:<18} updated {stream['updated_at'] or '-'}{extra}{resume}")
+            updated = f"updated {_when(stream['updated_at'])}" if stream["updated_at"] else "not yet stored"
+            lines.append(f"  {stream['stream']:<18} {updated}{extra}{resume}")
     return "\n".join(lines)
 
 

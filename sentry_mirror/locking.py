@@ -31,6 +31,21 @@ def scheduler_lock(db_path: str):
                         "stop it first, or use another --db", skip=db_path == ":memory:")
 
 
+def is_held(lock_path: str) -> bool:
+    """Whether a live process holds this lock now (a killed one's lock is gone with it)."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False, wait: bool = False,
                  stop: threading.Event | None = None, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:

@@ -26,6 +26,8 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
     if "_migrations" not in tables:
         raise StoreError(f"{db_path or 'this file'} is a DuckDB file but not a sentry-mirror store",
                          hint="pass the --db that sync writes")
+    from .locking import is_held
+
     info: dict[str, Any] = {"sources": {}, "scheduler": scheduler_status(db_path) if db_path else None}
     if "_sync_runs" not in tables:
         return info
@@ -49,6 +51,8 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
                           "FROM _sync_runs WHERE source = ? ORDER BY run_id DESC LIMIT 1", [source]).fetchone()
         if run:
             last = dict(zip(names, run))
+            if last["status"] == "running" and not (db_path and is_held(db_path + ".lock")):
+                last["status"] = "interrupted"  # its process ended without recording the end (killed)
             last["streams"] = json.loads(last["streams"]) if last["streams"] else {}
             last["error"] = last["error"].splitlines()[0][:300] if last["error"] else None
             src["last_run"] = last
@@ -76,21 +80,11 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
 
 def scheduler_status(db_path: str) -> dict | None:
     """The running scheduler's pid and next run, or None when no scheduler holds this store."""
-    import fcntl
-
+    from .locking import is_held
     from .scheduler import schedule_note_path
 
-    try:
-        fd = os.open(db_path + ".scheduler.lock", os.O_RDONLY)
-    except OSError:
+    if not is_held(db_path + ".scheduler.lock"):
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None  # nobody holds it: no scheduler runs
-    except BlockingIOError:
-        pass
-    finally:
-        os.close(fd)
     try:
         with open(schedule_note_path(db_path), encoding="utf-8") as fh:
             return json.load(fh)

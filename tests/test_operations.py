@@ -193,6 +193,26 @@ def test_status_of_a_store_that_never_synced_and_of_a_file_that_is_not_one(tmp_p
     assert result.exit_code == 3 and "not a sentry-mirror store" in result.stderr
 
 
+def test_status_of_runs_that_failed_or_were_killed(tmp_path):
+    """Only failed runs: the status says no sync succeeded yet and exits 1 (it said 'never UTC
+    (never)' and exited 0). A run whose process was killed says 'interrupted', not 'running',
+    unless a sync does hold the store."""
+    from sentry_mirror.store import Store
+
+    db = str(tmp_path / "k.duckdb")
+    store = Store(db)
+    store.finish_run(store.start_run("acme", False), "failed", requests=1, retries=0, rows={},
+                     error="Sentry answered 401: Invalid token")
+    store.start_run("acme", False)  # killed: never finished
+    store.close()
+    result = run("status", "--db", db)
+    assert result.exit_code == 1, result.output
+    assert "source acme: no successful sync yet" in result.stdout
+    assert ", interrupted," in result.stdout and "running" not in result.stdout
+    with writer_lock(db):  # a sync at work: its run is running
+        assert ", running," in run("status", "--db", db).stdout
+
+
 # ----- one writer ---------------------------------------------------------------------------------------
 
 def test_a_second_writer_exits_naming_the_first_or_waits(emu, tmp_path):
