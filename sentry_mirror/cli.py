@@ -50,6 +50,37 @@ def db_option(func):
                         help=f"The DuckDB store file [default: {DEFAULT_DB}, or the config's db].")(func)
 
 
+def store_options(func):
+    """--db, and -c/--config for a reader: the store is the flag's (or SENTRY_MIRROR_DB), else the
+    config file's `db` (only that key is read: a reader needs no token), else the default."""
+
+    @handle_errors  # a bad config file is the user's error too
+    @functools.wraps(func)
+    def wrapper(*args, db=None, config_path=None, **kwargs):
+        return func(*args, db=reader_db(db, config_path), **kwargs)
+
+    wrapper = click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+                           envvar="SENTRY_MIRROR_CONFIG", show_envvar=True,
+                           help="A config file: its db is the store, unless --db is given.")(wrapper)
+    return db_option(wrapper)
+
+
+def reader_db(db: str | None, config_path: str | None) -> str:
+    if db:
+        return db
+    if config_path:
+        from .config import read_config_file
+        from .errors import ConfigError
+
+        data, _ = read_config_file(config_path)
+        value = data.get("db")
+        if value is not None and not (isinstance(value, str) and value):
+            raise ConfigError(f"{config_path}: db must be a file path (a string)", hint="see config.example.toml")
+        if value:
+            return os.path.expanduser(value)
+    return DEFAULT_DB
+
+
 def output_option(func):
     return click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
                         show_default=True, help="Output format.")(func)
@@ -193,7 +224,7 @@ def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db,
 
 
 @cli.command(context_settings=CONTEXT)
-@db_option
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @handle_errors
 def status(db, as_json):
@@ -203,7 +234,7 @@ def status(db, as_json):
     """
     from .report import store_status
 
-    path = db or DEFAULT_DB
+    path = db
     con = open_readonly(path)
     try:
         info = store_status(con, path)
@@ -274,14 +305,14 @@ def format_status(path: str, info: dict) -> str:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("sql")
-@db_option
+@store_options
 @output_option
 @handle_errors
 def query(sql, db, fmt):
     """Run a read-only SQL query against the store."""
     from .report import run_query
 
-    print_frame(run_query(open_readonly(db or DEFAULT_DB), sql), fmt)
+    print_frame(run_query(open_readonly(db), sql), fmt)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -292,14 +323,14 @@ def query(sql, db, fmt):
 @click.option("--sort", type=click.Choice(["events", "users", "last-seen", "first-seen"]), default="events",
               show_default=True, help="Order of the list.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True, help="How many issues to list.")
-@db_option
+@store_options
 @output_option
 @handle_errors
 def issues(since, until, status, project, sort, limit, db, fmt):
     """List stored issues with their events and affected users, offline."""
     from .report import list_issues, parse_when
 
-    con = open_readonly(db or DEFAULT_DB)
+    con = open_readonly(db)
     print_frame(list_issues(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
                             status=status, project=project, sort=sort, limit=limit), fmt)
 
@@ -317,7 +348,7 @@ def issues(since, until, status, project, sort, limit, db, fmt):
               help="At most this many rows (trends: buckets x projects).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw the report into this PNG file: a line per project, or bars.")
-@db_option
+@store_options
 @output_option
 @handle_errors
 def report(name, project, environment, release, since, until, by, limit, plot_path, db, fmt):
@@ -334,7 +365,7 @@ def report(name, project, environment, release, since, until, by, limit, plot_pa
 
     filters = Filters(project=project, environment=environment, release=release,
                       since=parse_when(since, "--since"), until=parse_when(until, "--until"), by=by, limit=limit)
-    con = open_readonly(db or DEFAULT_DB)
+    con = open_readonly(db)
     try:
         frame = run_report(con, name, filters)
     finally:
@@ -359,14 +390,14 @@ def export():
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--since", help="Only events (and their details, history and stats) from this time on: "
                               "YYYY-MM-DD, an ISO time, or a span like 30d.")
-@db_option
+@store_options
 @handle_errors
 def export_parquet(directory, since, db):
     """Every table as Parquet (zstd); events and their details partitioned by source, project, month."""
     from .export import export_parquet as write
     from .report import parse_when
 
-    con = open_readonly(db or DEFAULT_DB)
+    con = open_readonly(db)
     try:
         written = write(con, directory, since=parse_when(since, "--since"))
     finally:
