@@ -73,6 +73,8 @@ def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
     sql = _statements(load_sql("reports", name))[0]
     try:
         return con.execute(sql, _params_for(sql, params)).df()
+    except (duckdb.IOException, duckdb.SerializationException):
+        raise  # a damaged file, said as such by the CLI
     except duckdb.Error as exc:
         raise MirrorError(f"the {name} report failed: {str(exc).strip().splitlines()[0]}",
                           hint="is the store from an older sentry-mirror? run 'sentry-mirror sync' once") from None

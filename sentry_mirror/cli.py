@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+import duckdb
 
 from . import __version__, redact
 from .config import DEFAULT_DB, Config, Source, resolve
@@ -33,6 +34,13 @@ def handle_errors(func):
         except MirrorError as exc:
             click.echo(f"sentry-mirror: error: {redact.scrub(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except (duckdb.IOException, duckdb.SerializationException) as exc:  # a store file damaged in its middle
+            from .errors import StoreError
+            from .store import DAMAGED_HINT
+
+            error = StoreError(f"could not read the store: {str(exc).strip().splitlines()[0]}", hint=DAMAGED_HINT)
+            click.echo(f"sentry-mirror: error: {redact.scrub(str(error))}", err=True)
+            sys.exit(error.exit_code)
 
     return wrapper
 

@@ -189,6 +189,7 @@ class SentryClient:
                 raise ValueError(f"unknown auth scheme {auth_scheme!r}")
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
+        self.token_origin = "--token or SENTRY_AUTH_TOKEN"  # where the token came from, for a 401's hint
         self._idle: Callable[[], None] | None = None
         self._idle_thread: int | None = None
         self._requester: ThreadPoolExecutor | None = None  # sends the idle thread's requests
@@ -288,6 +289,10 @@ class SentryClient:
 
                 raise ConfigError("a header (the token or a configured header) is not valid in HTTP",
                                   hint="check for pasted newlines or non-ASCII characters") from None
+            except requests.exceptions.SSLError as exc:  # the same answer every time: no retry
+                raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", _display(url),
+                               hint="check that --url says https only for a TLS server; for a private CA pass "
+                                    "--ca-bundle") from None
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 if attempt > (retries if self._reached else min(retries, 1)):
                     raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
@@ -516,7 +521,7 @@ class SentryClient:
         is_json = _is_json(response)
         if status in (401, 403):
             return AuthError(status, message, _display(url), json_body=is_json,
-                             hint="check the token (--token / SENTRY_AUTH_TOKEN) and that it has the read scopes")
+                             hint=f"check the token in {self.token_origin} and that it has the read scopes")
         if status == 404:
             return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
         if status == 429:
@@ -577,6 +582,12 @@ def _display(url: str) -> str:
     if parts.port:
         host += f":{parts.port}"
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _tls_reason(exc: BaseException) -> str:
+    text = str(exc)
+    match = re.search(r"certificate verify failed: [^'\")(]+|\[SSL: [A-Z_]+\] [^'\")(]+", text)
+    return (match.group(0) if match else redact.scrub(text)[:160]).strip()
 
 
 def _short(exc: BaseException) -> str:

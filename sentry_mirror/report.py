@@ -141,6 +141,8 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str):
         if result.description is None:
             raise ConfigError("the statement returned no rows to show", hint="query runs SELECT statements")
         return result.df()
+    except (duckdb.IOException, duckdb.SerializationException):
+        raise  # a damaged file, said as such by the CLI
     except duckdb.PermissionException:
         raise ConfigError("query reads the store only: files, COPY TO and ATTACH are off",
                           hint="write results with --format csv > file.csv, or open the store in DuckDB yourself") from None

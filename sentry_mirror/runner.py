@@ -23,8 +23,18 @@ log = logging.getLogger(__name__)
 
 
 def client_for(source: Source) -> SentryClient:
-    return SentryClient(source.url, source.token, auth_scheme=source.auth, timeout=source.timeout,
-                        verify=source.verify, extra_headers=source.headers)
+    client = SentryClient(source.url, source.token, auth_scheme=source.auth, timeout=source.timeout,
+                          verify=source.verify, extra_headers=source.headers)
+    origin = source.origins.get("token") or ""  # a 401 names where the token came from
+    if origin == "flag":
+        client.token_origin = "--token"
+    elif origin.endswith(" (token_env)"):
+        client.token_origin = f"{origin[4:-12]}, the config's token_env,"
+    elif origin.startswith("env "):
+        client.token_origin = origin[4:]
+    elif origin:
+        client.token_origin = origin
+    return client
 
 
 def give_large_blocks_back() -> None:

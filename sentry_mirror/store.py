@@ -144,7 +144,9 @@ class Store:
             except duckdb.IOException as exc:
                 # A reader (report, query, a notebook) has the file open: wait for it to close it.
                 waited = time.monotonic() - started
-                if "lock" not in str(exc).lower() or waited >= self.reader_wait:
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}", hint=DAMAGED_HINT) from None
+                if waited >= self.reader_wait:
                     raise StoreError(_lock_message(self.path, exc),
                                      hint="close the program reading the store (a notebook keeps it open "
                                           "until its connection is closed), or wait for it") from None
@@ -619,6 +621,10 @@ def _owner_only(path: str) -> None:
             os.chmod(candidate, stat.S_IRUSR | stat.S_IWUSR)
 
 
+DAMAGED_HINT = ("the file may be damaged (cut short, overwritten): restore it from a backup, or sync into a new "
+                "--db; the next sync does not repair it")
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -649,6 +655,8 @@ def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.Duck
             try:
                 return duckdb.connect(path, read_only=True)
             except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():  # not busy: damaged, or unreadable
+                    raise StoreError(f"cannot read the store {path}: {_first_line(exc)}", hint=DAMAGED_HINT) from None
                 if time.monotonic() >= deadline:
                     raise StoreError(_lock_message(path, exc), hint="a sync is writing; try again in a moment") from None
                 time.sleep(0.02)

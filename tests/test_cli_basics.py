@@ -163,3 +163,49 @@ def test_readers_take_the_store_from_the_config_file_unless_db_is_given(tmp_path
     assert f"store {mine} has never synced" in run("status").stdout
     line = one_line_error(run("issues", "-c", str(tmp_path / "missing.toml")), code=2)
     assert "does not exist" in line
+
+
+def test_a_damaged_store_is_one_line_for_readers_and_the_sync(tmp_path):
+    """A store cut short (a full disk, a copy interrupted): each command says the file may be
+    damaged, at once, instead of a traceback or 30 s of 'a sync is writing'."""
+    from sentry_mirror.store import Store
+
+    whole = tmp_path / "whole.duckdb"
+    store = Store(str(whole))
+    store.con.execute("CREATE TABLE filler AS SELECT range AS n, repeat('x', 200) AS t FROM range(200000)")
+    store.close()
+    cut = tmp_path / "cut.duckdb"
+    cut.write_bytes(whole.read_bytes()[:100_000])
+    for args in (("status",), ("report", "top"), ("issues",), ("query", "SELECT 1"),
+                 ("sync", "--url", "http://127.0.0.1:9", "--org", "a", "--token", "t-1234")):
+        result = run(*args, "--db", str(cut))
+        line = one_line_error(result, code=3)
+        assert "may be damaged" in line, (args, line)
+
+
+def test_tls_to_a_server_that_does_not_speak_it_is_one_line_without_retries(tmp_path):
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        accepted = []
+
+        def answer_in_plain_http():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(conn)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+        threading.Thread(target=answer_in_plain_http, daemon=True).start()
+        result = run("sync", "--url", f"https://127.0.0.1:{port}", "--org", "a", "--token", "t-tls-123",
+                     "--db", str(tmp_path / "s.duckdb"), "-q")
+        line = one_line_error(result, code=4)
+        assert "TLS failed" in line and "--ca-bundle" in line and "t-tls-123" not in line
+        assert len(accepted) == 1  # not retried: the same answer would come back
+        for conn in accepted:
+            conn.close()

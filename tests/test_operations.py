@@ -165,7 +165,8 @@ def test_one_source_with_a_refused_token_leaves_the_others_synced(emu, tmp_path)
     result = run("sync", "-c", config, "-q", env={"SM_BAD": wrong, "SM_GOOD": TOKEN})
     assert result.exit_code == 6, result.output
     lines = result.stdout.splitlines()
-    assert any(line.startswith("FAILED bad: Sentry answered 401") for line in lines), result.stdout
+    failed = [line for line in lines if line.startswith("FAILED bad: Sentry answered 401")]
+    assert failed and "check the token in SM_BAD, the config's token_env" in failed[0], result.stdout
     assert any(line.startswith("synced good") for line in lines), result.stdout
     con = duckdb.connect(str(tmp_path / "two.duckdb"), read_only=True)
     runs = dict(con.execute("SELECT source, status FROM _sync_runs").fetchall())
