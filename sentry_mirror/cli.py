@@ -126,7 +126,7 @@ def _shortened(value) -> str:
 
 def verbosity_options(func):
     func = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and the final summary.")(func)
-    func = click.option("-v", "--verbose", count=True, help="Log requests and retries (-vv for more).")(func)
+    func = click.option("-v", "--verbose", count=True, help="Log each stream's steps and every retry; -vv also every request.")(func)
     return func
 
 

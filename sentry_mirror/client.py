@@ -305,6 +305,7 @@ class SentryClient:
                     self._lock.notify_all()
                 self._count(path)
             self._reached = True
+            log.debug("GET %s -> %s in %.2fs", path, response.status_code, response.elapsed.total_seconds())
             self._observe(response, window)
             if response.status_code in RETRY_STATUSES:
                 if attempt > retries or (probe and response.status_code == 500 and not _is_json(response)):
