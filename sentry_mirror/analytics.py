@@ -22,6 +22,7 @@ BUCKETS = ("hour", "day", "week")
 
 @dataclass(frozen=True)
 class Filters:
+    source: str | None = None  # one source of a store that mirrors several
     project: str | None = None
     environment: str | None = None
     release: str | None = None
@@ -66,8 +67,8 @@ def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
     basis = "events"
     if name == "trends" and not (filters.environment or filters.release):
         # Sentry's counters are complete (never sampled): use them unless a breakdown needs events.
-        basis = "stats" if _has_stats(con, filters.project) else "events"
-    params: dict[str, Any] = {"project": filters.project, "environment": filters.environment,
+        basis = "stats" if _has_stats(con, filters.project, filters.source) else "events"
+    params: dict[str, Any] = {"source": filters.source, "project": filters.project, "environment": filters.environment,
                               "release": filters.release, "since": filters.since, "until": filters.until,
                               "by": filters.by, "limit": filters.limit, "basis": basis}
     sql = _statements(load_sql("reports", name))[0]
@@ -88,9 +89,12 @@ def _check_filters(con: duckdb.DuckDBPyConnection, report: Report, filters: Filt
     if filters.environment and not report.takes_environment:
         raise ConfigError(f"the {report.name} report has no --environment filter",
                           hint="releases are not per environment; try 'report trends --environment'")
-    if filters.project and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ?)",
-                                           [filters.project]).fetchone()[0]:
-        known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects ORDER BY 1").fetchall()]
+    check_source(con, filters.source)
+    if filters.project and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ? "
+                                           "AND (?::VARCHAR IS NULL OR source = ?))",
+                                           [filters.project, filters.source, filters.source]).fetchone()[0]:
+        known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects WHERE ?::VARCHAR IS NULL OR source = ? "
+                                           "ORDER BY 1", [filters.source, filters.source]).fetchall()]
         raise ConfigError(f"no project '{filters.project}' in the store",
                           hint="known: " + (", ".join(known[:20]) or "none"))
     if filters.release and not con.execute(
@@ -102,10 +106,19 @@ def _check_filters(con: duckdb.DuckDBPyConnection, report: Report, filters: Filt
         raise ConfigError("--since must be before --until")
 
 
-def _has_stats(con: duckdb.DuckDBPyConnection, project: str | None) -> bool:
+def check_source(con: duckdb.DuckDBPyConnection, source: str | None) -> None:
+    """A --source that the store does not mirror is a mistake worth a line, not an empty answer."""
+    if source and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE source = ?) "
+                                  "OR EXISTS (SELECT 1 FROM issues WHERE source = ?)", [source, source]).fetchone()[0]:
+        known = [r[0] for r in con.execute("SELECT DISTINCT source FROM projects ORDER BY 1").fetchall()]
+        raise ConfigError(f"no source '{source}' in the store", hint="known: " + (", ".join(known) or "none"))
+
+
+def _has_stats(con: duckdb.DuckDBPyConnection, project: str | None, source: str | None = None) -> bool:
     return con.execute(
         "SELECT EXISTS (SELECT 1 FROM project_stats s JOIN projects p ON p.source = s.source AND p.id = s.project_id "
-        "WHERE s.stat = 'received' AND (?::VARCHAR IS NULL OR p.slug = ?))", [project, project]).fetchone()[0]
+        "WHERE s.stat = 'received' AND (?::VARCHAR IS NULL OR p.slug = ?) AND (?::VARCHAR IS NULL OR s.source = ?))",
+        [project, project, source, source]).fetchone()[0]
 
 
 def plot_report(name: str, frame, path: str, filters: Filters):

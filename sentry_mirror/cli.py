@@ -327,6 +327,7 @@ def query(sql, db, fmt):
 @click.option("--since", help="Issues last seen at or after this: YYYY-MM-DD, an ISO time, or a span like 7d or 24h.")
 @click.option("--until", help="Issues first seen before this (same forms as --since).")
 @click.option("--status", type=click.Choice(["unresolved", "resolved", "ignored", "deleted"]), help="Only this status.")
+@click.option("--source", help="Only this source (a store mirroring several: its config name).")
 @click.option("--project", help="Only this project (slug).")
 @click.option("--sort", type=click.Choice(["events", "users", "last-seen", "first-seen"]), default="events",
               show_default=True, help="Order of the list.")
@@ -334,17 +335,18 @@ def query(sql, db, fmt):
 @store_options
 @output_option
 @handle_errors
-def issues(since, until, status, project, sort, limit, db, fmt):
+def issues(since, until, status, source, project, sort, limit, db, fmt):
     """List stored issues with their events and affected users, offline."""
     from .report import list_issues, parse_when
 
     con = open_readonly(db)
     print_frame(list_issues(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
-                            status=status, project=project, sort=sort, limit=limit), fmt)
+                            status=status, project=project, sort=sort, limit=limit, source=source), fmt)
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("name", metavar="REPORT", type=click.Choice(["trends", "regressions", "users", "top"]))
+@click.option("--source", help="Only this source (a store mirroring several: its config name).")
 @click.option("--project", help="Only this project (slug).")
 @click.option("--environment", help="Only events of this environment (trends, users, top).")
 @click.option("--release", help="Only this release (its version).")
@@ -359,7 +361,7 @@ def issues(since, until, status, project, sort, limit, db, fmt):
 @store_options
 @output_option
 @handle_errors
-def report(name, project, environment, release, since, until, by, limit, plot_path, db, fmt):
+def report(name, source, project, environment, release, since, until, by, limit, plot_path, db, fmt):
     """Report offline: error trends, release regressions, affected users, top issues.
 
     \b
@@ -371,7 +373,7 @@ def report(name, project, environment, release, since, until, by, limit, plot_pa
     from .analytics import Filters, plot_report, run_report
     from .report import parse_when
 
-    filters = Filters(project=project, environment=environment, release=release,
+    filters = Filters(source=source, project=project, environment=environment, release=release,
                       since=parse_when(since, "--since"), until=parse_when(until, "--until"), by=by, limit=limit)
     con = open_readonly(db)
     try:

@@ -180,9 +180,19 @@ _ORDER = {"events": "s.times_seen DESC", "users": "s.affected_users DESC", "last
 
 
 def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
-                sort="events", limit=20):
+                sort="events", limit=20, source=None):
     """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL."""
     where, params = [], []
+    if source is not None:
+        from .analytics import check_source
+
+        try:
+            check_source(con, source)
+        except BaseException:
+            con.close()
+            raise
+        where.append("s.source = ?")
+        params.append(source)
     if since is not None:
         where.append("s.last_seen >= ?")
         params.append(since)

@@ -192,3 +192,35 @@ def test_two_sources_share_one_store(tmp_path, monkeypatch):
             assert store.con.execute("SELECT count(*) FROM events WHERE source = ?", [name]).fetchone()[0] \
                 == emu.truth()["counts"]["events"]
         store.close()
+        # --source keeps each organization to itself in the reports and the issue list (both
+        # emulators name their projects alike: without it, one project's figures were two orgs')
+        from click.testing import CliRunner
+
+        from sentry_mirror.cli import cli
+
+        def cli_json(*args):
+            result = CliRunner().invoke(cli, [*args, "--db", str(tmp_path / "two.duckdb"), "--format", "json",
+                                              "--limit", "100000"])
+            assert result.exit_code == 0, result.output
+            return json.loads(result.stdout)
+
+        for name, emu in (("saas", a), ("gt", b)):
+            truth = emu.truth()
+            listed = cli_json("issues", "--source", name)
+            assert len(listed) == len(truth["issues"])
+            top = cli_json("report", "top", "--source", name)
+            assert {r["issue_id"] for r in top} <= set(truth["issues"])
+            assert sum(r["events"] for r in top) == truth["counts"]["events"]
+            users = cli_json("report", "users", "--source", name)
+            assert {r["issue_id"] for r in users} <= set(truth["issues"])
+            trends = cli_json("report", "trends", "--source", name, "--by", "week")
+            if name == "gt":  # GlitchTip has no project stats: counted from its own events alone
+                assert {r["basis"] for r in trends} == {"events"}
+                assert sum(r["events"] for r in trends) == truth["counts"]["events"]
+            else:
+                assert {r["basis"] for r in trends} == {"stats"}
+            regressions = cli_json("report", "regressions", "--source", name)
+            assert {r["release"] for r in regressions} <= set(truth["releases"])
+        assert len(cli_json("issues")) == len(a.truth()["issues"]) + len(b.truth()["issues"])
+        missing = CliRunner().invoke(cli, ["issues", "--source", "nope", "--db", str(tmp_path / "two.duckdb")])
+        assert missing.exit_code == 2 and "known: gt, saas" in missing.stderr

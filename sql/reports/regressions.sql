@@ -9,8 +9,9 @@ SELECT project, release, date_created AS created, new_issues, sentry_new_groups,
        affected_users, previous_release, previous_new_issues, previous_regressed_issues, previous_events,
        events_change, affected_users_change
 FROM release_regressions_for($project::VARCHAR, $release::VARCHAR, $since::TIMESTAMP, $until::TIMESTAMP,
-                             $limit)
+                             CASE WHEN $source::VARCHAR IS NULL THEN $limit END)  -- one source: all, then its $limit
 WHERE ($project::VARCHAR IS NULL OR project = $project)
+  AND ($source::VARCHAR IS NULL OR source = $source)
   AND ($release::VARCHAR IS NULL OR release = $release)
   AND ($since::TIMESTAMP IS NULL OR date_created >= $since)
   AND ($until::TIMESTAMP IS NULL OR date_created < $until)

@@ -6,6 +6,7 @@
 WITH matching AS NOT MATERIALIZED (
     SELECT * FROM matching_events($project::VARCHAR, $environment::VARCHAR, $release::VARCHAR,
                                   $since::TIMESTAMP, $until::TIMESTAMP)
+    WHERE $source::VARCHAR IS NULL OR source = $source
 ),
 top AS (
     SELECT source, issue_id, count(*) AS events FROM matching GROUP BY ALL

@@ -7,6 +7,7 @@ WITH base AS (
     FROM error_trends
     WHERE period = CASE WHEN $by = 'hour' THEN 'hour' ELSE 'day' END
       AND basis = $basis
+      AND ($source::VARCHAR IS NULL OR source = $source)
       AND ($project::VARCHAR IS NULL OR project = $project)
       AND ($environment::VARCHAR IS NULL OR environment = $environment)
       AND ($release::VARCHAR IS NULL OR release = $release)

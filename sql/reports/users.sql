@@ -10,6 +10,7 @@
 WITH matching AS NOT MATERIALIZED (
     SELECT * FROM matching_events($project::VARCHAR, $environment::VARCHAR, $release::VARCHAR,
                                   $since::TIMESTAMP, $until::TIMESTAMP)
+    WHERE $source::VARCHAR IS NULL OR source = $source
 ),
 counts AS (SELECT source, issue_id, count(*) AS events FROM matching GROUP BY ALL),
 first_pick AS (SELECT source, issue_id FROM counts ORDER BY events DESC, issue_id LIMIT 2 * $limit),
