@@ -352,8 +352,8 @@ def issues(since, until, status, source, project, sort, limit, db, fmt):
 @click.option("--release", help="Only this release (its version).")
 @click.option("--since", help="From this time on: YYYY-MM-DD, an ISO time, or a span back from now (7d, 24h).")
 @click.option("--until", help="Before this time (same forms as --since).")
-@click.option("--by", type=click.Choice(["hour", "day", "week"]), default="day", show_default=True,
-              help="Bucket size of the trends report.")
+@click.option("--by", type=click.Choice(["hour", "day", "week"]), default=None,
+              help="Bucket size of the trends report [default: day]; the other reports have none.")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True,
               help="At most this many rows (trends: buckets x projects).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
@@ -373,6 +373,13 @@ def report(name, source, project, environment, release, since, until, by, limit,
     from .analytics import Filters, plot_report, run_report
     from .report import parse_when
 
+    from .errors import ConfigError
+
+    if by is not None and name != "trends":
+        raise ConfigError(f"the {name} report has no --by", hint="--by sets the buckets of 'report trends'")
+    if plot_path and not plot_path.lower().endswith(".png"):
+        raise ConfigError(f"--plot writes a PNG: {plot_path} does not end in .png", hint="e.g. --plot trends.png")
+    by = by or "day"
     filters = Filters(source=source, project=project, environment=environment, release=release,
                       since=parse_when(since, "--since"), until=parse_when(until, "--until"), by=by, limit=limit)
     con = open_readonly(db)

@@ -33,8 +33,10 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str, *, since: dat
         raise ConfigError(f"{directory} is not empty and holds no earlier export; not replacing it",
                           hint="choose a new or empty folder")
     parent = target.resolve().parent
-    if not parent.is_dir():
-        raise ConfigError(f"the folder {parent} does not exist", hint="create it first")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)  # `export parquet exports/acme` with no exports/ yet
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder {parent}: {exc.strerror}", hint="choose another folder") from None
     staging = parent / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

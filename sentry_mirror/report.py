@@ -203,6 +203,10 @@ def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, statu
         where.append("s.status = ?")  # 'deleted' for an issue deleted in Sentry (issue_summary)
         params.append(status)
     if project:
+        if not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ?)", [project]).fetchone()[0]:
+            known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects ORDER BY 1").fetchall()]
+            con.close()
+            raise ConfigError(f"no project '{project}' in the store", hint="known: " + (", ".join(known[:20]) or "none"))
         where.append("s.project = ?")
         params.append(project)
     sql = (

@@ -403,6 +403,9 @@ def test_top_issues_view_has_time_to_resolve_from_history(synced):
     (["top", "--since", "yesterday-ish"], "bad date for --since"),
     (["regressions", "--environment", "production"], "has no --environment filter"),
     (["trends", "--since", "2020-01-02", "--until", "2020-01-01"], "--since must be before --until"),
+    (["top", "--by", "hour"], "the top report has no --by"),
+    (["trends", "--plot", "trends.txt"], "--plot writes a PNG"),
+    (["top", "--source", "nope"], "no source 'nope' in the store"),
 ])
 def test_report_bad_input_is_one_line(synced, args, message):
     result = CliRunner().invoke(cli, ["report", *args, "--db", str(synced.path)])
@@ -485,3 +488,11 @@ def test_export_rerun_replaces_and_refuses_a_foreign_folder(synced, tmp_path):
     result = runner.invoke(cli, ["export", "parquet", str(foreign), "--db", str(synced.path)])
     assert result.exit_code == 2 and "not empty" in result.output
     assert (foreign / "cat.jpg").read_bytes() == b"meow"
+
+
+def test_export_makes_the_folders_it_is_given(synced, tmp_path):
+    """README's `export parquet exports/acme` failed when exports/ did not exist yet."""
+    out = tmp_path / "exports" / "acme"
+    result = CliRunner().invoke(cli, ["export", "parquet", str(out), "--db", str(synced.path)])
+    assert result.exit_code == 0, result.output
+    assert (out / "issues").exists() and (out / "_sentry_mirror_export").exists()
