@@ -58,6 +58,7 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[s
     holds the store, rather than fail.
     """
     stop = threading.Event()
+    running = threading.Event()  # a sync is at work (for what a stop says)
     scheduler = BackgroundScheduler(timezone=timezone.utc)
 
     def announce_next() -> None:
@@ -68,6 +69,7 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[s
         write_schedule_note(config.db, upcoming)
 
     def job() -> None:
+        running.set()
         try:
             for result in sync_all(config, stop=stop, wait=True):
                 report(describe_result(result))
@@ -76,16 +78,18 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[s
         except MirrorError as exc:  # one failed run must not kill the daemon
             report(f"sync failed: {exc}")
         finally:
+            running.clear()
             if not stop.is_set():
                 announce_next()
 
     def on_signal(signum, frame) -> None:
-        report("stopping: checkpointing the page in hand")
+        report("stopping: the sync at work checkpoints the page in hand first" if running.is_set() else "stopping")
         stop.set()
 
     with scheduler_lock(config.db):
-        scheduler.add_job(job, trigger, id="sync", max_instances=1, coalesce=True, misfire_grace_time=600,
-                          next_run_time=datetime.now(timezone.utc) if run_now else None)
+        # APScheduler adds a job whose next_run_time is None as paused: without --now it never ran.
+        first = {"next_run_time": datetime.now(timezone.utc)} if run_now else {}
+        scheduler.add_job(job, trigger, id="sync", max_instances=1, coalesce=True, misfire_grace_time=600, **first)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, on_signal)
         report(f"scheduler started for {', '.join(s.name for s in config.sources)} into {config.db}")

@@ -330,3 +330,30 @@ def test_scheduler_never_runs_two_writers_and_stops_cleanly_on_sigterm(tmp_path)
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] >= events
     assert {r[0] for r in con.execute("SELECT id FROM issues WHERE deleted_at IS NULL").fetchall()} >= set(truth["issues"])
     con.close()
+
+
+def test_scheduler_without_a_run_now_syncs_at_the_first_scheduled_time(tmp_path):
+    """--no-now added the job with next_run_time=None, which APScheduler takes as 'paused': the
+    daemon announced nothing and never synced."""
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as emu:
+        db = tmp_path / "later.duckdb"
+        cmd = [sys.executable, "-m", "sentry_mirror.cli", "schedule", "--url", emu.url, "--org", emu.org_slug,
+               "--db", str(db), "--every", "0.03", "--no-now"]  # the first run after 1.8 s
+        daemon = subprocess.Popen(cmd, env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN}, cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not db.exists():
+                time.sleep(0.2)
+            time.sleep(3)
+            daemon.send_signal(signal.SIGTERM)
+            _, err = daemon.communicate(timeout=120)
+        finally:
+            daemon.kill()
+        assert daemon.returncode == 0, err
+        assert "next run" in err.splitlines()[1], err  # said when the first run is, before it
+        assert "synced " in err, err
+        con = duckdb.connect(str(db), read_only=True)
+        events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        con.close()
+        assert events == emu.truth()["counts"]["events"]
