@@ -513,7 +513,8 @@ def demo(db, scale, seed, quiet, verbose):
     setup_logging(verbose, quiet)
     replace_demo_store(db)
     token = "sntryu_" + secrets.token_hex(32)
-    say = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    # progress lines on a terminal only, as for sync: piped, the demo prints its results alone
+    say = (lambda m: None) if quiet or not sys.stderr.isatty() else (lambda m: click.echo(m, err=True))
     with Emulator(seed=seed, scale=scale, token=token) as emu:
         click.echo(f"Started the Sentry API emulator at {emu.url} (organization '{emu.org_slug}', scale {scale}).")
         config = Config(db=db, sources=[Source(name=emu.org_slug, url=emu.url, org=emu.org_slug, token=token)])
