@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -36,9 +37,9 @@ def handle_errors(func):
             sys.exit(exc.exit_code)
         except (duckdb.IOException, duckdb.SerializationException) as exc:  # a store file damaged in its middle
             from .errors import StoreError
-            from .store import DAMAGED_HINT
+            from .store import io_hint
 
-            error = StoreError(f"could not read the store: {str(exc).strip().splitlines()[0]}", hint=DAMAGED_HINT)
+            error = StoreError(f"the store failed: {str(exc).strip().splitlines()[0]}", hint=io_hint(exc))
             click.echo(f"sentry-mirror: error: {redact.scrub(str(error))}", err=True)
             sys.exit(error.exit_code)
 
@@ -553,6 +554,11 @@ def replace_demo_store(db: str) -> None:
         con = open_readonly(db, wait=5)
         try:
             mine = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]).fetchone()[0]
+            if not mine:  # a demo store from before the mark: the emulator's own organization, only
+                with contextlib.suppress(duckdb.Error):
+                    mine = con.execute(
+                        "SELECT count(*) > 0 AND bool_and(slug = 'acme' AND name = 'Acme Corp' AND "
+                        "region_url LIKE 'http://127.0.0.1:%') FROM organizations").fetchone()[0]
         finally:
             con.close()
         if not mine:

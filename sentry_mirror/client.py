@@ -167,7 +167,7 @@ class SentryClient:
         self._clock_anchor: tuple[float, float] | None = None  # (Date, our time) it is checked against
         self._clock_runs = False
         self._reached = False  # until a first response, a refused connection is likely a wrong URL
-        self._fitted: dict[str, int] = {}  # path -> the page size its big pages led to (paginate)
+        self._fitted: dict[str, int] = {}  # path -> a smaller page size its big pages led to (paginate)
 
         # One session per thread (requests.Session is not documented as thread-safe), all alike.
         self._verify = verify
@@ -289,10 +289,16 @@ class SentryClient:
 
                 raise ConfigError("a header (the token or a configured header) is not valid in HTTP",
                                   hint="check for pasted newlines or non-ASCII characters") from None
-            except requests.exceptions.SSLError as exc:  # the same answer every time: no retry
-                raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", _display(url),
-                               hint="check that --url says https only for a TLS server; for a private CA pass "
-                                    "--ca-bundle") from None
+            except requests.exceptions.SSLError as exc:
+                if _TLS_FOR_GOOD.search(str(exc)):  # the same answer every time: no retry
+                    raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", _display(url),
+                                   hint="check that --url says https only for a TLS server; for a private CA "
+                                        "pass --ca-bundle") from None
+                if attempt > (retries if self._reached else min(retries, 1)):  # a handshake cut short: retried
+                    raise ApiError(0, f"TLS failed after {attempt} attempts: {_tls_reason(exc)}", _display(url),
+                                   hint="check --url and the network") from None
+                self._backoff(attempt, None, "SSLError")
+                continue
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 if attempt > (retries if self._reached else min(retries, 1)):
                     raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
@@ -364,7 +370,10 @@ class SentryClient:
             page.next_cursor = nxt
             if asked and page.raw is not None:
                 size = _fitted_size(page, asked)
-                self._fitted[path] = size
+                if size < asked:  # kept for the path's next walk; typical pages keep nothing
+                    self._fitted[path] = size
+                else:
+                    self._fitted.pop(path, None)
             yield page
             if nxt is None or not page.count:
                 return
@@ -583,6 +592,11 @@ def _display(url: str) -> str:
     if parts.port:
         host += f":{parts.port}"
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+# TLS failures that come back the same on every attempt (the others, a handshake cut short, retry)
+_TLS_FOR_GOOD = re.compile(r"certificate verify failed|WRONG_VERSION_NUMBER|wrong version number|UNKNOWN_PROTOCOL|"
+                           r"unknown protocol|hostname mismatch|doesn't match|TLSV1_ALERT|NO_PROTOCOLS", re.I)
 
 
 def _tls_reason(exc: BaseException) -> str:

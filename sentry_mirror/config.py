@@ -189,9 +189,9 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
                 problems.append(Problem(f"{label}: 'org' (the organization slug) is required"
                                         + (f" (the table on line {where.line('sources', i)})" if where.line("sources", i) else "")))
         verify = raw.get("verify")
-        if isinstance(verify, str) and not Path(verify).expanduser().is_file():
-            problems.append(Problem(f"{label}.verify: no CA bundle file at {verify!r}; give true, false or the "
-                                    "path of a PEM file", where.line("sources", i, "verify")))
+        if isinstance(verify, str) and not Path(verify).expanduser().exists():
+            problems.append(Problem(f"{label}.verify: no CA bundle at {verify!r}; give true, false, or the path "
+                                    "of a PEM file or a folder of certificates", where.line("sources", i, "verify")))
         name = raw.get("name") or raw.get("org")
         if isinstance(name, str) and name and name in [str(r.get("name") or r.get("org")) for r in sources[:i]
                                                        if isinstance(r, dict)]:
@@ -328,6 +328,13 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
             raise ConfigError(f"--url and --org change one source, and the config gives {len(config.sources)}",
                               hint="pick one with --source NAME")
         for source in config.sources:  # a flag wins over the file, for that setting only
+            if org and org != source.org:
+                # Rows, cursors and snapshots are kept per source name: another organization under
+                # this source's name would mix with its data and prune its teams and members.
+                if source.origins.get("name") == "file":
+                    raise ConfigError(f"--org {org} would be stored as source {source.name!r}, which mirrors "
+                                      f"{source.org}", hint=f"add a [[sources]] entry for {org}, or drop --org")
+                source.name = org
             for field_name, value in (("url", url), ("org", org)):
                 if value:
                     setattr(source, field_name, value)
@@ -389,9 +396,9 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
                                (sentryclirc().get("token"), "~/.sentryclirc"))
     if not token:
         raise ConfigError(f"config: sources[{index}]: no token", hint="set token_env, or SENTRY_AUTH_TOKEN")
-    # What a source leaves out, the environment and ~/.sentryclirc fill in, as without a file.
-    url, url_from = _first((raw.get("url"), "file"), (_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
-                           (sentryclirc().get("url"), "~/.sentryclirc"), (DEFAULT_URL, "default"))
+    # A source without url is sentry.io, whatever SENTRY_URL a shell has left over: its token
+    # (named by token_env) must not be sent to another host.
+    url, url_from = (raw["url"], "file") if raw.get("url") else (DEFAULT_URL, "default")
     defaults = Source(name="", url=DEFAULT_URL, org="")
     values = {key: raw.get(key, getattr(defaults, key)) for key in SOURCE_RULES if key not in ("token_env", "name", "url")}
     source = Source(name=str(raw.get("name") or raw["org"]), token=token, url=url, **values)

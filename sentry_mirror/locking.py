@@ -59,6 +59,9 @@ def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False, wa
                          hint="check that the store's folder is writable") from None
     try:
         told = False
+        # `status` tests the lock by taking it shared for an instant (is_held): a writer starting
+        # then must not take that for another writer, so "busy" means busy for half a second.
+        patience = time.monotonic() + 0.5
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,6 +69,9 @@ def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False, wa
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
                 who = f" (process {holder})" if holder.isdigit() else ""
+                if not wait and time.monotonic() < patience:
+                    time.sleep(0.01)
+                    continue
                 if not wait:
                     raise StoreError(f"{busy}{who}", hint=hint) from None
                 if stop is not None and stop.is_set():

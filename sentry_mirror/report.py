@@ -199,8 +199,8 @@ def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, statu
     if until is not None:
         where.append("s.first_seen < ?")
         params.append(until)
-    if status:
-        where.append("s.status = ?")  # 'deleted' for an issue deleted in Sentry (issue_summary)
+    if status:  # 'deleted' for an issue deleted in Sentry (from issues: a store's older view lacks it)
+        where.append("CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE s.status END = ?")
         params.append(status)
     if project:
         if not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ?)", [project]).fetchone()[0]:
@@ -210,7 +210,7 @@ def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, statu
         where.append("s.project = ?")
         params.append(project)
     sql = (
-        "SELECT s.short_id, s.project, s.status, s.level, s.times_seen AS events, s.affected_users AS users, "
+        "SELECT s.short_id, s.project, CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE s.status END AS status, s.level, s.times_seen AS events, s.affected_users AS users, "
         "s.first_seen, s.last_seen, s.first_release, s.title "
         "FROM issue_summary s JOIN issues i ON i.source = s.source AND i.id = s.issue_id"
         + (" WHERE " + " AND ".join(where) if where else "")

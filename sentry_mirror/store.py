@@ -145,7 +145,7 @@ class Store:
                 # A reader (report, query, a notebook) has the file open: wait for it to close it.
                 waited = time.monotonic() - started
                 if "lock" not in str(exc).lower():
-                    raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}", hint=DAMAGED_HINT) from None
+                    raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}", hint=io_hint(exc)) from None
                 if waited >= self.reader_wait:
                     raise StoreError(_lock_message(self.path, exc),
                                      hint="close the program reading the store (a notebook keeps it open "
@@ -273,8 +273,11 @@ class Store:
     def release(self) -> None:
         if self._con is not None and self.path != ":memory:":
             started = time.perf_counter()
-            self._con.close()
-            self._con = None
+            con, self._con = self._con, None
+            try:
+                con.close()  # checkpoints: writes what the WAL holds into the file
+            except duckdb.Error as exc:
+                raise StoreError(f"could not write {self.path}: {_first_line(exc)}", hint=io_hint(exc)) from None
             self._clock("close (checkpoint)", started)
 
     def close(self) -> None:
@@ -625,6 +628,17 @@ DAMAGED_HINT = ("the file may be damaged (cut short, overwritten): restore it fr
                 "--db; the next sync does not repair it")
 
 
+def io_hint(exc: BaseException) -> str:
+    """What to do about a DuckDB IO error that is not a lock: a full disk and a permission are
+    not a damaged file."""
+    text = str(exc).lower()
+    if "no space left" in text or "disk full" in text:
+        return "the disk is full: free some space; what was committed before is kept"
+    if "permission denied" in text or "read-only file system" in text:
+        return "check the file's and its folder's permissions"
+    return DAMAGED_HINT
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -656,7 +670,7 @@ def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.Duck
                 return duckdb.connect(path, read_only=True)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():  # not busy: damaged, or unreadable
-                    raise StoreError(f"cannot read the store {path}: {_first_line(exc)}", hint=DAMAGED_HINT) from None
+                    raise StoreError(f"cannot read the store {path}: {_first_line(exc)}", hint=io_hint(exc)) from None
                 if time.monotonic() >= deadline:
                     raise StoreError(_lock_message(path, exc), hint="a sync is writing; try again in a moment") from None
                 time.sleep(0.02)

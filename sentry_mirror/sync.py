@@ -234,8 +234,9 @@ class Syncer:
         run_id = self.store.start_run(self.source, self.options.full)
         self.store.create_views()  # so that reports work from the first committed page of a first sync
         status, error = "failed", None
-        # While this thread waits on the network it still owes readers the file: let them in.
-        self.client.on_idle(self.store.maybe_release)
+        # While this thread waits on the network it still owes readers the file, and a stop asked
+        # for should not wait out a Retry-After of a minute.
+        self.client.on_idle(self._while_waiting)
         try:
             self._stream("organization", self.sync_organization, fatal=True)
             self._stream("projects", self.sync_list, ep.PROJECTS)
@@ -336,11 +337,15 @@ class Syncer:
         """
         if name in self._missing:
             return False
-        # Until the stream has answered once, its first request probes: a missing route's HTML 500
-        # is not retried (GlitchTip's unknown paths: six retries cost 45 s a sync).
-        self._probe = name not in self._served
+        # A stream the server lacked at the last sync probes with its first request: a missing
+        # route's HTML 500 is then not retried (GlitchTip's unknown paths: six retries cost 45 s a
+        # sync). Elsewhere an HTML 500 may be a proxy's hiccup, and is retried as any 500.
+        known_missing = self._capabilities().get("missing_streams") or []
+        self._probe = name in known_missing and name not in self._served
         try:
             step(*args, **kwargs)
+            if name in known_missing:
+                self._remember_missing(name, False)
             self._served.add(name)
             return True
         except ApiError as exc:
@@ -349,6 +354,8 @@ class Syncer:
             if _route_missing(exc):
                 self.buffer.flush()
                 self._missing.add(name)
+                if name not in known_missing:
+                    self._remember_missing(name, True)
                 note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
                 log.info(note)
                 self.result.notes.append(note)
@@ -557,6 +564,12 @@ class Syncer:
         self._finish_walk(name, scope, watermark=_fmt_ts(new_mark) if new_mark else None)
         self.buffer.flush()
         return seen
+
+    def _remember_missing(self, name: str, missing: bool) -> None:
+        caps = self._capabilities()
+        streams = set(caps.get("missing_streams") or [])
+        caps["missing_streams"] = sorted(streams | {name} if missing else streams - {name})
+        self.store.set_state(self.source, "_capabilities", "", extra=caps)
 
     def _capabilities(self) -> dict:
         return dict((self.store.get_state(self.source, "_capabilities", "") or {}).get("extra") or {})
@@ -878,6 +891,11 @@ class Syncer:
                 spool.close()
                 if spool.spooled:
                     log.debug("%d pages waited on disk for the writer", spool.spooled)
+
+    def _while_waiting(self) -> None:
+        self.store.maybe_release()
+        if self.stop.is_set():
+            raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
 
     def _next_result(self, results: queue.Queue) -> tuple:
         """The next thing the fetchers hand over; while there is none, readers may have the file."""

@@ -118,10 +118,15 @@ def test_the_demo_replaces_only_a_store_it_made(tmp_path):
     own store is, run after run."""
     from sentry_mirror.emulator import Emulator
 
+    import duckdb
+
     mirror = tmp_path / "mirror.duckdb"
     with Emulator(seed=3, scale="tiny", token="sntryu_" + "d" * 64) as emu:
         synced = run("sync", "--url", emu.url, "--org", emu.org_slug, "--token", emu.token, "--db", str(mirror), "-q")
         assert synced.exit_code == 0, synced.stderr
+    con = duckdb.connect(str(mirror))  # a self-hosted Sentry on this machine, not the emulator's Acme Corp
+    con.execute("UPDATE organizations SET name = 'Our Company'")
+    con.close()
     before = tables_of(mirror)
     line = one_line_error(run("demo", "--db", str(mirror), "--scale", "tiny", "-q"), code=3)
     assert "not made by the demo" in line and tables_of(mirror) == before
@@ -131,6 +136,11 @@ def test_the_demo_replaces_only_a_store_it_made(tmp_path):
     for _ in range(2):  # its own store, again and again
         result = run("demo", "--db", str(tmp_path / "demo.duckdb"), "--scale", "tiny", "-q")
         assert result.exit_code == 0, result.stderr
+    con = duckdb.connect(str(tmp_path / "demo.duckdb"))  # a demo store from before the mark
+    con.execute("DROP TABLE _demo")
+    con.close()
+    result = run("demo", "--db", str(tmp_path / "demo.duckdb"), "--scale", "tiny", "-q")
+    assert result.exit_code == 0, result.stderr
 
 
 def test_the_emulator_on_a_port_in_use_says_so_in_one_line():

@@ -133,37 +133,43 @@ def test_bad_url_is_a_config_error(url):
         resolve(config_path=None, url=url, org="acme", token="tok-1234", db=None)
 
 
-def one_source_file(tmp_path, url_line='url = "https://de.sentry.io"\n'):
+def one_source_file(tmp_path, url_line='url = "https://de.sentry.io"\n', name_line=""):
     path = tmp_path / "one.toml"
-    path.write_text(f'[[sources]]\nname = "main"\norg = "acme"\n{url_line}token_env = "ACME_TOKEN"\nconcurrency = 3\n')
+    path.write_text(f'[[sources]]\n{name_line}org = "acme"\n{url_line}token_env = "ACME_TOKEN"\nconcurrency = 3\n')
     return str(path)
 
 
 def test_a_flag_changes_one_setting_of_the_config_source_and_keeps_the_rest(monkeypatch, tmp_path):
     """--org with a config file used to throw the file's sources away: url and token then came
-    from ~/.sentryclirc."""
+    from ~/.sentryclirc. Another org is its own source (named after it): under the file's source
+    name its rows would mix with that organization's, and a named source refuses it."""
     rc = tmp_path / "sentryclirc"
     rc.write_text("[auth]\ntoken = rc-token-abc\n\n[defaults]\nurl = https://rc.example\n")
     monkeypatch.setenv("SENTRYCLIRC", str(rc))
     monkeypatch.setenv("ACME_TOKEN", "file-token-123")
     (source,) = resolve(config_path=one_source_file(tmp_path), url=None, org="other", token=None, db=None).sources
     assert (source.name, source.url, source.org, source.token, source.concurrency) == (
-        "main", "https://de.sentry.io", "other", "file-token-123", 3)
+        "other", "https://de.sentry.io", "other", "file-token-123", 3)
     assert source.origins["org"] == "flag" and source.origins["url"] == "file"
-    (source,) = resolve(config_path=one_source_file(tmp_path), url="https://eu.example", org=None, token=None,
-                        db=None).sources
-    assert (source.url, source.org, source.origins["url"]) == ("https://eu.example", "acme", "flag")
+    with pytest.raises(ConfigError, match="would be stored as source 'main'"):
+        resolve(config_path=one_source_file(tmp_path, name_line='name = "main"\n'), url=None, org="other",
+                token=None, db=None)
+    (source,) = resolve(config_path=one_source_file(tmp_path, name_line='name = "main"\n'),
+                        url="https://eu.example", org="acme", token=None, db=None).sources
+    assert (source.name, source.url, source.org, source.origins["url"]) == ("main", "https://eu.example", "acme", "flag")
 
 
-def test_the_environment_fills_in_what_a_config_source_leaves_out(monkeypatch, tmp_path):
-    monkeypatch.setenv("SENTRY_URL", "https://env.example")
+def test_a_config_source_is_never_sent_elsewhere_by_a_leftover_variable(monkeypatch, tmp_path):
+    """SENTRY_URL left in a shell must not send a source's token (from its token_env) to another
+    host: a source without url is sentry.io."""
+    monkeypatch.setenv("SENTRY_URL", "https://elsewhere.example")
     monkeypatch.setenv("SENTRY_ORG", "env-org")
     monkeypatch.setenv("ACME_TOKEN", "file-token-123")
     (source,) = resolve(config_path=one_source_file(tmp_path), url=None, org=None, token=None, db=None).sources
-    assert (source.url, source.org) == ("https://de.sentry.io", "acme")  # the file's own settings win
+    assert (source.url, source.org) == ("https://de.sentry.io", "acme")
     (source,) = resolve(config_path=one_source_file(tmp_path, url_line=""), url=None, org=None, token=None,
                         db=None).sources
-    assert (source.url, source.origins["url"]) == ("https://env.example", "env SENTRY_URL")
+    assert (source.url, source.origins["url"]) == ("https://sentry.io", "default")
 
 
 def test_url_or_org_flags_with_several_sources_ask_which(monkeypatch, tmp_path):
@@ -174,5 +180,6 @@ def test_url_or_org_flags_with_several_sources_ask_which(monkeypatch, tmp_path):
     monkeypatch.setenv("T2", "token-two-456")
     with pytest.raises(ConfigError, match="--source"):
         resolve(config_path=str(path), url=None, org="c", token=None, db=None)
-    (source,) = resolve(config_path=str(path), url=None, org="c", token=None, db=None, source_names=("b",)).sources
-    assert (source.name, source.org, source.token) == ("b", "c", "token-two-456")
+    (source,) = resolve(config_path=str(path), url="https://b.example", org=None, token=None, db=None,
+                        source_names=("b",)).sources
+    assert (source.name, source.url, source.org, source.token) == ("b", "https://b.example", "b", "token-two-456")

@@ -125,11 +125,27 @@ def test_glitchtip_quirks():
         notes = " ".join(result.notes)
         assert "deploys" in notes and "project_stats" in notes  # missing endpoints said once, not fatal
         assert sum("deploys" in n for n in result.notes) == 1
+        assert result.retries >= 2  # the first sync cannot tell a missing route from an outage: it retries
         emu.advance(24)
         again = sync(store, emu)
         live = {r[0]: (r[1], r[2]) for r in store.con.execute("SELECT id, status, times_seen FROM issues").fetchall()}
         assert live == {i: (v["status"], v["count"]) for i, v in emu.truth()["issues"].items()}
         assert again.requests < result.requests
+        # then it knows: each missing route costs one request a sync, not six retries (45 s a sync)
+        assert again.retries == 0 and sum("not available" in n for n in again.notes) == 2
+
+
+def test_an_html_500_on_sentry_is_retried_not_taken_for_a_missing_route():
+    """Only a route the server lacked at the last sync probes; on Sentry an HTML 500 (a proxy's)
+    is retried and the stream stored."""
+    with Emulator(seed=10, scale="tiny", token=TOKEN) as emu:
+        emu.faults.add(kind="500", route="*/deploys/*", times=1)
+        store = Store(":memory:")
+        result = sync(store, emu)
+        assert result.status == "ok" and not [n for n in result.notes if "deploys" in n]
+        assert result.retries == 1
+        assert store.con.execute("SELECT count(*) FROM deploys").fetchone()[0] == sum(
+            len(ids) for ids in emu.truth()["deploys"].values())
 
 
 def test_status_history_gives_time_to_resolve():

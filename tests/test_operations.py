@@ -60,7 +60,7 @@ def write(tmp_path: Path, text: str) -> str:
     ("[schedule]\ncron = '0 3 * * *'\ntimezone = 'Mars/Olympus'\n", "schedule.timezone must be an IANA time zone"),
     ("[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\nurl = 'ftp://x'\n", "sources[0].url must be an http(s) URL"),
     ("[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\nverify = 'maybe'\n",
-     "sources[0].verify: no CA bundle file at 'maybe'; give true, false or the path of a PEM file (line 4)"),
+     "sources[0].verify: no CA bundle at 'maybe'; give true, false, or the path of a PEM file or a folder of certificates (line 4)"),
     ("[[sources]]\nname = 'a'\norg = 'acme'\ntoken_env = 'SM_TOKEN'\n[[sources]]\nname = 'a'\norg = 'beta'\n"
      "token_env = 'SM_TOKEN'\n", "sources[1]: another source is named 'a' too; each needs its own name"),
 ])
@@ -353,6 +353,39 @@ def test_scheduler_without_a_run_now_syncs_at_the_first_scheduled_time(tmp_path)
         assert daemon.returncode == 0, err
         assert "next run" in err.splitlines()[1], err  # said when the first run is, before it
         assert "synced " in err, err
+        con = duckdb.connect(str(db), read_only=True)
+        events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        con.close()
+        assert events == emu.truth()["counts"]["events"]
+
+
+def test_a_stop_does_not_wait_out_a_long_retry_after(tmp_path):
+    """SIGTERM while the sync sleeps on a Retry-After of a minute: it stops within a second or so,
+    exit 130, the pages in hand stored; the next sync ends level."""
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as emu:
+        emu.faults.add(kind="429", route="*/stats/*", after=2, times=1, retry_after=60)
+        db = tmp_path / "stop.duckdb"
+        cmd = [sys.executable, "-m", "sentry_mirror.cli", "sync", "--url", emu.url, "--org", emu.org_slug,
+               "--db", str(db), "-q"]
+        sync = subprocess.Popen(cmd, env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN}, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r["fired"] for r in emu.faults.rules()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # asleep on the Retry-After
+            asked = time.monotonic()
+            sync.send_signal(signal.SIGTERM)
+            _, err = sync.communicate(timeout=60)
+            took = time.monotonic() - asked
+        finally:
+            sync.kill()
+        assert sync.returncode == 130, err
+        assert took < 5, f"the stop waited {took:.1f} s"
+        emu.faults.clear()
+        again = run(*sync_args(emu, db), env={"SENTRY_AUTH_TOKEN": TOKEN})
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["sources"][0]["rows"]["events"] <= emu.truth()["counts"]["events"]
         con = duckdb.connect(str(db), read_only=True)
         events = con.execute("SELECT count(*) FROM events").fetchone()[0]
         con.close()
