@@ -147,8 +147,9 @@ def cli():
               show_envvar=True, help="A TOML config file listing sources (see config.example.toml).")
 @click.option("--source", "source_names", multiple=True, help="Sync only the named config source (repeatable).")
 @click.option("--full", is_flag=True, help="Re-walk everything instead of only what changed.")
-@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
-              help="CA bundle to verify a self-hosted server's TLS certificate (REQUESTS_CA_BUNDLE works too).")
+@click.option("--ca-bundle", type=click.Path(exists=True),
+              help="CA bundle (a PEM file, or a folder of certificates) to verify a self-hosted server's TLS "
+                   "certificate (REQUESTS_CA_BUNDLE works too).")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (never do this over the internet).")
 @click.option("--wait", is_flag=True, help="If another sync (or the scheduler) is writing the store, wait for it "
                                            "instead of exiting.")

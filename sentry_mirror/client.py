@@ -18,7 +18,6 @@ import random
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -27,7 +26,7 @@ import requests
 
 from . import __version__, rawpage, redact
 from .endpoints import route_of
-from .errors import ApiError, AuthError, NotFoundError
+from .errors import ApiError, AuthError, Interrupted, NotFoundError
 from .rawpage import RawPage
 
 log = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ class SentryClient:
         self.token_origin = "--token or SENTRY_AUTH_TOKEN"  # where the token came from, for a 401's hint
         self._idle: Callable[[], None] | None = None
         self._idle_thread: int | None = None
-        self._requester: ThreadPoolExecutor | None = None  # sends the idle thread's requests
+        self._stopped: Callable[[], bool] | None = None  # see stop_when
 
     def on_idle(self, hook: Callable[[], None] | None) -> None:
         """Call `hook` every IDLE_STEP while this thread waits for an answer, a rate-limit window or
@@ -203,12 +202,21 @@ class SentryClient:
     def _idling(self) -> bool:
         return self._idle is not None and threading.get_ident() == self._idle_thread
 
+    def stop_when(self, stopped: Callable[[], bool] | None) -> None:
+        """Every thread's wait (a backoff, a Retry-After, a rate-limit window) ends with Interrupted
+        once `stopped()` is true: a stop should not wait out a Retry-After of a minute."""
+        self._stopped = stopped
+
     def _wait(self, seconds: float) -> None:
-        if not self._idling():
+        idling = self._idling()
+        if not idling and self._stopped is None:
             self._sleep(seconds)
             return
         while seconds > 0:
-            self._idle()
+            if idling:
+                self._idle()
+            if self._stopped is not None and self._stopped():
+                raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
             step = min(IDLE_STEP, seconds)
             self._sleep(step)
             seconds -= step
@@ -217,14 +225,24 @@ class SentryClient:
         session = self.session
         if not self._idling():
             return session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
-        if self._requester is None:
-            self._requester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
-        answer = self._requester.submit(session.get, url, params=params, timeout=self.timeout, allow_redirects=False)
-        while True:
+        # On a thread of its own, a daemon: a request given up (a stop) must not keep the process
+        # alive until its answer comes.
+        answer: dict[str, Any] = {}
+        done = threading.Event()
+
+        def send() -> None:
             try:
-                return answer.result(timeout=IDLE_STEP)
-            except FutureTimeout:
-                self._idle()
+                answer["response"] = session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                answer["error"] = exc
+            done.set()
+
+        threading.Thread(target=send, name="request", daemon=True).start()
+        while not done.wait(IDLE_STEP):
+            self._idle()
+        if "error" in answer:
+            raise answer["error"]
+        return answer["response"]
 
     @property
     def session(self) -> requests.Session:
@@ -290,7 +308,7 @@ class SentryClient:
                 raise ConfigError("a header (the token or a configured header) is not valid in HTTP",
                                   hint="check for pasted newlines or non-ASCII characters") from None
             except requests.exceptions.SSLError as exc:
-                if _TLS_FOR_GOOD.search(str(exc)):  # the same answer every time: no retry
+                if not _TLS_CUT_SHORT.search(str(exc)):  # the same answer every time: no retry
                     raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", _display(url),
                                    hint="check that --url says https only for a TLS server; for a private CA "
                                         "pass --ca-bundle") from None
@@ -415,6 +433,9 @@ class SentryClient:
                 cap = window.concurrent or (None if window.heard else 1)
                 if cap is not None and window.in_flight >= cap:
                     self._lock.wait(IDLE_STEP if self._idling() else 1.0)  # until one of ours is answered
+                    if self._stopped is not None and self._stopped():
+                        raise Interrupted("sync interrupted; the last page was stored and the next sync resumes "
+                                          "from it")
                     if self._idling():
                         self._lock.release()
                         try:
@@ -541,9 +562,6 @@ class SentryClient:
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = self._sessions, []
-        if self._requester is not None:
-            self._requester.shutdown(wait=False)
-            self._requester = None
         for session in sessions:
             session.close()
 
@@ -594,9 +612,10 @@ def _display(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-# TLS failures that come back the same on every attempt (the others, a handshake cut short, retry)
-_TLS_FOR_GOOD = re.compile(r"certificate verify failed|WRONG_VERSION_NUMBER|wrong version number|UNKNOWN_PROTOCOL|"
-                           r"unknown protocol|hostname mismatch|doesn't match|TLSV1_ALERT|NO_PROTOCOLS", re.I)
+# A TLS handshake cut short (the connection dropped or reset) is worth another attempt; any other
+# TLS failure (a certificate, a protocol, plain HTTP on the port) answers the same every time.
+_TLS_CUT_SHORT = re.compile(r"EOF occurred|UNEXPECTED_EOF|unexpected eof|Connection reset|ECONNRESET|"
+                            r"timed out|Broken pipe", re.I)
 
 
 def _tls_reason(exc: BaseException) -> str:

@@ -327,7 +327,11 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         if (url or org) and len(config.sources) > 1:
             raise ConfigError(f"--url and --org change one source, and the config gives {len(config.sources)}",
                               hint="pick one with --source NAME")
+        names = [str(r.get("name") or r.get("org")) for r in raw_sources if isinstance(r, dict)]
         for source in config.sources:  # a flag wins over the file, for that setting only
+            if org and org != source.org and org in names:
+                raise ConfigError(f"--org {org} is the config's source {org!r}, not a setting of {source.name!r}",
+                                  hint=f"sync it with --source {org}")
             if org and org != source.org:
                 # Rows, cursors and snapshots are kept per source name: another organization under
                 # this source's name would mix with its data and prune its teams and members.
@@ -364,6 +368,10 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
     return config
 
 
+def normalise_url(url: str) -> str:
+    return url.strip().rstrip("/").removesuffix("/api/0").lower()
+
+
 def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
     """The first value that is set, and where it came from."""
     for value, origin in candidates:
@@ -396,9 +404,17 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
                                (sentryclirc().get("token"), "~/.sentryclirc"))
     if not token:
         raise ConfigError(f"config: sources[{index}]: no token", hint="set token_env, or SENTRY_AUTH_TOKEN")
-    # A source without url is sentry.io, whatever SENTRY_URL a shell has left over: its token
-    # (named by token_env) must not be sent to another host.
+    # A source without url is sentry.io. But a token from the environment or ~/.sentryclirc comes
+    # with their url: sending it elsewhere (or this source's token_env one to a left-over
+    # SENTRY_URL) is what must not happen, so a url set there asks for the source's own.
     url, url_from = (raw["url"], "file") if raw.get("url") else (DEFAULT_URL, "default")
+    if not raw.get("url"):
+        elsewhere = next(((u, w) for u, w in ((_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
+                                             (sentryclirc().get("url"), "~/.sentryclirc")) if u), None)
+        if elsewhere and normalise_url(elsewhere[0]) != normalise_url(DEFAULT_URL):
+            raise ConfigError(f"config: sources[{index}] has no url, and {elsewhere[1]} names {elsewhere[0]}",
+                              hint="set url in the source (https://sentry.io, or that server), so that no token "
+                                   "goes to a server it is not for")
     defaults = Source(name="", url=DEFAULT_URL, org="")
     values = {key: raw.get(key, getattr(defaults, key)) for key in SOURCE_RULES if key not in ("token_env", "name", "url")}
     source = Source(name=str(raw.get("name") or raw["org"]), token=token, url=url, **values)

@@ -69,7 +69,7 @@ def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False, wa
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
                 who = f" (process {holder})" if holder.isdigit() else ""
-                if not wait and time.monotonic() < patience:
+                if time.monotonic() < patience:
                     time.sleep(0.01)
                     continue
                 if not wait:

@@ -237,6 +237,7 @@ class Syncer:
         # While this thread waits on the network it still owes readers the file, and a stop asked
         # for should not wait out a Retry-After of a minute.
         self.client.on_idle(self._while_waiting)
+        self.client.stop_when(lambda: self.stop.is_set() or self._abort.is_set())  # the fetchers' waits too
         try:
             self._stream("organization", self.sync_organization, fatal=True)
             self._stream("projects", self.sync_list, ep.PROJECTS)
@@ -265,6 +266,7 @@ class Syncer:
             raise
         finally:
             self.client.on_idle(None)
+            self.client.stop_when(None)
             self.result.status = status
             self.result.requests = self.client.stats.requests
             self.result.retries = self.client.stats.retries
@@ -279,7 +281,13 @@ class Syncer:
                                       streams=self.result.streams)
             except MirrorError as exc:  # never hide the error that ended the sync
                 log.warning("could not record the end of this sync: %s", exc)
-            self.store.release()
+            try:
+                self.store.release()
+            except MirrorError as exc:
+                if status not in ("ok", "partial"):  # an error is on its way out: that one is the news
+                    log.warning("could not let go of the store: %s", exc)
+                else:
+                    raise
         return self.result
 
     # -- streams -----------------------------------------------------------------------------
@@ -354,7 +362,7 @@ class Syncer:
             if _route_missing(exc):
                 self.buffer.flush()
                 self._missing.add(name)
-                if name not in known_missing:
+                if name not in known_missing and name != ep.PROJECT_EVENTS.name:  # its walks never probe
                     self._remember_missing(name, True)
                 note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
                 log.info(note)
@@ -883,7 +891,7 @@ class Syncer:
                 if running:
                     self._abort.set()  # workers still fetching give up at their next page
                 while running:
-                    _, kind, item = results.get()
+                    _, kind, item = self._next_result(results, draining=True)
                     if kind == "page":
                         spool.release(item)  # a fetcher may be waiting for its place
                     running -= kind != "page"
@@ -897,13 +905,17 @@ class Syncer:
         if self.stop.is_set():
             raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
 
-    def _next_result(self, results: queue.Queue) -> tuple:
-        """The next thing the fetchers hand over; while there is none, readers may have the file."""
+    def _next_result(self, results: queue.Queue, draining: bool = False) -> tuple:
+        """The next thing the fetchers hand over; while there is none, readers may have the file
+        (and a stop is heard, unless the walks are being wound down already)."""
         while True:
             try:
                 return results.get(timeout=IDLE_STEP)
             except queue.Empty:
-                self.store.maybe_release()
+                if draining:
+                    self.store.maybe_release()
+                else:
+                    self._while_waiting()
 
     @staticmethod
     def _consume(walk, pages: Iterator[tuple[Page, dict]], store: Callable, finish: Callable) -> str:

@@ -301,3 +301,25 @@ def test_wait_for_reset_reads_the_servers_clock_finer_than_the_date_header(monke
         local["now"] += 1.0
         client._observe(_response(SERVER_NOW + 3), _Window())
     assert client._reset_delay(late) == pytest.approx(1.0 + 0.05, abs=0.01)
+
+
+@pytest.mark.parametrize("reason, attempts", [
+    ("[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol (_ssl.c:1006)", 2),
+    ("[SSL] record layer failure (_ssl.c:1000)", 1),  # https to plain HTTP, OpenSSL 3.2 and later
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate", 1),
+])
+def test_a_tls_handshake_cut_short_is_retried_and_other_tls_failures_are_not(monkeypatch, reason, attempts):
+    import requests as requests_module
+
+    calls = []
+
+    def failing_get(self, url, **kwargs):
+        calls.append(url)
+        raise requests_module.exceptions.SSLError(reason)
+
+    monkeypatch.setattr(requests_module.Session, "get", failing_get)
+    client = SentryClient("https://sentry.example", "tok-tls-1234", backoff_base=0.001, sleep=lambda s: None)
+    with pytest.raises(ApiError, match="TLS failed") as raised:
+        client.get("organizations/")
+    assert len(calls) == attempts
+    assert ("--ca-bundle" in str(raised.value)) == (attempts == 1)

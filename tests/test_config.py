@@ -160,16 +160,31 @@ def test_a_flag_changes_one_setting_of_the_config_source_and_keeps_the_rest(monk
 
 
 def test_a_config_source_is_never_sent_elsewhere_by_a_leftover_variable(monkeypatch, tmp_path):
-    """SENTRY_URL left in a shell must not send a source's token (from its token_env) to another
-    host: a source without url is sentry.io."""
+    """No token goes to a server it is not for: a source's own url wins over SENTRY_URL; a source
+    without url is sentry.io, unless SENTRY_URL or ~/.sentryclirc names another server (its token
+    from there would go to sentry.io, or this source's token to that server): then it asks."""
     monkeypatch.setenv("SENTRY_URL", "https://elsewhere.example")
     monkeypatch.setenv("SENTRY_ORG", "env-org")
     monkeypatch.setenv("ACME_TOKEN", "file-token-123")
     (source,) = resolve(config_path=one_source_file(tmp_path), url=None, org=None, token=None, db=None).sources
     assert (source.url, source.org) == ("https://de.sentry.io", "acme")
+    with pytest.raises(ConfigError, match=r"has no url, and env SENTRY_URL names https://elsewhere.example"):
+        resolve(config_path=one_source_file(tmp_path, url_line=""), url=None, org=None, token=None, db=None)
+    monkeypatch.setenv("SENTRY_URL", "https://sentry.io/")
     (source,) = resolve(config_path=one_source_file(tmp_path, url_line=""), url=None, org=None, token=None,
                         db=None).sources
     assert (source.url, source.origins["url"]) == ("https://sentry.io", "default")
+
+
+def test_org_flag_naming_another_configured_source_is_refused(monkeypatch, tmp_path):
+    """'--source a --org b' would store org b, from a's server with a's token, as source b."""
+    path = tmp_path / "two.toml"
+    path.write_text('[[sources]]\norg = "a"\nurl = "https://sentry.mycorp.example"\ntoken_env = "T1"\n\n'
+                    '[[sources]]\norg = "b"\ntoken_env = "T2"\n')
+    monkeypatch.setenv("T1", "token-one-123")
+    monkeypatch.setenv("T2", "token-two-456")
+    with pytest.raises(ConfigError, match="--source b"):
+        resolve(config_path=str(path), url=None, org="b", token=None, db=None, source_names=("a",))
 
 
 def test_url_or_org_flags_with_several_sources_ask_which(monkeypatch, tmp_path):

@@ -390,3 +390,34 @@ def test_a_stop_does_not_wait_out_a_long_retry_after(tmp_path):
         events = con.execute("SELECT count(*) FROM events").fetchone()[0]
         con.close()
         assert events == emu.truth()["counts"]["events"]
+
+
+def test_a_stop_during_the_event_walks_does_not_wait_out_their_retry_after(tmp_path):
+    """The fetch threads of the event walks sleep on a Retry-After of a minute, four times over:
+    a SIGTERM ends the sync within seconds (it took 59-120 s), and the next sync ends level."""
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as emu:
+        emu.faults.add(kind="429", route="/api/0/projects/*/events/", after=1, times=4, retry_after=60)
+        db = tmp_path / "walks.duckdb"
+        sync = subprocess.Popen([sys.executable, "-m", "sentry_mirror.cli", *sync_args(emu, db)],
+                                env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN}, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r["fired"] for r in emu.faults.rules()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1)
+            asked = time.monotonic()
+            sync.send_signal(signal.SIGTERM)
+            _, err = sync.communicate(timeout=180)
+            took = time.monotonic() - asked
+        finally:
+            sync.kill()
+        assert sync.returncode == 130, err
+        assert took < 5, f"the stop waited {took:.1f} s"
+        emu.faults.clear()
+        assert run(*sync_args(emu, db), env={"SENTRY_AUTH_TOKEN": TOKEN}).exit_code == 0
+        con = duckdb.connect(str(db), read_only=True)
+        stored = con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+        con.close()
+        assert stored == (emu.truth()["counts"]["events"],) * 2
+
