@@ -176,25 +176,25 @@ def test_a_config_source_is_never_sent_elsewhere_by_a_leftover_variable(monkeypa
     assert (source.url, source.origins["url"]) == ("https://sentry.io", "default")
 
 
-def test_org_flag_naming_another_configured_source_is_refused(monkeypatch, tmp_path):
-    """'--source a --org b' would store org b, from a's server with a's token, as source b."""
+def two_sources(tmp_path, monkeypatch, first: str) -> str:
     path = tmp_path / "two.toml"
-    path.write_text('[[sources]]\norg = "a"\nurl = "https://sentry.mycorp.example"\ntoken_env = "T1"\n\n'
-                    '[[sources]]\norg = "b"\ntoken_env = "T2"\n')
+    path.write_text(f'[[sources]]\n{first}token_env = "T1"\n\n[[sources]]\nname = "b"\norg = "b"\ntoken_env = "T2"\n')
     monkeypatch.setenv("T1", "token-one-123")
     monkeypatch.setenv("T2", "token-two-456")
+    return str(path)
+
+
+def test_org_flag_naming_another_configured_source_is_refused(monkeypatch, tmp_path):
+    """'--source a --org b' would store org b, from a's server with a's token, as source b."""
+    path = two_sources(tmp_path, monkeypatch, 'org = "a"\nurl = "https://sentry.mycorp.example"\n')
     with pytest.raises(ConfigError, match="--source b"):
-        resolve(config_path=str(path), url=None, org="b", token=None, db=None, source_names=("a",))
+        resolve(config_path=path, url=None, org="b", token=None, db=None, source_names=("a",))
 
 
 def test_url_or_org_flags_with_several_sources_ask_which(monkeypatch, tmp_path):
-    path = tmp_path / "two.toml"
-    path.write_text('[[sources]]\nname = "a"\norg = "a"\ntoken_env = "T1"\n\n'
-                    '[[sources]]\nname = "b"\norg = "b"\ntoken_env = "T2"\n')
-    monkeypatch.setenv("T1", "token-one-123")
-    monkeypatch.setenv("T2", "token-two-456")
+    path = two_sources(tmp_path, monkeypatch, 'name = "a"\norg = "a"\n')
     with pytest.raises(ConfigError, match="--source"):
-        resolve(config_path=str(path), url=None, org="c", token=None, db=None)
-    (source,) = resolve(config_path=str(path), url="https://b.example", org=None, token=None, db=None,
+        resolve(config_path=path, url=None, org="c", token=None, db=None)
+    (source,) = resolve(config_path=path, url="https://b.example", org=None, token=None, db=None,
                         source_names=("b",)).sources
     assert (source.name, source.url, source.org, source.token) == ("b", "https://b.example", "b", "token-two-456")
