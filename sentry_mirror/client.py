@@ -216,7 +216,7 @@ class SentryClient:
             if idling:
                 self._idle()
             if self._stopped is not None and self._stopped():
-                raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
+                raise Interrupted.stopped()
             step = min(IDLE_STEP, seconds)
             self._sleep(step)
             seconds -= step
@@ -434,8 +434,7 @@ class SentryClient:
                 if cap is not None and window.in_flight >= cap:
                     self._lock.wait(IDLE_STEP if self._idling() else 1.0)  # until one of ours is answered
                     if self._stopped is not None and self._stopped():
-                        raise Interrupted("sync interrupted; the last page was stored and the next sync resumes "
-                                          "from it")
+                        raise Interrupted.stopped()
                     if self._idling():
                         self._lock.release()
                         try:

@@ -72,3 +72,7 @@ class Interrupted(MirrorError):
     """The sync was asked to stop (SIGTERM/SIGINT) and checkpointed the page in hand."""
 
     exit_code = 130
+
+    @classmethod
+    def stopped(cls) -> "Interrupted":
+        return cls("sync interrupted; the last page was stored and the next sync resumes from it")

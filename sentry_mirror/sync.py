@@ -223,7 +223,7 @@ class Syncer:
         self.buffer = WriteBuffer(store, self.source, on_written=self.result.add)
         self._abort = threading.Event()
         self._missing: set[str] = set()  # optional streams this server does not serve
-        self._served: set[str] = set()  # optional streams that answered in this sync
+        self._known_missing: set[str] | None = None  # optional streams lacking at the last sync (optional)
         self._probe = False  # the next request of an optional stream probes its route (optional)
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
 
@@ -348,13 +348,13 @@ class Syncer:
         # A stream the server lacked at the last sync probes with its first request: a missing
         # route's HTML 500 is then not retried (GlitchTip's unknown paths: six retries cost 45 s a
         # sync). Elsewhere an HTML 500 may be a proxy's hiccup, and is retried as any 500.
-        known_missing = self._capabilities().get("missing_streams") or []
-        self._probe = name in known_missing and name not in self._served
+        if self._known_missing is None:
+            self._known_missing = set(self._capabilities().get("missing_streams") or [])
+        self._probe = name in self._known_missing
         try:
             step(*args, **kwargs)
-            if name in known_missing:
+            if name in self._known_missing:
                 self._remember_missing(name, False)
-            self._served.add(name)
             return True
         except ApiError as exc:
             if exc.status == 401:
@@ -362,7 +362,7 @@ class Syncer:
             if _route_missing(exc):
                 self.buffer.flush()
                 self._missing.add(name)
-                if name not in known_missing and name != ep.PROJECT_EVENTS.name:  # its walks never probe
+                if name not in self._known_missing and name != ep.PROJECT_EVENTS.name:  # its walks never probe
                     self._remember_missing(name, True)
                 note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
                 log.info(note)
@@ -574,10 +574,13 @@ class Syncer:
         return seen
 
     def _remember_missing(self, name: str, missing: bool) -> None:
+        """Keep across syncs which optional streams the server lacks (see optional)."""
         caps = self._capabilities()
         streams = set(caps.get("missing_streams") or [])
         caps["missing_streams"] = sorted(streams | {name} if missing else streams - {name})
         self.store.set_state(self.source, "_capabilities", "", extra=caps)
+        if not missing:
+            self._known_missing.discard(name)
 
     def _capabilities(self) -> dict:
         return dict((self.store.get_state(self.source, "_capabilities", "") or {}).get("extra") or {})
@@ -903,7 +906,7 @@ class Syncer:
     def _while_waiting(self) -> None:
         self.store.maybe_release()
         if self.stop.is_set():
-            raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
+            raise Interrupted.stopped()
 
     def _next_result(self, results: queue.Queue, draining: bool = False) -> tuple:
         """The next thing the fetchers hand over; while there is none, readers may have the file
@@ -1038,7 +1041,7 @@ class Syncer:
 
     def _check_stop(self) -> None:
         if self.stop.is_set() or self._abort.is_set():
-            raise Interrupted("sync interrupted; the last page was stored and the next sync resumes from it")
+            raise Interrupted.stopped()
 
 
 def _adapt_issue_query(learnt: dict, params: dict, exc: ApiError) -> bool:
