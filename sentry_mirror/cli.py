@@ -32,16 +32,14 @@ def handle_errors(func):
         except Interrupted as exc:
             click.echo(f"sentry-mirror: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except MirrorError as exc:
+        except (MirrorError, duckdb.IOException, duckdb.SerializationException) as exc:
+            if not isinstance(exc, MirrorError):  # a store file damaged in its middle, a full disk
+                from .errors import StoreError
+                from .store import io_hint
+
+                exc = StoreError(f"the store failed: {str(exc).strip().splitlines()[0]}", hint=io_hint(exc))
             click.echo(f"sentry-mirror: error: {redact.scrub(str(exc))}", err=True)
             sys.exit(exc.exit_code)
-        except (duckdb.IOException, duckdb.SerializationException) as exc:  # a store file damaged in its middle
-            from .errors import StoreError
-            from .store import io_hint
-
-            error = StoreError(f"the store failed: {str(exc).strip().splitlines()[0]}", hint=io_hint(exc))
-            click.echo(f"sentry-mirror: error: {redact.scrub(str(error))}", err=True)
-            sys.exit(error.exit_code)
 
     return wrapper
 
@@ -127,7 +125,8 @@ def _shortened(value) -> str:
 
 def verbosity_options(func):
     func = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and the final summary.")(func)
-    func = click.option("-v", "--verbose", count=True, help="Log each stream's steps and every retry; -vv also every request.")(func)
+    func = click.option("-v", "--verbose", count=True,
+                        help="Log each stream's steps and every retry; -vv also every request.")(func)
     return func
 
 
