@@ -90,13 +90,7 @@ def _check_filters(con: duckdb.DuckDBPyConnection, report: Report, filters: Filt
         raise ConfigError(f"the {report.name} report has no --environment filter",
                           hint="releases are not per environment; try 'report trends --environment'")
     check_source(con, filters.source)
-    if filters.project and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ? "
-                                           "AND (?::VARCHAR IS NULL OR source = ?))",
-                                           [filters.project, filters.source, filters.source]).fetchone()[0]:
-        known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects WHERE ?::VARCHAR IS NULL OR source = ? "
-                                           "ORDER BY 1", [filters.source, filters.source]).fetchall()]
-        raise ConfigError(f"no project '{filters.project}' in the store",
-                          hint="known: " + (", ".join(known[:20]) or "none"))
+    check_project(con, filters.project, filters.source)
     if filters.release and not con.execute(
             "SELECT EXISTS (SELECT 1 FROM releases WHERE version = ?) "
             "OR EXISTS (SELECT 1 FROM events WHERE release = ?)", [filters.release, filters.release]).fetchone()[0]:
@@ -112,6 +106,15 @@ def check_source(con: duckdb.DuckDBPyConnection, source: str | None) -> None:
                                   "OR EXISTS (SELECT 1 FROM issues WHERE source = ?)", [source, source]).fetchone()[0]:
         known = [r[0] for r in con.execute("SELECT DISTINCT source FROM projects ORDER BY 1").fetchall()]
         raise ConfigError(f"no source '{source}' in the store", hint="known: " + (", ".join(known) or "none"))
+
+
+def check_project(con: duckdb.DuckDBPyConnection, project: str | None, source: str | None = None) -> None:
+    """An unknown --project (of --source, if given) is one line naming the known ones."""
+    if project and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ? "
+                                   "AND (?::VARCHAR IS NULL OR source = ?))", [project, source, source]).fetchone()[0]:
+        known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects WHERE ?::VARCHAR IS NULL OR source = ? "
+                                           "ORDER BY 1", [source, source]).fetchall()]
+        raise ConfigError(f"no project '{project}' in the store", hint="known: " + (", ".join(known[:20]) or "none"))
 
 
 def _has_stats(con: duckdb.DuckDBPyConnection, project: str | None, source: str | None = None) -> bool:

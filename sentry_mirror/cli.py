@@ -76,15 +76,13 @@ def reader_db(db: str | None, config_path: str | None) -> str:
     if db:
         return db
     if config_path:
-        from .config import read_config_file
+        from .config import file_db, read_config_file
         from .errors import ConfigError
 
         data, _ = read_config_file(config_path)
-        value = data.get("db")
-        if value is not None and not (isinstance(value, str) and value):
+        if data.get("db") is not None and not (isinstance(data["db"], str) and data["db"]):
             raise ConfigError(f"{config_path}: db must be a file path (a string)", hint="see config.example.toml")
-        if value:
-            return os.path.expanduser(value)
+        return file_db(data) or DEFAULT_DB
     return DEFAULT_DB
 
 

@@ -193,8 +193,7 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
             problems.append(Problem(f"{label}.verify: no CA bundle at {verify!r}; give true, false, or the path "
                                     "of a PEM file or a folder of certificates", where.line("sources", i, "verify")))
         name = raw.get("name") or raw.get("org")
-        if isinstance(name, str) and name and name in [str(r.get("name") or r.get("org")) for r in sources[:i]
-                                                       if isinstance(r, dict)]:
+        if isinstance(name, str) and name and name in names_of(sources[:i]):
             problems.append(Problem(f"{label}: another source is named {name!r} too; each needs its own name "
                                     "(its rows are tagged with it): set name", where.line("sources", i)))
         env_name = raw.get("token_env")
@@ -309,7 +308,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
     data = load_config_file(config_path, flag_token=token) if config_path else {}
     cli_rc = sentryclirc()
     schedule = data.get("schedule") or {}
-    config = Config(db=db or os.path.expanduser(data.get("db") or "") or DEFAULT_DB, schedule=dict(schedule), path=config_path,
+    config = Config(db=db or file_db(data) or DEFAULT_DB, schedule=dict(schedule), path=config_path,
                     origins={"db": "flag or SENTRY_MIRROR_DB" if db else ("file" if data.get("db") else "default"),
                              **{f"schedule.{k}": "file" for k in schedule}})
 
@@ -327,9 +326,8 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         if (url or org) and len(config.sources) > 1:
             raise ConfigError(f"--url and --org change one source, and the config gives {len(config.sources)}",
                               hint="pick one with --source NAME")
-        names = [str(r.get("name") or r.get("org")) for r in raw_sources if isinstance(r, dict)]
         for source in config.sources:  # a flag wins over the file, for that setting only
-            if org and org != source.org and org in names:
+            if org and org != source.org and org in names_of(raw_sources):
                 raise ConfigError(f"--org {org} is the config's source {org!r}, not a setting of {source.name!r}",
                                   hint=f"sync it with --source {org}")
             if org and org != source.org:
@@ -366,6 +364,16 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
 
         normalise_base_url(source.url)  # a bad URL is a config error now, before any store is touched
     return config
+
+
+def names_of(raw_sources: list) -> list[str]:
+    """The names [[sources]] tables go by (their org when they give none)."""
+    return [str(r.get("name") or r.get("org")) for r in raw_sources if isinstance(r, dict)]
+
+
+def file_db(data: dict[str, Any]) -> str | None:
+    """The config file's store path, ~ expanded."""
+    return os.path.expanduser(data["db"]) if data.get("db") else None
 
 
 def normalise_url(url: str) -> str:

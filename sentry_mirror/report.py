@@ -19,6 +19,13 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
+def shown_status(alias: str = "") -> str:
+    """An issue's status as the mirror shows it: 'deleted' once Sentry no longer has it (the
+    issues table keeps Sentry's last status); as the issue_summary view says it."""
+    p = f"{alias}." if alias else ""
+    return f"CASE WHEN {p}deleted_at IS NOT NULL THEN 'deleted' ELSE {p}status END"
+
+
 def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> dict[str, Any]:
     """Per source: rows, the last run and the last good one, lag, last error, each stream's figures
     from the last run and whether a walk will resume; and the scheduler's next run if one runs."""
@@ -42,8 +49,7 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
             if table in tables:
                 src["rows"][table] = con.execute(f"SELECT count(*) FROM {table} WHERE source = ?", [source]).fetchone()[0]
         src["issues_by_status"] = dict(con.execute(
-            "SELECT CASE WHEN deleted_at IS NOT NULL THEN 'deleted' ELSE coalesce(status, '?') END, count(*) "
-            "FROM issues WHERE source = ? GROUP BY 1 ORDER BY 2 DESC",
+            f"SELECT coalesce({shown_status()}, '?'), count(*) FROM issues WHERE source = ? GROUP BY 1 ORDER BY 2 DESC",
             [source]).fetchall())
         names = ("run_id", "started_at", "finished_at", "status", "requests", "retries", "error", "rate_limited",
                  "seconds", "streams")
@@ -94,8 +100,7 @@ def scheduler_status(db_path: str) -> dict | None:
 
 def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> str:
     lines = []
-    status = dict(con.execute("SELECT CASE WHEN deleted_at IS NOT NULL THEN 'deleted' ELSE status END, count(*) "
-                              "FROM issues GROUP BY 1 ORDER BY 2 DESC").fetchall())
+    status = dict(con.execute(f"SELECT {shown_status()}, count(*) FROM issues GROUP BY 1 ORDER BY 2 DESC").fetchall())
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("projects", "issues", "events", "releases")}
     lines.append(f"Stored: {counts['projects']} projects, {counts['releases']} releases, {counts['issues']:,} issues "
                  f"({', '.join(f'{n:,} {s}' for s, n in status.items())}), {counts['events']:,} events.")
@@ -182,41 +187,25 @@ _ORDER = {"events": "s.times_seen DESC", "users": "s.affected_users DESC", "last
 def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
                 sort="events", limit=20, source=None):
     """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL."""
-    where, params = [], []
-    if source is not None:
-        from .analytics import check_source
+    from .analytics import check_project, check_source
 
-        try:
-            check_source(con, source)
-        except BaseException:
-            con.close()
-            raise
-        where.append("s.source = ?")
-        params.append(source)
-    if since is not None:
-        where.append("s.last_seen >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("s.first_seen < ?")
-        params.append(until)
-    if status:  # 'deleted' for an issue deleted in Sentry (from issues: a store's older view lacks it)
-        where.append("CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE s.status END = ?")
-        params.append(status)
-    if project:
-        if not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ?)", [project]).fetchone()[0]:
-            known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects ORDER BY 1").fetchall()]
-            con.close()
-            raise ConfigError(f"no project '{project}' in the store", hint="known: " + (", ".join(known[:20]) or "none"))
-        where.append("s.project = ?")
-        params.append(project)
+    shown = shown_status("i")  # from issues itself: a store's view from before 'deleted' lacks it
+    where, params = [], []
+    for condition, value in (("s.source = ?", source), ("s.last_seen >= ?", since), ("s.first_seen < ?", until),
+                             (f"{shown} = ?", status), ("s.project = ?", project)):
+        if value is not None:
+            where.append(condition)
+            params.append(value)
     sql = (
-        "SELECT s.short_id, s.project, CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE s.status END AS status, s.level, s.times_seen AS events, s.affected_users AS users, "
-        "s.first_seen, s.last_seen, s.first_release, s.title "
+        f"SELECT s.short_id, s.project, {shown} AS status, s.level, s.times_seen AS events, "
+        "s.affected_users AS users, s.first_seen, s.last_seen, s.first_release, s.title "
         "FROM issue_summary s JOIN issues i ON i.source = s.source AND i.id = s.issue_id"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY {_ORDER[sort]} NULLS LAST, s.issue_id LIMIT ?"
     )
     try:
+        check_source(con, source)
+        check_project(con, project, source)
         return con.execute(sql, params + [limit]).df()
     except duckdb.CatalogException:
         raise ConfigError("this store has no issues yet", hint="run 'sentry-mirror sync' first") from None
