@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -224,10 +225,21 @@ def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db,
 
     setup_logging(verbose, quiet)
     config = resolve(config_path=config_path, url=url, org=org, token=token, db=db)
-    trigger = make_trigger(cron or config.schedule.get("cron"),
-                           every_minutes if every_minutes is not None else config.schedule.get("every_minutes"),
-                           tz or config.schedule.get("timezone"))
-    run_scheduler(config, trigger, run_now=run_now, report=lambda m: click.echo(m, err=True))
+    if token:
+        logging.getLogger("sentry_mirror").warning(
+            "--token stays visible to every user of this machine (ps) while the scheduler runs; "
+            "prefer SENTRY_AUTH_TOKEN, or token_env in a config file")
+    when = config.schedule
+    if cron or every_minutes is not None:  # a flag replaces the file's timing, not adds to it
+        when = {"cron": cron, "every_minutes": every_minutes}
+    trigger = make_trigger(when.get("cron"), when.get("every_minutes"), tz or config.schedule.get("timezone"))
+
+    def report(message: str, *, failure: bool = False) -> None:
+        # A daemon's lines go to journald, a log file or a mail: each with its time, never a token.
+        if failure or not quiet:
+            click.echo(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}Z {redact.scrub(message)}", err=True)
+
+    run_scheduler(config, trigger, run_now=run_now, report=report)
 
 
 @cli.command(context_settings=CONTEXT)

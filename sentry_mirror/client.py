@@ -173,11 +173,11 @@ class SentryClient:
         self._headers = {"User-Agent": f"sentry-mirror/{__version__}", "Accept": "application/json"}
         self._auth: tuple[str, str] | None = None
         for name, value in (extra_headers or {}).items():
-            if name.lower() in {"authorization", "cookie", "x-api-key", "proxy-authorization"}:
+            if len(value) >= 8:  # proxy and access headers carry secrets under any name
                 redact.register(value)
             self._headers[name] = value
         if token:
-            redact.register(token)
+            redact.register_token(token)
             if auth_scheme == "bearer":
                 self._headers["Authorization"] = f"Bearer {token}"
             elif auth_scheme == "dsn":
@@ -588,7 +588,7 @@ def server_message(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return _snippet(response) or response.reason or "no message"
+        return _snippet(response) or redact.scrub(response.reason or "") or "no message"
     if isinstance(body, dict):
         for key in ("detail", "error", "message"):
             if key in body:
@@ -598,8 +598,9 @@ def server_message(response: requests.Response) -> str:
 
 
 def _snippet(response: requests.Response) -> str:
-    text = (response.text or "").strip().replace("\n", " ")
-    return redact.scrub(text[:120] + ("…" if len(text) > 120 else ""))
+    # Scrubbed before it is cut: a token cut in two would no longer be found.
+    text = redact.scrub((response.text or "")[:20_000]).strip().replace("\n", " ")
+    return text[:120] + ("…" if len(text) > 120 else "")
 
 
 def _display(url: str) -> str:

@@ -8,6 +8,7 @@ holds its token (`token_env`), so the file can be committed or shared safely.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import difflib
 import logging
 import os
@@ -17,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from . import redact
 from .errors import ConfigError
@@ -78,7 +80,7 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "name": _TEXT,
     "url": (_url_ok, "an http(s) URL such as https://sentry.io"),
     "org": (_TEXT[0], "the organization slug (a string)"),
-    "token_env": (lambda v: isinstance(v, str) and v.replace("_", "a").isalnum(),
+    "token_env": (lambda v: isinstance(v, str) and v.replace("_", "a").isalnum() and not looks_like_token(v),
                   "the name of an environment variable, e.g. SENTRY_AUTH_TOKEN"),
     "auth": (lambda v: v in AUTH_SCHEMES, "one of " + ", ".join(sorted(AUTH_SCHEMES))),
     "verify": (lambda v: isinstance(v, (bool, str)), "true, false, or a CA bundle path"),
@@ -146,9 +148,19 @@ def _unknown(key: str, known: set[str], where: str, line: int | None) -> Problem
     return Problem(f"unknown key `{key}`{where}" + (f" on line {line}" if line else "") + hint)
 
 
+def looks_like_token(value: str) -> bool:
+    """A token pasted where the name of its variable belongs (`token_env = "sntryu_..."`)."""
+    return value.startswith(("sntrys_", "sntryu_")) or (len(value) >= 32 and not value.isupper())
+
+
 def _invalid(label: str, value: Any, rule: str, line: int | None) -> Problem:
+    where = f" (line {line})" if line else ""
+    if label.endswith(".token_env") and isinstance(value, str) and looks_like_token(value):
+        redact.register(value)  # never echoed: it may be the token itself
+        return Problem(f"{label} must be {rule}; it looks like a token itself{where}: put the token in that "
+                       "variable, not in the file")
     shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-    return Problem(f"{label} must be {rule}, not {shown}" + (f" (line {line})" if line else ""))
+    return Problem(f"{label} must be {rule}, not {shown}{where}")
 
 
 def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = None) -> list[Problem]:
@@ -197,7 +209,12 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
             problems.append(Problem(f"{label}: another source is named {name!r} too; each needs its own name "
                                     "(its rows are tagged with it): set name", where.line("sources", i)))
         env_name = raw.get("token_env")
-        if flag_token is None and isinstance(env_name, str) and env_name and not os.environ.get(env_name):
+        if not env_name and len(_servers(sources)) > 1:
+            problems.append(Problem(f"{label}: no token_env, and the config names more than one server: set "
+                                    "token_env for each source, so that no server is sent another's token "
+                                    "(SENTRY_AUTH_TOKEN or ~/.sentryclirc would go to all of them)",
+                                    where.line("sources", i)))
+        if flag_token is None and SOURCE_RULES["token_env"][0](env_name) and not os.environ.get(env_name):
             problems.append(Problem(f"{label}: environment variable {env_name} is not set "
                                     f"(line {where.line('sources', i, 'token_env')}); export it with the token"))
     return problems
@@ -278,19 +295,20 @@ def sentryclirc() -> dict[str, str]:
     path = Path(os.environ.get("SENTRYCLIRC", Path.home() / ".sentryclirc"))
     if not path.is_file():
         return {}
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)  # sentry-cli reads `%` as itself
+    found = {}
     try:
         parser.read(path, encoding="utf-8")
+        if parser.has_option("auth", "token"):
+            found["token"] = parser.get("auth", "token")
+            redact.register_token(found["token"])
+            warn_if_world_readable(path, True)
+        for key in ("url", "org"):
+            if parser.has_option("defaults", key):
+                found[key] = parser.get("defaults", key)
     except (configparser.Error, OSError, UnicodeDecodeError):
         log.warning("ignoring unreadable %s", path)
         return {}
-    found = {}
-    if parser.has_option("auth", "token"):
-        found["token"] = parser.get("auth", "token")
-        warn_if_world_readable(path, True)
-    for key in ("url", "org"):
-        if parser.has_option("defaults", key):
-            found[key] = parser.get("defaults", key)
     return found
 
 
@@ -323,8 +341,9 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
                 raise ConfigError(f"no source named {', '.join(sorted(missing))} in the config",
                                   hint=f"known: {', '.join(s.name for s in config.sources)}")
             config.sources = [s for s in config.sources if s.name in wanted]
-        if (url or org) and len(config.sources) > 1:
-            raise ConfigError(f"--url and --org change one source, and the config gives {len(config.sources)}",
+        if (url or org or token) and len(config.sources) > 1:
+            # one token for several sources would reach servers it is not for
+            raise ConfigError(f"--url, --org and --token change one source, and the config gives {len(config.sources)}",
                               hint="pick one with --source NAME")
         for source in config.sources:  # a flag wins over the file, for that setting only
             if org and org != source.org and org in names_of(raw_sources):
@@ -359,11 +378,19 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         source.token = _clean_secret(source.token, f"the token for {source.name}")
         for name, value in source.headers.items():
             _clean_secret(value, f"header {name} of {source.name}")
-        redact.register(source.token)
+        redact.register_token(source.token)
+        with contextlib.suppress(ValueError):  # a malformed URL is refused just below
+            redact.register(urlsplit(source.url).password)  # https://user:password@host
         from .client import normalise_base_url
 
         normalise_base_url(source.url)  # a bad URL is a config error now, before any store is touched
     return config
+
+
+def _servers(raw_sources: list) -> set[str]:
+    """The servers [[sources]] tables point at (sentry.io when they give no url)."""
+    return {normalise_url(r["url"]) if isinstance(r.get("url"), str) else normalise_url(DEFAULT_URL)
+            for r in raw_sources if isinstance(r, dict)}
 
 
 def names_of(raw_sources: list) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterator
 
+from . import redact
 from .config import SOURCE_RULES, Config, Source
 from .errors import MirrorError
 
@@ -48,7 +49,7 @@ def schedule_line(config: Config) -> str:
 
 
 def source_rows(source: Source) -> list[str]:
-    rows = [_row("url", source.url, source.origins.get("url", "default")),
+    rows = [_row("url", redact.scrub(source.url), source.origins.get("url", "default")),  # user:password@
             _row("org", source.org, source.origins.get("org", "file")),
             _row("token", mask(source.token), source.origins.get("token", "?"))]
     for key in SOURCE_RULES:

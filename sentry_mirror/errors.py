@@ -7,6 +7,8 @@ non-zero, with no traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from .redact import scrub  # an error's text goes to terminals, logs, --json and _sync_runs: never a token
+
 # `sync` exit status when some streams failed after their retries and the others were stored.
 PARTIAL_EXIT = 6
 
@@ -22,7 +24,7 @@ class MirrorError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        return scrub(f"{self.message} ({self.hint})" if self.hint else self.message)
 
 
 class ConfigError(MirrorError):
@@ -55,7 +57,7 @@ class ApiError(MirrorError):
     def __str__(self) -> str:
         where = f" for {self.url}" if self.url else ""
         head = f"Sentry answered {self.status}{where}: {self.message}" if self.status else f"{self.message}{where}"
-        return f"{head} ({self.hint})" if self.hint else head
+        return scrub(f"{head} ({self.hint})" if self.hint else head)
 
 
 class AuthError(ApiError):

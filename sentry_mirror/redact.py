@@ -6,6 +6,7 @@ masked form, and `install_log_filter` applies it to every log record.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 
@@ -17,6 +18,18 @@ def register(secret: str | None) -> None:
     if secret and len(secret) >= 4:
         with _lock:
             _secrets.add(secret)
+
+
+def register_token(token: str | None) -> None:
+    """A token, and the forms it travels in: its legacy Basic header (base64 of `token:`), and the
+    bare token when it was pasted with its scheme (`Bearer sntryu_...`)."""
+    if not token:
+        return
+    register(token)
+    register(base64.b64encode(f"{token}:".encode()).decode())
+    for part in token.split():
+        if len(part) >= 8:
+            register(part)
 
 
 def mask(secret: str) -> str:

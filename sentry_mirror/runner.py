@@ -58,7 +58,7 @@ def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None
     if config.db != ":memory:":
         check_store_path(config.db)
     with writer_lock(config.db, wait=wait, stop=stop, on_wait=progress or log.warning):
-        store = Store(config.db)
+        store = Store(config.db, stop=stop)
         try:
             for source in config.sources:
                 options = SyncOptions(full=full, overlap=timedelta(minutes=source.overlap_minutes),

@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,13 +51,24 @@ def make_trigger(cron: str | None, every_minutes: float | None, tz: str | None =
     raise ConfigError("no schedule given", hint="pass --cron '0 3 * * *' or --every 60, or set [schedule] in the config")
 
 
-def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[str], None]) -> None:
+class _PlainSkips(logging.Filter):
+    """APScheduler's word for a run that came due while the last one still synced names an inner
+    function (`run_scheduler.<locals>.job`); say it as the user would."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" in record.getMessage():
+            record.msg, record.args = "a run came due while the previous sync was still at work; skipped it", None
+        return True
+
+
+def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[..., None]) -> None:
     """Until SIGTERM/SIGINT: then the sync in progress checkpoints its page and the process exits 0.
 
     A BackgroundScheduler, so that the main thread can wait for the signal and then for the job to
     finish its checkpoint (`shutdown(wait=True)`); a scheduled run waits for a manual sync that
     holds the store, rather than fail.
     """
+    logging.getLogger("apscheduler.scheduler").addFilter(_PlainSkips())
     stop = threading.Event()
     running = threading.Event()  # a sync is at work (for what a stop says)
     scheduler = BackgroundScheduler(timezone=timezone.utc)
@@ -76,14 +88,18 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[s
         except Interrupted:
             report("sync interrupted; it resumes at the next run")
         except MirrorError as exc:  # one failed run must not kill the daemon
-            report(f"sync failed: {exc}")
+            report(f"sync failed: {exc}", failure=True)
         finally:
             running.clear()
             if not stop.is_set():
                 announce_next()
 
     def on_signal(signum, frame) -> None:
-        report("stopping: the sync at work checkpoints the page in hand first" if running.is_set() else "stopping")
+        if stop.is_set():  # a second signal: stop now (what systemd's SIGKILL would do anyway)
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        report("stopping: the sync at work checkpoints the page in hand first" if running.is_set() else "stopping",
+               failure=True)
         stop.set()
 
     with scheduler_lock(config.db):
@@ -97,8 +113,14 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[[s
             scheduler.start(paused=True)
             announce_next()
             scheduler.resume()
+            woken = time.monotonic()
             while not stop.wait(0.5):
-                pass
+                # APScheduler sleeps until the next run in one wait, timed on a clock that stands
+                # still while the machine is suspended: after a resume it would wake late and skip
+                # the run as missed. Waking it each minute has it look at the wall clock again.
+                if time.monotonic() - woken >= 60:
+                    scheduler.wakeup()
+                    woken = time.monotonic()
         finally:
             scheduler.shutdown(wait=True)
             write_schedule_note(config.db, None)

@@ -10,6 +10,7 @@ signal the writer still closes the file after each lease of `lease_seconds`.
 from __future__ import annotations
 
 import contextlib
+import threading
 import functools
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
-from .errors import StoreError
+from .errors import Interrupted, StoreError
 from .locking import ReaderSignal
 from .sqlfiles import load_sql, migrations, view_files
 
@@ -97,8 +98,9 @@ class Store:
     """The one writer of a store file."""
 
     def __init__(self, path: str | os.PathLike, *, lease_seconds: float = 1.0, reader_wait: float = 600.0,
-                 min_hold: float = 0.3):
+                 min_hold: float = 0.3, stop: threading.Event | None = None):
         self.path = str(path)
+        self.stop = stop  # a sync asked to stop does not wait out a reader (up to reader_wait)
         self.lease_seconds = lease_seconds
         self.min_hold = min_hold
         self.reader_wait = reader_wait
@@ -146,6 +148,8 @@ class Store:
                 waited = time.monotonic() - started
                 if "lock" not in str(exc).lower():
                     raise StoreError(f"cannot open the store {self.path}: {_first_line(exc)}", hint=io_hint(exc)) from None
+                if self.stop is not None and self.stop.is_set():
+                    raise Interrupted.stopped()
                 if waited >= self.reader_wait:
                     raise StoreError(_lock_message(self.path, exc),
                                      hint="close the program reading the store (a notebook keeps it open "

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import re
 import signal
 import subprocess
 import sys
@@ -391,3 +392,28 @@ def test_a_stop_does_not_wait_out_a_long_retry_after(tmp_path, route, times):
         stored = con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
         con.close()
         assert stored == (emu.truth()["counts"]["events"],) * 2
+
+
+def test_schedule_flags_replace_the_files_timing_and_lines_carry_their_time(tmp_path):
+    """`schedule -c file --every N` with a cron line in the file was refused as 'not both'."""
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as emu:
+        db = tmp_path / "flags.duckdb"
+        config = tmp_path / "c.toml"
+        config.write_text(f'db = "{db}"\n[schedule]\ncron = "0 3 1 1 *"\n'
+                          f'[[sources]]\norg = "{emu.org_slug}"\nurl = "{emu.url}"\n')
+        cmd = [sys.executable, "-m", "sentry_mirror.cli", "schedule", "-c", str(config), "--every", "0.03", "--no-now"]
+        daemon = subprocess.Popen(cmd, env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRYCLIRC": os.devnull},
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not db.exists():
+                time.sleep(0.2)
+            time.sleep(3)
+            daemon.send_signal(signal.SIGTERM)
+            _, err = daemon.communicate(timeout=120)
+        finally:
+            daemon.kill()
+    assert daemon.returncode == 0, err
+    assert "synced " in err, err  # ran on the flag's interval, not on 1 January at 03:00
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ ", line) for line in lines), err

@@ -258,3 +258,26 @@ def test_readers_get_in_while_the_sync_waits_on_the_network(tmp_path):
     print(f"{len(latencies)} reads while the sync waited; slowest {max(latencies):.2f} s")
     assert len(latencies) >= 8  # before: 3 in 13 s, each waiting out a wait of 5-6 s
     assert max(latencies) < 3.0, sorted(latencies)[-5:]
+
+
+def test_a_stop_ends_the_writers_wait_for_a_reader(tmp_path):
+    """SIGTERM while a notebook held the store open was ignored until the reader let go (up to
+    reader_wait, ten minutes): systemd then killed the scheduler after its 90 s."""
+    from sentry_mirror.errors import Interrupted
+
+    path = tmp_path / "s.duckdb"
+    Store(str(path)).close()
+    reader = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], "
+                               "read_only=True); print('open', flush=True); time.sleep(60)", str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        stop = threading.Event()
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            Store(str(path), stop=stop)
+        assert time.monotonic() - started < 5
+    finally:
+        reader.kill()
+        reader.wait()
