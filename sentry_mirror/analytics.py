@@ -64,10 +64,9 @@ def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
     """The report as a DataFrame; the connection is the caller's to close."""
     report = REPORTS[name]
     _check_filters(con, report, filters)
-    basis = "events"
-    if name == "trends" and not (filters.environment or filters.release):
-        # Sentry's counters are complete (never sampled): use them unless a breakdown needs events.
-        basis = "stats" if _has_stats(con, filters.project, filters.source) else "events"
+    # Sentry's counters are complete (never sampled): trends use them, project by project, unless
+    # a breakdown needs the events.
+    basis = "events" if filters.environment or filters.release else "auto"
     params: dict[str, Any] = {"source": filters.source, "project": filters.project, "environment": filters.environment,
                               "release": filters.release, "since": filters.since, "until": filters.until,
                               "by": filters.by, "limit": filters.limit, "basis": basis}
@@ -115,13 +114,6 @@ def check_project(con: duckdb.DuckDBPyConnection, project: str | None, source: s
         known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects WHERE ?::VARCHAR IS NULL OR source = ? "
                                            "ORDER BY 1", [source, source]).fetchall()]
         raise ConfigError(f"no project '{project}' in the store", hint="known: " + (", ".join(known[:20]) or "none"))
-
-
-def _has_stats(con: duckdb.DuckDBPyConnection, project: str | None, source: str | None = None) -> bool:
-    return con.execute(
-        "SELECT EXISTS (SELECT 1 FROM project_stats s JOIN projects p ON p.source = s.source AND p.id = s.project_id "
-        "WHERE s.stat = 'received' AND (?::VARCHAR IS NULL OR p.slug = ?) AND (?::VARCHAR IS NULL OR s.source = ?))",
-        [project, project, source, source]).fetchone()[0]
 
 
 def plot_report(name: str, frame, path: str, filters: Filters):

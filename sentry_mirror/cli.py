@@ -99,7 +99,8 @@ def print_frame(frame, fmt: str) -> None:
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+        # default_handler: a UUID (or any other value JSON has no type for) as its text
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2, default_handler=str))
     else:
         import pandas as pd
 
@@ -162,18 +163,18 @@ def sync(url, org, token, config_path, source_names, full, ca_bundle, insecure, 
     3 store problem; 4 API error; 5 token refused; 130 interrupted.
     """
     setup_logging(verbose, quiet)
-    config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
-    apply_tls_options(config, ca_bundle, insecure)
     from .progress import terminal_progress
 
-    with stop_on_signals() as stop, terminal_progress(quiet or as_json) as (progress, observer):
-        try:
+    try:  # with --json, every failure is a JSON object too (a cron job keeps it as its record)
+        config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
+        apply_tls_options(config, ca_bundle, insecure)
+        with stop_on_signals() as stop, terminal_progress(quiet or as_json) as (progress, observer):
             results = sync_all(config, full=full, stop=stop, progress=progress, wait=wait, observer=observer)
-        except MirrorError as exc:
-            if as_json:
-                click.echo(json.dumps({"status": "failed", "exit_code": exc.exit_code,
-                                       "error": redact.scrub(str(exc))}, indent=2))
-            raise
+    except MirrorError as exc:
+        if as_json:
+            click.echo(json.dumps({"status": "failed", "exit_code": exc.exit_code,
+                                   "error": redact.scrub(str(exc))}, indent=2))
+        raise
     partial = any(r.status in ("partial", "failed") for r in results)
     if as_json:
         click.echo(json.dumps({"status": "partial" if partial else "ok", "exit_code": PARTIAL_EXIT if partial else 0,
@@ -317,7 +318,10 @@ def format_status(path: str, info: dict) -> str:
             if stream.get("last_error"):
                 extra += f", FAILED: {stream['last_error'][:120]}"
             resume = "  (interrupted: will resume)" if stream["resume_pending"] else ""
-            updated = f"updated {_when(stream['updated_at'])}" if stream["updated_at"] else "not yet stored"
+            if stream["updated_at"]:
+                updated = f"updated {_when(stream['updated_at'])}"
+            else:  # streams that keep no cursor (stats start from their latest stored bucket)
+                updated = "no cursor" if stream.get("last_rows") is not None else "not yet stored"
             lines.append(f"  {stream['stream']:<18} {updated}{extra}{resume}")
     return "\n".join(lines)
 

@@ -26,20 +26,23 @@ SINCE_COLUMNS = {"issue_status_history": "observed_at", "project_stats": "ts", "
 
 def export_parquet(con: duckdb.DuckDBPyConnection, directory: str, *, since: datetime | None = None) -> dict[str, int]:
     """Write every table; returns rows written per table."""
-    target = Path(directory)
+    # A link to the export folder is followed once, here: the staging folder and both renames
+    # then work on the real folder (renaming the link replaced it, and failed across file systems).
+    target = Path(directory).expanduser().resolve()
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{directory} exists and is not a folder", hint="choose another folder for the export")
     if target.exists() and any(target.iterdir()) and not (target / "_sentry_mirror_export").exists():
         raise ConfigError(f"{directory} is not empty and holds no earlier export; not replacing it",
                           hint="choose a new or empty folder")
-    parent = target.resolve().parent
+    parent = target.parent
+    staging = parent / f".{target.name}.partial-{os.getpid()}"
     try:
         parent.mkdir(parents=True, exist_ok=True)  # `export parquet exports/acme` with no exports/ yet
+        _remove_leftovers(parent, target.name)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
     except OSError as exc:
-        raise ConfigError(f"cannot create the folder {parent}: {exc.strerror}", hint="choose another folder") from None
-    staging = parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+        raise ConfigError(f"cannot write in the folder {parent}: {exc.strerror}", hint="choose another folder") from None
     written: dict[str, int] = {}
     try:
         tables = [r[0] for r in con.execute(
@@ -69,6 +72,25 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str, *, since: dat
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def _remove_leftovers(parent: Path, name: str) -> None:
+    """Staging and old folders of exports that were killed (their process is gone): gigabytes at
+    scale, and named by process id, so no later export would ever reuse them."""
+    for path in parent.glob(f".{name}.*-*"):
+        kind, _, pid = path.name[len(name) + 2:].rpartition("-")
+        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _select(table: str, since: datetime | None) -> tuple[str, list]:

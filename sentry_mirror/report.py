@@ -133,6 +133,21 @@ def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> 
     return "\n".join(lines)
 
 
+def exact_frame(result: duckdb.DuckDBPyConnection):
+    """The result as a DataFrame that prints as DuckDB typed it: pandas turns HUGEINT (what `sum`
+    of integers gives) into floats (`170.0`), and a DATE into a midnight timestamp."""
+    types = {name: str(kind) for name, kind, *_ in result.description}
+    frame = result.df()
+    for name, kind in types.items():
+        if name not in frame.columns or frame[name].ndim != 1:
+            continue  # a repeated column name: left as pandas made it
+        if kind in ("HUGEINT", "UHUGEINT") and frame[name].abs().max(skipna=True) < 2**53:
+            frame[name] = frame[name].astype("Int64")  # exact below 2**53, as the float it came as
+        elif kind == "DATE":
+            frame[name] = frame[name].dt.strftime("%Y-%m-%d").astype(object).where(frame[name].notna(), None)
+    return frame
+
+
 def run_query(con: duckdb.DuckDBPyConnection, sql: str):
     """A user's SQL on a read-only connection: whatever it says, it cannot change the store, nor
     read or write other files (DuckDB's external access is off: no read_csv('/etc/…'), no COPY TO,
@@ -145,7 +160,7 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str):
         result = con.execute(sql)
         if result.description is None:
             raise ConfigError("the statement returned no rows to show", hint="query runs SELECT statements")
-        return result.df()
+        return exact_frame(result)
     except (duckdb.IOException, duckdb.SerializationException):
         raise  # a damaged file, said as such by the CLI
     except duckdb.PermissionException:

@@ -671,7 +671,11 @@ def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.Duck
     with ReaderSignal(path).reader_waiting(deadline):
         while True:
             try:
-                return duckdb.connect(path, read_only=True)
+                con = duckdb.connect(path, read_only=True)
+                # Stored times are naive UTC: `now()::TIMESTAMP` must be UTC too, not the machine's
+                # local time (a notebook's "last 60 days" was nine hours off in Tokyo).
+                con.execute("SET TimeZone = 'UTC'")
+                return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():  # not busy: damaged, or unreadable
                     raise StoreError(f"cannot read the store {path}: {_first_line(exc)}", hint=io_hint(exc)) from None

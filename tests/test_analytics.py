@@ -5,6 +5,7 @@ never from the mirror."""
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -152,6 +153,62 @@ def test_report_trends_by_environment_uses_events(synced):
     backend = query(synced, "SELECT id FROM projects WHERE slug = 'backend'")[0][0]
     want = {day: n for (p, day), n in truth_per_day(synced, environment="production").items() if p == backend}
     got = {r["bucket"][:10]: r["events"] for r in rows if r["bucket"][:10] in want}
+    assert got == want
+
+
+def test_report_trends_fills_quiet_buckets_with_zero(synced):
+    """A day without events was a missing row: the plot drew a line straight over it."""
+    rows = report(synced, "trends", "--environment", "staging", "--by", "day")
+    by_project = defaultdict(dict)
+    for r in rows:
+        by_project[r["project"]][r["bucket"][:10]] = r["events"]
+    slugs = dict(query(synced, "SELECT id, slug FROM projects"))
+    want = defaultdict(dict)
+    for (project_id, day), n in truth_per_day(synced, environment="staging").items():
+        want[slugs[project_id]][day] = n
+    last = max(day for days in by_project.values() for day in days)
+    quiet = 0
+    for project, days in by_project.items():
+        first = min(days)
+        expected = pd.date_range(first, last, freq="D").strftime("%Y-%m-%d")
+        assert sorted(days) == list(expected), project  # every day, none missing
+        for day in expected:
+            if datetime.fromisoformat(day) > synced.cutoff:
+                assert days[day] == want[project].get(day, 0), (project, day)
+                quiet += want[project].get(day, 0) == 0
+    assert quiet > 0  # the store has quiet days, so the zeros were checked
+
+
+def test_report_trends_limit_counts_buckets_with_every_project(synced):
+    rows = report(synced, "trends", "--by", "day")
+    projects = {r["project"] for r in rows}
+    result = CliRunner().invoke(cli, ["report", "trends", "--db", str(synced.path), "--format", "json", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    latest = json.loads(result.stdout)
+    assert len({r["bucket"] for r in latest}) == 3 and len(latest) == 3 * len(projects)
+    assert {r["bucket"] for r in latest} == set(sorted({r["bucket"] for r in rows})[-3:])
+
+
+def test_report_trends_reads_events_for_a_project_without_stats(synced, tmp_path):
+    """The counters basis was chosen for the whole store: a project without stats (a GlitchTip
+    source, a stats stream that failed) vanished from the report."""
+    import shutil
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(synced.path, copy)
+    con = duckdb.connect(str(copy))
+    backend = con.execute("SELECT id FROM projects WHERE slug = 'backend'").fetchone()[0]
+    con.execute("DELETE FROM project_stats WHERE project_id = ?", [backend])
+    con.close()
+    since = (synced.cutoff + timedelta(days=1)).strftime("%Y-%m-%d")
+    result = CliRunner().invoke(cli, ["report", "trends", "--db", str(copy), "--format", "json", "--limit", "1000",
+                                      "--since", since])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {r["basis"] for r in rows if r["project"] == "backend"} == {"events"}
+    assert {r["basis"] for r in rows if r["project"] != "backend"} == {"stats"}
+    want = {day: n for (p, day), n in truth_per_day(synced).items() if p == backend}
+    got = {r["bucket"][:10]: r["events"] for r in rows if r["project"] == "backend" and r["events"]}
     assert got == want
 
 
@@ -496,3 +553,35 @@ def test_export_makes_the_folders_it_is_given(synced, tmp_path):
     result = CliRunner().invoke(cli, ["export", "parquet", str(out), "--db", str(synced.path)])
     assert result.exit_code == 0, result.output
     assert (out / "issues").exists() and (out / "_sentry_mirror_export").exists()
+
+
+def test_export_through_a_link_replaces_the_folder_it_points_at(synced, tmp_path):
+    """Renaming the link itself replaced it with a folder and left the old export where it pointed."""
+    real = tmp_path / "real"
+    link = tmp_path / "latest"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", "parquet", str(real), "--db", str(synced.path)]).exit_code == 0
+    link.symlink_to(real, target_is_directory=True)
+    (real / "events" / "stray.parquet").write_bytes(b"old")
+    result = runner.invoke(cli, ["export", "parquet", str(link), "--db", str(synced.path)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "_sentry_mirror_export").exists() and not (real / "events" / "stray.parquet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "real"]
+
+
+def test_export_removes_what_killed_exports_left_behind(synced, tmp_path):
+    dead = 2**22 + 12345  # above any pid this machine hands out (pid_max is at most 2**22)
+    for leftover in (f".acme.partial-{dead}", f".acme.old-{dead}"):
+        (tmp_path / leftover / "events").mkdir(parents=True)
+    alive = tmp_path / f".acme.partial-{os.getpid()}x"  # not a pid: left alone
+    alive.mkdir()
+    result = CliRunner().invoke(cli, ["export", "parquet", str(tmp_path / "acme"), "--db", str(synced.path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["acme", alive.name])
+
+
+def test_export_into_a_folder_it_cannot_write_is_one_line(synced):
+    result = CliRunner().invoke(cli, ["export", "parquet", "/proc/sentry-mirror-export", "--db", str(synced.path)])
+    assert result.exit_code == 2, result.output
+    assert "cannot write in the folder /proc" in result.output and "Traceback" not in result.output

@@ -57,10 +57,10 @@ def assert_everything_level(store, emu):
     assert users == {p: set(v) for p, v in truth["users"].items() if v}
     now = datetime.fromisoformat(truth["now"].replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
     received = dict(con.execute(
-        "SELECT project_id, sum(count) FROM project_stats WHERE stat = 'received' AND resolution = '1d' "
+        "SELECT project_id, sum(count) FROM project_stats WHERE stat = 'generated' AND resolution = '1d' "
         "AND ts >= ? GROUP BY 1", [now - timedelta(days=90)]).fetchall())
     for project_id, stats in truth["project_stats"].items():
-        assert received.get(project_id, 0) >= stats["received_total_90d"]
+        assert received.get(project_id, 0) >= stats["accepted_total_90d"]
 
 
 def test_every_entity_level_through_several_advances():

@@ -162,18 +162,18 @@ def test_project_stats_received_sums_to_served_events(emu):
     truth = emu.truth()
     per_project = project_event_counts(emu)
     for pid in truth["projects"]:
-        daily = stats(s, emu, pid, resolution="1d", since=NOW_S - 90 * 86400, until=NOW_S)
-        assert sum(n for _, n in daily) == per_project[pid] == truth["project_stats"][pid]["received_total_90d"]
+        daily = stats(s, emu, pid, stat="generated", resolution="1d", since=NOW_S - 90 * 86400, until=NOW_S)
+        assert sum(n for _, n in daily) == per_project[pid] == truth["project_stats"][pid]["accepted_total_90d"]
         assert all(ts % 86400 == 0 for ts, _ in daily) and daily[0][0] <= NOW_S - 90 * 86400 < daily[0][0] + 86400
         assert daily[-1][0] <= NOW_S < daily[-1][0] + 86400
-    assert truth["counts"]["received_total_90d"] == truth["counts"]["events"]
+    assert truth["counts"]["accepted_total_90d"] == truth["counts"]["events"]
 
 
 def test_project_stats_hourly_buckets_match_the_events_in_them(emu):
     s = session(emu)
     pid = max(project_event_counts(emu).items(), key=lambda kv: kv[1])[0]
     since, until = NOW_S - 3 * 86400 + 1800.5, NOW_S - 3600.25
-    hourly = stats(s, emu, pid, resolution="1h", since=since, until=until)
+    hourly = stats(s, emu, pid, stat="generated", resolution="1h", since=since, until=until)
     assert hourly[0][0] == NOW_S - 3 * 86400 and hourly[-1][0] == NOW_S - 7200
     assert [ts for ts, _ in hourly] == list(range(hourly[0][0], hourly[-1][0] + 1, 3600))
     start, end = iso_s(hourly[0][0]), iso_s(hourly[-1][0] + 3600)
@@ -189,8 +189,8 @@ def test_project_stats_outcomes_add_up_across_stats_and_resolutions(emu):
     window = {"since": NOW_S - 10 * 86400, "until": NOW_S - 1}
     series = {stat: stats(s, emu, pid, stat=stat, resolution="1h", **window)
               for stat in ("received", "rejected", "blacklisted", "generated")}
-    for k, (ts, generated) in enumerate(series["generated"]):
-        assert generated == sum(series[st][k][1] for st in ("received", "rejected", "blacklisted"))
+    for k, (ts, received) in enumerate(series["received"]):  # Sentry: accepted + filtered + rate limited
+        assert received == sum(series[st][k][1] for st in ("generated", "rejected", "blacklisted"))
     rejected = sum(n for _, n in series["rejected"])
     assert 0 < rejected < sum(n for _, n in series["received"])
     daily = stats(s, emu, pid, stat="rejected", resolution="1d", **window)
@@ -239,7 +239,7 @@ def test_stats_v2_error_outcomes_agree_with_events_and_project_stats(emu):
     assert {str(p) for p in accepted} == set(truth["projects"])
     for pid, g in accepted.items():
         assert g["totals"]["sum(quantity)"] == sum(g["series"]["sum(quantity)"]) == per_project[str(pid)]
-        daily = stats(s, emu, str(pid), resolution="1d", since=start_s, until=start_s + 91 * 86400 - 1)
+        daily = stats(s, emu, str(pid), stat="generated", resolution="1d", since=start_s, until=start_s + 91 * 86400 - 1)
         assert g["series"]["sum(quantity)"] == [n for _, n in daily]
     limited = [g for g in data["groups"] if g["by"]["outcome"] == "rate_limited"]
     for g in limited:
@@ -460,8 +460,8 @@ def test_deleted_issues_vanish_everywhere():
         listed = set()
         for pid in after["projects"]:
             listed |= {ev["eventID"] for ev in project_events(s, e, pid)}
-            assert sum(n for _, n in stats(s, e, pid, resolution="1d", since=NOW_S - 88 * 86400)) == \
-                after["project_stats"][pid]["received_total_90d"]
+            assert sum(n for _, n in stats(s, e, pid, stat="generated", resolution="1d", since=NOW_S - 88 * 86400)) == \
+                after["project_stats"][pid]["accepted_total_90d"]
         assert listed == served and len(old_events - served) == summary["deleted_events"]
         for ev in old_events - served:
             gone_events[ev] = s.get(proj(e, after["projects"][0], f"events/{ev}/")).status_code

@@ -126,3 +126,15 @@ def test_the_mirror_picks_up_changes_made_through_the_api(emu, api, tmp_path):
                        [issue]).fetchone()[0] == "resolved"
     assert con.execute("SELECT deleted_at IS NOT NULL FROM issues WHERE id = ?", [gone]).fetchone()[0]
     store.close()
+
+
+def test_the_legacy_issue_route_takes_put_and_delete_as_its_get(emu, api):
+    """README lists issue detail under both routes and PUT on one issue; the legacy one answered 405."""
+    s, org = api
+    issue = statuses(emu, "unresolved")[0]
+    legacy = f"{emu.url}/api/0/issues/{issue}/"
+    resp = s.put(legacy, json={"status": "resolved"})
+    assert resp.status_code == 200 and resp.json()["status"] == "resolved"
+    assert s.get(f"{org}/issues/{issue}/").json()["status"] == "resolved"
+    assert s.delete(legacy).status_code == 202
+    assert s.get(legacy).status_code == 404

@@ -132,6 +132,10 @@ def test_sync_json_and_sync_runs_hold_the_same_figures(emu, tmp_path):
     con.close()
     assert (requests, retries, limited, status) == (source["requests"], source["retries"], source["rate_limited"], "ok")
     assert json.loads(streams) == source["streams"]
+    shown = run("status", "--db", str(db))
+    assert shown.exit_code == 0, shown.output
+    stats_line = next(line for line in shown.output.splitlines() if line.strip().startswith("project_stats"))
+    assert "not yet stored" not in stats_line and "no cursor" in stats_line  # it stored rows
 
 
 def test_a_failing_stream_is_a_partial_success_and_the_rest_is_stored(tmp_path, monkeypatch):
@@ -417,3 +421,18 @@ def test_schedule_flags_replace_the_files_timing_and_lines_carry_their_time(tmp_
     assert "synced " in err, err  # ran on the flag's interval, not on 1 January at 03:00
     lines = [line for line in err.splitlines() if line.strip()]
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ ", line) for line in lines), err
+
+
+@pytest.mark.parametrize("args, env, code", [
+    (["--org", "acme"], {"SENTRY_AUTH_TOKEN": ""}, 2),  # no token: before any store or server
+    (["--org", "acme", "--url", "ftp://x"], {}, 2),
+    (["--org", "acme", "--url", "http://127.0.0.1:9", "--insecure", "--ca-bundle", os.devnull], {}, 2),
+])
+def test_sync_json_answers_a_configuration_error_as_json(tmp_path, args, env, code):
+    """A cron line keeps `sync --json` as its record: an exit-2 error printed nothing on stdout."""
+    out = subprocess.run([sys.executable, "-m", "sentry_mirror", "sync", "--json", "--db", str(tmp_path / "s.duckdb"),
+                          *args], env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRYCLIRC": os.devnull, **env},
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == code, out.stderr
+    record = json.loads(out.stdout)
+    assert record["status"] == "failed" and record["exit_code"] == code and record["error"]

@@ -281,3 +281,14 @@ def test_a_stop_ends_the_writers_wait_for_a_reader(tmp_path):
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_readers_see_now_in_utc_like_the_stored_times(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store(str(path)).close()
+    env = {**os.environ, "TZ": "Asia/Tokyo"}
+    code = ("import sys; from sentry_mirror.store import read_df; "
+            "print(read_df(sys.argv[1], \"SELECT (now()::TIMESTAMP - (now() AT TIME ZONE 'UTC'))::VARCHAR AS d\")['d'][0])")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "00:00:00"

@@ -1,11 +1,13 @@
 """Per-project aggregates over served events: tag values, users, and the outcome counts behind
 project stats and stats_v2, shared by the endpoints and by ground truth so they always agree.
 
-Outcome semantics (documented in the package docstring too):
-- received: the project's served events (retained, not deleted), at their timestamps;
+Outcome semantics, as Sentry's tsdb has them (TOTAL_RECEIVED_OUTCOMES in sentry/tsdb/snuba.py; the
+`generated` stat reads TSDBModel.project, the stored events):
+- generated: the project's served events (retained, not deleted), at their timestamps (stats_v2
+  outcome `accepted`);
 - rejected: events dropped by rate limits (stats_v2 outcome `rate_limited`, reason `smart_rate_limit`);
 - blacklisted: events dropped by inbound filters (stats_v2 outcome `filtered`, reason `browser-extensions`);
-- generated: everything the SDKs sent, i.e. received + rejected + blacklisted.
+- received: accepted + filtered + rate limited, i.e. generated + rejected + blacklisted.
 Dropped events are never served, so they are derived from the served ones: a served event
 "had a rejected sibling" when bits of its hash say so (about 1 in 13, and 1 in 29 for filtered),
 at the same instant. Counts are therefore additive across resolutions and deterministic.
@@ -101,8 +103,8 @@ def _summarise(world: World, p: Project) -> Summary:
 def outcome_times(world: World, p: Project, stat: str) -> list[array]:
     """Time arrays whose counts add up to `stat` (project stats vocabulary)."""
     s = summary(world, p)
-    parts = {"received": [s.received], "rejected": [s.rejected], "blacklisted": [s.blacklisted]}
-    return parts.get(stat) or [s.received, s.rejected, s.blacklisted]
+    parts = {"generated": [s.received], "rejected": [s.rejected], "blacklisted": [s.blacklisted]}
+    return parts.get(stat) or [s.received, s.rejected, s.blacklisted]  # received: all three
 
 
 def bucket_counts(times_list: list[array], edges_ms: list[int]) -> list[int]:
@@ -136,7 +138,7 @@ def truth_extras(world: World) -> tuple[dict, dict]:
         "releases_by_status": by_status,
         "issues_assigned": {str(i.id): assignee(i) for i in served},
         "deleted_issues": [str(i.id) for i in world.deleted],
-        "project_stats": {pid: {"received_total_90d": len(s.received)} for pid, s in sums.items()},
+        "project_stats": {pid: {"accepted_total_90d": len(s.received)} for pid, s in sums.items()},
         "tag_values": tag_values,
         "users": users,
     }
@@ -146,7 +148,7 @@ def truth_extras(world: World) -> tuple[dict, dict]:
         "releases_open": len(by_status["open"]), "releases_archived": len(by_status["archived"]),
         "issues_assigned": sum(1 for i in served if i.assigned is not None),
         "deleted_issues": len(world.deleted),
-        "received_total_90d": sum(len(s.received) for s in sums.values()),
+        "accepted_total_90d": sum(len(s.received) for s in sums.values()),
         "tag_values": sum(len(vals) for t in tag_values.values() for vals in t.values()),
         "users": sum(len(v) for v in users.values()),
     }

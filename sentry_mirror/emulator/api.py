@@ -134,6 +134,8 @@ MUTATIONS = {
     ("DELETE", "/api/0/projects/{org}/{project}/issues/"): "delete_issues",
     ("PUT", "/api/0/organizations/{org}/issues/{issue_id}/"): "update_issue",
     ("DELETE", "/api/0/organizations/{org}/issues/{issue_id}/"): "delete_issue",
+    ("PUT", "/api/0/issues/{issue_id}/"): "update_issue",  # the legacy route, as its GET
+    ("DELETE", "/api/0/issues/{issue_id}/"): "delete_issue",
 }
 STATUS_ONLY = {"status", "statusDetails", "substatus"}
 STATUSES = {"resolved": "resolved", "resolvedInNextRelease": "resolved", "unresolved": "unresolved",
@@ -790,7 +792,7 @@ class Api:
             self._apply(issue, changes)
         return Response(200, self._applied(issues[0], changes, req.base_url))
 
-    def update_issue(self, req: Request, org: str, issue_id: str) -> Response:
+    def update_issue(self, req: Request, issue_id: str, org: str | None = None) -> Response:
         issue = self._issue(issue_id, org)
         self._apply(issue, self._parse_changes(req.body))
         return Response(200, render.issue_detail(self.world, issue, req.base_url))
@@ -802,7 +804,7 @@ class Api:
             self.world.edits += 1
         return Response(204)
 
-    def delete_issue(self, req: Request, org: str, issue_id: str) -> Response:
+    def delete_issue(self, req: Request, issue_id: str, org: str | None = None) -> Response:
         issue = self._issue(issue_id, org)
         self.world.delete_issues([issue])
         self.world.edits += 1

@@ -1,7 +1,8 @@
 """Project stats (`/projects/{org}/{project}/stats/`) and organization stats_v2, Sentry and GlitchTip.
 
-Counts come from aggregates.outcome_times, so `received` / outcome `accepted` are exactly the
-served events and every resolution adds up to the same totals.
+Counts come from aggregates.outcome_times, so `generated` / outcome `accepted` are exactly the
+served events (`received` adds the dropped ones, as in Sentry) and every resolution adds up to the
+same totals.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ CATEGORIES = ("error", "transaction", "attachment", "replay", "profile", "profil
               "profile_chunk", "profile_chunk_ui", "monitor")
 OUTCOMES = ("accepted", "filtered", "rate_limited", "invalid", "abuse", "client_discard", "cardinality_limited")
 # stats_v2 outcome -> (project stats stat, reason)
-OUTCOME_ROWS = {"accepted": ("received", "none"), "filtered": ("blacklisted", "browser-extensions"),
+OUTCOME_ROWS = {"accepted": ("generated", "none"), "filtered": ("blacklisted", "browser-extensions"),
                 "rate_limited": ("rejected", "smart_rate_limit")}
 MAX_POINTS = 10_000
 DAY_S = 86_400

@@ -2,8 +2,9 @@
 -- requires: events, projects, project_stats
 -- Answers: how are errors trending? Events per hour and per day, by project, environment, level
 -- and release, beside the same bucket a week earlier.
--- Reads: project_stats (Sentry's `received` counters: complete and never sampled, but per project
--- only) and events (the stored events: every breakdown, as complete as the events policy allows).
+-- Reads: project_stats (Sentry's `generated` counters, the events it accepted and stored: complete
+-- and never sampled, but per project only; `received` also counts events its filters and rate
+-- limits dropped) and events (the stored events: every breakdown, as complete as the events policy allows).
 -- Grain: one row per source, project, period (hour | day), bucket, environment, level, release and
 -- basis. basis = 'stats': a project's whole count from project_stats (environment, level and
 -- release are NULL); basis = 'events': counted from the stored events.
@@ -13,7 +14,7 @@ WITH buckets AS (
            NULL::VARCHAR AS environment, NULL::VARCHAR AS level, NULL::VARCHAR AS release,
            'stats' AS basis, count AS events
     FROM project_stats
-    WHERE stat = 'received' AND resolution IN ('1h', '1d')
+    WHERE stat = 'generated' AND resolution IN ('1h', '1d')
     UNION ALL
     SELECT e.source, e.project_id, g.period, date_trunc(g.period, e.date_created), e.environment, e.level,
            e.release, 'events', count(*)

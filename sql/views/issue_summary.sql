@@ -9,8 +9,8 @@ WITH ev AS (
     SELECT source, issue_id,
            count(*) AS stored_events,
            count(DISTINCT user_id) AS affected_users,
-           arg_min(release, date_created) AS first_release,
-           arg_max(release, date_created) AS last_release
+           arg_min_null(release, date_created) AS first_release,
+           arg_max_null(release, date_created) AS last_release
     FROM events GROUP BY source, issue_id
 )
 SELECT i.source, i.id AS issue_id, i.short_id, p.slug AS project, i.title, i.level,

@@ -4,7 +4,7 @@
 -- stored event carries it) — the per-release regression report.
 CREATE OR REPLACE VIEW release_health AS
 WITH first_event AS (
-    SELECT source, issue_id, arg_min(release, date_created) AS release
+    SELECT source, issue_id, arg_min_null(release, date_created) AS release
     FROM events GROUP BY source, issue_id
 ),
 per_release AS (

@@ -44,7 +44,7 @@ needed AS (  -- the shown releases and the ones before them, whose figures are c
     SELECT source, project_id, previous_release FROM shown WHERE previous_release IS NOT NULL
 ),
 first_event AS (
-    SELECT source, issue_id, min(date_created) AS first_at, arg_min(release, date_created) AS release
+    SELECT source, issue_id, min(date_created) AS first_at, arg_min_null(release, date_created) AS release
     FROM events GROUP BY source, issue_id
 ),
 first_release AS (
@@ -59,7 +59,7 @@ new_issues AS (
 ),
 regressions AS (
     SELECT h.source, h.issue_id, h.observed_at,
-           arg_min(e.project_id, e.date_created) AS project_id, arg_min(e.release, e.date_created) AS release
+           arg_min(e.project_id, e.date_created) AS project_id, arg_min_null(e.release, e.date_created) AS release
     FROM issue_status_history h
     JOIN events e ON e.source = h.source AND e.issue_id = h.issue_id AND e.date_created >= h.observed_at
     WHERE h.to_status = 'resolved'
