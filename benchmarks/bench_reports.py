@@ -43,13 +43,14 @@ FROM range({projects}) a(p), range(53) b(w);
 
 -- Events: issue drawn with a heavy tail, time spread over the year, release current at that time.
 INSERT INTO events (source, event_id, issue_id, project_id, date_created, date_received, release, environment,
-                    level, platform, title, user_id, raw, synced_at)
+                    level, platform, title, user_id, raw, synced_at, user_key)
 SELECT 'bench', md5(CAST(n AS VARCHAR)), CAST(5100000000 + g.i AS VARCHAR), CAST(4500000 + g.p AS VARCHAR), t,
        t + INTERVAL 1 SECOND, 'project-' || g.p || '@1.' || (datediff('day', $start::TIMESTAMP, t) // 7) || '.0',
        CASE WHEN hash(n) % 5 = 0 THEN 'staging' ELSE 'production' END,
        CASE WHEN hash(n) % 9 = 0 THEN 'warning' ELSE 'error' END, 'python', 'Error ' || g.i,
        CASE WHEN hash(n * 3) % 10 = 0 THEN NULL ELSE CAST(hash(n * 5) % {users} AS VARCHAR) END,
-       '{{}}', now()::TIMESTAMP
+       '{{}}', now()::TIMESTAMP,
+       CASE WHEN hash(n * 3) % 10 = 0 THEN NULL ELSE 'id:' || CAST(hash(n * 5) % {users} AS VARCHAR) END
 FROM (SELECT n, CAST(floor(pow((hash(n) % 1000003) / 1000003.0, 3) * {issues}) AS BIGINT) AS i,
              $start::TIMESTAMP + to_microseconds(CAST(hash(n * 11) % ({days} * 86400000::BIGINT) AS BIGINT) * 1000) AS t
       FROM range({events}) r(n)) e
@@ -63,10 +64,10 @@ SELECT 'bench', issue_id, 'P' || right(issue_id, 5), any_value(project_id), any_
 FROM events GROUP BY issue_id;
 
 INSERT INTO project_stats
-SELECT source, project_id, 'received', '1h', date_trunc('hour', date_created), count(*), now()::TIMESTAMP
+SELECT source, project_id, 'generated', '1h', date_trunc('hour', date_created), count(*), now()::TIMESTAMP
 FROM events GROUP BY ALL;
 INSERT INTO project_stats
-SELECT source, project_id, 'received', '1d', date_trunc('day', date_created), count(*), now()::TIMESTAMP
+SELECT source, project_id, 'generated', '1d', date_trunc('day', date_created), count(*), now()::TIMESTAMP
 FROM events GROUP BY ALL;
 
 -- A resolution seen for a third of the issues, half-way through their life, some regressing after.

@@ -115,7 +115,7 @@ def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> 
     lines.append("")
     lines.append("Top issues by events (issue_summary view):")
     for short_id, project, title, status_, events, users in con.execute(
-            "SELECT short_id, project, title, status, times_seen, affected_users FROM issue_summary "
+            "SELECT short_id, project, title, status, times_seen, user_count FROM issue_summary "
             "ORDER BY times_seen DESC LIMIT 5").fetchall():
         lines.append(f"  {short_id:<12} {project:<18} {events:>7,} events {users:>5,} users  [{status_}] {title[:50]}")
     lines.append("")
@@ -195,7 +195,7 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
                           hint="use YYYY-MM-DD, an ISO time like 2025-01-31T12:00, or a span like 7d or 24h") from None
 
 
-_ORDER = {"events": "s.times_seen DESC", "users": "s.affected_users DESC", "last-seen": "s.last_seen DESC",
+_ORDER = {"events": "s.times_seen DESC", "users": "s.user_count DESC", "last-seen": "s.last_seen DESC",
           "first-seen": "s.first_seen DESC"}
 
 
@@ -212,8 +212,10 @@ def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, statu
             where.append(condition)
             params.append(value)
     sql = (
+        # Sentry's own counters side by side (what its issue page shows), then what the mirror holds
+        # of the issue: with sampled events, or past retention, the two differ.
         f"SELECT s.short_id, s.project, {shown} AS status, s.level, s.times_seen AS events, "
-        "s.affected_users AS users, s.first_seen, s.last_seen, s.first_release, s.title "
+        "s.user_count AS users, s.stored_events AS stored, s.first_seen, s.last_seen, s.first_release, s.title "
         "FROM issue_summary s JOIN issues i ON i.source = s.source AND i.id = s.issue_id"
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY {_ORDER[sort]} NULLS LAST, s.issue_id LIMIT ?"

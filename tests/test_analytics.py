@@ -244,6 +244,22 @@ def test_regressed_issues_per_release_match_truth(synced):
     assert by_report == want
 
 
+def test_top_counts_the_regressions_the_mirror_saw_like_truth(synced):
+    """An issue already resolved when first mirrored, then regressed, showed 0 regressions in
+    `top` while `report regressions` counted it."""
+    want = Counter()
+    for issue_id, changes in synced.history.items():
+        for change in changes:
+            if change["type"] == "set_regression" and ts(change["at"]) >= synced.first_sync_at:
+                want[issue_id] += 1
+    assert want, "the emulator made no regressions after the first sync: pick another seed"
+    got = {issue_id: n for issue_id, n in query(synced, "SELECT issue_id, regressions FROM top_issues") if n}
+    assert got == dict(want)
+    rows = report(synced, "top")
+    assert {r["issue_id"]: r["regressions"] for r in rows if r["regressions"]} == \
+        {i: n for i, n in want.items() if i in {r["issue_id"] for r in rows}}
+
+
 def test_release_regressions_compares_with_the_previous_release(synced):
     rows = query(synced, """SELECT project_id, release, previous_release, events, previous_events, events_change
                             FROM release_regressions ORDER BY project_id, date_created""")
@@ -350,11 +366,12 @@ def test_report_users_counts_issues_left_out_of_the_first_pick(tmp_path):
         shape = {"A": (10, 1), "B": (9, 1), "C": (8, 8), "D": (1, 1)}
         for issue, (events, users) in shape.items():
             con.execute("""INSERT INTO events (source, event_id, issue_id, project_id, date_created, date_received,
-                                               release, environment, level, platform, title, user_id, raw, synced_at)
+                                               release, environment, level, platform, title, user_id, raw, synced_at,
+                                               user_key)
                            SELECT 's', ? || n, ?, '1', TIMESTAMP '2025-01-02' + INTERVAL (n) MINUTE,
                                   TIMESTAMP '2025-01-02', 'app@1', 'production', 'error', 'python', 'Error ' || ?,
-                                  'u' || (n % ?), '{}', now()::TIMESTAMP FROM range(?) t(n)""",
-                        [issue, issue, issue, users, events])
+                                  'u' || (n % ?), '{}', now()::TIMESTAMP, 'id:u' || (n % ?) FROM range(?) t(n)""",
+                        [issue, issue, issue, users, users, events])
         con.execute("""INSERT INTO issues (source, id, short_id, project_id, title, culprit, level, status, substatus,
                                            type, platform, first_seen, last_seen, times_seen, user_count, raw,
                                            synced_at)
@@ -585,3 +602,39 @@ def test_export_into_a_folder_it_cannot_write_is_one_line(synced):
     result = CliRunner().invoke(cli, ["export", "parquet", "/proc/sentry-mirror-export", "--db", str(synced.path)])
     assert result.exit_code == 2, result.output
     assert "cannot write in the folder /proc" in result.output and "Traceback" not in result.output
+
+
+def test_issues_shows_sentrys_counts_beside_what_the_mirror_holds(tmp_path):
+    """`issues` put Sentry's event count beside the users of the stored events, and named a later
+    release as first when the first event was not stored: 3445 events, 5 users, where Sentry had
+    297 users."""
+    with Emulator(seed=4, scale="tiny", token=TOKEN) as emu:
+        store = Store(str(tmp_path / "s.duckdb"))
+        sync(store, emu, events="sample", events_sample=2)
+        store.close()
+        truth = emu.truth()["issues"]
+        raw = requests.get(f"{emu.url}/_emulator/truth/event_rows", timeout=60).json()
+    rows = pd.DataFrame(raw["rows"], columns=raw["columns"]).sort_values("date_created")
+    first_release = rows.groupby("issue_id")["release"].first().to_dict()  # the release of each issue's first event
+    con = duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True)
+    try:
+        ids = dict(con.execute("SELECT short_id, id FROM issues").fetchall())
+        first_stored = dict(con.execute("SELECT issue_id, min(date_created) FROM events GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    result = CliRunner().invoke(cli, ["issues", "--db", str(tmp_path / "s.duckdb"), "--format", "json",
+                                      "--limit", "100000", "--sort", "users"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert len(listed) == len(truth)
+    named = 0
+    for row in listed:
+        issue_id = ids[row["short_id"]]
+        assert (row["events"], row["users"]) == (truth[issue_id]["count"], truth[issue_id]["userCount"])
+        assert row["stored"] <= min(row["events"], 2)
+        has_first = first_stored.get(issue_id) is not None and \
+            first_stored[issue_id] < ts(truth[issue_id]["firstSeen"]) + timedelta(seconds=1)
+        assert row["first_release"] == (first_release[issue_id] if has_first else None), row["short_id"]
+        named += row["first_release"] is not None
+    assert 0 < named < len(listed)  # both cases met
+    assert [r["users"] for r in listed] == sorted((r["users"] for r in listed), reverse=True)

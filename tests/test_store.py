@@ -239,3 +239,56 @@ def test_state_updates_collapse_to_their_net_effect(store):
         "watermark": "2025-01-01T00:00:00Z", "cursor": "0:100:0", "params": {"full": "true"}, "extra": {}}
     assert store.get_state("s1", "events", "10") == {
         "watermark": "2025-02-02T00:00:00Z", "cursor": None, "params": None, "extra": {"times_seen": "7"}}
+
+
+def test_user_key_is_who_sentry_counts_as_the_user(store, fixture):
+    """Sentry counts users by the event's `user` tag (id:…, email:…, ip:…); counting ids alone left
+    out everyone an SDK knew only by IP address or email."""
+    base = fixture("project_event.json")
+
+    def event(n, user, tags=()):
+        e = copy.deepcopy(base)
+        e["eventID"] = e["id"] = f"{n:032x}"
+        e["user"] = user
+        e["tags"] = [t for t in e.get("tags", []) if t["key"] != "user"] + [{"key": k, "value": v} for k, v in tags]
+        return e
+
+    events = [event(1, {"id": "7", "email": "a@x.io"}, [("user", "id:7")]),
+              event(2, {"id": "7"}),  # no tag: the id
+              event(3, {"ip_address": "10.0.0.1"}),
+              event(4, {"ip_address": "10.0.0.1"}),  # the same user again
+              event(5, {"email": "b@x.io", "ip_address": "10.0.0.2"}),
+              event(6, {"username": "cat", "email": "c@x.io"}),
+              event(7, None),  # no user: not counted
+              event(8, {"ip_address": "10.0.0.9"}, [("user", "ip:10.0.0.9")])]
+    store.upsert("events", events, source="s1")
+    keys = dict(store.con.execute("SELECT event_id, user_key FROM events").fetchall())
+    assert [keys[f"{n:032x}"] for n in range(1, 9)] == ["id:7", "id:7", "ip:10.0.0.1", "ip:10.0.0.1",
+                                                       "email:b@x.io", "username:cat", None, "ip:10.0.0.9"]
+    store.create_views()
+    assert store.con.execute("SELECT count(DISTINCT user_key) FROM matching_events(NULL, NULL, NULL, NULL, NULL)"
+                             ).fetchone()[0] == 5
+
+
+def test_migration_fills_user_key_for_events_stored_before_it(tmp_path, fixture):
+    from sentry_mirror.sqlfiles import migrations
+
+    path = str(tmp_path / "old.duckdb")
+    con = duckdb.connect(path)
+    con.execute("CREATE TABLE _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+    for name, sql in migrations():
+        if name.startswith("006"):
+            break
+        con.execute(sql)
+        con.execute("INSERT INTO _migrations VALUES (?, now()::TIMESTAMP)", [name])
+    for n, (user_id, email, ip, tag) in enumerate([("7", None, None, None), (None, "a@x.io", "10.0.0.1", None),
+                                                   (None, None, "10.0.0.2", "ip:10.0.0.2"), (None, None, None, None)]):
+        con.execute("INSERT INTO events (source, event_id, user_id, user_email, user_ip, raw, synced_at) "
+                    "VALUES ('s', ?, ?, ?, ?, '{}', now()::TIMESTAMP)", [f"e{n}", user_id, email, ip])
+        if tag:
+            con.execute("INSERT INTO event_tags VALUES ('s', ?, 'user', ?)", [f"e{n}", tag])
+    con.close()
+    store = Store(path)
+    got = dict(store.con.execute("SELECT event_id, user_key FROM events").fetchall())
+    store.close()
+    assert got == {"e0": "id:7", "e1": "email:a@x.io", "e2": "ip:10.0.0.2", "e3": None}

@@ -27,8 +27,8 @@ def build(path, events, projects, issues):
                     "'{}' AS raw, now()::TIMESTAMP AS synced_at", [source, iid, f"S-{iid}", pid, first_seen, first_seen])
     for n, (source, iid, pid, at, release, user) in enumerate(events):
         con.execute("INSERT INTO events BY NAME SELECT ? AS source, ? AS event_id, ? AS issue_id, ? AS project_id, "
-                    "? AS date_created, ? AS release, ? AS user_id, 'production' AS environment, '{}' AS raw, "
-                    "now()::TIMESTAMP AS synced_at", [source, f"e{n}", iid, pid, at, release, user])
+                    "? AS date_created, ? AS release, ? AS user_id, 'id:' || ? AS user_key, 'production' AS environment, "
+                    "'{}' AS raw, now()::TIMESTAMP AS synced_at", [source, f"e{n}", iid, pid, at, release, user, user])
     store.create_views()
     store.close()
 

@@ -13,22 +13,27 @@ top AS (
     ORDER BY events DESC, issue_id LIMIT $limit
 ),
 users AS (
-    SELECT m.source, m.issue_id, count(DISTINCT m.user_id) AS users FROM matching m
+    SELECT m.source, m.issue_id, count(DISTINCT m.user_key) AS users FROM matching m
     SEMI JOIN top ON top.source = m.source AND top.issue_id = m.issue_id
     GROUP BY ALL
 ),
 res AS (
-    SELECT source, issue_id, count(*) FILTER (WHERE regressed_later) AS regressions,
-           arg_max(time_to_resolve, resolved_seen_at) AS last_time_to_resolve
+    SELECT source, issue_id, arg_max(time_to_resolve, resolved_seen_at) AS last_time_to_resolve
     FROM issue_resolutions WHERE issue_id IN (SELECT issue_id FROM top) GROUP BY ALL
+),
+regs AS (  -- every return from resolved to unresolved the mirror saw (as top_issues counts them)
+    SELECT source, issue_id, count(*) AS regressions FROM issue_status_history
+    WHERE from_status = 'resolved' AND to_status = 'unresolved' AND issue_id IN (SELECT issue_id FROM top)
+    GROUP BY ALL
 )
 SELECT i.short_id, p.slug AS project, top.events, u.users, i.times_seen AS sentry_events,
        CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE i.status END AS status, i.substatus,
-       i.first_seen, i.last_seen, coalesce(res.regressions, 0) AS regressions, res.last_time_to_resolve,
+       i.first_seen, i.last_seen, coalesce(regs.regressions, 0) AS regressions, res.last_time_to_resolve,
        i.title, top.issue_id
 FROM top
 JOIN users u ON u.source = top.source AND u.issue_id = top.issue_id
 JOIN issues i ON i.source = top.source AND i.id = top.issue_id
 LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id
 LEFT JOIN res ON res.source = top.source AND res.issue_id = top.issue_id
+LEFT JOIN regs ON regs.source = top.source AND regs.issue_id = top.issue_id
 ORDER BY top.events DESC, top.issue_id;

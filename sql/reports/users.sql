@@ -15,7 +15,7 @@ WITH matching AS NOT MATERIALIZED (
 counts AS (SELECT source, issue_id, count(*) AS events FROM matching GROUP BY ALL),
 first_pick AS (SELECT source, issue_id FROM counts ORDER BY events DESC, issue_id LIMIT 2 * $limit),
 first_users AS (
-    SELECT m.source, m.issue_id, count(DISTINCT m.user_id) AS users FROM matching m
+    SELECT m.source, m.issue_id, count(DISTINCT m.user_key) AS users FROM matching m
     SEMI JOIN first_pick f ON f.source = m.source AND f.issue_id = m.issue_id
     GROUP BY ALL
 ),
@@ -26,7 +26,7 @@ more AS (  -- issues left out of the first pick that have enough events to reach
     WHERE c.events >= (SELECT users FROM bound)
 ),
 more_users AS (
-    SELECT m.source, m.issue_id, count(DISTINCT m.user_id) AS users FROM matching m
+    SELECT m.source, m.issue_id, count(DISTINCT m.user_key) AS users FROM matching m
     SEMI JOIN more ON more.source = m.source AND more.issue_id = m.issue_id
     GROUP BY ALL
 ),

@@ -57,5 +57,9 @@ SELECT $source, e.event_id,
        coalesce(s.level, list_filter(s.tags, lambda t: t.key = 'level')[1].value),
        s.platform, s.title, s.message, s.location,
        s.user.id, s.user.email, s.user.username, coalesce(s.user.ip_address, s.user.ipAddress),
-       j, $synced_at, s.sdk.name, s.sdk.version, c.h
+       j, $synced_at, s.sdk.name, s.sdk.version, c.h,
+       -- user_key: who Sentry counts as the user (see migration 006)
+       coalesce(list_filter(s.tags, lambda t: t.key = 'user')[1].value, 'id:' || s.user.id,
+                'username:' || s.user.username, 'email:' || s.user.email,
+                'ip:' || coalesce(s.user.ip_address, s.user.ipAddress))
 FROM _events e JOIN _changed c ON c.r = e.rowid;

@@ -9,7 +9,7 @@ SELECT e.source,
        e.environment,
        e.level,
        count(*) AS events,
-       count(DISTINCT e.user_id) AS users,
+       count(DISTINCT e.user_key) AS users,
        count(DISTINCT e.issue_id) AS issues
 FROM events e
 LEFT JOIN projects p ON p.source = e.source AND p.id = e.project_id

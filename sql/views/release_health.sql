@@ -11,7 +11,7 @@ per_release AS (
     SELECT source, project_id, release,
            min(date_created) AS first_event_at,
            count(*) AS events,
-           count(DISTINCT user_id) AS affected_users,
+           count(DISTINCT user_key) AS affected_users,
            count(DISTINCT issue_id) AS issues_seen
     FROM events WHERE release IS NOT NULL
     GROUP BY ALL

@@ -49,7 +49,9 @@ first_event AS (
 ),
 first_release AS (
     SELECT i.source, i.project_id, i.id AS issue_id,
-           CASE WHEN f.first_at <= i.first_seen THEN f.release ELSE r.release END AS release
+           -- its first event's release when the mirror holds that event (first_seen may be cut to
+           -- the second), else the release current when the issue was first seen
+           CASE WHEN f.first_at < i.first_seen + INTERVAL 1 SECOND THEN f.release ELSE r.release END AS release
     FROM issues i
     LEFT JOIN first_event f ON f.source = i.source AND f.issue_id = i.id
     ASOF LEFT JOIN rel r ON r.source = i.source AND r.project_id = i.project_id AND i.first_seen >= r.date_created
@@ -70,13 +72,13 @@ regressed AS (
     GROUP BY ALL
 ),
 per_user AS (  -- events per release and user: one pass gives both the events and the distinct users
-    SELECT e.source, e.project_id, e.release, e.user_id, count(*) AS events
+    SELECT e.source, e.project_id, e.release, e.user_key, count(*) AS events
     FROM events e
     SEMI JOIN needed n ON n.source = e.source AND n.project_id = e.project_id AND n.release = e.release
     WHERE e.release IS NOT NULL GROUP BY ALL
 ),
 ev AS (
-    SELECT source, project_id, release, sum(events)::BIGINT AS events, count(user_id) AS users
+    SELECT source, project_id, release, sum(events)::BIGINT AS events, count(user_key) AS users
     FROM per_user GROUP BY ALL
 ),
 per_release AS (
