@@ -329,17 +329,21 @@ class Store:
         return applied
 
     def create_views(self) -> list[str]:
-        """(Re)create the SQL views whose tables exist; a view is skipped until its tables are there."""
-        created = []
+        """(Re)create the SQL views whose tables (and views) exist; a view is skipped until what its
+        `-- requires:` line names is there. Views that require views come after them."""
+        created: list[str] = []
         con = self._connect()
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        for name, sql in view_files():
-            needs = set(re.findall(r"--\s*requires:\s*(.+)", sql)[0].replace(",", " ").split()) if "requires:" in sql else set()
-            if needs - tables:
-                continue
-            with self.transaction() as tx:
-                tx.execute(sql)
-            created.append(name)
+        pending = view_files()
+        while pending:
+            there = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            ready = [(name, sql) for name, sql in pending if not _requires(sql) - there]
+            if not ready:
+                break  # the rest wait for tables a later sync brings
+            for name, sql in ready:
+                with self.transaction() as tx:
+                    tx.execute(sql)
+                created.append(name)
+            pending = [(name, sql) for name, sql in pending if name not in created]
         return created
 
     # -- writes ------------------------------------------------------------------------------
@@ -575,6 +579,12 @@ def _slices(sizes: list[int], limit: int) -> list[tuple[int, int]]:
     if sizes:
         out.append((lo, len(sizes) - 1))
     return out
+
+
+def _requires(sql: str) -> set[str]:
+    """What a view file's `-- requires:` line names (tables, or views it reads)."""
+    found = re.findall(r"--\s*requires:\s*(.+)", sql)
+    return set(found[0].replace(",", " ").split()) if found else set()
 
 
 def _params_for(statement: str, params: dict[str, Any]) -> dict[str, Any]:

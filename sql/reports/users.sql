@@ -42,7 +42,8 @@ stored AS (  -- all of the issue's stored events (with no filter: the matching o
                AND $since::TIMESTAMP IS NULL AND $until::TIMESTAMP IS NULL)
     GROUP BY ALL
 )
-SELECT i.short_id, p.slug AS project, ev.users, ev.events, i.user_count AS sentry_user_count,
+SELECT i.short_id, p.slug AS project, CASE WHEN i.deleted_at IS NOT NULL THEN 'deleted' ELSE i.status END AS status,
+       ev.users, ev.events, i.user_count AS sentry_user_count,
        i.times_seen AS sentry_events, coalesce(s.stored_events, ev.events) < i.times_seen AS events_missing,
        i.title, ev.issue_id
 FROM ev

@@ -1,5 +1,5 @@
 -- name: affected_users
--- requires: events, issues, projects
+-- requires: live_events, issues, projects
 -- Answers: how many users are hurt? Distinct users per issue, release, project and day, counted
 -- from the stored events, beside Sentry's own userCount for the issue.
 -- Reads: events (user_key: who Sentry counts as the user), issues (user_count, times_seen).
@@ -10,12 +10,12 @@
 CREATE OR REPLACE VIEW affected_users AS
 WITH per_issue AS (
     SELECT source, issue_id, count(*) AS stored_events, count(DISTINCT user_key) AS issue_users
-    FROM events GROUP BY source, issue_id
+    FROM live_events GROUP BY source, issue_id
 ),
 per_day AS (
     SELECT source, issue_id, project_id, release, CAST(date_trunc('day', date_created) AS DATE) AS day,
            count(*) AS events, count(DISTINCT user_key) AS users
-    FROM events GROUP BY ALL
+    FROM live_events GROUP BY ALL
 )
 SELECT d.source, d.issue_id, i.short_id, p.slug AS project, d.project_id, d.release, d.day, d.events, d.users,
        pi.issue_users, i.user_count AS sentry_user_count, pi.stored_events, i.times_seen AS sentry_times_seen,

@@ -1,5 +1,5 @@
 -- name: daily_events
--- requires: events, projects
+-- requires: live_events, projects
 -- Error events per UTC day, project, environment and level, with the distinct users they hit.
 -- The trend behind "are we getting better?": kept past Sentry's 90-day retention.
 CREATE OR REPLACE VIEW daily_events AS
@@ -11,6 +11,6 @@ SELECT e.source,
        count(*) AS events,
        count(DISTINCT e.user_key) AS users,
        count(DISTINCT e.issue_id) AS issues
-FROM events e
+FROM live_events e
 LEFT JOIN projects p ON p.source = e.source AND p.id = e.project_id
 GROUP BY ALL;

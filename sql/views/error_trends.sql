@@ -1,5 +1,5 @@
 -- name: error_trends
--- requires: events, projects, project_stats
+-- requires: live_events, projects, project_stats
 -- Answers: how are errors trending? Events per hour and per day, by project, environment, level
 -- and release, beside the same bucket a week earlier.
 -- Reads: project_stats (Sentry's `generated` counters, the events it accepted and stored: complete
@@ -18,7 +18,7 @@ WITH buckets AS (
     UNION ALL
     SELECT e.source, e.project_id, g.period, date_trunc(g.period, e.date_created), e.environment, e.level,
            e.release, 'events', count(*)
-    FROM events e CROSS JOIN (VALUES ('hour'), ('day')) AS g(period)
+    FROM live_events e CROSS JOIN (VALUES ('hour'), ('day')) AS g(period)
     GROUP BY ALL
 )
 SELECT b.source, p.slug AS project, b.project_id, b.period, b.bucket, b.environment, b.level, b.release,

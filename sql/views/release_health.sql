@@ -1,5 +1,5 @@
 -- name: release_health
--- requires: events, issues, projects
+-- requires: events, live_events, issues, projects
 -- Per release: events, affected users, issues seen, and issues new in that release (their first
 -- stored event carries it) — the per-release regression report.
 CREATE OR REPLACE VIEW release_health AS
@@ -13,7 +13,7 @@ per_release AS (
            count(*) AS events,
            count(DISTINCT user_key) AS affected_users,
            count(DISTINCT issue_id) AS issues_seen
-    FROM events WHERE release IS NOT NULL
+    FROM live_events WHERE release IS NOT NULL
     GROUP BY ALL
 )
 SELECT r.source, p.slug AS project, r.release, r.first_event_at, r.events, r.affected_users, r.issues_seen,

@@ -1,5 +1,5 @@
 -- name: release_regressions
--- requires: releases, events, issues, issue_status_history, projects
+-- requires: releases, events, live_events, issues, issue_status_history, projects
 -- Answers: which release made things worse? Per release of each project: issues first seen in it,
 -- issues that regressed in it, events and distinct users, beside the project's previous release,
 -- with Sentry's own `newGroups` as a cross-check of the mirror's count.
@@ -73,7 +73,7 @@ regressed AS (
 ),
 per_user AS (  -- events per release and user: one pass gives both the events and the distinct users
     SELECT e.source, e.project_id, e.release, e.user_key, count(*) AS events
-    FROM events e
+    FROM live_events e
     SEMI JOIN needed n ON n.source = e.source AND n.project_id = e.project_id AND n.release = e.release
     WHERE e.release IS NOT NULL GROUP BY ALL
 ),
