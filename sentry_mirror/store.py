@@ -332,10 +332,10 @@ class Store:
         """(Re)create the SQL views whose tables (and views) exist; a view is skipped until what its
         `-- requires:` line names is there. Views that require views come after them."""
         created: list[str] = []
-        con = self._connect()
         pending = view_files()
         while pending:
-            there = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            # a connection each time: a commit may have handed the file to a reader meanwhile
+            there = {r[0] for r in self._connect().execute("SELECT table_name FROM information_schema.tables").fetchall()}
             ready = [(name, sql) for name, sql in pending if not _requires(sql) - there]
             if not ready:
                 break  # the rest wait for tables a later sync brings
