@@ -716,7 +716,11 @@ class Syncer:
         if projects:
             self.progress(f"events of {len(projects)} projects…")
         walks = [self._plan_project_walk(project_id, slug) for project_id, slug in projects]
+        starts: dict[str, datetime | None] = {}  # the earliest window start each project was read from
         while walks:
+            for walk in walks:
+                start = _parse_ts(walk.params.get("start"))
+                starts[walk.project_id] = min(start, starts.get(walk.project_id, start)) if start else None
             resumed = []
             for walk, failure in self._project_walks(walks):
                 if failure is not None:
@@ -729,7 +733,8 @@ class Syncer:
             if resumed:
                 self.buffer.flush()  # their end is committed: the new plan starts from it
             walks = [w for w in (self._plan_project_walk(r.project_id, r.slug) for r in resumed) if w.cursor is None]
-        settled = self._settle_from_store([w for walks in by_project.values() for w in walks])
+        settled = self._settle_from_store([w for walks in by_project.values() for w in walks],
+                                          {slug: starts.get(pid) for pid, slug in by_project})
         jobs = [walk for walk in jobs if walk.issue_id not in settled]
 
         self._followups: list[EventWalk] = []
@@ -811,23 +816,37 @@ class Syncer:
             raise exc
         self.optional(ep.PROJECT_EVENTS.name, fail)
 
-    def _settle_from_store(self, walks: list["EventWalk"]) -> set[str]:
+    def _settle_from_store(self, walks: list["EventWalk"], starts: dict[str, datetime | None]) -> set[str]:
         """Issues of projects read whole whose events the store now holds: marked read as of the
         count Sentry gave, with no request. An issue is left to walk on its own when the store
-        holds fewer of its events than Sentry counts and all of them should still be served."""
+        holds fewer of its events than Sentry counts.
+
+        Sentry's `count` covers the list's 90-day window, so the store's events are counted in that
+        window too (up to the lastSeen the count came with): the mirror keeps older events, and
+        counting those hid events a project walk had skipped. A walk skips some when an issue is
+        deleted or merged while it pages (the events after it move up past the offset), and
+        `starts[project]`, the window the walk read, is where they can be: a long-lived issue is
+        read from there, one first seen within retention whole."""
         if not walks:
             return set()
         self.buffer.flush()  # the project walks' last pages count too
+        horizon = self._server_now() - RETENTION  # later than the list's: never counts more than Sentry
         held = {issue_id: (n, newest) for issue_id, n, newest in self.store.con.execute(
-            "SELECT issue_id, count(*), max(date_created) FROM events WHERE source = ? "
-            "AND issue_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY issue_id",
-            [self.source, [w.issue_id for w in walks]]).fetchall()}
+            "SELECT e.issue_id, count(*) FILTER (WHERE e.date_created >= ? AND e.date_created <= w.last_seen), "
+            "max(e.date_created) FROM events e JOIN (SELECT unnest(?::VARCHAR[]) AS issue_id, "
+            "unnest(?::TIMESTAMP[]) AS last_seen) w ON w.issue_id = e.issue_id WHERE e.source = ? GROUP BY e.issue_id",
+            [horizon, [w.issue_id for w in walks], [_parse_ts(w.seen_as["last_seen"]) for w in walks],
+             self.source]).fetchall()}
         settled = set()
         for walk in walks:
             n, newest = held.get(walk.issue_id, (0, None))
             expected = int(walk.seen_as["times_seen"] or 0)
-            if n < expected and walk.recent:
-                walk.watermark = None  # read all it has: what is missing may be anywhere in the window
+            if n < expected:
+                # read all it has (what is missing may be anywhere in the window), or, for an issue
+                # older than retention, what came since its project's walk began
+                start = starts.get(walk.project)
+                walk.watermark = None if walk.recent or start is None else min(start, walk.watermark or start)
+                walk.newest = walk.watermark
                 continue
             settled.add(walk.issue_id)
             self._finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=_fmt_ts(newest) if newest else None,
