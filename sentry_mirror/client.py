@@ -346,8 +346,11 @@ class SentryClient:
             except ValueError:
                 # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
                 if attempt > retries or probe:
+                    # json_body=False only for a web page (a route the server does not have, answered
+                    # by its web app); broken JSON is a broken answer, never taken for a missing route
                     raise ApiError(response.status_code, f"answered something that is not JSON: {_snippet(response)}",
-                                   _display(url), hint="is --url a Sentry server?") from None
+                                   _display(url), hint="is --url a Sentry server?",
+                                   json_body=not _is_page(response)) from None
                 self._backoff(attempt, None, "invalid JSON")
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, cursor: str | None = None,
@@ -641,6 +644,12 @@ def _parse_retry_after(value: str) -> float | None:
         except (TypeError, ValueError):
             return None
         return max(0.0, when - time.time())
+
+
+def _is_page(response: requests.Response) -> bool:
+    """An HTML page rather than an API answer."""
+    kind = response.headers.get("Content-Type", "").lower()
+    return "html" in kind or response.content.lstrip()[:1] == b"<"
 
 
 def _is_json(response: requests.Response) -> bool:

@@ -718,9 +718,12 @@ class Syncer:
         walks = [self._plan_project_walk(project_id, slug) for project_id, slug in projects]
         starts: dict[str, datetime | None] = {}  # the earliest window start each project was read from
         while walks:
-            for walk in walks:
+            for walk in walks:  # None: the whole 90 days, the earliest of all
                 start = _parse_ts(walk.params.get("start"))
-                starts[walk.project_id] = min(start, starts.get(walk.project_id, start)) if start else None
+                if walk.project_id not in starts:
+                    starts[walk.project_id] = start
+                elif starts[walk.project_id] is not None:
+                    starts[walk.project_id] = None if start is None else min(start, starts[walk.project_id])
             resumed = []
             for walk, failure in self._project_walks(walks):
                 if failure is not None:
@@ -1096,12 +1099,13 @@ def _unfold_stats_v2(data: Any, field: str, category: str | None) -> list[dict]:
 
 def _route_missing(exc: ApiError) -> bool:
     """A route this server does not serve: 405/501, or a 404/500 answered with a page rather than
-    Sentry's JSON (GlitchTip answers unknown paths with Django's HTML error page)."""
+    Sentry's JSON (GlitchTip answers unknown paths with Django's HTML error page), or a 200 web
+    page. A 200 of broken JSON is not: that is a server answering garbage, a stream that failed."""
     if exc.status in (405, 501):
         return True
-    if exc.status in (404, 500):
+    if exc.status in (404, 500, 200):
         return not exc.json_body
-    return exc.status == 200 and "not JSON" in exc.message
+    return False
 
 
 def _parse_ts(value: Any) -> datetime | None:

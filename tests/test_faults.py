@@ -170,3 +170,20 @@ def test_server_answering_garbage_everywhere_is_one_clear_error(emu):
     with pytest.raises(ApiError) as info:
         sync(store, emu)
     assert "not JSON" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("route", ["*/members/*", "*/stats/*"])
+def test_garbage_from_an_optional_endpoint_is_a_failed_stream_not_a_missing_route(emu, route):
+    """Broken JSON from the members (or stats) route was taken for 'this server has no such route':
+    exit 0, status ok, and the route remembered as missing, so later syncs barely asked again."""
+    requests.post(emu.url + "/_emulator/faults", json={"spec": f"kind=badjson,route={route},rate=1"}, timeout=10)
+    store = Store(":memory:")
+    result = sync(store, emu)
+    stream = "members" if "members" in route else "project_stats"
+    assert result.status == "partial", result.notes
+    assert any(stream in e for e in result.errors), result.errors
+    caps = store.get_state(result.source, "_capabilities", "") or {}
+    assert stream not in ((caps.get("extra") or {}).get("missing_streams") or [])
+    requests.delete(emu.url + "/_emulator/faults", timeout=10)
+    assert sync(store, emu).status == "ok"  # asked again, with retries, and stored
+    assert_level(store, emu)
