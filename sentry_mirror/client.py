@@ -318,7 +318,14 @@ class SentryClient:
                 self._backoff(attempt, None, "SSLError")
                 continue
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                cut = _CUT_SHORT.search(str(exc)) is not None  # it answered, then the body broke off
+                self._reached = self._reached or cut
                 if attempt > (retries if self._reached else min(retries, 1)):
+                    if cut:
+                        how = re.search(r"IncompleteRead\([^)]*\)", str(exc))
+                        raise ApiError(0, f"the answer was cut short {attempt} times"
+                                          f"{f' ({how.group(0)})' if how else ''}", _display(url),
+                                       hint="a proxy or the server drops long answers; try again later") from None
                     raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
                                    hint="check --url and the network") from None
                 self._backoff(attempt, None, f"{type(exc).__name__}")
@@ -614,6 +621,10 @@ def _display(url: str) -> str:
         host += f":{parts.port}"
     return f"{parts.scheme}://{host}{parts.path}"
 
+
+# A body that broke off after the server answered (requests' wording for urllib3's IncompleteRead
+# and ProtocolError): the server was reached, so a wrong URL is not the likely cause.
+_CUT_SHORT = re.compile(r"IncompleteRead|Connection broken|Response ended prematurely", re.I)
 
 # A TLS handshake cut short (the connection dropped or reset) is worth another attempt; any other
 # TLS failure (a certificate, a protocol, plain HTTP on the port) answers the same every time.

@@ -8,6 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from sentry_mirror.client import SentryClient, _Window
 from sentry_mirror.errors import ApiError, AuthError
@@ -323,3 +324,17 @@ def test_a_tls_handshake_cut_short_is_retried_and_other_tls_failures_are_not(mon
         client.get("organizations/")
     assert len(calls) == attempts
     assert ("--ca-bundle" in str(raised.value)) == (attempts == 1)
+
+
+def test_an_answer_cut_short_every_time_is_retried_and_said_as_such():
+    """A body cut short was taken for an unreachable server: 2 attempts, 'check --url'."""
+    from sentry_mirror.emulator import Emulator
+
+    with Emulator(seed=1, scale="tiny", token="t") as emu:
+        requests.post(emu.url + "/_emulator/faults", json={"spec": "kind=truncate,rate=1"}, timeout=10)
+        client = SentryClient(emu.url, "t", backoff_base=0.01, backoff_cap=0.05, max_retries=4)
+        with pytest.raises(ApiError) as info:
+            client.get("organizations/")
+        fired = sum(r.get("fired", 0) for r in requests.get(emu.url + "/_emulator/faults", timeout=10).json())
+    assert fired == 5  # every retry was spent
+    assert "cut short 5 times (IncompleteRead(" in str(info.value) and "check --url" not in str(info.value)
