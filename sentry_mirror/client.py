@@ -286,16 +286,18 @@ class SentryClient:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def get(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
-            *, probe: bool = False, raw: bool = False) -> tuple[Any, requests.Response]:
+            *, probe: bool | int = False, raw: bool = False) -> tuple[Any, requests.Response]:
         """GET a path under /api/0/, retrying transient failures; return (decoded JSON, response).
 
         `raw`: the answer must be a JSON array, returned undecoded as a `RawPage` (see rawpage.py).
 
         `probe`: this path may not exist on a Sentry-compatible server (GlitchTip answers 500 or an
-        HTML page for unknown routes), so those answers are not retried; 502/503/504/429 still are.
+        HTML page for unknown routes), so those answers are not retried (True) or retried that many
+        times (a number); 502/503/504/429 still are, and so is broken JSON under a number.
         """
         url = self.url_for(path)
         retries = self.max_retries
+        page_retries = retries if probe is False else 0 if probe is True else min(int(probe), retries)
         attempt = 0
         while True:
             attempt += 1
@@ -339,7 +341,8 @@ class SentryClient:
             log.debug("GET %s -> %s in %.2fs", path, response.status_code, response.elapsed.total_seconds())
             self._observe(response, window)
             if response.status_code in RETRY_STATUSES:
-                if attempt > retries or (probe and response.status_code == 500 and not _is_json(response)):
+                if attempt > retries or (response.status_code == 500 and attempt > page_retries
+                                         and not _is_json(response)):
                     raise self._error(response, url)
                 self._backoff(attempt, response, str(response.status_code))
                 continue
@@ -352,7 +355,7 @@ class SentryClient:
                 return (rawpage.inspect(response.content) if raw else response.json()), response
             except ValueError:
                 # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
-                if attempt > retries or probe:
+                if attempt > retries or probe is True or (_is_page(response) and attempt > page_retries):
                     # json_body=False only for a web page (a route the server does not have, answered
                     # by its web app); broken JSON is a broken answer, never taken for a missing route
                     raise ApiError(response.status_code, f"answered something that is not JSON: {_snippet(response)}",
@@ -361,7 +364,7 @@ class SentryClient:
                 self._backoff(attempt, None, "invalid JSON")
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, cursor: str | None = None,
-                 *, probe: bool = False, raw: bool = False) -> Iterator[Page]:
+                 *, probe: bool | int = False, raw: bool = False) -> Iterator[Page]:
         """Yield pages of a list endpoint, starting at `cursor`, until the server says no more results.
 
         `probe` marks the first request as probing a route the server may not serve (see `get`).

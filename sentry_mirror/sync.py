@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 RETENTION = timedelta(days=90)
 GROUP_BATCH = 100
 PROJECT_WALKS = 2  # project event walks at once
+PROBE_RETRIES = 2  # an optional stream's HTML 500, before the server showed that is how it says "no such route"
 
 
 @dataclass
@@ -224,6 +225,7 @@ class Syncer:
         self._abort = threading.Event()
         self._missing: set[str] = set()  # optional streams this server does not serve
         self._known_missing: set[str] | None = None  # optional streams lacking at the last sync (optional)
+        self._pages_for_missing = False  # this server answered a route it lacks with an HTML 500 (optional)
         self._probe = False  # the next request of an optional stream probes its route (optional)
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
 
@@ -350,7 +352,11 @@ class Syncer:
         # sync). Elsewhere an HTML 500 may be a proxy's hiccup, and is retried as any 500.
         if self._known_missing is None:
             self._known_missing = set(self._capabilities().get("missing_streams") or [])
-        self._probe = name in self._known_missing
+        # And once one route of this server answered its HTML 500, so do the others it lacks; before
+        # that, such a page is retried twice, not six times (a GlitchTip first sync spent 22 s
+        # retrying each of deploys and stats). A proxy's passing 500 then skips the stream for this
+        # sync only: the next one asks again (and one answer in JSON forgets it was missing).
+        self._probe = True if name in self._known_missing or self._pages_for_missing else PROBE_RETRIES
         try:
             step(*args, **kwargs)
             if name in self._known_missing:
@@ -362,6 +368,7 @@ class Syncer:
             if _route_missing(exc):
                 self.buffer.flush()
                 self._missing.add(name)
+                self._pages_for_missing = self._pages_for_missing or (exc.status == 500 and not exc.json_body)
                 if name not in self._known_missing and name != ep.PROJECT_EVENTS.name:  # its walks never probe
                     self._remember_missing(name, True)
                 note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
@@ -1023,7 +1030,7 @@ class Syncer:
                     raise
                 log.info("%s not served at %s (%s); trying %s", endpoint.name, paths[index], exc.status, paths[index + 1])
 
-    def _pages(self, path: str, params: dict, cursor: str | None, probe: bool = False,
+    def _pages(self, path: str, params: dict, cursor: str | None, probe: bool | int = False,
                page_size: int | None = None, raw: bool = False) -> Iterator[Page]:
         for page in self.client.paginate(path, self._with_page_size(params, page_size), cursor=cursor,
                                          probe=probe, raw=raw):
