@@ -18,7 +18,7 @@ from . import __version__, redact
 from .config import DEFAULT_DB, Config, Source, resolve
 from .errors import PARTIAL_EXIT, Interrupted, MirrorError
 from .runner import describe_result, stop_on_signals, sync_all
-from .store import open_readonly
+from .store import open_readonly, require_store
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -354,7 +354,7 @@ def issues(since, until, status, source, project, sort, limit, db, fmt):
     """List stored issues with their events and affected users, offline."""
     from .report import list_issues, parse_when
 
-    con = open_readonly(db)
+    con = require_store(open_readonly(db), db)
     print_frame(list_issues(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
                             status=status, project=project, sort=sort, limit=limit, source=source), fmt)
 
@@ -397,7 +397,7 @@ def report(name, source, project, environment, release, since, until, by, limit,
     by = by or "day"
     filters = Filters(source=source, project=project, environment=environment, release=release,
                       since=parse_when(since, "--since"), until=parse_when(until, "--until"), by=by, limit=limit)
-    con = open_readonly(db)
+    con = require_store(open_readonly(db), db)
     try:
         frame = run_report(con, name, filters)
     finally:
@@ -429,7 +429,7 @@ def export_parquet(directory, since, db):
     from .export import export_parquet as write
     from .report import parse_when
 
-    con = open_readonly(db)
+    con = require_store(open_readonly(db), db)
     try:
         written = write(con, directory, since=parse_when(since, "--since"))
     finally:

@@ -74,6 +74,7 @@ def _timezone_ok(value: Any) -> bool:
 
 
 _TEXT = (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 
 # Every setting of the file: key -> (is it valid?, what it must be). The one place they are checked.
 SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -84,7 +85,9 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
                   "the name of an environment variable, e.g. SENTRY_AUTH_TOKEN"),
     "auth": (lambda v: v in AUTH_SCHEMES, "one of " + ", ".join(sorted(AUTH_SCHEMES))),
     "verify": (lambda v: isinstance(v, (bool, str)), "true, false, or a CA bundle path"),
-    "headers": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "a table of strings"),
+    "headers": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+                and all(_HEADER_NAME.fullmatch(k) for k in v),
+                "a table of strings whose keys are HTTP header names (letters, digits and -, no spaces)"),
     "timeout": (_number(0.1, 3600), "a number from 0.1 to 3600"),
     "overlap_minutes": (_number(0, 7 * 24 * 60), "a number from 0 to 10080"),
     "events": (lambda v: v in EVENT_POLICIES, "one of " + ", ".join(sorted(EVENT_POLICIES))),

@@ -696,6 +696,16 @@ def open_readonly(path: str | os.PathLike, *, wait: float = 30.0) -> duckdb.Duck
                 raise StoreError(f"cannot open the store {path}: {_first_line(exc)}") from None
 
 
+def require_store(con: duckdb.DuckDBPyConnection, path: str) -> duckdb.DuckDBPyConnection:
+    """`con` itself, if it is a sentry-mirror store (it has `_migrations`); else a StoreError, and
+    `con` closed: every reader command says the same of someone else's DuckDB file."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_migrations' "
+                       "AND database_name = current_database()").fetchone()[0]:
+        con.close()
+        raise StoreError(f"{path} is a DuckDB file but not a sentry-mirror store", hint="pass the --db that sync writes")
+    return con
+
+
 def read_df(path: str | os.PathLike, sql: str, params: list | dict | None = None):
     """One query into a pandas DataFrame on a connection of its own, closed at once: the way for a
     notebook to read a store that a sync may be writing."""

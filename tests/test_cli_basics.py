@@ -76,6 +76,21 @@ def test_status_of_a_file_that_is_not_a_store(tmp_path):
     assert (tmp_path / "x.duckdb").read_text() == "hello"
 
 
+@pytest.mark.parametrize("args", [["status"], ["report", "trends"], ["issues"], ["export", "parquet", "OUT"]])
+def test_every_reader_says_the_same_of_someone_elses_duckdb_file(tmp_path, args):
+    """report exited 1, issues 2 and status 3, and export wrote the file's tables out with exit 0."""
+    import duckdb
+
+    path = tmp_path / "theirs.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE invoices (n INTEGER)")
+    con.close()
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    line = one_line_error(run(*args, "--db", str(path)), code=3)
+    assert "is a DuckDB file but not a sentry-mirror store" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_sync_into_a_folder_that_does_not_exist(tmp_path):
     line = one_line_error(run("sync", "--url", "http://127.0.0.1:9", "--org", "a", "--token", "t-1234",
                               "--db", str(tmp_path / "no" / "such" / "s.duckdb")), code=3)

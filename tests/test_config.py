@@ -127,6 +127,16 @@ def test_pasted_token_is_stripped_and_control_characters_refused(monkeypatch, tm
         resolve(config_path=str(path), url=None, org=None, token=None, db=None)
 
 
+@pytest.mark.parametrize("name", ["X Key", "X-Key:", "Clé", ""])
+def test_a_header_name_that_http_cannot_carry_is_a_config_error(monkeypatch, tmp_path, name):
+    """A name with a space went out as is and came back as a confusing 401."""
+    path = tmp_path / "c.toml"
+    monkeypatch.setenv("T1", "tok-1234")
+    path.write_text(f'[[sources]]\norg = "a"\ntoken_env = "T1"\nheaders = {{ "{name}" = "v" }}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="HTTP header names"):
+        resolve(config_path=str(path), url=None, org=None, token=None, db=None)
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://exa mple.com", "http://[::1"])
 def test_bad_url_is_a_config_error(url):
     with pytest.raises(ConfigError):
