@@ -281,14 +281,13 @@ def test_migration_fills_user_key_for_events_stored_before_it(tmp_path, fixture)
             break
         con.execute(sql)
         con.execute("INSERT INTO _migrations VALUES (?, now()::TIMESTAMP)", [name])
-    for n, (user_id, email, ip, tag) in enumerate([("7", None, None, None), (None, "a@x.io", "10.0.0.1", None),
-                                                   (None, None, "10.0.0.2", "ip:10.0.0.2"), (None, None, None, None)]):
-        con.execute("INSERT INTO events (source, event_id, user_id, user_email, user_ip, raw, synced_at) "
-                    "VALUES ('s', ?, ?, ?, ?, '{}', now()::TIMESTAMP)", [f"e{n}", user_id, email, ip])
-        if tag:
-            con.execute("INSERT INTO event_tags VALUES ('s', ?, 'user', ?)", [f"e{n}", tag])
+    rows = [("7", None, None, None), (None, "cat", "a@x.io", "10.0.0.1"), (None, None, "a@x.io", "10.0.0.1"),
+            (None, None, None, "10.0.0.2"), (None, None, None, None)]
+    for n, (user_id, username, email, ip) in enumerate(rows):
+        con.execute("INSERT INTO events (source, event_id, user_id, user_username, user_email, user_ip, raw, synced_at) "
+                    "VALUES ('s', ?, ?, ?, ?, ?, '{}', now()::TIMESTAMP)", [f"e{n}", user_id, username, email, ip])
     con.close()
     store = Store(path)
     got = dict(store.con.execute("SELECT event_id, user_key FROM events").fetchall())
     store.close()
-    assert got == {"e0": "id:7", "e1": "email:a@x.io", "e2": "ip:10.0.0.2", "e3": None}
+    assert got == {"e0": "id:7", "e1": "username:cat", "e2": "email:a@x.io", "e3": "ip:10.0.0.2", "e4": None}
