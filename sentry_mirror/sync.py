@@ -842,7 +842,9 @@ class Syncer:
         self.buffer.flush()  # the project walks' last pages count too
         horizon = self._server_now() - RETENTION  # later than the list's: never counts more than Sentry
         held = {issue_id: (n, newest) for issue_id, n, newest in self.store.con.execute(
-            "SELECT e.issue_id, count(*) FILTER (WHERE e.date_created >= ? AND e.date_created <= w.last_seen), "
+            # lastSeen may come cut to the second, event times with their milliseconds
+            "SELECT e.issue_id, count(*) FILTER (WHERE e.date_created >= ? "
+            "AND e.date_created < w.last_seen + INTERVAL 1 SECOND), "
             "max(e.date_created) FROM events e JOIN (SELECT unnest(?::VARCHAR[]) AS issue_id, "
             "unnest(?::TIMESTAMP[]) AS last_seen) w ON w.issue_id = e.issue_id WHERE e.source = ? GROUP BY e.issue_id",
             [horizon, [w.issue_id for w in walks], [_parse_ts(w.seen_as["last_seen"]) for w in walks],

@@ -337,6 +337,23 @@ def test_scheduler_never_runs_two_writers_and_stops_cleanly_on_sigterm(tmp_path)
     con.close()
 
 
+def run_daemon_until_it_syncs(cmd: list[str], db: Path, env: dict) -> tuple[int, str]:
+    """Start `schedule`, wait for its store to appear and a few seconds more, stop it with SIGTERM:
+    (exit status, what it printed on stderr)."""
+    daemon = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not db.exists():
+            time.sleep(0.2)
+        time.sleep(3)
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=120)
+    finally:
+        daemon.kill()
+    return daemon.returncode, err
+
+
 def test_scheduler_without_a_run_now_syncs_at_the_first_scheduled_time(tmp_path):
     """--no-now added the job with next_run_time=None, which APScheduler takes as 'paused': the
     daemon announced nothing and never synced."""
@@ -344,18 +361,8 @@ def test_scheduler_without_a_run_now_syncs_at_the_first_scheduled_time(tmp_path)
         db = tmp_path / "later.duckdb"
         cmd = [sys.executable, "-m", "sentry_mirror.cli", "schedule", "--url", emu.url, "--org", emu.org_slug,
                "--db", str(db), "--every", "0.03", "--no-now"]  # the first run after 1.8 s
-        daemon = subprocess.Popen(cmd, env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN}, cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not db.exists():
-                time.sleep(0.2)
-            time.sleep(3)
-            daemon.send_signal(signal.SIGTERM)
-            _, err = daemon.communicate(timeout=120)
-        finally:
-            daemon.kill()
-        assert daemon.returncode == 0, err
+        returncode, err = run_daemon_until_it_syncs(cmd, db, {"SENTRY_AUTH_TOKEN": TOKEN})
+        assert returncode == 0, err
         assert "next run" in err.splitlines()[1], err  # said when the first run is, before it
         assert "synced " in err, err
         con = duckdb.connect(str(db), read_only=True)
@@ -406,18 +413,8 @@ def test_schedule_flags_replace_the_files_timing_and_lines_carry_their_time(tmp_
         config.write_text(f'db = "{db}"\n[schedule]\ncron = "0 3 1 1 *"\n'
                           f'[[sources]]\norg = "{emu.org_slug}"\nurl = "{emu.url}"\n')
         cmd = [sys.executable, "-m", "sentry_mirror.cli", "schedule", "-c", str(config), "--every", "0.03", "--no-now"]
-        daemon = subprocess.Popen(cmd, env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN, "SENTRYCLIRC": os.devnull},
-                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not db.exists():
-                time.sleep(0.2)
-            time.sleep(3)
-            daemon.send_signal(signal.SIGTERM)
-            _, err = daemon.communicate(timeout=120)
-        finally:
-            daemon.kill()
-    assert daemon.returncode == 0, err
+        returncode, err = run_daemon_until_it_syncs(cmd, db, {"SENTRY_AUTH_TOKEN": TOKEN, "SENTRYCLIRC": os.devnull})
+    assert returncode == 0, err
     assert "synced " in err, err  # ran on the flag's interval, not on 1 January at 03:00
     lines = [line for line in err.splitlines() if line.strip()]
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ ", line) for line in lines), err

@@ -293,7 +293,8 @@ def priority(issue: Issue) -> str:
 def issue(world: World, i: Issue, base_url: str, stats_period: str | None = "24h") -> dict:
     """StreamGroupSerializerSnuba shape (org issue list)."""
     a = world.agg(i)
-    first, last = iso(a.first_ms), iso(a.last_ms)
+    cut = 1000 if world.seen_in_seconds else 1
+    first, last = iso(a.first_ms // cut * cut), iso(a.last_ms // cut * cut)
     stats = {stats_period: _stats(world, i, stats_period)} if stats_period else {}
     return {
         "id": str(i.id), "shareId": None, "shortId": i.short_id, "title": i.title, "culprit": i.culprit,

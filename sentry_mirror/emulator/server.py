@@ -148,10 +148,13 @@ class Emulator:
     def __init__(self, seed: int = 1, scale: str = "tiny", token: str = DEFAULT_TOKEN,
                  rate_limit: int | None = None, port: int = 0, now: datetime | None = None,
                  flavor: str = "sentry", concurrent_limit: int | None = None, strict_limits: bool = False,
-                 deletions: bool = False, project_event_days: int | None = None):
+                 deletions: bool = False, project_event_days: int | None = None, seen_in_seconds: bool = False):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
         self.world = World(seed=seed, scale=scale, now=now, deletions=deletions)
+        # Issues' firstSeen/lastSeen cut to the second, as Sentry's schema example has them (its
+        # servers may send microseconds: the mirror must cope with both)
+        self.world.seen_in_seconds = seen_in_seconds
         self.token = token
         self.flavor = flavor
         self.faults = FaultRegistry(seed)

@@ -268,6 +268,7 @@ class World:
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
         self.seed = seed
+        self.seen_in_seconds = False  # render issues' firstSeen/lastSeen cut to the second (Emulator)
         self.scale_name = scale
         self.scale = SCALES[scale]
         now = now or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
