@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 RETENTION = timedelta(days=90)
 GROUP_BATCH = 100
 PROJECT_WALKS = 2  # project event walks at once
-PROBE_RETRIES = 2  # an optional stream's HTML 500, before the server showed that is how it says "no such route"
+PROBE_RETRIES = 2  # retries of an optional stream's HTML 500 before it is taken for a route the server lacks
 
 
 @dataclass
@@ -225,7 +225,6 @@ class Syncer:
         self._abort = threading.Event()
         self._missing: set[str] = set()  # optional streams this server does not serve
         self._known_missing: set[str] | None = None  # optional streams lacking at the last sync (optional)
-        self._pages_for_missing = False  # this server answered a route it lacks with an HTML 500 (optional)
         self._probe = False  # the next request of an optional stream probes its route (optional)
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
 
@@ -352,11 +351,11 @@ class Syncer:
         # sync). Elsewhere an HTML 500 may be a proxy's hiccup, and is retried as any 500.
         if self._known_missing is None:
             self._known_missing = set(self._capabilities().get("missing_streams") or [])
-        # And once one route of this server answered its HTML 500, so do the others it lacks; before
-        # that, such a page is retried twice, not six times (a GlitchTip first sync spent 22 s
-        # retrying each of deploys and stats). A proxy's passing 500 then skips the stream for this
-        # sync only: the next one asks again (and one answer in JSON forgets it was missing).
-        self._probe = True if name in self._known_missing or self._pages_for_missing else PROBE_RETRIES
+        # Any other stream's HTML 500 is retried twice, not six times (a GlitchTip first sync spent
+        # 22 s retrying each of deploys and stats). A proxy's 500 that outlasts that skips the
+        # stream for this sync only, said so in the notes: the next sync asks again (and one answer
+        # in JSON forgets it was missing); snapshots and stats lose nothing meanwhile.
+        self._probe = True if name in self._known_missing else PROBE_RETRIES
         try:
             step(*args, **kwargs)
             if name in self._known_missing:
@@ -368,10 +367,10 @@ class Syncer:
             if _route_missing(exc):
                 self.buffer.flush()
                 self._missing.add(name)
-                self._pages_for_missing = self._pages_for_missing or (exc.status == 500 and not exc.json_body)
                 if name not in self._known_missing and name != ep.PROJECT_EVENTS.name:  # its walks never probe
                     self._remember_missing(name, True)
-                note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]})"
+                again = "" if name in self._known_missing else "; asked again next sync"
+                note = f"{name}: not available from this server ({exc.status or 'no answer'}: {exc.message[:80]}){again}"
                 log.info(note)
                 self.result.notes.append(note)
                 return False

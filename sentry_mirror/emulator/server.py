@@ -34,7 +34,8 @@ CONCURRENT_LIMIT = 100
 RATE_LIMIT_MESSAGE = "You are attempting to use this endpoint too frequently. Limit is {} requests in {} seconds"
 GATEWAY_PAGE = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center>"
                 "<hr><center>nginx</center></body></html>")
-GATEWAY_REASONS = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}
+GATEWAY_REASONS = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable",
+                   "html500": "500 Internal Server Error"}  # a proxy's own page, not Sentry's JSON
 FLAVORS = ("sentry", glitchtip.FLAVOR)
 
 
@@ -227,7 +228,8 @@ class Emulator:
         kind = rule.kind if rule else None
         if kind in GATEWAY_REASONS:
             page = GATEWAY_PAGE.format(GATEWAY_REASONS[kind]).encode()
-            return Response(int(kind), raw=page, content_type="text/html", headers=_retry_after(rule)), rule
+            return Response(int(kind.removeprefix("html")), raw=page, content_type="text/html",
+                            headers=_retry_after(rule)), rule
         auth = headers.get("Authorization")
         token = _bearer_token(auth)
         if kind == "revoke" and token:
