@@ -240,6 +240,18 @@ def test_two_sources_share_one_store(tmp_path, monkeypatch):
             regressions = cli_json("report", "regressions", "--source", name)
             assert {r["release"] for r in regressions} <= set(truth["releases"])
         assert len(cli_json("issues")) == len(a.truth()["issues"]) + len(b.truth()["issues"])
+        # Without --source a project of one slug in both adds up, one row per bucket and project
+        # (each counted on its own basis); it came out as four rows, week_before crossed between bases
+        per_source = {}
+        for name in ("saas", "gt"):
+            for r in cli_json("report", "trends", "--source", name, "--by", "day"):
+                per_source[(r["bucket"], r["project"])] = per_source.get((r["bucket"], r["project"]), 0) + r["events"]
+        both = cli_json("report", "trends", "--by", "day")
+        keys = [(r["bucket"], r["project"]) for r in both]
+        assert len(keys) == len(set(keys)) == len(per_source)
+        assert {(r["bucket"], r["project"]): r["events"] for r in both} == per_source
+        shared = {r["project"] for r in both if r["basis"] == "events+stats"}
+        assert shared, "the two emulators share no project slug: pick other seeds"
         missing = CliRunner().invoke(cli, ["issues", "--source", "nope", "--db", str(tmp_path / "two.duckdb")])
         assert missing.exit_code == 2 and "known: gt, saas" in missing.stderr
 

@@ -1,51 +1,80 @@
 -- name: trends
--- The `report trends` query: events per bucket ($by: hour | day | week) and project, from the
--- error_trends view, with the bucket a week earlier; the latest $limit buckets. Every filter is a
--- bound parameter; NULL means "any".
+-- The `report trends` query: events per bucket ($by: hour | day | week) and project, with the bucket
+-- a week earlier; the latest $limit buckets, each with every project. Every filter is a bound
+-- parameter; NULL means "any". The figures are error_trends' (Sentry's `generated` counters, or
+-- the stored events of live_events), computed here from the same tables with the filters applied
+-- before counting: through the view, ten million events were counted for every report.
 -- $basis 'auto' reads each project's own counters from Sentry where the mirror has them (never
 -- sampled), and its stored events where it has none (a GlitchTip source, a project whose stats
 -- failed or are not synced yet); 'events' (a breakdown by environment or release) reads the events.
--- A bucket with no events is a 0, from the project's first bucket to the latest of any project:
--- a missing row would draw a line straight over a quiet day.
-WITH counted AS (
-    SELECT DISTINCT source, project_id FROM error_trends WHERE basis = 'stats'
+-- Projects of one slug in several sources add up (pick one with --source); `basis` lists what the
+-- figures of a project came from. A bucket with no events is a 0, from the project's first bucket
+-- (or --since) to the latest of any project: a missing row would draw a line straight over a
+-- quiet day.
+WITH params AS (
+    SELECT CASE WHEN $by = 'hour' THEN 'hour' ELSE 'day' END AS period,
+           CASE $by WHEN 'hour' THEN INTERVAL 1 HOUR WHEN 'day' THEN INTERVAL 1 DAY ELSE INTERVAL 7 DAY END AS step,
+           date_trunc($by, $since::TIMESTAMP) AS first_shown,
+           date_trunc($by, $since::TIMESTAMP) - INTERVAL 7 DAY AS first_read  -- the week before counts too
 ),
-base AS (
-    SELECT t.project, t.basis, t.bucket, t.events
-    FROM error_trends t LEFT JOIN counted c ON c.source = t.source AND c.project_id = t.project_id
-    WHERE t.period = CASE WHEN $by = 'hour' THEN 'hour' ELSE 'day' END
-      AND t.basis = CASE WHEN $basis = 'auto' AND c.project_id IS NOT NULL THEN 'stats' ELSE 'events' END
-      AND ($source::VARCHAR IS NULL OR t.source = $source)
-      AND ($project::VARCHAR IS NULL OR t.project = $project)
-      AND ($environment::VARCHAR IS NULL OR t.environment = $environment)
-      AND ($release::VARCHAR IS NULL OR t.release = $release)
+scoped AS (  -- the projects the filters keep
+    SELECT source, id AS project_id, slug AS project FROM projects
+    WHERE ($source::VARCHAR IS NULL OR source = $source) AND ($project::VARCHAR IS NULL OR slug = $project)
+),
+counted AS (  -- those whose counters the mirror holds
+    SELECT s.source, s.project_id FROM scoped s
+    WHERE $basis = 'auto' AND EXISTS (SELECT 1 FROM project_stats t WHERE t.source = s.source
+                                      AND t.project_id = s.project_id AND t.stat = 'generated')
+),
+stats AS (
+    SELECT c.source, c.project_id, t.ts AS bucket, t.count AS events, 'stats' AS basis
+    FROM project_stats t JOIN counted c ON c.source = t.source AND c.project_id = t.project_id, params
+    WHERE t.stat = 'generated' AND t.resolution = CASE params.period WHEN 'hour' THEN '1h' ELSE '1d' END
+      AND (params.first_read IS NULL OR t.ts >= params.first_read)
+      AND ($until::TIMESTAMP IS NULL OR t.ts < $until)
+),
+events AS (
+    SELECT e.source, e.project_id, date_trunc(params.period, e.date_created) AS bucket, count(*) AS events,
+           'events' AS basis
+    FROM live_events e SEMI JOIN scoped s ON s.source = e.source AND s.project_id = e.project_id, params
+    WHERE NOT EXISTS (SELECT 1 FROM counted c WHERE c.source = e.source AND c.project_id = e.project_id)
+      AND ($environment::VARCHAR IS NULL OR e.environment = $environment)
+      AND ($release::VARCHAR IS NULL OR e.release = $release)
+      AND (params.first_read IS NULL OR e.date_created >= params.first_read)
+      AND ($until::TIMESTAMP IS NULL OR e.date_created < $until)
+    GROUP BY ALL
 ),
 counts AS (
-    SELECT project, basis, date_trunc($by, bucket) AS bucket, sum(events)::BIGINT AS events
-    FROM base GROUP BY ALL
+    SELECT s.project, date_trunc($by, b.bucket) AS bucket, sum(b.events)::BIGINT AS events,
+           string_agg(DISTINCT b.basis, '+' ORDER BY b.basis) AS basis
+    FROM (SELECT * FROM stats UNION ALL SELECT * FROM events) b
+    JOIN scoped s ON s.source = b.source AND s.project_id = b.project_id
+    GROUP BY ALL
 ),
-step AS (
-    SELECT CASE $by WHEN 'hour' THEN INTERVAL 1 HOUR WHEN 'day' THEN INTERVAL 1 DAY ELSE INTERVAL 7 DAY END AS step
+bases AS (
+    SELECT project, string_agg(DISTINCT basis, '+' ORDER BY basis) AS basis
+    FROM (SELECT project, unnest(string_split(basis, '+')) AS basis FROM counts) GROUP BY project
 ),
 calendar AS (
-    SELECT c.project, c.basis, unnest(generate_series(c.first_bucket, l.last_bucket, step.step)) AS bucket
-    FROM (SELECT project, basis, min(bucket) AS first_bucket FROM counts GROUP BY ALL) c,
-         (SELECT max(bucket) AS last_bucket FROM counts) l, step
+    SELECT c.project, unnest(generate_series(greatest(c.first_bucket, coalesce(params.first_read, c.first_bucket)),
+                                             l.last_bucket, params.step)) AS bucket
+    FROM (SELECT project, min(bucket) AS first_bucket FROM counts GROUP BY project) c,
+         (SELECT max(bucket) AS last_bucket FROM counts) l, params
 ),
 series AS (
-    SELECT k.project, k.basis, k.bucket, coalesce(n.events, 0) AS events
-    FROM calendar k LEFT JOIN counts n ON n.project = k.project AND n.basis = k.basis AND n.bucket = k.bucket
+    SELECT k.project, k.bucket, coalesce(n.events, 0) AS events
+    FROM calendar k LEFT JOIN counts n ON n.project = k.project AND n.bucket = k.bucket
 ),
 shown AS (
     SELECT s.bucket, s.project, s.events, w.events AS week_before,
            s.events - coalesce(w.events, 0) AS change,
            CASE WHEN w.events > 0 THEN round(100.0 * (s.events - w.events) / w.events, 1) END AS change_pct,
-           s.basis,
+           b.basis,
            dense_rank() OVER (ORDER BY s.bucket DESC) AS age
     FROM series s
-    LEFT JOIN series w ON w.project = s.project AND w.bucket = s.bucket - INTERVAL 7 DAY
-    WHERE ($since::TIMESTAMP IS NULL OR s.bucket >= date_trunc($by, $since::TIMESTAMP))
-      AND ($until::TIMESTAMP IS NULL OR s.bucket < $until)
+    JOIN bases b ON b.project = s.project
+    LEFT JOIN series w ON w.project = s.project AND w.bucket = s.bucket - INTERVAL 7 DAY, params
+    WHERE (params.first_shown IS NULL OR s.bucket >= params.first_shown)
 )
 SELECT bucket, project, events, week_before, change, change_pct, basis
 FROM shown

@@ -9,7 +9,11 @@
 CREATE OR REPLACE MACRO matching_events(project, environment, release, since, until) AS TABLE
 SELECT source, issue_id, user_key
 FROM events ev
-WHERE (project IS NULL OR project_id IN (SELECT id FROM projects p WHERE p.slug = project AND p.source = ev.source))
+-- The project's ids first (a plain IN list the scan filters with), then each survivor's own source:
+-- the source check alone, as a correlated IN, took 0.56 s at ten million events against 0.04.
+WHERE (project IS NULL OR project_id IN (SELECT id FROM projects WHERE slug = project))
+  AND (project IS NULL OR EXISTS (SELECT 1 FROM projects p WHERE p.slug = project AND p.source = ev.source
+                                                          AND p.id = ev.project_id))
   AND (environment IS NULL OR ev.environment = environment)
   AND (release IS NULL OR ev.release = release)
   AND (since IS NULL OR date_created >= since)
