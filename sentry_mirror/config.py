@@ -185,6 +185,7 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
     if "cron" in schedule and "every_minutes" in schedule:
         problems.append(Problem("[schedule] takes cron or every_minutes, not both", where.line("schedule", 0)))
     sources = data.get("sources") if isinstance(data.get("sources"), list) else []
+    servers = _servers(sources)
     for i, raw in enumerate(sources):
         label = f"sources[{i}]"
         if not isinstance(raw, dict):
@@ -212,7 +213,7 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
             problems.append(Problem(f"{label}: another source is named {name!r} too; each needs its own name "
                                     "(its rows are tagged with it): set name", where.line("sources", i)))
         env_name = raw.get("token_env")
-        if not env_name and len(_servers(sources)) > 1:
+        if not env_name and len(servers) > 1:
             problems.append(Problem(f"{label}: no token_env, and the config names more than one server: set "
                                     "token_env for each source, so that no server is sent another's token "
                                     "(SENTRY_AUTH_TOKEN or ~/.sentryclirc would go to all of them)",

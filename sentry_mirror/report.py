@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 
-from .errors import ConfigError, StoreError
+from .errors import ConfigError
+from .store import require_store
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
 
@@ -29,10 +30,8 @@ def shown_status(alias: str = "") -> str:
 def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> dict[str, Any]:
     """Per source: rows, the last run and the last good one, lag, last error, each stream's figures
     from the last run and whether a walk will resume; and the scheduler's next run if one runs."""
+    require_store(con, db_path or "this file")
     tables = _tables(con)
-    if "_migrations" not in tables:
-        raise StoreError(f"{db_path or 'this file'} is a DuckDB file but not a sentry-mirror store",
-                         hint="pass the --db that sync writes")
     from .locking import is_held
 
     info: dict[str, Any] = {"sources": {}, "scheduler": scheduler_status(db_path) if db_path else None}

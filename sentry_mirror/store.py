@@ -10,13 +10,13 @@ signal the writer still closes the file after each lease of `lease_seconds`.
 from __future__ import annotations
 
 import contextlib
-import threading
 import functools
 import json
 import logging
 import os
 import re
 import stat
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path

@@ -346,15 +346,14 @@ class Syncer:
         """
         if name in self._missing:
             return False
-        # A stream the server lacked at the last sync probes with its first request: a missing
-        # route's HTML 500 is then not retried (GlitchTip's unknown paths: six retries cost 45 s a
-        # sync). Elsewhere an HTML 500 may be a proxy's hiccup, and is retried as any 500.
+        # The first request of a stream probes its route. A stream the server lacked at the last
+        # sync: a missing route's HTML 500 is not retried (GlitchTip's unknown paths: six retries
+        # cost 45 s a sync). Any other: retried twice, not six times (a GlitchTip first sync spent
+        # 22 s on each of deploys and stats); a proxy's 500 that outlasts that skips the stream for
+        # this sync only, said so in the notes: the next sync asks again (and one answer in JSON
+        # forgets it was missing); snapshots and stats lose nothing meanwhile.
         if self._known_missing is None:
             self._known_missing = set(self._capabilities().get("missing_streams") or [])
-        # Any other stream's HTML 500 is retried twice, not six times (a GlitchTip first sync spent
-        # 22 s retrying each of deploys and stats). A proxy's 500 that outlasts that skips the
-        # stream for this sync only, said so in the notes: the next sync asks again (and one answer
-        # in JSON forgets it was missing); snapshots and stats lose nothing meanwhile.
         self._probe = True if name in self._known_missing else PROBE_RETRIES
         try:
             step(*args, **kwargs)
