@@ -34,7 +34,7 @@ from .client import IDLE_STEP, Page, SentryClient
 from .rawpage import RawPage
 from .spool import PageSpool, spool_directory
 from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
-from .store import PRUNE_KEYS, Store
+from .store import PRUNE_KEYS, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class EventWalk:
     newest: datetime | None = None
     project: str = ""  # its project's slug, for progress lines
     recent: bool = False  # first seen within retention: Sentry should still serve all its events
+    listed_at: datetime | None = None  # when the issue (and so its count) was stored, on our clock
 
     def __post_init__(self) -> None:
         self.newest = self.watermark
@@ -682,11 +683,11 @@ class Syncer:
             WITH i AS (
                 SELECT i.id, p.id AS project_id, p.slug, coalesce(CAST(i.times_seen AS VARCHAR), '') AS times_seen,
                        coalesce(strftime(i.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'), '') AS last_seen, i.last_seen AS ts,
-                       i.first_seen
+                       i.first_seen, i.synced_at
                 FROM issues i LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id
                 WHERE i.source = ? AND i.deleted_at IS NULL AND (i.last_seen IS NULL OR i.last_seen >= ?))
             SELECT i.id, i.slug, i.times_seen, i.last_seen, s.watermark, s.cursor, s.params, i.project_id,
-                   coalesce(i.first_seen >= ?, false)
+                   coalesce(i.first_seen >= ?, false), i.synced_at
             FROM i LEFT JOIN _sync_state s ON s.source = ? AND s.stream = 'events' AND s.scope = i.id
             WHERE ? OR s.scope IS NULL OR s.cursor IS NOT NULL
                OR coalesce(s.extra->>'times_seen', '') <> i.times_seen
@@ -694,7 +695,7 @@ class Syncer:
             ORDER BY i.ts DESC NULLS LAST, i.id
             """, [self.source, horizon, horizon, self.source, self.options.full]).fetchall()
         jobs, by_project = [], {}
-        for issue_id, slug, times_seen, last_seen, watermark, cursor, saved, project_id, recent in rows:
+        for issue_id, slug, times_seen, last_seen, watermark, cursor, saved, project_id, recent, listed_at in rows:
             policy = self.options.project_events.get(slug or "", self.options.events)
             if policy == "none":
                 continue
@@ -702,7 +703,7 @@ class Syncer:
             walk = EventWalk(issue_id, {"times_seen": times_seen, "last_seen": last_seen}, _parse_ts(watermark),
                              self.options.events_sample if policy == "sample" else None,
                              cursor if resume else None, json.loads(saved) if resume else None,
-                             project=slug or "?", recent=recent)
+                             project=slug or "?", recent=recent, listed_at=listed_at)
             jobs.append(walk)
             if policy == "all" and project_id is not None and not resume:
                 by_project.setdefault((project_id, slug), []).append(walk)
@@ -838,14 +839,19 @@ class Syncer:
         if not walks:
             return set()
         self.buffer.flush()  # the project walks' last pages count too
-        horizon = self._server_now() - RETENTION  # later than the list's: never counts more than Sentry
+        # Each count covers the 90 days before the list answered with it: from when the issue was
+        # stored (a moment after, so never more than Sentry counted), on the server's clock. The
+        # time of the settling itself came minutes later at scale, and events that had crossed the
+        # 90-day edge meanwhile made issues look short.
+        skew = self._server_now() - utcnow()
+        horizons = [(w.listed_at or utcnow()) + skew - RETENTION for w in walks]
         held = {issue_id: (n, newest) for issue_id, n, newest in self.store.con.execute(
             # lastSeen may come cut to the second, event times with their milliseconds
-            "SELECT e.issue_id, count(*) FILTER (WHERE e.date_created >= ? "
-            "AND e.date_created < w.last_seen + INTERVAL 1 SECOND), "
-            "max(e.date_created) FROM events e JOIN (SELECT unnest(?::VARCHAR[]) AS issue_id, "
-            "unnest(?::TIMESTAMP[]) AS last_seen) w ON w.issue_id = e.issue_id WHERE e.source = ? GROUP BY e.issue_id",
-            [horizon, [w.issue_id for w in walks], [_parse_ts(w.seen_as["last_seen"]) for w in walks],
+            "SELECT e.issue_id, count(*) FILTER (WHERE e.date_created >= w.horizon "
+            "AND e.date_created < w.last_seen + INTERVAL 1 SECOND), max(e.date_created) "
+            "FROM events e JOIN (SELECT unnest(?::VARCHAR[]) AS issue_id, unnest(?::TIMESTAMP[]) AS last_seen, "
+            "unnest(?::TIMESTAMP[]) AS horizon) w ON w.issue_id = e.issue_id WHERE e.source = ? GROUP BY e.issue_id",
+            [[w.issue_id for w in walks], [_parse_ts(w.seen_as["last_seen"]) for w in walks], horizons,
              self.source]).fetchall()}
         settled = set()
         for walk in walks:

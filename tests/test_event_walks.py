@@ -265,3 +265,44 @@ def test_settling_from_the_store_costs_no_request_whatever_the_precision_of_last
     assert first.status == later.status == "ok"
     assert not [k for k in used if ISSUE_WALK in k], used  # every issue settled from its project's walk
     assert not [k for k in used_later if ISSUE_WALK in k], used_later
+
+
+def test_settling_counts_each_issue_in_the_window_its_count_came_with(monkeypatch):
+    """Found in review: the store's events were counted from 90 days before the moment of settling,
+    while Sentry's count covers the 90 days before the list answered. At scale those are minutes
+    apart (a large sync at 20 requests/s takes ten), and every issue with an event that crossed the
+    90-day edge meanwhile looked short and was walked on its own: 99 requests became 168 with three
+    hours between the two. Here both clocks jump three hours between the list and the settling."""
+    from datetime import timedelta
+
+    from helpers import sync as sync_once
+    from sentry_mirror import sync as sync_module
+    from sentry_mirror.emulator import Emulator
+    from sentry_mirror.store import utcnow
+    from sentry_mirror.sync import Syncer
+
+    with Emulator(seed=11, scale="small", token="tok") as emu:
+        store = Store(":memory:")
+        sync_once(store, emu)
+        emu.advance(24 * 100)  # issues older than retention, with events at the 90-day edge
+        sync_once(store, emu)
+        emu.advance(24)
+        later = timedelta(hours=3)
+        settle, server_now = Syncer._settle_from_store, Syncer._server_now
+
+        def settle_later(self, walks, *args):
+            monkeypatch.setattr(Syncer, "_server_now", lambda s: server_now(s) + later)
+            monkeypatch.setattr(sync_module, "utcnow", lambda: utcnow() + later, raising=False)
+            try:
+                return settle(self, walks, *args)
+            finally:
+                monkeypatch.setattr(Syncer, "_server_now", server_now)
+                monkeypatch.setattr(sync_module, "utcnow", utcnow, raising=False)
+
+        monkeypatch.setattr(Syncer, "_settle_from_store", settle_later)
+        before = emu.request_counts()["by_endpoint"]
+        result = sync_once(store, emu)
+        used = requests_by_route(emu, before)
+        store.close()
+    assert result.status == "ok"
+    assert not [k for k in used if ISSUE_WALK in k], used
