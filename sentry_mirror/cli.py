@@ -370,7 +370,7 @@ def issues(since, until, status, source, project, sort, limit, db, fmt):
 @click.option("--by", type=click.Choice(["hour", "day", "week"]), default=None,
               help="Bucket size of the trends report [default: day]; the other reports have none.")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True,
-              help="At most this many rows (trends: buckets x projects).")
+              help="At most this many rows (trends: the latest this many buckets, each with every project).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw the report into this PNG file: a line per project, or bars.")
 @store_options

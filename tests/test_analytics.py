@@ -212,6 +212,45 @@ def test_report_trends_reads_events_for_a_project_without_stats(synced, tmp_path
     assert got == want
 
 
+def test_report_trends_counts_the_bucket_holding_until_whole_on_both_bases(synced):
+    """Found in review: counters kept the day holding --until whole, stored events cut it at the
+    instant, so one report mixed whole and cut days."""
+    slugs = dict(query(synced, "SELECT id, slug FROM projects"))
+    backend = next(i for i, slug in slugs.items() if slug == "backend")
+    day = sorted(d for (p, d) in truth_per_day(synced) if p == backend)[-2]  # a whole day, not today
+    until = f"{day}T12:00:00"
+    whole = truth_per_day(synced)[(backend, day)]
+    whole_staging = truth_per_day(synced, environment="staging").get((backend, day), 0)
+    counters = report(synced, "trends", "--project", "backend", "--until", until)
+    events = report(synced, "trends", "--project", "backend", "--until", until, "--environment", "staging")
+    assert [r["events"] for r in counters if r["bucket"].startswith(day)] == [whole]
+    assert [r["events"] for r in events if r["bucket"].startswith(day)] == [whole_staging]
+    assert {r["basis"] for r in counters} == {"stats"} and {r["basis"] for r in events} == {"events"}
+
+
+def test_report_trends_reads_events_before_a_projects_first_counter(synced, tmp_path):
+    """Found in review: a project with counters for part of the range showed 0 (and -100%) before
+    them, or nothing, where its stored events were."""
+    import shutil
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(synced.path, copy)
+    con = duckdb.connect(str(copy))
+    backend = con.execute("SELECT id FROM projects WHERE slug = 'backend'").fetchone()[0]
+    cut = (synced.cutoff + timedelta(days=40)).replace(hour=0, minute=0, second=0, microsecond=0)
+    con.execute("DELETE FROM project_stats WHERE project_id = ? AND ts < ?", [backend, cut])
+    con.close()
+    since = (synced.cutoff + timedelta(days=1)).strftime("%Y-%m-%d")
+    result = CliRunner().invoke(cli, ["report", "trends", "--db", str(copy), "--format", "json", "--limit", "1000",
+                                      "--project", "backend", "--since", since])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    want = {d: n for (p, d), n in truth_per_day(synced).items() if p == backend and d >= since}
+    got = {r["bucket"][:10]: r["events"] for r in rows if r["events"]}
+    assert got == want
+    assert {r["basis"] for r in rows} == {"events+stats"}
+
+
 # ----- release_regressions and `report regressions` ---------------------------------------------
 
 def test_new_issues_per_release_match_truth(synced):

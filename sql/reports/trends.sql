@@ -4,9 +4,10 @@
 -- parameter; NULL means "any". The figures are error_trends' (Sentry's `generated` counters, or
 -- the stored events of live_events), computed here from the same tables with the filters applied
 -- before counting: through the view, ten million events were counted for every report.
--- $basis 'auto' reads each project's own counters from Sentry where the mirror has them (never
--- sampled), and its stored events where it has none (a GlitchTip source, a project whose stats
--- failed or are not synced yet); 'events' (a breakdown by environment or release) reads the events.
+-- $basis 'auto' reads each project's own counters from Sentry where the mirror has them at the
+-- resolution shown (never sampled), from the first such bucket on, and its stored events elsewhere
+-- (a GlitchTip source, a project whose stats failed or are not synced yet, the time before the
+-- first counter); 'events' (a breakdown by environment or release) reads the events.
 -- Projects of one slug in several sources add up (pick one with --source); `basis` lists what the
 -- figures of a project came from. A bucket with no events is a 0, from the project's first bucket
 -- (or --since) to the latest of any project: a missing row would draw a line straight over a
@@ -21,27 +22,32 @@ scoped AS (  -- the projects the filters keep
     SELECT source, id AS project_id, slug AS project FROM projects
     WHERE ($source::VARCHAR IS NULL OR source = $source) AND ($project::VARCHAR IS NULL OR slug = $project)
 ),
-counted AS (  -- those whose counters the mirror holds
-    SELECT s.source, s.project_id FROM scoped s
-    WHERE $basis = 'auto' AND EXISTS (SELECT 1 FROM project_stats t WHERE t.source = s.source
-                                      AND t.project_id = s.project_id AND t.stat = 'generated')
+counted AS (  -- those whose counters the mirror holds at this resolution, from their first bucket
+    SELECT s.source, s.project_id, min(t.ts) AS first_counted
+    FROM scoped s JOIN project_stats t ON t.source = s.source AND t.project_id = s.project_id, params
+    WHERE $basis = 'auto' AND t.stat = 'generated'
+      AND t.resolution = CASE params.period WHEN 'hour' THEN '1h' ELSE '1d' END
+    GROUP BY ALL
 ),
+-- A bucket is shown when it starts before --until, whole, on both bases (the $by bucket: a week
+-- that starts before it is counted whole too).
 stats AS (
     SELECT c.source, c.project_id, t.ts AS bucket, t.count AS events, 'stats' AS basis
     FROM project_stats t JOIN counted c ON c.source = t.source AND c.project_id = t.project_id, params
     WHERE t.stat = 'generated' AND t.resolution = CASE params.period WHEN 'hour' THEN '1h' ELSE '1d' END
       AND (params.first_read IS NULL OR t.ts >= params.first_read)
-      AND ($until::TIMESTAMP IS NULL OR t.ts < $until)
+      AND ($until::TIMESTAMP IS NULL OR date_trunc($by, t.ts) < $until)
 ),
-events AS (
+events AS (  -- projects without counters, and those with them before their first counted bucket
     SELECT e.source, e.project_id, date_trunc(params.period, e.date_created) AS bucket, count(*) AS events,
            'events' AS basis
-    FROM live_events e SEMI JOIN scoped s ON s.source = e.source AND s.project_id = e.project_id, params
-    WHERE NOT EXISTS (SELECT 1 FROM counted c WHERE c.source = e.source AND c.project_id = e.project_id)
+    FROM live_events e SEMI JOIN scoped s ON s.source = e.source AND s.project_id = e.project_id
+    LEFT JOIN counted c ON c.source = e.source AND c.project_id = e.project_id, params
+    WHERE (c.first_counted IS NULL OR e.date_created < c.first_counted)
       AND ($environment::VARCHAR IS NULL OR e.environment = $environment)
       AND ($release::VARCHAR IS NULL OR e.release = $release)
       AND (params.first_read IS NULL OR e.date_created >= params.first_read)
-      AND ($until::TIMESTAMP IS NULL OR e.date_created < $until)
+      AND ($until::TIMESTAMP IS NULL OR date_trunc($by, e.date_created) < $until)
     GROUP BY ALL
 ),
 counts AS (
