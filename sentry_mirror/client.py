@@ -39,6 +39,9 @@ MAX_PAGE_SIZE = 100
 PAGE_TEXT_BYTES = 16 << 20
 # How often a thread that waits (for an answer, a window, a backoff) calls its idle hook.
 IDLE_STEP = 0.1
+# Empty pages in a row, each promising more (results="true"), before a walk is taken as broken: Sentry's
+# paginators may answer a short or empty page while more follow, but not without end.
+EMPTY_PAGES = 20
 _SIZE_KEYS = ("per_page", "limit")  # Sentry reads per_page, GlitchTip limit (see Syncer._with_page_size)
 
 # One link: <url>; key="value"; key="value"   (tolerant of GlitchTip's `{'…'}` wrapping)
@@ -373,7 +376,7 @@ class SentryClient:
         asked = _page_size_of(base)  # the caller's page size: fitted pages never grow past it
         size = min(asked, self._fitted.get(path, asked)) if asked else None
         seen: set[str] = set()
-        restarts = 0
+        restarts = empties = 0
         while True:
             pairs = (base if size == asked else _with_size(base, size)) + ([("cursor", cursor)] if cursor else [])
             try:
@@ -393,9 +396,17 @@ class SentryClient:
                                _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
             page = Page([], cursor, None, response.headers, data) if raw else Page(data, cursor, None, response.headers)
             nxt = next_cursor(parse_link_header(response.headers.get("Link")))
-            if nxt is not None and (nxt in seen or nxt == cursor):
-                log.warning("server repeated cursor %s on %s; stopping this walk", nxt, path)
-                nxt = None
+            # Only results="false" ends a walk: an empty page that says more follow is followed.
+            # Guarded both ways, as a failed stream (never a walk that ends as if it were done):
+            # empty pages without end, and a page of items whose next cursor was seen before.
+            empties = empties + 1 if nxt is not None and not page.count else 0
+            if empties > EMPTY_PAGES:
+                raise ApiError(response.status_code, f"{empties} empty pages in a row, each saying more "
+                               f"results follow (last cursor {nxt})", _display(self.url_for(path)),
+                               hint="the server's pagination is stuck; try again later")
+            if nxt is not None and page.count and (nxt in seen or nxt == cursor):
+                raise ApiError(response.status_code, f"the server repeated cursor {nxt} after a page of items",
+                               _display(self.url_for(path)), hint="the server's pagination loops; try again later")
             if nxt is not None:
                 seen.add(nxt)
             page.next_cursor = nxt
@@ -406,7 +417,7 @@ class SentryClient:
                 else:
                     self._fitted.pop(path, None)
             yield page
-            if nxt is None or not page.count:
+            if nxt is None:
                 return
             cursor = nxt
 

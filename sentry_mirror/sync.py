@@ -981,12 +981,14 @@ class Syncer:
         else:
             params["statsPeriod"] = "90d"
         page_size = min(walk.sample, self.client.page_size) if first_sample else None
+        sampled = 0
         for page in self._route_pages(ep.ISSUE_EVENTS, params, walk.cursor, page_size, raw=True, issue=walk.issue_id):
+            sampled += page.count
             if first_sample:
-                page.next_cursor = None  # the sample is the newest page; the walk ends here
+                page.next_cursor = None  # the sample is the newest events: no checkpoint within it
             yield page, params
-            if first_sample:
-                return
+            if first_sample and sampled >= walk.sample:
+                return  # a short or empty page that says more follow does not end the sample
 
     def _store_event_page(self, walk: "EventWalk", page: Page, params: dict) -> None:
         if page.raw.newest and (walk.newest is None or page.raw.newest > walk.newest):

@@ -338,3 +338,23 @@ def test_an_answer_cut_short_every_time_is_retried_and_said_as_such():
         fired = sum(r.get("fired", 0) for r in requests.get(emu.url + "/_emulator/faults", timeout=10).json())
     assert fired == 5  # every retry was spent
     assert "cut short 5 times (IncompleteRead(" in str(info.value) and "check --url" not in str(info.value)
+
+
+def test_an_empty_page_that_says_more_follow_is_followed(server):
+    """Sentry's paginators may answer an empty page with results="true"; only results="false" ends
+    a walk, whatever the page holds."""
+    more = '<http://h/x/?&cursor=0:1:0>; rel="next"; results="true"; cursor="0:1:0"'
+    last = '<http://h/x/?&cursor=0:2:0>; rel="next"; results="false"; cursor="0:2:0"'
+    url, script = server([(200, {"Link": more}, []), (200, {"Link": more}, []), (200, {"Link": last}, [{"id": "1"}])])
+    pages = list(client_for(url, []).paginate("x/"))
+    assert [i["id"] for p in pages for i in p.items] == ["1"]
+    assert len(script.requests) == 3  # the same cursor answered empty is asked again
+
+
+def test_a_page_of_items_pointing_at_itself_fails_the_walk(server):
+    """A cursor repeated after a page of items would loop for ever; stopping there ended the walk
+    as if it were done. It is an error the stream reports."""
+    loop = '<http://h/x/?&cursor=0:1:0>; rel="next"; results="true"; cursor="0:1:0"'
+    url, _ = server([(200, {"Link": loop}, [{"id": "1"}]), (200, {"Link": loop}, [{"id": "2"}])])
+    with pytest.raises(ApiError, match="repeated cursor"):
+        list(client_for(url, []).paginate("x/"))

@@ -13,9 +13,12 @@ import threading
 from dataclasses import asdict, dataclass, field
 
 KINDS = ("429", "500", "html500", "502", "503", "reset", "truncate", "badjson", "slow", "badcursor", "revoke", "drift",
-         "huge", "hostile")
+         "huge", "hostile", "emptypage", "shortpage", "datefromproxy")
+# Kinds that shape a list page rather than replace the answer (Sentry's paginators may answer short,
+# even empty, pages and still say results="true"); on an answer that is not a list page they do nothing.
+PAGE_KINDS = ("emptypage", "shortpage")
 _INT_FIELDS = ("after", "times", "every")
-_FLOAT_FIELDS = ("rate", "delay", "retry_after")
+_FLOAT_FIELDS = ("rate", "delay", "retry_after", "offset")
 
 
 @dataclass
@@ -28,6 +31,7 @@ class FaultRule:
     every: int | None = None
     delay: float = 2.0
     retry_after: float | None = None
+    offset: float = 0.0  # datefromproxy: seconds the proxy's Date header is ahead (+) or behind (-)
     seen: int = 0
     fired: int = 0
     _rng: random.Random = field(default=None, repr=False, compare=False)
@@ -121,12 +125,13 @@ class FaultRegistry:
         """Count the request against every matching rule; return the first that fires.
 
         A `badcursor` rule matches only requests that send a cursor: a server cannot refuse one
-        it was not given."""
+        it was not given. A `datefromproxy` rule is never chosen: it shifts the Date header of
+        every request it matches, whatever else fires (see `date_offset`)."""
         chosen = None
         has_cursor = "cursor=" in query
         with self._lock:
             for rule in self._rules:
-                if rule.kind == "badcursor" and not has_cursor:
+                if (rule.kind == "badcursor" and not has_cursor) or rule.kind == "datefromproxy":
                     continue
                 if rule.matches(template, path):
                     rule.seen += 1
@@ -134,6 +139,12 @@ class FaultRegistry:
                         rule.fired += 1
                         chosen = rule
         return chosen
+
+    def date_offset(self, template: str, path: str) -> float:
+        """Seconds to add to the Date header: a reverse proxy whose clock differs from the server's
+        sets its own Date (nginx does), while the data and the rate-limit Reset stay on Sentry's."""
+        with self._lock:
+            return sum(r.offset for r in self._rules if r.kind == "datefromproxy" and r.matches(template, path))
 
 
 _DRIFT_DROP = ("annotations", "isUnhandled", "numComments", "subscriptionDetails", "lifetime", "stats",

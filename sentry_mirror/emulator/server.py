@@ -6,8 +6,10 @@ connections alive; faults that break the transport (reset, truncate) close the c
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 import signal
 import socket
 import struct
@@ -24,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import glitchtip
 from .api import MUTATIONS, NOT_FOUND, Api, Request, Response, resolve
-from .faults import FaultRegistry, FaultRule, drift, hostile, huge
+from .faults import PAGE_KINDS, FaultRegistry, FaultRule, drift, hostile, huge
 from .pagination import ApiError, bad_request
 from .world import World
 
@@ -165,6 +167,10 @@ class Emulator:
         self.api = Api(self.world, project_event_days=project_event_days)
         self._port = port
         self._revoked: set[str] = set()
+        # Cursors handed out by `emptypage`/`shortpage`: token -> (the cursor of the page that was cut
+        # or withheld, None for a first page; how many of its items were already served).
+        self._deferred: dict[str, tuple[str | None, int]] = {}
+        self._deferred_ids = itertools.count(1)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -244,9 +250,10 @@ class Emulator:
             elif ticket.refusal:
                 resp = Response(429, ticket.refusal)
             else:
-                req = Request(method, raw_path, parse_qsl(query, keep_blank_values=True), host, self.url,
-                              flavor=self.flavor, body=_json_or_none(body))
+                pairs, served = self._undefer(parse_qsl(query, keep_blank_values=True))
+                req = Request(method, raw_path, pairs, host, self.url, flavor=self.flavor, body=_json_or_none(body))
                 resp = self._app(req, match, auth, kind)
+                self._shape_page(resp, kind, dict(pairs).get("cursor"), served)
             if self.flavor == "sentry":  # GlitchTip sends no rate-limit headers
                 resp.headers += ticket.headers()
         finally:
@@ -278,6 +285,32 @@ class Emulator:
         except Exception:  # a bug in the emulator: answer like Sentry does, keep serving
             traceback.print_exc()
             return Response(500, {"detail": "Internal Error"})
+
+    def _undefer(self, pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+        """A cursor handed out by `_shape_page` stands for a real one: ask for that page instead, and
+        say how many of its items were served already."""
+        cursor = dict(pairs).get("cursor")
+        if cursor not in self._deferred:
+            return pairs, 0
+        original, served = self._deferred[cursor]
+        rest = [(k, v) for k, v in pairs if k != "cursor"]
+        return rest + ([("cursor", original)] if original else []), served
+
+    def _shape_page(self, resp: Response, kind: str | None, cursor: str | None, served: int) -> None:
+        """Answer a list page short (`shortpage`) or empty (`emptypage`) while its Link still says
+        results="true", as Sentry's paginators may; the next cursor leads to the rest of the page."""
+        link = dict(resp.headers).get("Link")
+        if resp.status != 200 or not isinstance(resp.payload, list) or link is None:
+            return
+        if served:
+            resp.payload = resp.payload[served:]
+        keep = 0 if kind == "emptypage" else len(resp.payload) // 2 if kind == "shortpage" else None
+        if keep is None or (kind == "shortpage" and not keep):
+            return
+        token = f"deferred-{next(self._deferred_ids)}"
+        self._deferred[token] = (cursor, served + keep)
+        resp.payload = resp.payload[:keep]
+        resp.headers = [(k, _defer_next(v, token) if k == "Link" else v) for k, v in resp.headers]
 
     def _authenticate(self, header: str | None) -> bool:
         """Bearer token check with DRF's messages; False means anonymous (no bearer header)."""
@@ -326,6 +359,25 @@ class Emulator:
             raise ValueError("fault rule must be a JSON object")
         added = self.faults.add_spec(rule["spec"]) if "spec" in rule else self.faults.add(**rule)
         return added.as_json()
+
+
+_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[A-Za-z_-]+="[^"]*")*)')
+
+
+def _defer_next(value: str, token: str) -> str:
+    """The Link header with its `rel="next"` link pointing at `token`, with results="true" (in
+    either Sentry's or GlitchTip's wrapping)."""
+    def one(m: re.Match) -> str:
+        url, attrs = m.group(1), m.group(2)
+        if 'rel="next"' not in attrs:
+            return m.group(0)
+        split = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(split.query, keep_blank_values=True) if k != "cursor"]
+        query.append(("cursor", token))
+        url = split._replace(query="&".join(f"{k}={v}" for k, v in query)).geturl()
+        return f'<{url}>; rel="next"; results="true"; cursor="{token}"'
+
+    return _LINK.sub(one, value)
 
 
 def _bearer_token(header: str | None) -> str | None:
