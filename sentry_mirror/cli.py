@@ -146,6 +146,8 @@ def cli():
               show_envvar=True, help="A TOML config file listing sources (see config.example.toml).")
 @click.option("--source", "source_names", multiple=True, help="Sync only the named config source (repeatable).")
 @click.option("--full", is_flag=True, help="Re-walk everything instead of only what changed.")
+@click.option("--rebind", is_flag=True, help="Accept a new URL for the server a source mirrors (it moved; its "
+                                             "organization id must stay the same).")
 @click.option("--ca-bundle", type=click.Path(exists=True),
               help="CA bundle (a PEM file, or a folder of certificates) to verify a self-hosted server's TLS "
                    "certificate (REQUESTS_CA_BUNDLE works too).")
@@ -156,7 +158,7 @@ def cli():
 @db_option
 @verbosity_options
 @handle_errors
-def sync(url, org, token, config_path, source_names, full, ca_bundle, insecure, wait, as_json, db, quiet, verbose):
+def sync(url, org, token, config_path, source_names, full, rebind, ca_bundle, insecure, wait, as_json, db, quiet, verbose):
     """Fetch what changed in Sentry into the store (resumable; safe to interrupt).
 
     Exit status: 0 all stored; 6 some streams failed and the rest were stored; 2 bad configuration;
@@ -169,7 +171,7 @@ def sync(url, org, token, config_path, source_names, full, ca_bundle, insecure, 
         config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
         apply_tls_options(config, ca_bundle, insecure)
         with stop_on_signals() as stop, terminal_progress(quiet or as_json) as (progress, observer):
-            results = sync_all(config, full=full, stop=stop, progress=progress, wait=wait, observer=observer)
+            results = sync_all(config, full=full, rebind=rebind, stop=stop, progress=progress, wait=wait, observer=observer)
     except MirrorError as exc:
         if as_json:
             click.echo(json.dumps({"status": "failed", "exit_code": exc.exit_code,
@@ -308,6 +310,8 @@ def format_status(path: str, info: dict) -> str:
             lines.append(f"  last run: {_when(run['started_at'])} UTC, {run['status']}{took}, {figures}")
             if run.get("error"):
                 lines.append(f"  last error: {run['error']}")
+        if src.get("clock"):
+            lines.append(f"  clock: {src['clock']}")
         lines.append("  rows: " + ", ".join(f"{t} {n:,}" for t, n in src["rows"].items()))
         if src.get("issues_by_status"):
             lines.append("  issues by status: " + ", ".join(f"{k} {v:,}" for k, v in src["issues_by_status"].items()))

@@ -161,6 +161,9 @@ class SentryClient:
         self._shared = False  # the server (or a proxy) counts all endpoints in one window
         self.stats = ClientStats()
         self.server_now: float | None = None  # server's clock (Date header), epoch seconds
+        # How far the Date header runs ahead (+) of Sentry's own clock, as its rate-limit Reset shows
+        # it: a reverse proxy sets Date from its own clock (nginx does). 0 while they agree.
+        self.date_skew = 0.0
         # The server's clock less ours, to better than the Date header's whole second: Date is the
         # server time rounded down, so each response bounds the offset from below, and the largest
         # such bound (a response just after the server's second ticked) is within a request's latency.
@@ -492,6 +495,8 @@ class SentryClient:
         concurrent = _int_header(response, "X-Sentry-Rate-Limit-ConcurrentLimit")
         remaining = _int_header(response, "X-Sentry-Rate-Limit-Remaining")
         reset = _float_header(response, "X-Sentry-Rate-Limit-Reset")
+        if server is not None and reset is not None:
+            self._check_date(server, reset)
         # ConcurrentRemaining counts this request itself: 0 says none may run beside it, and its
         # slot is free again now that it is answered. The limit is what pacing keeps to.
         delay = self._reset_delay(response) if remaining is not None else None
@@ -524,6 +529,18 @@ class SentryClient:
                 self._shared = True
                 self._windows["*"] = window
 
+    def _check_date(self, date: float, reset: float) -> None:
+        """Compare the Date header with Sentry's clock, which Reset shows: the end of the window the
+        request was counted in, so Sentry's now lies within a window before it (a second for most
+        routes, a minute for a few). Beyond a minute either way (two for a Date behind, for those
+        long windows), Date is taken to come from another clock."""
+        ahead = date - reset
+        self.date_skew = ahead if ahead > 60 or ahead < -120 else 0.0
+
+    def sentry_now(self) -> float | None:
+        """Sentry's clock, epoch seconds: the last Date header, less what it is known to run ahead."""
+        return None if self.server_now is None else self.server_now - self.date_skew
+
     def _track_clock(self, server: float, local: float) -> None:
         bound = server - local
         anchor = self._clock_anchor
@@ -547,6 +564,7 @@ class SentryClient:
         elif self._clock_runs and self._clock_offset is not None:
             # the same server clock, read finer: not before this response's Date, nor a second past it
             now_on_server = max(now_on_server, min(time.time() + self._clock_offset, now_on_server + 1.0))
+        now_on_server -= self.date_skew  # a proxy's Date: the window runs on Sentry's clock
         return max(0.0, min(reset - now_on_server, self.backoff_cap)) + 0.05
 
     def _backoff(self, attempt: int, response: requests.Response | None, why: str) -> None:

@@ -79,6 +79,9 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
                 last_rows=sum(fig.get("rows", {}).values()), last_requests=fig.get("requests"),
                 last_error=fig.get("error"))
         src["streams"] = sorted(streams.values(), key=lambda x: x["stream"])
+        clock = con.execute("SELECT extra->>'note' FROM _sync_state WHERE source = ? AND stream = '_clock'",
+                            [source]).fetchone()
+        src["clock"] = clock[0] if clock else None  # the Date header and Sentry's clock disagreed
         info["sources"][source] = src
     return info
 

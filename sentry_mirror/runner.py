@@ -49,7 +49,7 @@ def give_large_blocks_back() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
 
 
-def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None = None,
+def sync_all(config: Config, *, full: bool = False, rebind: bool = False, stop: threading.Event | None = None,
              progress: Callable[[str], None] | None = None, wait: bool = False,
              observer: Any = None) -> list[SyncResult]:
     results: list[SyncResult] = []
@@ -64,7 +64,7 @@ def sync_all(config: Config, *, full: bool = False, stop: threading.Event | None
                 options = SyncOptions(full=full, overlap=timedelta(minutes=source.overlap_minutes),
                                       events=source.events, events_sample=source.events_sample,
                                       project_events=source.project_events, concurrency=source.concurrency,
-                                      refresh_per_project=source.refresh_per_project)
+                                      refresh_per_project=source.refresh_per_project, rebind=rebind)
                 client = client_for(source)
                 try:
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None

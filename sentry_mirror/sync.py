@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from . import endpoints as ep
 from . import redact
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 RETENTION = timedelta(days=90)
 GROUP_BATCH = 100
 PROJECT_WALKS = 2  # project event walks at once
+MASS_DELETION_MIN = 10  # issues gone in one sync below which no share is questioned (see _mark_gone)
 PROBE_RETRIES = 2  # retries of an optional stream's HTML 500 before it is taken for a route the server lacks
 
 
@@ -54,6 +55,10 @@ class SyncOptions:
     concurrency: int = 4  # issues whose events are read at once
     # Known issues re-read per project and sync for status changes without a new event (0: all).
     refresh_per_project: int = 500
+    rebind: bool = False  # accept a new URL for the server this source mirrors (same organization id)
+    # More of the stored issues than this share (and than MASS_DELETION_MIN) gone from the server in
+    # one sync is taken for a fault, not deletions, unless `full` asked for it.
+    max_deleted_share: float = 0.25
 
 
 @dataclass
@@ -129,6 +134,7 @@ class WriteBuffer:
         self._page_rows = self._page_bytes = 0
         self.states: list[tuple[str, str, str, dict]] = []  # (kind, stream, scope, fields)
         self.prunes: list[tuple[str, dict | None, set[str]]] = []  # (entity, context, keys to keep)
+        self.updates: list[tuple[str, dict]] = []  # (sql/updates file, its parameters), after the rows
         self.observed_at: datetime | None = None
         self._since = 0.0
         self.written: dict[str, int] = {}
@@ -159,6 +165,10 @@ class WriteBuffer:
     def prune(self, entity: str, context: dict | None, keep: set[str]) -> None:
         self.prunes.append((entity, context, keep))
 
+    def update(self, name: str, **params: Any) -> None:
+        """Run `sql/updates/<name>.sql` in the batch's transaction (with `source` given)."""
+        self.updates.append((name, params))
+
     def maybe_flush(self) -> None:
         """Flush a full or old batch; and when a reader waits, flush now and let go of the file."""
         pending = sum(len(v) for v in self.rows.values())
@@ -170,7 +180,7 @@ class WriteBuffer:
             self.store.maybe_release()  # in case there was nothing to commit
 
     def flush(self) -> None:
-        if not self.rows and not self.states and not self.prunes and not self.pages:
+        if not self.rows and not self.states and not self.prunes and not self.pages and not self.updates:
             return
         while True:
             try:
@@ -186,7 +196,7 @@ class WriteBuffer:
             self.written[entity] = self.written.get(entity, 0) + n
             if raw and self.on_written:
                 self.on_written(entity, n)
-        self.rows, self.states, self.prunes, self.observed_at = {}, [], [], None
+        self.rows, self.states, self.prunes, self.updates, self.observed_at = {}, [], [], [], None
         self.pages, self._page_rows, self._page_bytes = {}, 0, 0
 
     def _write(self) -> list[tuple[str, int, bool]]:
@@ -202,6 +212,8 @@ class WriteBuffer:
                 written.append((entity, n, True))
             for entity, context, keep in self.prunes:
                 self.store.prune(entity, source=self.source, context=context, keep=keep)
+            for name, params in self.updates:
+                self.store.run_statements("updates", name, source=self.source, **params)
             self.store.apply_states(self.source, self.states)
         return written
 
@@ -221,6 +233,7 @@ class Syncer:
         # the terminal progress display; None when nobody watches.
         self.observer = observer
         self.result = SyncResult(self.source)
+        self._configured_url = client.base_url  # before any move to the organization's region
         # Raw pages (events) count what was new or changed: re-reading the overlap adds nothing.
         self.buffer = WriteBuffer(store, self.source, on_written=self.result.add)
         self._abort = threading.Event()
@@ -228,6 +241,10 @@ class Syncer:
         self._known_missing: set[str] | None = None  # optional streams lacking at the last sync (optional)
         self._probe = False  # the next request of an optional stream probes its route (optional)
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
+        # The newest time the server's own data showed (an issue's lastSeen, an event's dateCreated):
+        # Sentry's clock is at least there, whatever a proxy's Date header says (see _server_now).
+        self._data_floor: datetime | None = None
+        self._gone: list[str] = []  # known issues the server no longer lists, this sync (see _mark_gone)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -240,6 +257,8 @@ class Syncer:
         # for should not wait out a Retry-After of a minute.
         self.client.on_idle(self._while_waiting)
         self.client.stop_when(lambda: self.stop.is_set() or self._abort.is_set())  # the fetchers' waits too
+        self._data_floor = self.store.con.execute("SELECT max(last_seen) FROM issues WHERE source = ?",
+                                                  [self.source]).fetchone()[0]
         try:
             self._stream("organization", self.sync_organization, fatal=True)
             self._stream("projects", self.sync_list, ep.PROJECTS)
@@ -255,6 +274,7 @@ class Syncer:
             self._stream("project_stats", self.sync_project_stats)
             self._stream("org_stats", self.optional, "org_stats", self.sync_org_stats)
             self._stream("project_details", self.sync_project_details)
+            self._check_clock()
             self.buffer.flush()
             self.store.create_views()
             status = "partial" if self.result.errors else "ok"
@@ -327,16 +347,44 @@ class Syncer:
     def sync_organization(self) -> None:
         try:
             org, _ = self.client.get(ep.ORGANIZATION.path.format(org=self.org))
-        except NotFoundError:
+        except NotFoundError as exc:
+            if not exc.json_body:  # Sentry says 404 in JSON; a web server that is not Sentry does not
+                raise ApiError(404, f"{_where(self.client.base_url)} does not look like a Sentry API: it answered "
+                                    f"{exc.message[:80]!r} where Sentry answers JSON", self.client.base_url,
+                               hint="check --url: the address of your Sentry server, e.g. https://sentry.example.com",
+                               json_body=False) from None
             raise NotFoundError(404, f"organization '{self.org}' not found at {self.client.base_url}",
                                 hint="check --org (the slug in your Sentry URL) and --url") from None
         if not isinstance(org, dict) or "slug" not in org:
             raise ApiError(200, "the organization endpoint did not answer with an organization",
                            self.client.base_url, hint="is --url a Sentry server?")
-        self.result.add("organizations", self.store.upsert("organizations", [org], source=self.source))
+        binding = self._check_binding(str(org.get("id") or ""), org.get("slug"))
+        with self.store.transaction():
+            self.result.add("organizations", self.store.upsert("organizations", [org], source=self.source))
+            self.store.set_state(self.source, "_binding", "", extra=binding)
         region = (org.get("links") or {}).get("regionUrl")
         if region and self.client.use_region(region):
             self.progress(f"organization lives on {region}; reading from there")
+
+    def _check_binding(self, org_id: str, slug: str | None) -> dict:
+        """A source is bound to its server and organization id at its first sync. Another server or
+        organization under a known source name (the same slug elsewhere) would have marked the
+        stored issues deleted and mixed two organizations' rows: refused before anything is
+        written. A server that moved keeps its organization id: `--rebind` accepts its new URL."""
+        url = _where(self._configured_url)
+        bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
+        known_id = bound.get("org_id") or next(iter(r[0] for r in self.store.con.execute(
+            "SELECT id FROM organizations WHERE source = ?", [self.source]).fetchall()), None)  # a store from before
+        if known_id and org_id and known_id != org_id:
+            raise ConfigError(
+                f"source '{self.source}' mirrors organization id {known_id}"
+                f"{' at ' + bound['url'] if bound.get('url') else ''}, but {url} answers '{slug}' with id {org_id}",
+                hint="check --url and --org, or sync that organization into another store (--db) or source")
+        if bound.get("url") and bound["url"] != url and not self.options.rebind:
+            raise ConfigError(f"source '{self.source}' was synced from {bound['url']}, not {url} "
+                              f"(the same organization id {org_id})",
+                              hint="if the server moved to this address, sync once with --rebind")
+        return {"url": url, "org_id": org_id or known_id}
 
     def optional(self, name: str, step: Callable, *args: Any, **kwargs: Any) -> bool:
         """Run a read a Sentry-compatible server may not serve, or whose object may be gone.
@@ -431,9 +479,15 @@ class Syncer:
         """Stat buckets per project, stat and resolution, from the last stored bucket (re-read: it may
         have been partial) or 90 days back."""
         now = self._server_now()
-        last = {(p, s, r): ts for p, s, r, ts in self.store.con.execute(
-            "SELECT project_id, stat, resolution, max(ts) FROM project_stats WHERE source = ? GROUP BY ALL",
-            [self.source]).fetchall()}
+        # From the last stored bucket; or, where a bucket was stored before it began on our clock (a
+        # skewed Date header stored zeros for hours still to come), from the first such bucket; or,
+        # where the stored buckets begin later than 90 days back (that first sync's window began
+        # late), from 90 days back.
+        horizon = now - RETENTION + timedelta(days=1)
+        last = {(p, s, r): ts if first <= horizon else None for p, s, r, ts, first in self.store.con.execute(
+            "SELECT project_id, stat, resolution, least(max(ts), min(ts) FILTER (WHERE ts > synced_at + "
+            "CASE resolution WHEN '1d' THEN INTERVAL 1 DAY ELSE INTERVAL 1 HOUR END)), min(ts) "
+            "FROM project_stats WHERE source = ? GROUP BY ALL", [self.source]).fetchall()}
         projects = self.store.con.execute("SELECT id, slug FROM projects WHERE source = ? ORDER BY id",
                                           [self.source]).fetchall()
         self.progress(f"project stats ({len(projects)} projects)…")
@@ -442,7 +496,9 @@ class Syncer:
             for resolution in ep.STAT_RESOLUTIONS:
                 for stat in ep.STATS:
                     self._check_stop()
-                    since_dt = last.get((project_id, stat, resolution)) or now - RETENTION
+                    step = timedelta(days=1) if resolution == "1d" else timedelta(hours=1)
+                    # never a window that ends before it starts (Sentry answers 400)
+                    since_dt = min(last.get((project_id, stat, resolution)) or now - RETENTION, now - step)
                     params = {"stat": stat, "resolution": resolution,
                               "since": int(since_dt.replace(tzinfo=timezone.utc).timestamp()), "until": int(until)}
                     points, _ = self.client.get(ep.PROJECT_STATS.path.format(org=self.org, project=slug), params,
@@ -450,8 +506,10 @@ class Syncer:
                     self._probe = False
                     if not isinstance(points, list):
                         raise ApiError(200, "project stats were not a list", self.client.base_url)
-                    self.buffer.add(ep.PROJECT_STATS.entity, points,
-                                    {"project_id": project_id, "stat": stat, "resolution": resolution})
+                    points = [p for p in points if not _after(p, until)]  # no bucket from the future
+                    context = {"project_id": project_id, "stat": stat, "resolution": resolution}
+                    self.buffer.add(ep.PROJECT_STATS.entity, points, context)
+                    self.buffer.update("project_stats_future", **context, until=now)  # an earlier skew's
                     self.result.add("project_stats", len(points))
 
         for project_id, slug in projects:
@@ -485,8 +543,10 @@ class Syncer:
                 self.store.set_state(self.source, "_capabilities", "", extra=caps)
                 params["category"] = "error"
                 data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params)
-            points = _unfold_stats_v2(data, params["field"], params.get("category"))
+            points = [p for p in _unfold_stats_v2(data, params["field"], params.get("category"))
+                      if not (_parse_ts(p["ts"]) and _parse_ts(p["ts"]) > now)]  # no interval from the future
             self.buffer.add(ep.ORG_STATS.entity, points, {"interval": interval})
+            self.buffer.update("org_stats_future", interval=interval, until=now)
             self.result.add("org_stats", len(points))
         self.buffer.flush()
 
@@ -574,6 +634,7 @@ class Syncer:
                     raise
                 log.info("server refused the issue query (%s); asking again with %s", exc.message[:80], learnt)
                 self.store.set_state(self.source, name, scope, watermark=state.get("watermark"))  # drop a saved cursor
+        self._raise_floor(walk_max)
         new_mark = max(filter(None, [_parse_ts(state.get("watermark")), walk_max]), default=None)
         self._finish_walk(name, scope, watermark=_fmt_ts(new_mark) if new_mark else None)
         self.buffer.flush()
@@ -603,6 +664,7 @@ class Syncer:
             return
         stale = self._refresh_share(stale)
         self.progress(f"issue status ({len(stale)} known)…")
+        self._gone = []
         path = ep.ISSUES.path.format(org=self.org)
         # Near the edge of retention an issue may drop out of the window rather than be deleted.
         safe_horizon = now - RETENTION + timedelta(days=1)
@@ -633,6 +695,7 @@ class Syncer:
                 self._store_refresh(page.items, [], now, safe_horizon)
             # the walk was whole: what it did not list is gone
             self._store_refresh([], [i for i in stale if i not in returned], now, safe_horizon)
+        self._mark_gone(now)
 
     def _refresh_share(self, stale: list[str]) -> list[str]:
         """This sync's share of the known issues to re-read, so that a sync with nothing new costs
@@ -658,13 +721,27 @@ class Syncer:
     def _store_refresh(self, items: list[dict], missing: list[str], now: datetime, safe_horizon: datetime) -> None:
         with self.store.transaction():
             self.result.add("issues", self.store.upsert("issues", items, source=self.source, observed_at=now))
-            if missing:
-                gone = [r[0] for r in self.store.con.execute(
-                    "SELECT id FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) AND last_seen >= ?",
-                    [self.source, missing, safe_horizon]).fetchall()]
-                if gone:
-                    self.store.run_statements("updates", "issues_deleted", source=self.source, ids=gone, observed_at=now)
-                    self.result.add("issues_deleted", len(gone))
+        if missing:
+            self._gone.extend(r[0] for r in self.store.con.execute(
+                "SELECT id FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) AND last_seen >= ?",
+                [self.source, missing, safe_horizon]).fetchall())
+
+    def _mark_gone(self, now: datetime) -> None:
+        """Mark the issues the server no longer knows deleted; unless they are so many that a fault
+        is likelier than deletions (a server answering for another organization, a search gone
+        wrong): then nothing is marked and the stream fails, saying so, unless --full asked."""
+        gone, self._gone = self._gone, []
+        if not gone:
+            return
+        live = self.store.con.execute("SELECT count(*) FROM issues WHERE source = ? AND deleted_at IS NULL",
+                                      [self.source]).fetchone()[0]
+        if len(gone) > MASS_DELETION_MIN and len(gone) > self.options.max_deleted_share * live and not self.options.full:
+            raise ApiError(200, f"{len(gone):,} of {live:,} stored issues are no longer listed by the server; "
+                                f"not marking them deleted", _where(self.client.base_url),
+                           hint="if they were deleted in Sentry, run 'sentry-mirror sync --full' to accept it")
+        with self.store.transaction():
+            self.store.run_statements("updates", "issues_deleted", source=self.source, ids=gone, observed_at=now)
+        self.result.add("issues_deleted", len(gone))
 
     def sync_events(self) -> None:
         """Read the events of every issue whose event count or last-seen time moved.
@@ -785,7 +862,7 @@ class Syncer:
         params = dict(ep.PROJECT_EVENTS.params)
         if watermark is not None:
             params["start"] = _fmt_ts(watermark - self.options.overlap)
-            params["end"] = _fmt_ts(self._server_now() + timedelta(minutes=5))
+            params["end"] = _fmt_ts(max(self._server_now(), watermark) + timedelta(minutes=5))
         else:
             params["statsPeriod"] = "90d"
         return ProjectWalk(project_id, slug, params, None, watermark)
@@ -808,6 +885,7 @@ class Syncer:
     def _store_project_page(self, walk: "ProjectWalk", page: Page, params: dict) -> None:
         if page.raw.newest and (walk.newest is None or page.raw.newest > walk.newest):
             walk.newest = page.raw.newest
+            self._raise_floor(walk.newest)
         self._save_page(ep.PROJECT_EVENTS.name, ep.PROJECT_EVENTS.entity, walk.project_id, page, params,
                         label=f"events {walk.slug}", extra={"newest": _fmt_ts(walk.newest)} if walk.newest else None)
 
@@ -977,7 +1055,7 @@ class Syncer:
             params = dict(walk.saved_params)  # resume with exactly the query that produced the cursor
         elif walk.watermark is not None and not self.options.full:
             params["start"] = _fmt_ts(walk.watermark - self.options.overlap)
-            params["end"] = _fmt_ts(self._server_now() + timedelta(minutes=5))
+            params["end"] = _fmt_ts(max(self._server_now(), walk.watermark) + timedelta(minutes=5))
         else:
             params["statsPeriod"] = "90d"
         page_size = min(walk.sample, self.client.page_size) if first_sample else None
@@ -1073,8 +1151,35 @@ class Syncer:
         return {**params, "per_page": size, "limit": size}
 
     def _server_now(self) -> datetime:
-        now = self.client.server_now or time.time()
-        return datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None)
+        """Sentry's clock: the Date header, less what it is seen to run ahead of the rate-limit
+        Reset, and never before the newest time the server's data showed. A proxy in front of
+        Sentry sets Date from its own clock: behind, it made windows that end before they start;
+        ahead, it stored stat buckets for hours still to come."""
+        now = self.client.sentry_now() or time.time()
+        now = datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None)
+        return max(now, self._data_floor) if self._data_floor else now
+
+    def _raise_floor(self, seen: datetime | None) -> None:
+        if seen is not None and (self._data_floor is None or seen > self._data_floor):
+            self._data_floor = seen
+
+    def _check_clock(self) -> None:
+        """Say when the Date header and Sentry's clock disagree by more than a minute (kept for
+        `status` too); the windows above followed Sentry's."""
+        if self.client.server_now is None:
+            return
+        date = datetime.fromtimestamp(self.client.server_now, timezone.utc).replace(tzinfo=None)
+        apart = (date - self._server_now()).total_seconds()
+        note = None
+        if abs(apart) > 60:
+            note = (f"the server's Date header is {_span(abs(apart))} {'ahead of' if apart > 0 else 'behind'} "
+                    f"Sentry's own clock (a proxy's clock?); windows followed Sentry's")
+            self.result.notes.append(note)
+            log.warning(note)
+        known = (self.store.get_state(self.source, "_clock", "") or {}).get("extra") or {}
+        if note or known:
+            self.buffer.state("state", "_clock", "", watermark=None, cursor=None, params=None,
+                              extra={"note": note, "seconds": round(apart)} if note else None)
 
     def _check_stop(self) -> None:
         if self.stop.is_set() or self._abort.is_set():
@@ -1135,6 +1240,25 @@ def _parse_ts(value: Any) -> datetime | None:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
     return parsed
+
+
+def _where(base_url: str) -> str:
+    """A base URL fit to store and show: scheme, host, port and path; never credentials."""
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _after(point: Any, until: float) -> bool:
+    """A stat point `[unix_seconds, count]` later than `until`."""
+    return isinstance(point, list) and bool(point) and isinstance(point[0], (int, float)) and point[0] > until
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{int(seconds)}s"
 
 
 def _fmt_ts(value: datetime | None) -> str | None:

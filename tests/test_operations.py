@@ -327,7 +327,9 @@ def test_scheduler_never_runs_two_writers_and_stops_cleanly_on_sigterm(tmp_path)
     # Sync once more after the stop: the store is level with the emulator.
     with Emulator(seed=12, scale="tiny", token=TOKEN) as again:
         again.advance(24)
-        result = CliRunner().invoke(cli, ["sync", "--url", again.url, "--org", again.org_slug, "--db", str(db)],
+        # the same organization on a new port: the store is bound to the old address, so --rebind
+        result = CliRunner().invoke(cli, ["sync", "--url", again.url, "--org", again.org_slug, "--db", str(db),
+                                          "--rebind"],
                                     env={"SENTRY_AUTH_TOKEN": TOKEN})
         assert result.exit_code == 0, result.output
         truth = again.truth()

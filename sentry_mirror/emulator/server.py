@@ -463,8 +463,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def date_time_string(self, timestamp=None):
-        """`Date` follows the emulator's server clock (its virtual time, running)."""
-        return formatdate(self.server.emulator.server_time(), usegmt=True)
+        """`Date` follows the emulator's server clock (its virtual time, running), or the clock of a
+        proxy in front of it (fault `datefromproxy`)."""
+        return formatdate(self.server.emulator.server_time() + getattr(self, "_date_offset", 0.0), usegmt=True)
 
     def do_GET(self):
         self._dispatch()
@@ -473,12 +474,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         emulator: Emulator = self.server.emulator
+        self._date_offset = 0.0
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if split.path == "/_emulator" or split.path.startswith("/_emulator/"):
             self._send(emulator.control(self.command, split.path, body))
         elif split.path == "/api/0" or split.path.startswith("/api/0/"):
+            match = resolve(split.path, emulator.flavor)
+            self._date_offset = emulator.faults.date_offset(match[0] if match else "(unmatched)", split.path)
             host = self.headers.get("Host") or emulator.url.split("//", 1)[1]
             resp, rule = emulator.serve_api(self.command, split.path, split.query, self.headers, host,
                                             self.client_address[0], body)

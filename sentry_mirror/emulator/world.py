@@ -706,6 +706,8 @@ class World:
             keep = [(t, r) for t, r in zip(p.ev_times, p.ev_refs) if (r >> SEQ_BITS) not in gone]
             p.ev_times = array("q", [t for t, _ in keep])
             p.ev_refs = array("q", [r for _, r in keep])
+        self.edits += 1  # cached search results and aggregates no longer hold
+        self.cache.clear()
 
     # ----- changes made through the API (the issue PUT routes) -------------------------------------
     def set_issue_status(self, issue: Issue, status: str, details: dict, substatus: str | None = None) -> None:
