@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 
 KINDS = ("429", "500", "html500", "502", "503", "reset", "truncate", "badjson", "slow", "badcursor", "revoke", "drift",
-         "huge", "hostile")
+         "huge", "hostile", "forbidden")
 _INT_FIELDS = ("after", "times", "every")
 _FLOAT_FIELDS = ("rate", "delay", "retry_after")
 
