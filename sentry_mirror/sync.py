@@ -34,7 +34,7 @@ from .client import IDLE_STEP, Page, SentryClient
 from .rawpage import RawPage
 from .spool import PageSpool, spool_directory
 from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
-from .store import PRUNE_KEYS, Store, utcnow
+from .store import ENTITY_KEYS, PRUNE_KEYS, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,7 @@ class Syncer:
         self._known_missing: set[str] | None = None  # optional streams lacking at the last sync (optional)
         self._probe = False  # the next request of an optional stream probes its route (optional)
         self._route: dict[str, int] = {}  # endpoint name -> index of the path that works here
+        self._counted: dict[str, set] = {}  # entity -> keys of the objects counted in this sync's rows
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -1054,10 +1055,24 @@ class Syncer:
             self.buffer.add_page(entity, page.raw, context)  # counted in the result when written
         else:
             self.buffer.add(entity, page.items, context, observed_at)
-            self.result.add(entity, page.count)
+            self.result.add(entity, self._count_new(entity, page.items, context))
         self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
                           params=dict(params) if page.next_cursor else None, extra=extra)
         self.buffer.maybe_flush()
+
+    def _count_new(self, entity: str, items: list, context: dict | None) -> int:
+        """How many of these objects this sync has not counted yet: a row is counted once however
+        often it is listed (GlitchTip answers `status=archived` with the open releases again); one
+        without its key is not stored (store._dedupe), so not counted."""
+        seen = self._counted.setdefault(entity, set())
+        before = len(seen)
+        where = json.dumps(context, sort_keys=True) if context else None
+        for item in items:
+            if isinstance(item, dict):
+                key = next((item[f] for f in ENTITY_KEYS.get(entity, ()) if item.get(f) not in (None, "")), None)
+                if key is not None:
+                    seen.add((where, str(key)))
+        return len(seen) - before
 
     def _finish_walk(self, stream: str, scope: str, *, watermark: str | None, extra: dict | None = None) -> None:
         self.buffer.state("state", stream, scope, watermark=watermark, cursor=None, params=None, extra=extra)
