@@ -298,18 +298,19 @@ class Syncer:
     def _stream(self, name: str, step: Callable, *args: Any, fatal: bool = False) -> None:
         """Run one stream and keep its figures. A stream that fails after its retries (an outage, a
         server answering garbage) is recorded and the next one runs: the pages it had fetched are
-        stored with their cursors, so nothing is lost and the next sync resumes it. A refused
-        token, a store problem, an interruption, or a failed `fatal` stream end the sync."""
+        stored with their cursors, so nothing is lost and the next sync resumes it. So does a 403
+        (the token lacks this read's scope: GlitchTip's releases need `project:releases`). A refused
+        token (401), a store problem, an interruption, or a failed `fatal` stream end the sync."""
         stats, rows_before, errors_before = self.client.stats, dict(self.result.rows), len(self.result.errors)
         before = (stats.requests, stats.retries, stats.rate_limited)
         started = time.monotonic()
         error = None
         try:
             step(*args)
-        except (Interrupted, AuthError, StoreError, ConfigError):
+        except (Interrupted, StoreError, ConfigError):
             raise
         except MirrorError as exc:
-            if fatal:
+            if fatal or (isinstance(exc, AuthError) and exc.status != 403):
                 raise
             self.buffer.flush()
             error = redact.scrub(str(exc))
@@ -381,7 +382,8 @@ class Syncer:
             if exc.status == 403 or exc.status >= 500:
                 # No access, or an outage that outlasted the retries: skip this read, count it as a
                 # failure (the sync is a partial success), and leave it unsettled for the next sync.
-                self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]})")
+                lacks = f"; {exc.hint}" if exc.status == 403 and exc.hint else ""
+                self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]}{lacks})")
                 return False
             raise
         finally:
