@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from . import __version__, rawpage, redact
-from .endpoints import route_of
+from .endpoints import route_of, scope_of
 from .errors import ApiError, AuthError, Interrupted, NotFoundError
 from .rawpage import RawPage
 
@@ -591,9 +591,14 @@ class SentryClient:
         message = server_message(response)
         status = response.status_code
         is_json = _is_json(response)
-        if status in (401, 403):
+        if status == 401:
             return AuthError(status, message, _display(url), json_body=is_json,
                              hint=f"check the token in {self.token_origin} and that it has the read scopes")
+        if status == 403:  # a token that may read the rest: name what this read needs
+            scope = scope_of(urlsplit(url).path.split("/api/0/", 1)[-1])
+            lacks = f"the {scope} scope" if scope else "a scope this read needs"
+            return AuthError(status, message, _display(url), json_body=is_json,
+                             hint=f"the token in {self.token_origin} lacks {lacks}")
         if status == 404:
             return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
         if status == 429:

@@ -72,6 +72,23 @@ TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
 
 PROJECT_USERS = Endpoint("project_users", "projects/{org}/{project}/users/", "project_users", snapshot=True)
 
+# The scope each read needs, by route: the read scope among those Sentry's OpenAPI schema lists for
+# the operation (any one of them does). GlitchTip asks `project:releases` for releases, where Sentry
+# also takes `project:read`.
+SCOPES = {
+    ORGANIZATION.path: "org:read", PROJECTS.path: "org:read", RELEASES[0].path: "project:releases",
+    DEPLOYS.path: "project:releases", TEAMS.path: "org:read", MEMBERS.path: "member:read",
+    ENVIRONMENTS.path: "org:read", ISSUES.path: "event:read", ISSUE_EVENTS.path: "event:read",
+    ISSUE_EVENTS.fallbacks[0]: "event:read", PROJECT_EVENTS.path: "project:read",
+    PROJECT_STATS.path: "project:read", ORG_STATS.path: "org:read", TAG_VALUES.path: "project:read",
+    PROJECT_USERS.path: "project:read",
+}
+
+
+def scope_of(path: str) -> str | None:
+    """The scope a read of this path (relative to /api/0/) needs, when known."""
+    return SCOPES.get(route_of(path))
+
 
 def _route_patterns() -> list[tuple[re.Pattern, str]]:
     templates: set[str] = set()

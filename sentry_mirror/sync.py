@@ -34,7 +34,7 @@ from .client import IDLE_STEP, Page, SentryClient
 from .rawpage import RawPage
 from .spool import PageSpool, spool_directory
 from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
-from .store import PRUNE_KEYS, Store, utcnow
+from .store import ENTITY_KEYS, PRUNE_KEYS, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,7 @@ class Syncer:
         # Sentry's clock is at least there, whatever a proxy's Date header says (see _server_now).
         self._data_floor: datetime | None = None
         self._gone: list[str] = []  # known issues the server no longer lists, this sync (see _mark_gone)
+        self._counted: dict[str, set] = {}  # entity -> keys of the objects counted in this sync's rows
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -317,18 +318,19 @@ class Syncer:
     def _stream(self, name: str, step: Callable, *args: Any, fatal: bool = False) -> None:
         """Run one stream and keep its figures. A stream that fails after its retries (an outage, a
         server answering garbage) is recorded and the next one runs: the pages it had fetched are
-        stored with their cursors, so nothing is lost and the next sync resumes it. A refused
-        token, a store problem, an interruption, or a failed `fatal` stream end the sync."""
+        stored with their cursors, so nothing is lost and the next sync resumes it. So does a 403
+        (the token lacks this read's scope: GlitchTip's releases need `project:releases`). A refused
+        token (401), a store problem, an interruption, or a failed `fatal` stream end the sync."""
         stats, rows_before, errors_before = self.client.stats, dict(self.result.rows), len(self.result.errors)
         before = (stats.requests, stats.retries, stats.rate_limited)
         started = time.monotonic()
         error = None
         try:
             step(*args)
-        except (Interrupted, AuthError, StoreError, ConfigError):
+        except (Interrupted, StoreError, ConfigError):
             raise
         except MirrorError as exc:
-            if fatal:
+            if fatal or (isinstance(exc, AuthError) and exc.status != 403):
                 raise
             self.buffer.flush()
             error = redact.scrub(str(exc))
@@ -428,7 +430,8 @@ class Syncer:
             if exc.status == 403 or exc.status >= 500:
                 # No access, or an outage that outlasted the retries: skip this read, count it as a
                 # failure (the sync is a partial success), and leave it unsettled for the next sync.
-                self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]})")
+                lacks = f"; {exc.hint}" if exc.status == 403 and exc.hint else ""
+                self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]}{lacks})")
                 return False
             raise
         finally:
@@ -1134,10 +1137,24 @@ class Syncer:
             self.buffer.add_page(entity, page.raw, context)  # counted in the result when written
         else:
             self.buffer.add(entity, page.items, context, observed_at)
-            self.result.add(entity, page.count)
+            self.result.add(entity, self._count_new(entity, page.items, context))
         self.buffer.state("cursor", stream, scope, cursor=page.next_cursor,
                           params=dict(params) if page.next_cursor else None, extra=extra)
         self.buffer.maybe_flush()
+
+    def _count_new(self, entity: str, items: list, context: dict | None) -> int:
+        """How many of these objects this sync has not counted yet: a row is counted once however
+        often it is listed (GlitchTip answers `status=archived` with the open releases again); one
+        without its key is not stored (store._dedupe), so not counted."""
+        seen = self._counted.setdefault(entity, set())
+        before = len(seen)
+        where = json.dumps(context, sort_keys=True) if context else None
+        for item in items:
+            if isinstance(item, dict):
+                key = next((item[f] for f in ENTITY_KEYS.get(entity, ()) if item.get(f) not in (None, "")), None)
+                if key is not None:
+                    seen.add((where, str(key)))
+        return len(seen) - before
 
     def _finish_walk(self, stream: str, scope: str, *, watermark: str | None, extra: dict | None = None) -> None:
         self.buffer.state("state", stream, scope, watermark=watermark, cursor=None, params=None, extra=extra)

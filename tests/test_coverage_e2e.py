@@ -121,7 +121,8 @@ def test_glitchtip_quirks():
         assert column(store, "SELECT event_id FROM events") == served
         # snake_case event lists still fill the typed columns
         assert store.con.execute("SELECT count(*) FROM events WHERE date_created IS NULL OR issue_id IS NULL").fetchone()[0] == 0
-        assert column(store, "SELECT version FROM releases") == set(truth["releases"])
+        # GlitchTip answers `status=archived` with the open releases: those are all it lists
+        assert column(store, "SELECT version FROM releases") == set(truth["releases_by_status"]["open"])
         notes = " ".join(result.notes)
         assert "deploys" in notes and "project_stats" in notes  # missing endpoints said once, not fatal
         assert sum("deploys" in n for n in result.notes) == 1

@@ -180,7 +180,10 @@ class Api:
 
     def handle(self, name: str, req: Request, **kwargs) -> Response:
         with self.world.lock:
-            return getattr(self, name)(req, **kwargs)
+            resp = getattr(self, name)(req, **kwargs)
+        if req.glitchtip:
+            glitchtip.reshape(name, resp.payload)
+        return resp
 
     # ----- lookups -------------------------------------------------------------------------
     def _org(self, ident: str) -> None:
@@ -415,7 +418,7 @@ class Api:
     # ----- releases -----------------------------------------------------------------------------
     def releases(self, req: Request, org: str) -> Response:
         self._org(org)
-        status = req.get("status") or "open"
+        status = "open" if req.glitchtip else req.get("status") or "open"  # GlitchTip ignores `status`
         if status not in ("open", "archived"):
             raise bad_request("invalid value for status")
         projects = self._project_filter(req)

@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 
 KINDS = ("429", "500", "html500", "502", "503", "reset", "truncate", "badjson", "slow", "badcursor", "revoke", "drift",
-         "huge", "hostile", "emptypage", "shortpage", "datefromproxy")
+         "huge", "hostile", "emptypage", "shortpage", "datefromproxy", "forbidden")
 # Kinds that shape a list page rather than replace the answer (Sentry's paginators may answer short,
 # even empty, pages and still say results="true"); on an answer that is not a list page they do nothing.
 PAGE_KINDS = ("emptypage", "shortpage")

@@ -3,7 +3,9 @@
 GlitchTip (Django + django-ninja) pages with opaque base64 cursors and `limit` (default 50),
 renders its Link header from a Python set (`{'…'}`), leaves the cursor attribute off links
 without results, names issue sorts differently (422 for Sentry's names), uses snake_case in the
-issue events list, and answers 500 with an HTML page for routes it does not have.
+issue events list, and answers 500 with an HTML page for routes it does not have. Seen later on
+the same build: releases name their projects by slug only and ignore `status`, events carry no
+level (field or tag) and users with only id and email, and issues count 0 users.
 """
 
 from __future__ import annotations
@@ -101,9 +103,34 @@ def organization(out: dict) -> dict:
 
 
 def release(out: dict) -> dict:
+    """No id, newGroups or lastEvent; its projects are `{name, slug}`, without their id."""
     for key in ("id", "newGroups", "lastEvent"):
         out.pop(key, None)
+    out["projects"] = [{"name": p["name"], "slug": p["slug"]} for p in out.get("projects") or []]
     return out
+
+
+EVENT_HANDLERS = {"issue_events", "issue_event", "project_events", "project_event"}
+ISSUE_HANDLERS = {"org_issues", "project_issues", "issue_detail"}
+
+
+def reshape(name: str, payload):
+    """A handler's answer as GlitchTip shapes it: events without `level` (field and tag) and with
+    users of only id and email; issues with a userCount of 0 (list and detail)."""
+    items = payload if isinstance(payload, list) else [payload]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if name in EVENT_HANDLERS:
+            item.pop("level", None)
+            item["tags"] = [t for t in item.get("tags") or [] if t.get("key") != "level"]
+            if isinstance(item.get("user"), dict):
+                item["user"] = {k: item["user"].get(k) for k in ("id", "email")}
+        elif name in ISSUE_HANDLERS:
+            item["userCount"] = 0
+            if isinstance(item.get("lifetime"), dict):
+                item["lifetime"]["userCount"] = 0
+    return payload
 
 
 def snake_event(out: dict, received: str) -> dict:

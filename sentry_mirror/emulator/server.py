@@ -39,6 +39,8 @@ GATEWAY_PAGE = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1>
 GATEWAY_REASONS = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable",
                    "html500": "500 Internal Server Error"}  # a proxy's own page, not Sentry's JSON
 FLAVORS = ("sentry", glitchtip.FLAVOR)
+# A token that lacks a route's scope (fault `forbidden`): DRF's message on Sentry, GlitchTip's own.
+FORBIDDEN = {"sentry": "You do not have permission to perform this action.", glitchtip.FLAVOR: "Permission denied"}
 
 
 # Per-route limits Sentry sets on endpoints (FACTS §2), applied with strict_limits=True:
@@ -279,6 +281,8 @@ class Emulator:
                 raise ApiError(401, "Authentication credentials were not provided.")
             if kind == "badcursor":
                 raise bad_request("Invalid cursor parameter.")
+            if kind == "forbidden":  # a valid token without the scope this route needs
+                raise ApiError(403, FORBIDDEN.get(self.flavor, FORBIDDEN["sentry"]))
             return self.api.handle(name, req, **params)
         except ApiError as err:
             return Response(err.status, err.payload)

@@ -3,6 +3,8 @@
 -- page is the JSON array as the server sent it, parsed here and never in Python.
 -- Sentry lists use camelCase; GlitchTip's issue-event list uses snake_case, so each field falls
 -- back to its snake_case twin. `ctx.issue_id` (the issue it was listed under) fills a missing groupID.
+-- An event without a level (GlitchTip sends none, as field or tag) takes its issue's level when the
+-- issue is stored; issues.sql fills the level of events stored before their issue.
 -- Only events that are new or whose payload changed are written (`_changed`, which the event_*
 -- companions read): re-reading a page writes nothing. Each statement parses just the fields it
 -- needs; holding whole parsed payloads (stack frames and all) cost more than parsing twice.
@@ -54,7 +56,7 @@ SELECT $source, e.event_id,
                                           WHEN 'VARCHAR' THEN s.release->>'$' END,
                 list_filter(s.tags, lambda t: t.key = 'release')[1].value),
        coalesce(s.environment, list_filter(s.tags, lambda t: t.key = 'environment')[1].value),
-       coalesce(s.level, list_filter(s.tags, lambda t: t.key = 'level')[1].value),
+       coalesce(s.level, list_filter(s.tags, lambda t: t.key = 'level')[1].value, i.level),
        s.platform, s.title, s.message, s.location,
        s.user.id, s.user.email, s.user.username, coalesce(s.user.ip_address, s.user.ipAddress),
        j, $synced_at, s.sdk.name, s.sdk.version, c.h,
@@ -62,4 +64,5 @@ SELECT $source, e.event_id,
        coalesce(list_filter(s.tags, lambda t: t.key = 'user')[1].value, 'id:' || s.user.id,
                 'username:' || s.user.username, 'email:' || s.user.email,
                 'ip:' || coalesce(s.user.ip_address, s.user.ipAddress))
-FROM _events e JOIN _changed c ON c.r = e.rowid;
+FROM _events e JOIN _changed c ON c.r = e.rowid
+LEFT JOIN issues i ON i.source = $source AND i.id = coalesce(e.s.groupID, e.s.group_id, e.ctx->>'issue_id');

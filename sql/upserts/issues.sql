@@ -24,3 +24,9 @@ ON CONFLICT (source, id) DO UPDATE SET
     assigned_to = excluded.assigned_to, permalink = excluded.permalink,
     raw = excluded.raw, synced_at = excluded.synced_at, deleted_at = NULL
 WHERE issues.raw IS DISTINCT FROM excluded.raw OR issues.deleted_at IS NOT NULL;
+
+-- Events stored before their issue (a project's events list can show an issue not yet listed) and
+-- without a level of their own (GlitchTip sends none) take the issue's level (see events.sql).
+UPDATE events SET level = p.level
+FROM (SELECT j->>'id' AS id, j->>'level' AS level FROM _page) p
+WHERE events.source = $source AND events.level IS NULL AND events.issue_id = p.id AND p.level IS NOT NULL;
