@@ -32,6 +32,10 @@ from .rawpage import RawPage
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+# Retried until a request has waited RETRY_BUDGET seconds, not a number of times: a storm of them
+# outlasts any count on a slow machine, and the server says (or means) "later", not "never".
+BUDGETED_STATUSES = {429, 502, 503, 504}
+RETRY_BUDGET = 600.0
 MAX_PAGE_SIZE = 100
 # A page of 100 events of 1 MB is 100 MB of text, held several times over while it is read,
 # checked and split: a raw page bigger than this makes the next request of its walk ask for
@@ -140,6 +144,7 @@ class SentryClient:
         max_retries: int = 6,
         backoff_base: float = 0.5,
         backoff_cap: float = 60.0,
+        retry_budget: float = RETRY_BUDGET,
         verify: bool | str = True,
         extra_headers: dict[str, str] | None = None,
         page_size: int = MAX_PAGE_SIZE,
@@ -151,6 +156,7 @@ class SentryClient:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.retry_budget = retry_budget  # seconds one request may wait out BUDGETED_STATUSES
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self._sleep = sleep
         self._lock = threading.Condition()  # also signalled when a request of a capped endpoint ends
@@ -294,11 +300,15 @@ class SentryClient:
         `probe`: this path may not exist on a Sentry-compatible server (GlitchTip answers 500 or an
         HTML page for unknown routes), so those answers are not retried (True) or retried that many
         times (a number); 502/503/504/429 still are, and so is broken JSON under a number.
+
+        429/502/503/504 are retried until the request has waited `retry_budget` seconds in all;
+        other failures (500, broken JSON, connection errors) `max_retries` times.
         """
         url = self.url_for(path)
         retries = self.max_retries
         page_retries = retries if probe is False else 0 if probe is True else min(int(probe), retries)
         attempt = 0
+        waited = 0.0  # backoff this request has spent on BUDGETED_STATUSES
         while True:
             attempt += 1
             window = self._pace(path)
@@ -340,6 +350,13 @@ class SentryClient:
             self._reached = True
             log.debug("GET %s -> %s in %.2fs", path, response.status_code, response.elapsed.total_seconds())
             self._observe(response, window)
+            if response.status_code in BUDGETED_STATUSES:
+                delay = self._delay(attempt, response)
+                if waited + delay > self.retry_budget:
+                    raise self._out_of_budget(response, url, attempt, waited)
+                waited += delay
+                self._backoff(attempt, response, str(response.status_code), delay)
+                continue
             if response.status_code in RETRY_STATUSES:
                 if attempt > retries or (response.status_code == 500 and attempt > page_retries
                                          and not _is_json(response)):
@@ -538,7 +555,8 @@ class SentryClient:
             now_on_server = max(now_on_server, min(time.time() + self._clock_offset, now_on_server + 1.0))
         return max(0.0, min(reset - now_on_server, self.backoff_cap)) + 0.05
 
-    def _backoff(self, attempt: int, response: requests.Response | None, why: str) -> None:
+    def _delay(self, attempt: int, response: requests.Response | None) -> float:
+        """Retry-After, else a 429's X-Sentry-Rate-Limit-Reset, else exponential backoff with jitter."""
         delay = None
         if response is not None:
             retry_after = response.headers.get("Retry-After")
@@ -547,9 +565,14 @@ class SentryClient:
             if delay is None and response.status_code == 429:
                 delay = self._reset_delay(response)
         if delay is None:
-            delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+            delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt - 1, 60))
             delay = delay / 2 + random.uniform(0, delay / 2)  # jitter, so parallel syncs spread out
-        delay = min(delay, self.backoff_cap)
+        return min(delay, self.backoff_cap)
+
+    def _backoff(self, attempt: int, response: requests.Response | None, why: str,
+                 delay: float | None = None) -> None:
+        if delay is None:
+            delay = self._delay(attempt, response)
         with self._lock:
             self.stats.retries += 1
             self.stats.waited_seconds += delay
@@ -557,6 +580,14 @@ class SentryClient:
                 self.stats.rate_limited += 1
         log.info("retrying after %s in %.2fs (attempt %d)", why, delay, attempt)
         self._wait(delay)
+
+    def _out_of_budget(self, response: requests.Response, url: str, attempt: int, waited: float) -> ApiError:
+        status = response.status_code
+        what = "rate limited" if status == 429 else "unavailable"
+        return ApiError(status, f"still {what} after {attempt} attempts and {waited:.1f}s of waiting, past the "
+                                f"retry budget of {self.retry_budget:g}s: {server_message(response)}", _display(url),
+                        hint="the server's rate limit held for too long; try again later" if status == 429 else
+                        "try again later", json_body=_is_json(response))
 
     def _error(self, response: requests.Response, url: str) -> ApiError:
         message = server_message(response)
@@ -567,8 +598,6 @@ class SentryClient:
                              hint=f"check the token in {self.token_origin} and that it has the read scopes")
         if status == 404:
             return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
-        if status == 429:
-            return ApiError(status, message, _display(url), hint="rate limited too often; try again later")
         return ApiError(status, message, _display(url), json_body=is_json)
 
     def close(self) -> None:
