@@ -375,7 +375,9 @@ class SentryClient:
                 if attempt > retries or probe is True or (_is_page(response) and attempt > page_retries):
                     # json_body=False only for a web page (a route the server does not have, answered
                     # by its web app); broken JSON is a broken answer, never taken for a missing route
-                    raise ApiError(response.status_code, f"answered something that is not JSON: {_snippet(response)}",
+                    snippet = _snippet(response)
+                    raise ApiError(response.status_code, f"answered something that is not JSON ({response.status_code}, "
+                                                         f"{_body_kind(response)}){': ' if snippet else ''}{snippet}",
                                    _display(url), hint="is --url a Sentry server?",
                                    json_body=not _is_page(response)) from None
                 self._backoff(attempt, None, "invalid JSON")
@@ -626,23 +628,41 @@ def normalise_base_url(url: str) -> str:
 
 
 def server_message(response: requests.Response) -> str:
-    """The server's own words: `detail` of a JSON object, a JSON string body, or a text snippet."""
+    """The server's own words: `detail` of a JSON object, a JSON string body, or a text snippet,
+    with emails, addresses and tokens masked (redact.mask_personal)."""
     try:
         body = response.json()
     except ValueError:
-        return _snippet(response) or redact.scrub(response.reason or "") or "no message"
+        snippet = _snippet(response)
+        if snippet:
+            return f"{snippet} ({_body_kind(response)})"
+        return redact.mask_personal(response.reason or "") or f"no message ({_body_kind(response)})"
     if isinstance(body, dict):
         for key in ("detail", "error", "message"):
             if key in body:
-                return redact.scrub(str(body[key]))[:300]
-        return redact.scrub(json.dumps(body))[:300]
-    return redact.scrub(str(body))[:300]
+                return redact.mask_personal(str(body[key]))[:300]
+        return redact.mask_personal(json.dumps(body))[:300]
+    return redact.mask_personal(str(body))[:300]
+
+
+def _body_kind(response: requests.Response) -> str:
+    """A body told by its type and length, for messages that must not quote it."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    return f"{kind}, {len(response.content):,} bytes"
 
 
 def _snippet(response: requests.Response) -> str:
-    # Scrubbed before it is cut: a token cut in two would no longer be found.
-    text = redact.scrub((response.text or "")[:20_000]).strip().replace("\n", " ")
-    return text[:120] + ("…" if len(text) > 120 else "")
+    """The start of a text body (an error page) as words, masked; nothing of a body that looks
+    like JSON: broken JSON is data cut short, a member's email or an event's."""
+    text = (response.text or "")[:20_000]
+    if text.lstrip()[:1] in ("[", "{"):
+        return ""
+    # Masked before it is cut: a token or an email cut in two would no longer be found.
+    text = " ".join(redact.mask_personal(_TAG.sub(" ", text)).split())
+    return text[:80] + ("…" if len(text) > 80 else "")
+
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _display(url: str) -> str:

@@ -263,6 +263,26 @@ def test_json_string_body_of_a_429_becomes_the_message(server):
     assert info.value.status == 429 and "too frequently" in info.value.message
 
 
+PERSONAL = b"<html><body>Signed in as jane.doe@example.com from 203.0.113.7 (2001:db8::7)," \
+           b" session sntrys_eyJpYXQiOjE3MDAwMDAwMDB9_abcdefghijkl</body></html>"
+
+
+@pytest.mark.parametrize("status, kind", [(200, "text/html; charset=utf-8"), (400, "text/plain")])
+def test_a_body_that_is_not_json_is_described_not_quoted(server, status, kind):
+    """An error page or a 200 that is not JSON was quoted into the error, which goes to
+    _sync_runs.error and `status`: it held a member's email. Its status, type and length are told,
+    and a snippet with emails, addresses and tokens masked."""
+    url, script = server([(status, {"Content-Type": kind}, PERSONAL)])
+    client = SentryClient(url, TOKEN, sleep=lambda s: None, max_retries=0)
+    with pytest.raises(ApiError) as info:
+        client.get("organizations/")
+    text = str(info.value)
+    for secret in ("jane.doe", "example.com", "203.0.113.7", "2001:db8::7", "eyJpYXQiOjE3MDAwMDAwMDB9"):
+        assert secret not in text, text
+    assert kind.split(";")[0] in text and f"{len(PERSONAL)} bytes" in text, text
+    assert "Signed in as" in text  # still a hint of what the server said
+
+
 def test_legacy_api_key_uses_basic_auth_with_empty_password(server):
     import base64
 
