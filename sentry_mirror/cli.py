@@ -224,9 +224,10 @@ def apply_tls_options(config: Config, ca_bundle: str | None, insecure: bool) -> 
 @handle_errors
 def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db, quiet, verbose):
     """Keep syncing on a schedule until stopped (one sync at a time; SIGTERM finishes the page in hand)."""
-    from .scheduler import make_trigger, run_scheduler
+    from .scheduler import make_trigger, run_scheduler, stamp_log_lines
 
     setup_logging(verbose, quiet)
+    stamp_log_lines()
     config = resolve(config_path=config_path, url=url, org=org, token=token, db=db)
     if token:
         logging.getLogger("sentry_mirror").warning(

@@ -32,6 +32,10 @@ from .rawpage import RawPage
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+# Retried until a request has waited RETRY_BUDGET seconds, not a number of times: a storm of them
+# outlasts any count on a slow machine, and the server says (or means) "later", not "never".
+BUDGETED_STATUSES = {429, 502, 503, 504}
+RETRY_BUDGET = 600.0
 MAX_PAGE_SIZE = 100
 # A page of 100 events of 1 MB is 100 MB of text, held several times over while it is read,
 # checked and split: a raw page bigger than this makes the next request of its walk ask for
@@ -143,6 +147,7 @@ class SentryClient:
         max_retries: int = 6,
         backoff_base: float = 0.5,
         backoff_cap: float = 60.0,
+        retry_budget: float = RETRY_BUDGET,
         verify: bool | str = True,
         extra_headers: dict[str, str] | None = None,
         page_size: int = MAX_PAGE_SIZE,
@@ -154,6 +159,7 @@ class SentryClient:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.retry_budget = retry_budget  # seconds one request may wait out BUDGETED_STATUSES
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self._sleep = sleep
         self._lock = threading.Condition()  # also signalled when a request of a capped endpoint ends
@@ -300,11 +306,15 @@ class SentryClient:
         `probe`: this path may not exist on a Sentry-compatible server (GlitchTip answers 500 or an
         HTML page for unknown routes), so those answers are not retried (True) or retried that many
         times (a number); 502/503/504/429 still are, and so is broken JSON under a number.
+
+        429/502/503/504 are retried until the request has waited `retry_budget` seconds in all;
+        other failures (500, broken JSON, connection errors) `max_retries` times.
         """
         url = self.url_for(path)
         retries = self.max_retries
         page_retries = retries if probe is False else 0 if probe is True else min(int(probe), retries)
         attempt = 0
+        waited = 0.0  # backoff this request has spent on BUDGETED_STATUSES
         while True:
             attempt += 1
             window = self._pace(path)
@@ -346,6 +356,13 @@ class SentryClient:
             self._reached = True
             log.debug("GET %s -> %s in %.2fs", path, response.status_code, response.elapsed.total_seconds())
             self._observe(response, window)
+            if response.status_code in BUDGETED_STATUSES:
+                delay = self._delay(attempt, response)
+                if waited + delay > self.retry_budget:
+                    raise self._out_of_budget(response, url, attempt, waited)
+                waited += delay
+                self._backoff(attempt, response, str(response.status_code), delay)
+                continue
             if response.status_code in RETRY_STATUSES:
                 if attempt > retries or (response.status_code == 500 and attempt > page_retries
                                          and not _is_json(response)):
@@ -364,7 +381,9 @@ class SentryClient:
                 if attempt > retries or probe is True or (_is_page(response) and attempt > page_retries):
                     # json_body=False only for a web page (a route the server does not have, answered
                     # by its web app); broken JSON is a broken answer, never taken for a missing route
-                    raise ApiError(response.status_code, f"answered something that is not JSON: {_snippet(response)}",
+                    snippet = _snippet(response)
+                    raise ApiError(response.status_code, f"answered something that is not JSON ({response.status_code}, "
+                                                         f"{_body_kind(response)}){': ' if snippet else ''}{snippet}",
                                    _display(url), hint="is --url a Sentry server?",
                                    json_body=not _is_page(response)) from None
                 self._backoff(attempt, None, "invalid JSON")
@@ -567,7 +586,8 @@ class SentryClient:
         now_on_server -= self.date_skew  # a proxy's Date: the window runs on Sentry's clock
         return max(0.0, min(reset - now_on_server, self.backoff_cap)) + 0.05
 
-    def _backoff(self, attempt: int, response: requests.Response | None, why: str) -> None:
+    def _delay(self, attempt: int, response: requests.Response | None) -> float:
+        """Retry-After, else a 429's X-Sentry-Rate-Limit-Reset, else exponential backoff with jitter."""
         delay = None
         if response is not None:
             retry_after = response.headers.get("Retry-After")
@@ -576,9 +596,14 @@ class SentryClient:
             if delay is None and response.status_code == 429:
                 delay = self._reset_delay(response)
         if delay is None:
-            delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+            delay = min(self.backoff_cap, self.backoff_base * 2 ** min(attempt - 1, 60))
             delay = delay / 2 + random.uniform(0, delay / 2)  # jitter, so parallel syncs spread out
-        delay = min(delay, self.backoff_cap)
+        return min(delay, self.backoff_cap)
+
+    def _backoff(self, attempt: int, response: requests.Response | None, why: str,
+                 delay: float | None = None) -> None:
+        if delay is None:
+            delay = self._delay(attempt, response)
         with self._lock:
             self.stats.retries += 1
             self.stats.waited_seconds += delay
@@ -586,6 +611,14 @@ class SentryClient:
                 self.stats.rate_limited += 1
         log.info("retrying after %s in %.2fs (attempt %d)", why, delay, attempt)
         self._wait(delay)
+
+    def _out_of_budget(self, response: requests.Response, url: str, attempt: int, waited: float) -> ApiError:
+        status = response.status_code
+        what = "rate limited" if status == 429 else "unavailable"
+        return ApiError(status, f"still {what} after {attempt} attempts and {waited:.1f}s of waiting, past the "
+                                f"retry budget of {self.retry_budget:g}s: {server_message(response)}", _display(url),
+                        hint="the server's rate limit held for too long; try again later" if status == 429 else
+                        "try again later", json_body=_is_json(response))
 
     def _error(self, response: requests.Response, url: str) -> ApiError:
         message = server_message(response)
@@ -601,8 +634,6 @@ class SentryClient:
                              hint=f"the token in {self.token_origin} lacks {lacks}")
         if status == 404:
             return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
-        if status == 429:
-            return ApiError(status, message, _display(url), hint="rate limited too often; try again later")
         return ApiError(status, message, _display(url), json_body=is_json)
 
     def close(self) -> None:
@@ -631,23 +662,41 @@ def normalise_base_url(url: str) -> str:
 
 
 def server_message(response: requests.Response) -> str:
-    """The server's own words: `detail` of a JSON object, a JSON string body, or a text snippet."""
+    """The server's own words: `detail` of a JSON object, a JSON string body, or a text snippet,
+    with emails, addresses and tokens masked (redact.mask_personal)."""
     try:
         body = response.json()
     except ValueError:
-        return _snippet(response) or redact.scrub(response.reason or "") or "no message"
+        snippet = _snippet(response)
+        if snippet:
+            return f"{snippet} ({_body_kind(response)})"
+        return redact.mask_personal(response.reason or "") or f"no message ({_body_kind(response)})"
     if isinstance(body, dict):
         for key in ("detail", "error", "message"):
             if key in body:
-                return redact.scrub(str(body[key]))[:300]
-        return redact.scrub(json.dumps(body))[:300]
-    return redact.scrub(str(body))[:300]
+                return redact.mask_personal(str(body[key]))[:300]
+        return redact.mask_personal(json.dumps(body))[:300]
+    return redact.mask_personal(str(body))[:300]
+
+
+def _body_kind(response: requests.Response) -> str:
+    """A body told by its type and length, for messages that must not quote it."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    return f"{kind}, {len(response.content):,} bytes"
 
 
 def _snippet(response: requests.Response) -> str:
-    # Scrubbed before it is cut: a token cut in two would no longer be found.
-    text = redact.scrub((response.text or "")[:20_000]).strip().replace("\n", " ")
-    return text[:120] + ("…" if len(text) > 120 else "")
+    """The start of a text body (an error page) as words, masked; nothing of a body that looks
+    like JSON: broken JSON is data cut short, a member's email or an event's."""
+    text = (response.text or "")[:20_000]
+    if text.lstrip()[:1] in ("[", "{"):
+        return ""
+    # Masked before it is cut: a token or an email cut in two would no longer be found.
+    text = " ".join(redact.mask_personal(_TAG.sub(" ", text)).split())
+    return text[:80] + ("…" if len(text) > 80 else "")
+
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _display(url: str) -> str:

@@ -69,6 +69,7 @@ def online_check(config: Config) -> Iterator[tuple[str, bool]]:
     for source in config.sources:
         client = client_for(source)
         client.max_retries = 1
+        client.retry_budget = 5.0  # a check answers in seconds, rate limited or not
         try:
             root, _ = client.get("")
             scopes = sorted(((root or {}).get("auth") or {}).get("scopes") or [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import threading
 
 _secrets: set[str] = set()
@@ -47,6 +48,25 @@ def scrub(text: str) -> str:
         if secret in text:
             text = text.replace(secret, mask(secret))
     return text
+
+
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+_IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+_TOKEN = re.compile(r"\b(?:Bearer|Basic|DSN|Token)\s+[^\s*]{8,}|\bsntr[a-z]*_[\w.=+/-]{8,}|"
+                    r"\b(?=[\w+=-]*\d)[A-Za-z0-9_+=-]{40,}")
+
+
+def mask_personal(text: str) -> str:
+    """Emails, IP addresses and anything shaped like a token, masked: for text a server sent that
+    we quote in an error (an error page, a broken body), which ends up in _sync_runs and `status`."""
+    if not text:
+        return text
+    text = _TOKEN.sub("<token>", scrub(text))
+    text = _EMAIL.sub("<email>", text)
+    text = _IPV4.sub("<ip>", text)
+    # IPv6 needs "::" or the full eight groups: a time of day (12:30:45) has the same letters
+    return _IPV6.sub(lambda m: "<ip>" if "::" in m[0] or m[0].count(":") == 7 else m[0], text)
 
 
 class _ScrubFilter(logging.Filter):

@@ -51,6 +51,15 @@ def make_trigger(cron: str | None, every_minutes: float | None, tz: str | None =
     raise ConfigError("no schedule given", hint="pass --cron '0 3 * * *' or --every 60, or set [schedule] in the config")
 
 
+def stamp_log_lines() -> None:
+    """The daemon's log lines (a skipped run, a stream that failed, a TLS warning) start with their
+    UTC time, as the lines it reports itself do: each line of a daemon's output is read alone."""
+    formatter = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    formatter.converter = time.gmtime
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
+
+
 class _PlainSkips(logging.Filter):
     """APScheduler's word for a run that came due while the last one still synced names an inner
     function (`run_scheduler.<locals>.job`); say it as the user would."""

@@ -93,6 +93,46 @@ def test_retry_after_wins(server):
     assert sleeps == [7.0]
 
 
+STORM = (429, {}, "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds")
+
+
+@pytest.mark.parametrize("refusal", [STORM, (503, {}, b"<html>503 Service Unavailable</html>")])
+def test_a_long_storm_of_429s_and_503s_is_waited_out_by_time_not_by_count(server, refusal):
+    """429s without Retry-After (and 503s) many more times than max_retries: on a loaded machine
+    the count ran out and the stream failed. They are retried until the time budget is spent."""
+    url, script = server([refusal] * 20 + [(200, {}, [{"id": "1"}])])
+    sleeps = []
+    client = SentryClient(url, TOKEN, sleep=sleeps.append, backoff_base=0.01, backoff_cap=0.05, max_retries=2)
+    data, _ = client.get("organizations/")
+    assert data == [{"id": "1"}] and len(script.requests) == 21
+    assert len(sleeps) == 20 and all(0.005 / 2 <= s <= 0.05 for s in sleeps), sleeps  # exponential, capped
+
+
+def test_a_429_storm_longer_than_the_time_budget_fails_naming_the_rate_limit(server):
+    url, script = server([STORM] * 200)
+    sleeps = []
+    client = SentryClient(url, TOKEN, sleep=sleeps.append, backoff_base=0.01, backoff_cap=0.05, max_retries=2,
+                          retry_budget=0.5)
+    with pytest.raises(ApiError) as info:
+        client.get("organizations/")
+    assert info.value.status == 429
+    assert "rate limit" in str(info.value) and "0.5" in str(info.value) and "too frequently" in str(info.value)
+    assert sum(sleeps) <= 0.5 and len(sleeps) > 9  # by time: well past max_retries
+    assert len(script.requests) == len(sleeps) + 1
+
+
+def test_a_stop_ends_a_budgeted_wait_at_once(server):
+    from sentry_mirror.errors import Interrupted
+
+    url, script = server([STORM] * 5)
+    sleeps = []
+    client = SentryClient(url, TOKEN, sleep=sleeps.append, backoff_base=30, max_retries=2)
+    client.stop_when(lambda: True)
+    with pytest.raises(Interrupted):
+        client.get("organizations/")
+    assert sleeps == [] and len(script.requests) == 1
+
+
 def window(limit, remaining, reset_in, **more):
     return {"X-Sentry-Rate-Limit-Limit": str(limit), "X-Sentry-Rate-Limit-Remaining": str(remaining),
             "X-Sentry-Rate-Limit-Reset": str(SERVER_NOW + reset_in), **more}
@@ -217,10 +257,30 @@ def test_401_message_is_the_servers_and_hides_the_token(server):
 def test_json_string_body_of_a_429_becomes_the_message(server):
     body = "You are attempting to use this endpoint too frequently. Limit is 40 requests in 1 seconds"
     url, script = server([(429, {}, body)] * 3)
-    client = SentryClient(url, TOKEN, sleep=lambda s: None, max_retries=2)
+    client = SentryClient(url, TOKEN, sleep=lambda s: None, max_retries=2, retry_budget=0)
     with pytest.raises(ApiError) as info:
         client.get("organizations/")
     assert info.value.status == 429 and "too frequently" in info.value.message
+
+
+PERSONAL = b"<html><body>Signed in as jane.doe@example.com from 203.0.113.7 (2001:db8::7)," \
+           b" session sntrys_eyJpYXQiOjE3MDAwMDAwMDB9_abcdefghijkl</body></html>"
+
+
+@pytest.mark.parametrize("status, kind", [(200, "text/html; charset=utf-8"), (400, "text/plain")])
+def test_a_body_that_is_not_json_is_described_not_quoted(server, status, kind):
+    """An error page or a 200 that is not JSON was quoted into the error, which goes to
+    _sync_runs.error and `status`: it held a member's email. Its status, type and length are told,
+    and a snippet with emails, addresses and tokens masked."""
+    url, script = server([(status, {"Content-Type": kind}, PERSONAL)])
+    client = SentryClient(url, TOKEN, sleep=lambda s: None, max_retries=0)
+    with pytest.raises(ApiError) as info:
+        client.get("organizations/")
+    text = str(info.value)
+    for secret in ("jane.doe", "example.com", "203.0.113.7", "2001:db8::7", "eyJpYXQiOjE3MDAwMDAwMDB9"):
+        assert secret not in text, text
+    assert kind.split(";")[0] in text and f"{len(PERSONAL)} bytes" in text, text
+    assert "Signed in as" in text  # still a hint of what the server said
 
 
 def test_legacy_api_key_uses_basic_auth_with_empty_password(server):

@@ -186,6 +186,10 @@ def test_garbage_from_an_optional_endpoint_is_a_failed_stream_not_a_missing_rout
     assert any(stream in e for e in result.errors), result.errors
     caps = store.get_state(result.source, "_capabilities", "") or {}
     assert stream not in ((caps.get("extra") or {}).get("missing_streams") or [])
+    error = store.con.execute("SELECT error FROM _sync_runs ORDER BY run_id DESC LIMIT 1").fetchone()[0]
+    assert "not JSON (200, application/json, " in error, error
+    if stream == "members":  # the half page it quoted held the first member's email
+        assert "@" not in error and not any(m.email in error for m in emu.world.members), error
     requests.delete(emu.url + "/_emulator/faults", timeout=10)
     assert sync(store, emu).status == "ok"  # asked again, with retries, and stored
     assert_level(store, emu)
