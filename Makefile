@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench soak clean
 
 $(BIN)/sentry-mirror: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ REPORT_EVENTS ?= 1000000
 
 bench: $(BIN)/sentry-mirror
 	$(BIN)/python benchmarks/bench_sync.py --scale $(SCALE) --report-events $(REPORT_EVENTS)
+
+KILLS ?= 40
+SEED ?= 1
+SOAK_SECONDS ?= 1800
+
+soak: $(BIN)/sentry-mirror
+	$(BIN)/python benchmarks/soak.py --scale $(SCALE) --kills $(KILLS) --seed $(SEED) --max-seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) demo.duckdb

@@ -496,8 +496,10 @@ def config_check(config_path, url, org, token, online, db):
               help="Answer as Sentry, or with GlitchTip's deviations.")
 @click.option("--deletions/--no-deletions", default=False, show_default=True,
               help="Let the clock's advance delete issues too.")
+@click.option("--merges/--no-merges", default=False, show_default=True,
+              help="Let the clock's advance merge issues too.")
 @handle_errors
-def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor, deletions):
+def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor, deletions, merges):
     """Serve a generated organization through Sentry's API on 127.0.0.1, for trying and testing."""
     from .emulator import parse_spec, run_emulator
     from .errors import ConfigError
@@ -509,7 +511,7 @@ def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor
             raise ConfigError(f"bad --fault {spec!r}: {exc}", hint="e.g. kind=503,route=*/issues/*,rate=0.2") from None
     try:
         run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults),
-                     flavor=flavor, deletions=deletions, strict_limits=strict_limits)
+                     flavor=flavor, deletions=deletions, merges=merges, strict_limits=strict_limits)
     except OSError as exc:  # binding the port: in use, or not ours to take
         raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
                           hint="pick another --port, or --port 0 for any free one") from None

@@ -9,7 +9,8 @@
         emu.faults.add(kind="503", route="*/issues/*", rate=0.2)
 
 Options: `flavor="glitchtip"` serves the same world with GlitchTip's deviations (glitchtip.py);
-`deletions=True` lets advance() delete issues; `concurrent_limit=N` enforces a per-token
+`deletions=True` lets advance() delete issues; `merges=True` lets it merge issues (also
+`emu.merge_issues(primary_id, [other_ids])`, POST /_emulator/merge); `concurrent_limit=N` enforces a per-token
 concurrency limit (429); `strict_limits=True` adds Sentry's per-route limit on project events
 (60 requests / 60 s). Ground truth also lists teams, members, environments, deploys, releases by
 status, assignees, deleted issues, project stats totals, tag values and users.

@@ -79,7 +79,7 @@ def _summarise(world: World, p: Project) -> Summary:
         t, ref = p.ev_times[k], p.ev_refs[k]
         issue, seq = issues[ref >> SEQ_BITS], ref & _SEQ_MASK
         h = world.event_hash(issue.idx, seq)
-        _bump(env, "staging" if (h & 0xFFFF) < issue.staging_share * 65536 else "production", t)
+        _bump(env, world.environment(issue, seq), t)
         rel = p.release_at(t)
         if rel is not None:
             _bump(rel_t, rel.version, t)
@@ -92,7 +92,7 @@ def _summarise(world: World, p: Project) -> Summary:
         if u >= 0:
             _bump(user_t, f"id:{10_000 + u}", t)
             _bump(users, u, t)
-        _bump(level_t, issue.level, t)
+        _bump(level_t, world.event_level(issue, seq), t)
         if rejected_sibling(h):
             rejected.append(t)
         if filtered_sibling(h):

@@ -316,7 +316,7 @@ class Api:
         return rows
 
     def _has_env(self, issue: Issue, lo: int, hi: int, envs: set[str]) -> bool:
-        if issue.staging_share == 0:
+        if issue.staging_share == 0 and issue.origin is None:  # merged events keep their environment
             return "production" in envs
         return any(self.world.environment(issue, s) in envs for s in range(hi - 1, lo - 1, -1))
 

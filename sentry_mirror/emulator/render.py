@@ -417,7 +417,7 @@ def _tags(world: World, issue: Issue, seq: int, h: int) -> list[dict]:
     user = _user(world, issue, seq)
     values = {
         "environment": world.environment(issue, seq), "handled": "yes" if issue.handled else "no",
-        "level": issue.level, "mechanism": fam.mechanism, "os": f"{os_name} {os_ver}", "os.name": os_name,
+        "level": world.event_level(issue, seq), "mechanism": fam.mechanism, "os": f"{os_name} {os_ver}", "os.name": os_name,
         "release": rel.version if rel else None, "user": f"id:{user['id']}" if user else None,
     }
     if fam.browsers:

@@ -153,10 +153,11 @@ class Emulator:
     def __init__(self, seed: int = 1, scale: str = "tiny", token: str = DEFAULT_TOKEN,
                  rate_limit: int | None = None, port: int = 0, now: datetime | None = None,
                  flavor: str = "sentry", concurrent_limit: int | None = None, strict_limits: bool = False,
-                 deletions: bool = False, project_event_days: int | None = None, seen_in_seconds: bool = False):
+                 deletions: bool = False, project_event_days: int | None = None, seen_in_seconds: bool = False,
+                 merges: bool = False):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
-        self.world = World(seed=seed, scale=scale, now=now, deletions=deletions)
+        self.world = World(seed=seed, scale=scale, now=now, deletions=deletions, merges=merges)
         # Issues' firstSeen/lastSeen cut to the second, as Sentry's schema example has them (its
         # servers may send microseconds: the mirror must cope with both)
         self.world.seen_in_seconds = seen_in_seconds
@@ -224,6 +225,15 @@ class Emulator:
 
     def request_counts(self) -> dict:
         return self.requests.snapshot()
+
+    def merge_issues(self, primary: str, others: list[str]) -> dict:
+        """Merge issues (by id) into `primary`, as a user does in Sentry (see World.merge_issues)."""
+        world = self.world
+        with world.lock:
+            found = [world.find_issue(str(i)) for i in [primary, *others]]
+            if any(i is None for i in found):
+                raise ValueError("unknown (or deleted) issue id")
+            return {"merged": world.merge_issues(found[0], found[1:]), "primary": str(found[0].id)}
 
     # ----- /api/0/ --------------------------------------------------------------------------------
     def serve_api(self, method: str, raw_path: str, query: str, headers, host: str,
@@ -340,6 +350,7 @@ class Emulator:
             ("GET", "/_emulator/requests"): lambda: self.request_counts(),
             ("POST", "/_emulator/requests/reset"): self._reset_requests,
             ("POST", "/_emulator/advance"): lambda: self.advance(_json_body(body).get("hours", 0)),
+            ("POST", "/_emulator/merge"): lambda: self.merge_issues(**_json_body(body)),
             ("GET", "/_emulator/faults"): lambda: self.faults.rules(),
             ("POST", "/_emulator/faults"): lambda: self._add_fault(_json_body(body)),
             ("DELETE", "/_emulator/faults"): lambda: {"cleared": self.faults.clear()},
@@ -545,11 +556,11 @@ def serve_forever(emu: Emulator) -> None:
 
 def run_emulator(port: int, seed: int, scale: str, token: str | None, rate_limit: int | None,
                  faults: list[str], flavor: str = "sentry", concurrent_limit: int | None = None,
-                 strict_limits: bool = False, deletions: bool = False) -> None:
+                 strict_limits: bool = False, deletions: bool = False, merges: bool = False) -> None:
     """CLI entry point: start, print how to connect, serve until interrupted."""
     emu = Emulator(seed=seed, scale=scale, token=token or DEFAULT_TOKEN, rate_limit=rate_limit, port=port,
                    flavor=flavor, concurrent_limit=concurrent_limit, strict_limits=strict_limits,
-                   deletions=deletions)
+                   deletions=deletions, merges=merges)
     for spec in faults or []:
         emu.faults.add_spec(spec)
     emu.start()

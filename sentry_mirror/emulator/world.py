@@ -189,14 +189,19 @@ class Project:
 
 
 class Issue:
-    """One group. Mutable status; events are append-only chronological arrays."""
+    """One group. Mutable status; events are append-only chronological arrays.
+
+    `origin` is None until other issues are merged into this one; then it holds, per seq, the
+    (issue idx << 32 | seq) an event was born as, from which its id and hash derive: a moved
+    event keeps its id. A merged issue keeps its arrays, `deleted_ms` and `merged_into` set.
+    """
 
     __slots__ = (
         "idx", "id", "project", "short_id", "exc_type", "exc_value", "module", "function",
         "lineno", "level", "handled", "status", "substatus", "status_details", "status_changed_ms",
         "created_ms", "first_release", "times", "users", "staging_share", "rate", "assigned",
         "bookmarked", "subscribed", "has_seen", "activity", "deleted_ms", "_agg_key", "_agg",
-        "priority", "is_public",
+        "priority", "is_public", "origin", "merged_into", "_origin_pos",
     )
 
     def __init__(self, **kw):
@@ -264,7 +269,7 @@ class World:
     """Ground truth of one emulated Sentry organization, advanced by a virtual clock."""
 
     def __init__(self, seed: int = 1, scale: str = "tiny", now: datetime | None = None,
-                 deletions: bool = False):
+                 deletions: bool = False, merges: bool = False):
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
         self.seed = seed
@@ -297,6 +302,8 @@ class World:
         # Everything below draws no number from `rng`, so the world above stays as it always was.
         self.deletions = deletions  # off by default: advance() then never deletes issues
         self.deleted: list[Issue] = []
+        self.merges = merges  # off by default: advance() then never merges issues
+        self.merged: list[Issue] = []  # issues merged into another (their `merged_into`)
         self.teams = self._build_teams()
         self.members = self._build_members()
         self.invites = 1
@@ -517,26 +524,53 @@ class World:
             issue.activity.append((activity, t, details))
 
     # ----- derived per-event attributes -------------------------------------------------------
+    @staticmethod
+    def _origin_ref(issue: Issue, seq: int) -> int:
+        """What the event at (issue, seq) was born as: (issue idx << 32 | seq), kept when it moves."""
+        return issue.origin[seq] if issue.origin is not None else (issue.idx << SEQ_BITS) | seq
+
     def event_hash(self, issue_idx: int, seq: int) -> int:
-        return mix64(((issue_idx << SEQ_BITS) | seq) ^ self._hash_key)
+        return mix64(self._origin_ref(self.issues[issue_idx], seq) ^ self._hash_key)
 
     def event_id(self, issue: Issue, seq: int) -> str:
-        return self.codec.encode(issue.idx, seq)
+        ref = self._origin_ref(issue, seq)
+        return self.codec.encode(ref >> SEQ_BITS, ref & ((1 << SEQ_BITS) - 1))
+
+    def event_source(self, issue: Issue, seq: int) -> Issue:
+        """The issue an event was born in: its level and environment mix stay with the event."""
+        return issue if issue.origin is None else self.issues[issue.origin[seq] >> SEQ_BITS]
 
     def environment(self, issue: Issue, seq: int) -> str:
         h = self.event_hash(issue.idx, seq) & 0xFFFF
-        return "staging" if h < issue.staging_share * 65536 else "production"
+        return "staging" if h < self.event_source(issue, seq).staging_share * 65536 else "production"
+
+    def event_level(self, issue: Issue, seq: int) -> str:
+        return self.event_source(issue, seq).level
 
     def locate_event(self, event_id: str) -> tuple[Issue, int] | None:
-        """Find a served event by id (None if unknown or out of retention)."""
+        """Find a served event by id (None if unknown or out of retention), wherever merges moved it."""
         decoded = self.codec.decode(event_id.lower())
         if decoded is None:
             return None
         idx, seq = decoded
-        if idx >= len(self.issues) or seq >= len(self.issues[idx].times):
+        if idx >= len(self.issues):
             return None
         issue = self.issues[idx]
+        while issue.merged_into is not None:
+            issue = issue.merged_into
+        if issue.origin is not None:
+            seq = self._origin_positions(issue).get((idx << SEQ_BITS) | seq, len(issue.times))
+        if seq >= len(issue.times):
+            return None
         return (issue, seq) if issue.times[seq] >= self.retention_ms and issue.deleted_ms is None else None
+
+    @staticmethod
+    def _origin_positions(issue: Issue) -> dict[int, int]:
+        """origin ref -> seq of a merged-into issue, rebuilt when its events changed."""
+        pos = issue._origin_pos
+        if pos is None or len(pos) != len(issue.origin):
+            pos = issue._origin_pos = {ref: s for s, ref in enumerate(issue.origin)}
+        return pos
 
     # ----- aggregates ------------------------------------------------------------------------
     def agg(self, issue: Issue) -> Agg | None:
@@ -606,14 +640,21 @@ class World:
                 "issues": issues,
                 "releases": [r.version for r in self.releases],
                 **extras,
+                "merged_issues": {str(i.id): str(self._survivor(i).id) for i in self.merged},
             }
+
+    @staticmethod
+    def _survivor(issue: Issue) -> Issue:
+        while issue.merged_into is not None:
+            issue = issue.merged_into
+        return issue
 
     def event_ids(self) -> list[str]:
         with self.lock:
             out = []
             for issue in self.served_issues():
                 lo = self.agg(issue).lo
-                out.extend(self.codec.encode(issue.idx, s) for s in range(lo, len(issue.times)))
+                out.extend(self.event_id(issue, s) for s in range(lo, len(issue.times)))
             return out
 
     def truth_event_rows(self) -> dict:
@@ -628,8 +669,9 @@ class World:
                     t = issue.times[seq]
                     rel = p.release_at(t)
                     u = issue.users[seq]
-                    rows.append([self.codec.encode(issue.idx, seq), str(issue.id), str(p.id), iso(t),
-                                 rel.version if rel else None, self.environment(issue, seq), issue.level,
+                    rows.append([self.event_id(issue, seq), str(issue.id), str(p.id), iso(t),
+                                 rel.version if rel else None, self.environment(issue, seq),
+                                 self.event_level(issue, seq),
                                  str(10_000 + u) if u >= 0 else None])
         return {"columns": columns, "rows": rows}
 
@@ -673,8 +715,10 @@ class World:
     def _advance_org(self, rng: random.Random, old: int, new: int, hours: float, touched: set[int]) -> dict:
         """Changes no event shows: deletions, reassignments, archived releases, deploys, members."""
         deleted, deleted_events = self._delete_issues(rng, hours, touched) if self.deletions else (0, 0)
+        # Its own RNG, so the draws below are the same with merges on or off.
+        merged = self._merge_some(random.Random(f"merge:{self.seed}:{self.step}"), hours) if self.merges else 0
         return {
-            "deleted_issues": deleted, "deleted_events": deleted_events,
+            "deleted_issues": deleted, "deleted_events": deleted_events, "merged_issues": merged,
             "assignment_changes": self._reassign(rng, hours, touched),
             "archived_releases": self._archive_releases(rng, hours),
             "new_deploys": self._add_deploys(rng, old, new, hours),
@@ -708,6 +752,63 @@ class World:
             p.ev_refs = array("q", [r for _, r in keep])
         self.edits += 1  # cached search results and aggregates no longer hold
         self.cache.clear()
+
+    def _merge_some(self, rng: random.Random, hours: float) -> int:
+        """Merge a few issues into another issue of their project, as a user does in Sentry."""
+        by_project: dict[int, list[Issue]] = {}
+        for issue in self.served_issues():
+            by_project.setdefault(issue.project.idx, []).append(issue)
+        groups = [g for g in by_project.values() if len(g) >= 2]
+        n = self._how_many(sum(len(g) for g in groups), 0.004, hours, 20)
+        merged = 0
+        for _ in range(n):
+            groups = [g for g in groups if len(g) >= 2]
+            if not groups:
+                break
+            group = rng.choice(groups)
+            chosen = rng.sample(group, min(len(group), rng.choice((2, 2, 3))))
+            for issue in chosen[1:]:
+                group.remove(issue)
+            merged += self.merge_issues(chosen[0], chosen[1:])
+        return merged
+
+    def merge_issues(self, primary: Issue, others: list[Issue]) -> int:
+        """Merge `others` into `primary`, as Sentry does: their events move to the primary (ids
+        unchanged), whose count, users, firstSeen and lastSeen then cover them all; the others'
+        ids answer 404 and leave every list and the truth. Returns how many were merged."""
+        with self.lock:
+            others = [o for o in others if o is not primary]
+            for issue in [primary, *others]:
+                if issue.deleted_ms is not None:
+                    raise ValueError(f"issue {issue.id} is deleted or merged already")
+                if issue.project is not primary.project:
+                    raise ValueError("only issues of one project can be merged")
+            if not others:
+                return 0
+            rows = sorted((t, self._origin_ref(issue, s), issue.users[s])
+                          for issue in [primary, *others] for s, t in enumerate(issue.times))
+            primary.times = array("q", [r[0] for r in rows])
+            primary.origin = array("q", [r[1] for r in rows])
+            primary.users = array("l", [r[2] for r in rows])
+            primary.rate = (primary.rate or 0) + sum(o.rate or 0 for o in others)
+            primary._agg_key = primary._origin_pos = None
+            for issue in others:
+                issue.deleted_ms, issue.merged_into = self.now_ms, primary
+                self.merged.append(issue)
+            self._reindex(primary.project, {i.idx for i in [primary, *others]}, primary)
+            self.edits += 1
+            self.cache.clear()
+            return len(others)
+
+    def _reindex(self, p: Project, dropped: set[int], primary: Issue) -> None:
+        """Replace the project index entries of the merged issues with the primary's new ones."""
+        keys = [(t << INDEX_SHIFT) | r for t, r in zip(p.ev_times, p.ev_refs) if (r >> SEQ_BITS) not in dropped]
+        base = primary.idx << SEQ_BITS
+        keys.extend((t << INDEX_SHIFT) | (base + s) for s, t in enumerate(primary.times))
+        keys.sort()
+        mask = (1 << INDEX_SHIFT) - 1
+        p.ev_times = array("q", [k >> INDEX_SHIFT for k in keys])
+        p.ev_refs = array("q", [k & mask for k in keys])
 
     # ----- changes made through the API (the issue PUT routes) -------------------------------------
     def set_issue_status(self, issue: Issue, status: str, details: dict, substatus: str | None = None) -> None:
@@ -816,6 +917,8 @@ class World:
             issue.users.extend(self._draw_users(rng, issue.project, k))
         else:
             issue.users.extend(array("l", [-1]) * k)
+        if issue.origin is not None:  # born here: ids from seqs no moved event came with
+            issue.origin.extend((issue.idx << SEQ_BITS) | s for s in range(first, first + k))
         return first
 
     def _advance_existing(self, rng, old, new, hours, added) -> int:
