@@ -36,9 +36,10 @@ from sentry_mirror.emulator import Emulator  # noqa: E402
 from sentry_mirror.emulator.faults import KINDS  # noqa: E402
 
 TOKEN = "sntryu_" + "5" * 64
-# Faults the client retries (and pages that come back empty or short, where the emulator has them).
+# Faults the client retries, pages that come back empty or short, and a proxy's Date header (where the
+# emulator has them).
 WANTED = ("429", "500", "502", "503", "reset", "truncate", "badjson", "badcursor", "drift", "slow",
-          "emptypage", "shortpage")
+          "emptypage", "shortpage", "datefromproxy")
 FAULTS = tuple(k for k in WANTED if k in KINDS)
 RETENTION = timedelta(days=90)
 FAILURES = ("events lost", "events doubled", "events under the wrong issue", "events extra",
@@ -55,6 +56,8 @@ def fault_rule(rng: random.Random, kind: str) -> dict:
         rule["retry_after"] = round(rng.uniform(0.05, 0.5), 2)
     elif kind == "badcursor":
         rule = {"kind": kind, "after": rng.randint(1, 20), "times": 1}
+    elif kind == "datefromproxy":  # a proxy's Date header, behind or ahead of Sentry's clock
+        rule = {"kind": kind, "offset": rng.choice([-3 * 86400, -7200, 7200, 3 * 86400])}
     return rule
 
 

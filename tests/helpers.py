@@ -57,3 +57,15 @@ def assert_level(store, emu):
     assert len(stored) == len(set(stored))  # no duplicates (events have no primary key to refuse them)
     assert set(stored) == set(events)
     assert {r[0] for r in con.execute("SELECT version FROM releases").fetchall()} == set(truth["releases"])
+
+
+def session(emu, token: str | None = None) -> requests.Session:
+    """A session that speaks to the emulator with its token (or another)."""
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token or emu.token}"
+    return s
+
+
+def org(emu, path: str) -> str:
+    """The URL of an organization route of the emulator."""
+    return f"{emu.url}/api/0/organizations/{emu.org_slug}/{path}"

@@ -9,12 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from sentry_mirror.cli import cli
-from sentry_mirror.client import SentryClient
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.errors import ApiError
 from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer, SyncOptions
-from helpers import assert_level
+from helpers import assert_level, sync
 
 TOKEN = "sntryu_" + "b" * 64
 
@@ -80,14 +77,6 @@ def test_a_server_that_moved_is_accepted_with_rebind(tmp_path, clean_sentry_env)
             assert_level(store, moved)
         finally:
             store.close()
-
-
-def sync(store, emu, **options):
-    client = SentryClient(emu.url, emu.token, backoff_base=0.01)
-    try:
-        return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
-    finally:
-        client.close()
 
 
 def test_a_mass_deletion_is_a_failed_stream_unless_full_asks_for_it():

@@ -16,7 +16,7 @@ import requests
 from sentry_mirror.emulator import Emulator, World, parse_spec
 from sentry_mirror.emulator.pagination import keyset_page
 
-from helpers import links, walk
+from helpers import links, session, walk
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 
@@ -26,11 +26,6 @@ def emu():
     with Emulator(seed=1, scale="tiny", now=NOW) as e:
         yield e
 
-
-def session(e: Emulator, token: str | None = None) -> requests.Session:
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {token or e.token}"
-    return s
 
 
 def issues_url(e: Emulator, params: str = "") -> str:

@@ -22,7 +22,7 @@ import requests
 
 from sentry_mirror.emulator import Emulator, api
 
-from helpers import LINK_RE, links, walk
+from helpers import LINK_RE, links, org, session, walk
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 NOW_S = int(NOW.timestamp())
@@ -41,14 +41,6 @@ def gt():
         yield e
 
 
-def session(e: Emulator) -> requests.Session:
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {e.token}"
-    return s
-
-
-def org(e: Emulator, path: str) -> str:
-    return f"{e.url}/api/0/organizations/{e.org_slug}/{path}"
 
 
 def proj(e: Emulator, pid: str, path: str) -> str:

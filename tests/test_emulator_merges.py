@@ -11,19 +11,11 @@ import requests
 
 from sentry_mirror.emulator import Emulator
 
-from helpers import walk
+from helpers import org, session, walk
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 
 
-def session(e: Emulator) -> requests.Session:
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {e.token}"
-    return s
-
-
-def org(e: Emulator, path: str) -> str:
-    return f"{e.url}/api/0/organizations/{e.org_slug}/{path}"
 
 
 def pick_merge(truth: dict) -> tuple[str, list[str]]:
