@@ -486,12 +486,13 @@ def config_check(config_path, url, org, token, online, db):
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generated organization.")
 @click.option("--scale", default="small", show_default=True, type=click.Choice(["tiny", "small", "medium", "large"]),
               help="How much data to generate.")
-@click.option("--token", default=None, help="The token the emulator accepts [default: a random one, printed].")
+@click.option("--token", default=None, help="The token the emulator accepts [default: sntryu_ and 64 zeros, printed].")
 @click.option("--rate-limit", type=click.IntRange(min=1), default=None,
               help="Requests per second per token, over all endpoints, before answering 429.")
 @click.option("--strict-limits", is_flag=True, default=False,
               help="Also Sentry's per-endpoint limits: project events 60 a minute, one at a time.")
-@click.option("--fault", "faults", multiple=True, help="Inject a fault, e.g. 'kind=503,route=*/issues/*,rate=0.2' (repeatable).")
+@click.option("--fault", "faults", multiple=True, help="Inject a fault, e.g. 'kind=503,route=*/issues/*,rate=0.2' or 'kind=datefromproxy,offset=-7200' "
+                                                   "(repeatable; every kind and key is in the README).")
 @click.option("--flavor", type=click.Choice(["sentry", "glitchtip"]), default="sentry", show_default=True,
               help="Answer as Sentry, or with GlitchTip's deviations.")
 @click.option("--deletions/--no-deletions", default=False, show_default=True,
