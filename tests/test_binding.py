@@ -167,3 +167,35 @@ def test_a_refused_mass_deletion_is_looked_at_again_next_sync(monkeypatch):
             result = sync(store, emu, refresh_per_project=1, max_deleted_share=0.1)
             assert result.status == "partial" and any("no longer listed" in e for e in result.errors)
             assert store.get_state(emu.org_slug, "issue_status", "") == before
+
+
+def test_a_source_refused_for_another_organization_leaves_the_others_syncing(tmp_path, monkeypatch):
+    """A binding refusal ended the whole run: in a config of several sources (and under the
+    scheduler, which cannot say --rebind) the other sources never synced again."""
+    from sentry_mirror.config import resolve
+    from sentry_mirror.runner import sync_all
+
+    db = tmp_path / "two.duckdb"
+
+    def config(a, b):
+        path = tmp_path / "c.toml"
+        path.write_text(f'db = "{db}"\n'
+                        f'[[sources]]\nname = "a"\nurl = "{a.url}"\norg = "{a.org_slug}"\ntoken_env = "T"\n'
+                        f'[[sources]]\nname = "b"\nurl = "{b.url}"\norg = "{b.org_slug}"\ntoken_env = "T"\n')
+        return resolve(config_path=str(path), url=None, org=None, token=None, db=None)
+
+    monkeypatch.setenv("T", TOKEN)
+    with Emulator(seed=44, scale="tiny", token=TOKEN) as a, Emulator(seed=45, scale="tiny", token=TOKEN) as b:
+        assert [r.status for r in sync_all(config(a, b))] == ["ok", "ok"]
+        with Emulator(seed=46, scale="tiny", token=TOKEN) as other:  # another organization where a was
+            b.advance(6)
+            results = sync_all(config(other, b))
+            assert [r.status for r in results] == ["failed", "ok"]
+            assert other.world.org_id in results[0].errors[0]
+            store = Store(str(db))
+            try:
+                live = {r[0] for r in store.con.execute(
+                    "SELECT id FROM issues WHERE source = 'b' AND deleted_at IS NULL").fetchall()}
+                assert live == set(b.truth()["issues"])
+            finally:
+                store.close()
