@@ -250,3 +250,10 @@ def test_tls_to_a_server_that_does_not_speak_it_is_one_line_without_retries(tmp_
         assert len(accepted) == 1  # not retried: the same answer would come back
         for conn in accepted:
             conn.close()
+
+
+def test_the_scale_choices_are_the_emulators():
+    from sentry_mirror.emulator.world import SCALES
+    from sentry_mirror.options import SCALES as CHOICES
+
+    assert CHOICES == list(SCALES)
