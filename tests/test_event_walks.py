@@ -101,9 +101,9 @@ def test_status_refresh_is_shared_out_over_syncs_when_the_store_is_large(monkeyp
     original = Syncer._refresh_share
 
     def spy(self, stale):
-        share = original(self, stale)
+        share, ends = original(self, stale)
         calls.append((list(stale), share))
-        return share
+        return share, ends
 
     monkeypatch.setattr(Syncer, "_refresh_share", spy)
     with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
