@@ -14,8 +14,7 @@ from typing import Any
 import duckdb
 
 from .errors import ConfigError, MirrorError
-from .sqlfiles import load_sql
-from .store import _params_for, _statements
+from .sqlfiles import load_sql, params_for, statements
 
 BUCKETS = ("hour", "day", "week")
 
@@ -70,9 +69,9 @@ def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
     params: dict[str, Any] = {"source": filters.source, "project": filters.project, "environment": filters.environment,
                               "release": filters.release, "since": filters.since, "until": filters.until,
                               "by": filters.by, "limit": filters.limit, "basis": basis}
-    sql = _statements(load_sql("reports", name))[0]
+    sql = statements(load_sql("reports", name))[0]
     try:
-        return con.execute(sql, _params_for(sql, params)).df()
+        return con.execute(sql, params_for(sql, params)).df()
     except (duckdb.IOException, duckdb.SerializationException):
         raise  # a damaged file, said as such by the CLI
     except duckdb.Error as exc:

@@ -298,21 +298,21 @@ class SentryClient:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def get(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
-            *, probe: bool | int = False, raw: bool = False) -> tuple[Any, requests.Response]:
+            *, probe: int | None = None, raw: bool = False) -> tuple[Any, requests.Response]:
         """GET a path under /api/0/, retrying transient failures; return (decoded JSON, response).
 
         `raw`: the answer must be a JSON array, returned undecoded as a `RawPage` (see rawpage.py).
 
         `probe`: this path may not exist on a Sentry-compatible server (GlitchTip answers 500 or an
-        HTML page for unknown routes), so those answers are not retried (True) or retried that many
-        times (a number); 502/503/504/429 still are, and so is broken JSON under a number.
+        HTML page for unknown routes), so those answers are retried only that many times (None: not
+        a probe); 502/503/504/429 still are, and so is broken JSON unless `probe` is 0.
 
         429/502/503/504 are retried until the request has waited `retry_budget` seconds in all;
         other failures (500, broken JSON, connection errors) `max_retries` times.
         """
         url = self.url_for(path)
         retries = self.max_retries
-        page_retries = retries if probe is False else 0 if probe is True else min(int(probe), retries)
+        page_retries = retries if probe is None else min(probe, retries)
         attempt = 0
         waited = 0.0  # backoff this request has spent on BUDGETED_STATUSES
         while True:
@@ -378,7 +378,7 @@ class SentryClient:
                 return (rawpage.inspect(response.content) if raw else response.json()), response
             except ValueError:
                 # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
-                if attempt > retries or probe is True or (_is_page(response) and attempt > page_retries):
+                if attempt > retries or probe == 0 or (_is_page(response) and attempt > page_retries):
                     # json_body=False only for a web page (a route the server does not have, answered
                     # by its web app); broken JSON is a broken answer, never taken for a missing route
                     snippet = _snippet(response)
@@ -389,7 +389,7 @@ class SentryClient:
                 self._backoff(attempt, None, "invalid JSON")
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, cursor: str | None = None,
-                 *, probe: bool | int = False, raw: bool = False) -> Iterator[Page]:
+                 *, probe: int | None = None, raw: bool = False) -> Iterator[Page]:
         """Yield pages of a list endpoint, starting at `cursor`, until the server says no more results.
 
         `probe` marks the first request as probing a route the server may not serve (see `get`).
@@ -412,7 +412,7 @@ class SentryClient:
                 cursor, restarts = None, restarts + 1
                 seen.clear()
                 continue
-            probe = False
+            probe = None
             if not raw and not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
                                _display(self.url_for(path)), hint="is this a Sentry-compatible server?")

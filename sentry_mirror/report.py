@@ -12,6 +12,7 @@ import duckdb
 
 from .errors import ConfigError
 from .store import require_store
+from .timestamps import parse_ts
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
 
@@ -188,9 +189,9 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
         if span:
             n, unit = int(span.group(1)), span.group(2)
             return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parse_ts(text)
+        if parsed is None:
+            raise ValueError(text)
         return parsed
     except (ValueError, OverflowError):
         raise ConfigError(f"bad date for {flag}: {value!r}",
