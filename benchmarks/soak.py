@@ -94,8 +94,10 @@ def run_until_killed(emu: Emulator, db: Path, rng: random.Random, typical: dict,
     budget = rng.randint(1, max(2, int(typical["requests"] * 1.1)))
     start_requests = served_requests(emu.url)
     started = time.monotonic()
-    proc = subprocess.Popen(sync_cmd(emu.url, emu.org_slug, db), env=sync_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    said = db.parent / (db.name + ".stderr")  # a file, not a pipe: a pipe left unread could stall the sync
+    with open(said, "w") as err:
+        proc = subprocess.Popen(sync_cmd(emu.url, emu.org_slug, db), env=sync_env(),
+                                stdout=subprocess.DEVNULL, stderr=err)
     try:
         while proc.poll() is None:
             now = time.monotonic()
@@ -110,6 +112,9 @@ def run_until_killed(emu: Emulator, db: Path, rng: random.Random, typical: dict,
             proc.kill()
             proc.wait()
     seconds = time.monotonic() - started
+    if proc.returncode == 2:  # refused (another organization's store, a bad flag): no run will do better
+        lines = [x for x in said.read_text().splitlines() if x.strip()]
+        raise SystemExit(f"a sync was refused (exit 2): {lines[-1] if lines else '?'}")
     if proc.returncode == 0:
         typical["seconds"] = max(typical["seconds"] * 0.5, seconds)
         typical["requests"] = max(10, served_requests(emu.url) - start_requests)
@@ -203,7 +208,10 @@ def soak(args: argparse.Namespace, db: Path) -> dict[str, int]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                epilog="Prints its figures (kills, runs, events lost, doubled, ...) and exits 1 "
+                                       "when anything was lost, doubled or wrong, else 0.")
     p.add_argument("--seed", type=int, default=1, help="seeds the world, the faults and the kill instants")
     p.add_argument("--scale", default="small", choices=("tiny", "small", "medium", "large"))
     p.add_argument("--kills", type=int, default=40, help="stop after this many SIGKILLs")
@@ -211,7 +219,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-delay", type=float, default=30.0,
                    help="kill within this many seconds at most (and within the time a completed sync took)")
     p.add_argument("--advance-chance", type=float, default=0.4, help="chance of moving the clock on before a run")
-    p.add_argument("--db", type=Path, default=None, help="the store (default: a temporary one)")
+    p.add_argument("--db", type=Path, default=None,
+                   help="a new store file to keep afterwards (a store of another organization is refused); "
+                        "None: a temporary one")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per run")
     return p.parse_args(argv)
 

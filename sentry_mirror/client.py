@@ -160,6 +160,10 @@ class SentryClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.retry_budget = retry_budget  # seconds one request may wait out BUDGETED_STATUSES
+        # Seconds of waiting on 502/503/504 left to the requests of the current stream (None: each
+        # request has the whole budget): an outage of one route should cost a stream the budget
+        # once, not once for each of its hundreds of reads (see share_budget).
+        self._outage_left: float | None = None
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self._sleep = sleep
         self._lock = threading.Condition()  # also signalled when a request of a capped endpoint ends
@@ -358,7 +362,7 @@ class SentryClient:
             self._observe(response, window)
             if response.status_code in BUDGETED_STATUSES:
                 delay = self._delay(attempt, response)
-                if waited + delay > self.retry_budget:
+                if waited + delay > self.retry_budget or not self._spend(response.status_code, delay):
                     raise self._out_of_budget(response, url, attempt, waited)
                 waited += delay
                 self._backoff(attempt, response, str(response.status_code), delay)
@@ -417,7 +421,10 @@ class SentryClient:
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
                                _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
             page = Page([], cursor, None, response.headers, data) if raw else Page(data, cursor, None, response.headers)
-            nxt = next_cursor(parse_link_header(response.headers.get("Link")))
+            links = parse_link_header(response.headers.get("Link"))
+            nxt = next_cursor(links)
+            if nxt is not None and not page.count and links["next"].results is not True:
+                nxt = None  # an empty page from a server that does not say `results`: the end
             # Only results="false" ends a walk: an empty page that says more follow is followed.
             # Guarded both ways, as a failed stream (never a walk that ends as if it were done):
             # empty pages without end, and a page of items whose next cursor was seen before.
@@ -612,6 +619,24 @@ class SentryClient:
         log.info("retrying after %s in %.2fs (attempt %d)", why, delay, attempt)
         self._wait(delay)
 
+    def share_budget(self) -> None:
+        """From now on the requests that follow (a stream's, on any thread) share one retry budget
+        for 502/503/504: a backend that is down fails the stream in minutes, not hours. 429s keep
+        a budget per request: a rate limit always opens again."""
+        with self._lock:
+            self._outage_left = self.retry_budget
+
+    def _spend(self, status: int, delay: float) -> bool:
+        if status == 429:
+            return True
+        with self._lock:
+            if self._outage_left is None:
+                return True
+            if delay > self._outage_left:
+                return False
+            self._outage_left -= delay
+            return True
+
     def _out_of_budget(self, response: requests.Response, url: str, attempt: int, waited: float) -> ApiError:
         status = response.status_code
         what = "rate limited" if status == 429 else "unavailable"
@@ -629,9 +654,10 @@ class SentryClient:
                              hint=f"check the token in {self.token_origin} and that it has the read scopes")
         if status == 403:  # a token that may read the rest: name what this read needs
             scope = scope_of(urlsplit(url).path.split("/api/0/", 1)[-1])
-            lacks = f"the {scope} scope" if scope else "a scope this read needs"
-            return AuthError(status, message, _display(url), json_body=is_json,
-                             hint=f"the token in {self.token_origin} lacks {lacks}")
+            lacks = f"the scope {scope}" if scope else "a scope this read needs"
+            # said first: a status line or a stream's error shows only the start of a message
+            return AuthError(status, f"the token lacks {lacks}: {message}", _display(url), json_body=is_json,
+                             hint=f"give the token in {self.token_origin} that scope")
         if status == 404:
             return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
         return ApiError(status, message, _display(url), json_body=is_json)

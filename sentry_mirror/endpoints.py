@@ -75,9 +75,10 @@ PROJECT_USERS = Endpoint("project_users", "projects/{org}/{project}/users/", "pr
 # The scope each read needs, by route: the read scope among those Sentry's OpenAPI schema lists for
 # the operation (any one of them does). GlitchTip asks `project:releases` for releases, where Sentry
 # also takes `project:read`.
+_RELEASES_SCOPE = "project:read (project:releases on GlitchTip)"
 SCOPES = {
-    ORGANIZATION.path: "org:read", PROJECTS.path: "org:read", RELEASES[0].path: "project:releases",
-    DEPLOYS.path: "project:releases", TEAMS.path: "org:read", MEMBERS.path: "member:read",
+    ORGANIZATION.path: "org:read", PROJECTS.path: "org:read", RELEASES[0].path: _RELEASES_SCOPE,
+    DEPLOYS.path: _RELEASES_SCOPE, TEAMS.path: "org:read", MEMBERS.path: "member:read",
     ENVIRONMENTS.path: "org:read", ISSUES.path: "event:read", ISSUE_EVENTS.path: "event:read",
     ISSUE_EVENTS.fallbacks[0]: "event:read", PROJECT_EVENTS.path: "project:read",
     PROJECT_STATS.path: "project:read", ORG_STATS.path: "org:read", TAG_VALUES.path: "project:read",

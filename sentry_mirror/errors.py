@@ -33,6 +33,10 @@ class ConfigError(MirrorError):
     exit_code = 2
 
 
+class BindingError(ConfigError):
+    """A source pointed at another server or organization than the one it mirrors (sync.py)."""
+
+
 class StoreError(MirrorError):
     """The DuckDB store cannot be opened, migrated or written."""
 

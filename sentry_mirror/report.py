@@ -1,4 +1,5 @@
-"""Read-only summaries of a store, for `status` and the demo. Everything here only reads."""
+"""Read-only summaries of a store, for `status` (its figures and their text) and the demo.
+Everything here only reads."""
 
 from __future__ import annotations
 
@@ -99,6 +100,67 @@ def scheduler_status(db_path: str) -> dict | None:
             return json.load(fh)
     except (OSError, ValueError):
         return {"pid": None, "next_run": None}
+
+
+def _when(moment) -> str:
+    """A stored time to the second (they are kept to the microsecond), or '-'."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if hasattr(moment, "strftime") else (str(moment) if moment else "-")
+
+
+def _count(n, one: str, many: str | None = None) -> str:
+    n = n or 0
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def format_status(path: str, info: dict) -> str:
+    """`store_status` as the lines `sentry-mirror status` prints."""
+    lines = [f"store: {path}"]
+    if not info["sources"]:
+        return f"store {path} has never synced: run 'sentry-mirror sync'"
+    scheduler = info.get("scheduler")
+    if scheduler:
+        lines.append(f"scheduler: running (process {scheduler.get('pid')}), next run {scheduler.get('next_run') or '?'}")
+    for name, src in info["sources"].items():
+        if src["last_success"]:
+            lines.append(f"source {name}: last successful sync {_when(src['last_success'])} UTC "
+                         f"({_ago(src['lag_seconds'])})")
+        else:
+            lines.append(f"source {name}: no successful sync yet")
+        run = src.get("last_run")
+        if run:
+            figures = (f"{_count(run['requests'], 'request')}, {_count(run['retries'], 'retry', 'retries')}, "
+                       f"{run['rate_limited'] or 0} 429s")
+            took = f", {run['seconds']:.1f}s" if run.get("seconds") is not None else ""
+            lines.append(f"  last run: {_when(run['started_at'])} UTC, {run['status']}{took}, {figures}")
+            if run.get("error"):
+                lines.append(f"  last error: {run['error']}")
+        if src.get("clock"):
+            lines.append(f"  clock: {src['clock']}")
+        lines.append("  rows: " + ", ".join(f"{t} {n:,}" for t, n in src["rows"].items()))
+        if src.get("issues_by_status"):
+            lines.append("  issues by status: " + ", ".join(f"{k} {v:,}" for k, v in src["issues_by_status"].items()))
+        for stream in src.get("streams", []):
+            extra = ""
+            if stream.get("last_rows") is not None:
+                extra = f", last run {_count(stream['last_rows'], 'row')} in {_count(stream['last_requests'], 'request')}"
+            if stream.get("last_error"):
+                extra += f", FAILED: {stream['last_error'][:120]}"
+            resume = "  (interrupted: will resume)" if stream["resume_pending"] else ""
+            if stream["updated_at"]:
+                updated = f"updated {_when(stream['updated_at'])}"
+            else:  # streams that keep no cursor (stats start from their latest stored bucket)
+                updated = "no cursor" if stream.get("last_rows") is not None else "not yet stored"
+            lines.append(f"  {stream['stream']:<18} {updated}{extra}{resume}")
+    return "\n".join(lines)
 
 
 def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> str:

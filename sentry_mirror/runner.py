@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 from . import redact
 from .client import SentryClient
 from .config import Config, Source
-from .errors import ApiError
+from .errors import ApiError, BindingError, MirrorError
 from .locking import writer_lock
 from .store import Store, check_store_path
 from .sync import Syncer, SyncOptions, SyncResult
@@ -53,7 +53,7 @@ def sync_all(config: Config, *, full: bool = False, rebind: bool = False, stop: 
              progress: Callable[[str], None] | None = None, wait: bool = False,
              observer: Any = None) -> list[SyncResult]:
     results: list[SyncResult] = []
-    failures: list[ApiError] = []
+    failures: list[MirrorError] = []
     give_large_blocks_back()
     if config.db != ":memory:":
         check_store_path(config.db)
@@ -70,9 +70,10 @@ def sync_all(config: Config, *, full: bool = False, rebind: bool = False, stop: 
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None
                     results.append(Syncer(store, client, source.org, source=source.name, options=options,
                                           stop=stop, progress=say, observer=observer).run())
-                except ApiError as exc:
-                    # One source's server or token failing is no reason to leave the others unsynced;
-                    # the run row says it failed, and the sync ends partial (or with this error alone).
+                except (ApiError, BindingError) as exc:
+                    # One source's server or token failing, or a source pointed at another server, is
+                    # no reason to leave the others unsynced; the run row says it failed, and the
+                    # sync ends partial (or with this error alone).
                     if len(config.sources) == 1:
                         raise
                     log.error("%s: %s", source.name, redact.scrub(str(exc)))

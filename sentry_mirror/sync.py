@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 from . import endpoints as ep
 from . import redact
 from .client import SentryClient
-from .errors import ApiError, AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
+from .errors import ApiError, AuthError, BindingError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
 from .event_walks import EventWalks
 from .store import PRUNE_KEYS, Store
 from .timestamps import fmt_ts, parse_ts
@@ -72,8 +72,6 @@ class Syncer:
         # for should not wait out a Retry-After of a minute.
         self.client.on_idle(self.walker.while_waiting)
         self.client.stop_when(lambda: self.stop.is_set() or self.walker.abort.is_set())  # the fetchers' waits too
-        self.walker.data_floor = self.store.con.execute("SELECT max(last_seen) FROM issues WHERE source = ?",
-                                                  [self.source]).fetchone()[0]
         try:
             self._stream("organization", self.sync_organization, fatal=True)
             self._stream("projects", self.sync_list, ep.PROJECTS)
@@ -137,6 +135,7 @@ class Syncer:
         before = (stats.requests, stats.retries, stats.rate_limited)
         started = time.monotonic()
         error = None
+        self.client.share_budget()  # one outage budget for the whole stream
         try:
             step(*args)
         except (Interrupted, StoreError, ConfigError):
@@ -163,8 +162,8 @@ class Syncer:
             org, _ = self.client.get(ep.ORGANIZATION.path.format(org=self.org))
         except NotFoundError as exc:
             if not exc.json_body:  # Sentry says 404 in JSON; a web server that is not Sentry does not
-                raise ApiError(404, f"{_where(self.client.base_url)} does not look like a Sentry API: it answered "
-                                    f"{exc.message[:80]!r} where Sentry answers JSON", self.client.base_url,
+                raise ApiError(0, f"{_where(self.client.base_url)} does not look like a Sentry API: its organization "
+                                  f"route answered 404 with a web page, where Sentry answers JSON",
                                hint="check --url: the address of your Sentry server, e.g. https://sentry.example.com",
                                json_body=False) from None
             raise NotFoundError(404, f"organization '{self.org}' not found at {self.client.base_url}",
@@ -190,12 +189,12 @@ class Syncer:
         known_id = bound.get("org_id") or next(iter(r[0] for r in self.store.con.execute(
             "SELECT id FROM organizations WHERE source = ?", [self.source]).fetchall()), None)  # a store from before
         if known_id and org_id and known_id != org_id:
-            raise ConfigError(
+            raise BindingError(
                 f"source '{self.source}' mirrors organization id {known_id}"
                 f"{' at ' + bound['url'] if bound.get('url') else ''}, but {url} answers '{slug}' with id {org_id}",
                 hint="check --url and --org, or sync that organization into another store (--db) or source")
         if bound.get("url") and bound["url"] != url and not self.options.rebind:
-            raise ConfigError(f"source '{self.source}' was synced from {bound['url']}, not {url} "
+            raise BindingError(f"source '{self.source}' was synced from {bound['url']}, not {url} "
                               f"(the same organization id {org_id})",
                               hint="if the server moved to this address, sync once with --rebind")
         return {"url": url, "org_id": org_id or known_id}
@@ -416,7 +415,7 @@ class Syncer:
         stale = [i for i in known if i not in seen]
         if not stale:
             return
-        stale = self._refresh_share(stale)
+        stale, share_ends = self._refresh_share(stale)
         self.progress(f"issue status ({len(stale)} known)…")
         self._gone = []
         path = ep.ISSUES.path.format(org=self.org)
@@ -450,27 +449,29 @@ class Syncer:
             # the walk was whole: what it did not list is gone
             self._store_refresh([], [i for i in stale if i not in returned], now, safe_horizon)
         self._mark_gone(now)
+        if share_ends:  # the next sync reads the next share; not before this one is settled
+            self.buffer.state("state", "issue_status", "", watermark=None, cursor=None, params=None,
+                              extra={"after": share_ends})
 
-    def _refresh_share(self, stale: list[str]) -> list[str]:
+    def _refresh_share(self, stale: list[str]) -> tuple[list[str], str | None]:
         """This sync's share of the known issues to re-read, so that a sync with nothing new costs
         the same few requests per project however many issues the store holds: at most
         `refresh_per_project` per project, taken in id order from where the last sync stopped and
-        wrapping round. With fewer stale issues than that, all of them, every sync."""
+        wrapping round; with the id it ends at. With fewer stale issues than that, all of them,
+        every sync."""
         per_project = self.options.refresh_per_project
         if not per_project:
-            return stale
+            return stale, None
         projects = self.store.con.execute("SELECT count(*) FROM projects WHERE source = ?", [self.source]).fetchone()[0]
         budget = per_project * max(1, projects)
         if len(stale) <= budget:
-            return stale
+            return stale, None
         after = ((self.store.get_state(self.source, "issue_status", "") or {}).get("extra") or {}).get("after")
         start = bisect.bisect_right(stale, after) if after else 0
         share = (stale[start:] + stale[:start])[:budget]
-        self.buffer.state("state", "issue_status", "", watermark=None, cursor=None, params=None,
-                          extra={"after": share[-1]})
         log.info("re-reading %d of %d known issues this sync (refresh_per_project = %d)", len(share), len(stale),
                  per_project)
-        return sorted(share)
+        return sorted(share), share[-1]
 
     def _store_refresh(self, items: list[dict], missing: list[str], now: datetime, safe_horizon: datetime) -> None:
         with self.store.transaction():
@@ -489,9 +490,17 @@ class Syncer:
             return
         live = self.store.con.execute("SELECT count(*) FROM issues WHERE source = ? AND deleted_at IS NULL",
                                       [self.source]).fetchone()[0]
-        if len(gone) > MASS_DELETION_MIN and len(gone) > self.options.max_deleted_share * live and not self.options.full:
-            raise ApiError(200, f"{len(gone):,} of {live:,} stored issues are no longer listed by the server; "
-                                f"not marking them deleted", _where(self.client.base_url),
+        # The issues of a project the server no longer lists went with it: that explains them.
+        listed = {key for _, key in self.walker.counted.get("projects", ())}
+        if (self.result.streams.get("projects") or {}).get("error"):
+            listed = set()  # a walk cut short lists too few: nothing is explained by it
+        unexplained = len(gone) if not listed else self.store.con.execute(
+            "SELECT count(*) FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) "
+            "AND list_contains(?::VARCHAR[], project_id)", [self.source, gone, sorted(listed)]).fetchone()[0]
+        if unexplained > MASS_DELETION_MIN and unexplained > self.options.max_deleted_share * live \
+                and not self.options.full:
+            raise ApiError(0, f"{unexplained:,} of {live:,} stored issues are no longer listed by the server; "
+                                f"not marking them deleted",
                            hint="if they were deleted in Sentry, run 'sentry-mirror sync --full' to accept it")
         with self.store.transaction():
             self.store.run_statements("updates", "issues_deleted", source=self.source, ids=gone, observed_at=now)
@@ -509,7 +518,7 @@ class Syncer:
             note = (f"the server's Date header is {_span(abs(apart))} {'ahead of' if apart > 0 else 'behind'} "
                     f"Sentry's own clock (a proxy's clock?); windows followed Sentry's")
             self.result.notes.append(note)
-            log.warning(note)
+            log.info(note)  # the summary says it
         known = (self.store.get_state(self.source, "_clock", "") or {}).get("extra") or {}
         if note or known:
             self.buffer.state("state", "_clock", "", watermark=None, cursor=None, params=None,
@@ -550,7 +559,8 @@ def _unfold_stats_v2(data: Any, field: str, category: str | None) -> list[dict]:
 def _where(base_url: str) -> str:
     """A base URL fit to store and show: scheme, host, port and path; never credentials."""
     parts = urlsplit(base_url)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port and parts.port != default else "")
     return f"{parts.scheme}://{host}{parts.path}"
 
 

@@ -80,8 +80,9 @@ class Walker:
         # `optional`); None: the next request is no probe.
         self.probe: int | None = None
         self.routes: dict[str, int] = {}  # endpoint name -> index of the path that works here
-        # The newest time the server's own data showed (an issue's lastSeen, an event's dateCreated):
-        # Sentry's clock is at least there, whatever a proxy's Date header says (see server_now).
+        # The newest time the server's own data showed in this sync (an issue's lastSeen, an event's
+        # dateCreated): Sentry's clock is at least there, whatever a proxy's Date header says (see
+        # server_now). Not the store's: a server restored from a backup is behind what was stored.
         self.data_floor: datetime | None = None
         self.counted: dict[str, set] = {}  # entity -> keys of the objects counted in this sync's rows
 
@@ -211,8 +212,8 @@ class Walker:
             if exc.status == 403 or exc.status >= 500:
                 # No access, or an outage that outlasted the retries: skip this read, count it as a
                 # failure (the sync is a partial success), and leave it unsettled for the next sync.
-                lacks = f"; {exc.hint}" if exc.status == 403 and exc.hint else ""
-                self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {exc.message[:60]}{lacks})")
+                text = exc.message[:120] if exc.status == 403 else exc.message[:60]  # a 403 names the scope first
+                self.result.errors.append(f"{name}: skipped {exc.url} ({exc.status}: {text})")
                 return False
             raise
         finally:

@@ -135,3 +135,67 @@ def test_a_web_server_that_is_not_sentry_is_named_as_such(tmp_path, web_server, 
     assert "does not look like a Sentry API" in result.output and "not found" not in result.output.lower().split(
         "answered")[0]
     assert "Traceback" not in result.output
+
+
+def test_issues_of_a_project_no_longer_listed_are_not_a_mass_deletion():
+    """Deleting a project takes its issues with it: however many, they are marked deleted."""
+    with Emulator(seed=43, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu)
+        doomed = emu.world.served_issues()[:15]
+        # as if they belonged to a project the server has since deleted
+        store.con.execute("UPDATE issues SET project_id = 'gone-project' WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                          [[str(i.id) for i in doomed]])
+        emu.world.delete_issues(doomed)
+        result = sync(store, emu)
+        assert result.status == "ok", result.errors
+        assert store.con.execute("SELECT count(*) FROM issues WHERE deleted_at IS NOT NULL").fetchone()[0] == 15
+
+
+def test_a_refused_mass_deletion_is_looked_at_again_next_sync(monkeypatch):
+    """The share of known issues a sync re-reads moved on even when the guard failed the stream, so
+    the same issues were only looked at again after a full round."""
+    from sentry_mirror import sync as sync_module
+
+    monkeypatch.setattr(sync_module, "MASS_DELETION_MIN", 0)
+    with Emulator(seed=43, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu, refresh_per_project=1, max_deleted_share=0.1)
+        before = store.get_state(emu.org_slug, "issue_status", "")
+        emu.world.delete_issues(emu.world.served_issues()[:15])
+        for _ in range(2):
+            result = sync(store, emu, refresh_per_project=1, max_deleted_share=0.1)
+            assert result.status == "partial" and any("no longer listed" in e for e in result.errors)
+            assert store.get_state(emu.org_slug, "issue_status", "") == before
+
+
+def test_a_source_refused_for_another_organization_leaves_the_others_syncing(tmp_path, monkeypatch):
+    """A binding refusal ended the whole run: in a config of several sources (and under the
+    scheduler, which cannot say --rebind) the other sources never synced again."""
+    from sentry_mirror.config import resolve
+    from sentry_mirror.runner import sync_all
+
+    db = tmp_path / "two.duckdb"
+
+    def config(a, b):
+        path = tmp_path / "c.toml"
+        path.write_text(f'db = "{db}"\n'
+                        f'[[sources]]\nname = "a"\nurl = "{a.url}"\norg = "{a.org_slug}"\ntoken_env = "T"\n'
+                        f'[[sources]]\nname = "b"\nurl = "{b.url}"\norg = "{b.org_slug}"\ntoken_env = "T"\n')
+        return resolve(config_path=str(path), url=None, org=None, token=None, db=None)
+
+    monkeypatch.setenv("T", TOKEN)
+    with Emulator(seed=44, scale="tiny", token=TOKEN) as a, Emulator(seed=45, scale="tiny", token=TOKEN) as b:
+        assert [r.status for r in sync_all(config(a, b))] == ["ok", "ok"]
+        with Emulator(seed=46, scale="tiny", token=TOKEN) as other:  # another organization where a was
+            b.advance(6)
+            results = sync_all(config(other, b))
+            assert [r.status for r in results] == ["failed", "ok"]
+            assert other.world.org_id in results[0].errors[0]
+            store = Store(str(db))
+            try:
+                live = {r[0] for r in store.con.execute(
+                    "SELECT id FROM issues WHERE source = 'b' AND deleted_at IS NULL").fetchall()}
+                assert live == set(b.truth()["issues"])
+            finally:
+                store.close()

@@ -38,6 +38,22 @@ def test_every_command_and_option_has_help():
                 assert param.help, f"{name} --{param.name} has no help"
 
 
+def all_commands(group=cli, prefix="sentry-mirror"):
+    """Every command, the groups' own subcommands included, with the words that call it."""
+    yield prefix, group
+    for name, command in getattr(group, "commands", {}).items():
+        yield from all_commands(command, f"{prefix} {name}")
+
+
+def test_every_command_has_a_one_line_docstring_and_every_option_help():
+    for name, command in all_commands():
+        summary = (command.help or "").split("\n\n")[0]
+        assert summary.strip() and "\n" not in summary.strip(), f"{name}: no one-line summary first in its docstring"
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{name} {param.opts[-1]} has no help"
+
+
 def test_help_shows_env_vars():
     out = run("sync", "--help").output
     assert "SENTRY_AUTH_TOKEN" in out and "SENTRY_ORG" in out and "SENTRY_URL" in out
@@ -234,3 +250,10 @@ def test_tls_to_a_server_that_does_not_speak_it_is_one_line_without_retries(tmp_
         assert len(accepted) == 1  # not retried: the same answer would come back
         for conn in accepted:
             conn.close()
+
+
+def test_the_scale_choices_are_the_emulators():
+    from sentry_mirror.emulator.world import SCALES
+    from sentry_mirror.options import SCALES as CHOICES
+
+    assert CHOICES == list(SCALES)

@@ -243,3 +243,22 @@ def test_a_sample_is_whole_when_its_first_page_comes_short(emu):
     assert sync(store, emu, events="sample", events_sample=4).status == "ok"
     assert len(emu._deferred) >= 3
     assert counts(store) == counts(reference) and max(counts(store).values()) == 4
+
+
+def test_an_outage_of_one_route_costs_its_stream_one_retry_budget(emu):
+    """503s retry until a request has waited the retry budget; an outage of the stats backend then
+    cost every project's read that long (hours at a few hundred projects). The requests of a
+    stream share one budget for 502/503/504: the stream fails once it is spent."""
+    emu.faults.add(kind="503", route="*/stats/*", rate=1)
+    store = Store(":memory:")
+    client = SentryClient(emu.url, emu.token, backoff_base=0.2, backoff_cap=0.4, retry_budget=2.0)
+    try:
+        result = Syncer(store, client, emu.org_slug).run()
+    finally:
+        client.close()
+    assert len(emu.world.projects) >= 3
+    assert result.status == "partial" and any("project_stats" in e for e in result.errors), result.errors
+    assert client.stats.waited_seconds <= 2.0  # one budget, not one per project
+    emu.faults.clear()
+    assert sync(store, emu).status == "ok"
+    assert_level(store, emu)

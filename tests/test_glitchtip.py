@@ -179,7 +179,8 @@ def test_cli_a_forbidden_stream_exits_6_naming_the_scope_a_forbidden_org_exits_5
         result = cli_sync(emu, tmp_path / "a.duckdb")
         assert result.exit_code == 6, result.output
         failed = [line.strip() for line in result.stdout.splitlines() if "FAILED" in line]
-        assert failed and all("lacks the project:releases scope" in line for line in failed), result.stdout
+        assert failed and all("lacks the scope project:read (project:releases on GlitchTip)" in line
+                              for line in failed), result.stdout
         assert rule.fired >= 1
         emu.faults.clear()
         emu.faults.add(kind="forbidden", route="/api/0/organizations/{org}/")

@@ -101,6 +101,16 @@ def test_release_row(store, fixture):
                  "date_created": datetime(2024, 1, 1), "project_ids": ["1"]}
 
 
+def test_a_release_found_by_slug_when_the_slug_stands_twice(store):
+    """Stored projects are never dropped: a project deleted in Sentry and a new one with its slug
+    both stay. Matching GlitchTip's releases by slug failed every sync on them ("Map keys must be
+    unique"); the project synced last, the one the server lists now, is the one meant."""
+    store.upsert("projects", [{"id": "1", "slug": "web", "name": "old web"}], source="s1")
+    store.upsert("projects", [{"id": "2", "slug": "web", "name": "new web"}], source="s1")
+    store.upsert("releases", [{"version": "web@2", "projects": [{"name": "web", "slug": "web"}]}], source="s1")
+    assert row(store, "SELECT project_ids FROM releases") == {"project_ids": ["2"]}
+
+
 def test_upsert_is_idempotent_and_untouched_rows_keep_their_time(store, fixture):
     issues = fixture("org_issues.json")
     store.upsert("issues", issues, source="s1")

@@ -15,15 +15,20 @@ concurrency limit (429); `strict_limits=True` adds Sentry's per-route limit on p
 (60 requests / 60 s). Ground truth also lists teams, members, environments, deploys, releases by
 status, assignees, deleted issues, project stats totals, tag values and users.
 
-Modules: world (data model, generation, clock), aggregates (tag values, users, outcome counts),
-render (JSON shapes), search (windows, issue query), pagination (cursors, Link), stats (project
-stats, stats_v2), glitchtip (GlitchTip's deviations), api (endpoints), faults (fault injection),
-server (HTTP, auth, rate limits).
+Modules, lowest first: catalog (names, platforms), model (records, constants, scales), codec (seeded
+hash, event ids), clock (virtual time), served (per-event attributes, issue aggregates, lookups),
+generate (the world a seed makes), mutations (changes made through the API), advance (new events,
+deletions, merges, status changes, releases, deploys, invites as time passes), aggregates (tag
+values, users, outcome counts), render (JSON shapes), truth (ground truth), world (World, composed
+of the above), search (windows, issue query), pagination (cursors, Link), stats (project stats,
+stats_v2), glitchtip (GlitchTip's deviations), api (endpoints), faults (fault injection), server
+(HTTP, auth, rate limits).
 """
 
 from .faults import FaultRegistry, FaultRule, parse_spec
 from .server import DEFAULT_TOKEN, Emulator, run_emulator, serve_forever
-from .world import SCALES, World
+from .model import SCALES
+from .world import World
 
 __all__ = [
     "DEFAULT_TOKEN", "SCALES", "Emulator", "FaultRegistry", "FaultRule", "World", "parse_spec",

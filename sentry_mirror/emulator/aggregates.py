@@ -1,5 +1,5 @@
 """Per-project aggregates over served events: tag values, users, and the outcome counts behind
-project stats and stats_v2, shared by the endpoints and by ground truth so they always agree.
+project stats and stats_v2, shared by the endpoints and by ground truth (truth.py) so they always agree.
 
 Outcome semantics, as Sentry's tsdb has them (TOTAL_RECEIVED_OUTCOMES in sentry/tsdb/snuba.py; the
 `generated` stat reads TSDBModel.project, the stored events):
@@ -20,7 +20,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from . import catalog
-from .world import SEQ_BITS, Project, World
+from .model import SEQ_BITS, Project
+from .served import Served
 
 TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
 STATS = ("received", "rejected", "blacklisted", "generated")
@@ -56,7 +57,7 @@ def _bump(table: dict, value, t: int) -> None:
         entry[2] = t
 
 
-def summary(world: World, p: Project) -> Summary:
+def summary(world: Served, p: Project) -> Summary:
     """The project's aggregates, cached until the world changes (advance clears the cache)."""
     key = ("summary", p.idx)
     if key not in world.cache:
@@ -64,7 +65,7 @@ def summary(world: World, p: Project) -> Summary:
     return world.cache[key]
 
 
-def _summarise(world: World, p: Project) -> Summary:
+def _summarise(world: Served, p: Project) -> Summary:
     fam = catalog.platform_family(p.platform)
     oses, browsers = fam.os_choices, fam.browsers
     tags: dict[str, dict] = {k: {} for k in TAG_KEYS}
@@ -100,7 +101,7 @@ def _summarise(world: World, p: Project) -> Summary:
     return Summary({k: v for k, v in tags.items() if v}, users, received, rejected, blacklisted)
 
 
-def outcome_times(world: World, p: Project, stat: str) -> list[array]:
+def outcome_times(world: Served, p: Project, stat: str) -> list[array]:
     """Time arrays whose counts add up to `stat` (project stats vocabulary)."""
     s = summary(world, p)
     parts = {"generated": [s.received], "rejected": [s.rejected], "blacklisted": [s.blacklisted]}
@@ -115,41 +116,3 @@ def bucket_counts(times_list: list[array], edges_ms: list[int]) -> list[int]:
         for k in range(len(out)):
             out[k] += idx[k + 1] - idx[k]
     return out
-
-
-# ----- ground truth ---------------------------------------------------------------------------------
-def truth_extras(world: World) -> tuple[dict, dict]:
-    """The truth keys about teams, members, deploys, stats, tags and users, and their counts."""
-    from .render import assignee  # render imports world; imported here to keep modules acyclic
-
-    served = world.served_issues()
-    deploys = {r.version: [d.id for d in r.deploys] for r in world.releases if r.deploys}
-    by_status = {"open": [r.version for r in world.releases if r.status == "open"],
-                 "archived": [r.version for r in world.releases if r.status == "archived"]}
-    sums = {str(p.id): summary(world, p) for p in world.projects}
-    tag_values = {pid: {k: {v: e[0] for v, e in vals.items()} for k, vals in s.tags.items()}
-                  for pid, s in sums.items()}
-    users = {pid: sorted(f"id:{10_000 + u}" for u in s.users) for pid, s in sums.items()}
-    extras = {
-        "teams": [t.id for t in world.teams],
-        "members": [m.id for m in world.members],
-        "environments": list(ENVIRONMENTS),
-        "deploys": deploys,
-        "releases_by_status": by_status,
-        "issues_assigned": {str(i.id): assignee(i) for i in served},
-        "deleted_issues": [str(i.id) for i in world.deleted],
-        "project_stats": {pid: {"accepted_total_90d": len(s.received)} for pid, s in sums.items()},
-        "tag_values": tag_values,
-        "users": users,
-    }
-    counts = {
-        "teams": len(world.teams), "members": len(world.members), "environments": len(ENVIRONMENTS),
-        "deploys": sum(len(v) for v in deploys.values()),
-        "releases_open": len(by_status["open"]), "releases_archived": len(by_status["archived"]),
-        "issues_assigned": sum(1 for i in served if i.assigned is not None),
-        "deleted_issues": len(world.deleted),
-        "accepted_total_90d": sum(len(s.received) for s in sums.values()),
-        "tag_values": sum(len(vals) for t in tag_values.values() for vals in t.values()),
-        "users": sum(len(v) for v in users.values()),
-    }
-    return extras, counts

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from . import aggregates, glitchtip, render, stats
+from .model import Issue, Project
 from .pagination import (
     MAX_HITS, ApiError, Cursor, Page, bad_request, keyset_page, link_base, link_header, offset_page,
     page_number_page, parse_cursor, parse_per_page,
 )
 from .search import SORTS, date_window, first, parse_issue_query
-from .world import Issue, Project, World
+from .world import World
 
 NOT_FOUND = "The requested resource does not exist"
 STATS_PERIODS = {None: "24h", "": None, "24h": "24h", "14d": "14d", "auto": "24h"}

@@ -12,13 +12,14 @@ import hashlib
 from bisect import bisect_left
 
 from . import catalog
-from .world import DAY_MS, HOUR_MS, Deploy, Issue, Member, Project, Release, Team, World, iso
+from .model import DAY_MS, HOUR_MS, Deploy, Issue, Member, Project, Release, Team, iso
+from .served import Served
 
 STATS_BUCKETS = {"24h": (24, HOUR_MS), "14d": (14, DAY_MS), "30d": (30, DAY_MS)}
 
 
 # ----- organization, projects, releases ---------------------------------------------------------
-def organization(world: World, base_url: str, detailed: bool = True) -> dict:
+def organization(world: Served, base_url: str, detailed: bool = True) -> dict:
     out = {
         "id": world.org_id, "slug": world.org_slug, "name": world.org_name,
         "status": {"id": "active", "name": "active"},
@@ -43,7 +44,7 @@ def team(slug: str, name: str) -> dict:
     return {"id": str(10 + [t for t, _ in catalog.TEAMS].index(slug)), "slug": slug, "name": name}
 
 
-def project(world: World, p: Project) -> dict:
+def project(world: Served, p: Project) -> dict:
     latest = p.releases[-1] if p.releases else None
     first_event = p.ev_times[bisect_left(p.ev_times, world.retention_ms)] if p.ev_times else None
     t = team(p.team, dict(catalog.TEAMS)[p.team])
@@ -69,12 +70,12 @@ def project(world: World, p: Project) -> dict:
     return out
 
 
-def project_listed(world: World, p: Project, base_url: str) -> dict:
+def project_listed(world: Served, p: Project, base_url: str) -> dict:
     """Legacy `GET /api/0/projects/` item: the project with its organization."""
     return {**project(world, p), "organization": organization(world, base_url, detailed=False)}
 
 
-def project_detail(world: World, p: Project, base_url: str) -> dict:
+def project_detail(world: Served, p: Project, base_url: str) -> dict:
     """getProject: the list fields plus the project's settings and organization."""
     token = hashlib.md5(f"{world.seed}:{p.id}:token".encode()).hexdigest()
     return {
@@ -96,14 +97,14 @@ def project_detail(world: World, p: Project, base_url: str) -> dict:
     }
 
 
-def service_hook(world: World, p: Project) -> dict:
+def service_hook(world: Served, p: Project) -> dict:
     """Each project has one service hook, created with the project."""
     h = hashlib.md5(f"{world.seed}:{p.id}:hook".encode()).hexdigest()
     return {"id": h[:32], "url": f"https://hooks.acme.example/sentry/{p.slug}", "dateCreated": iso(p.created_ms),
             "events": ["event.alert", "event.created"], "status": "active", "secret": h + h[:32]}
 
 
-def release(world: World, r: Release) -> dict:
+def release(world: Served, r: Release) -> dict:
     p = r.project
     start, end = p.release_window(r)
     lo = bisect_left(p.ev_times, max(start, world.retention_ms))
@@ -144,7 +145,7 @@ _TEAM_ACCESS = ["alerts:read", "event:read", "member:read", "org:read", "project
                 "team:read"]
 
 
-def team_detail(world: World, t: Team, detailed: bool = True) -> dict:
+def team_detail(world: Served, t: Team, detailed: bool = True) -> dict:
     """OrganizationTeams list item; `detailed=0` drops `projects`."""
     out = {
         "id": t.id, "slug": t.slug, "name": t.name, "dateCreated": iso(t.created_ms), "isMember": False,
@@ -163,7 +164,7 @@ ORG_ROLES = (("member", "Member", ["event:read", "project:read", "org:read", "me
              ("owner", "Owner", ["event:admin", "project:admin", "org:admin", "member:admin", "team:admin"]))
 
 
-def member_detail(world: World, m: Member) -> dict:
+def member_detail(world: Served, m: Member) -> dict:
     """OrganizationMember detail: the list item plus the roles this member could be given."""
     roles = [{"id": rid, "name": name, "desc": f"{name} of the organization", "scopes": scopes, "allowed": True,
               "isAllowed": True, "isRetired": False, "isGlobal": rid == "owner", "is_global": rid == "owner",
@@ -177,7 +178,7 @@ def member_detail(world: World, m: Member) -> dict:
             "teamRoleList": team_roles}
 
 
-def member(world: World, m: Member) -> dict:
+def member(world: Served, m: Member) -> dict:
     """OrganizationMember list item; a pending invite has no user and its email as name."""
     user = None
     if not m.pending:
@@ -244,20 +245,20 @@ def project_user(p: Project, u: int, entry: list[int]) -> dict:
     }
 
 
-def issue_hashes(world: World, issue: Issue) -> list[str]:
+def issue_hashes(world: Served, issue: Issue) -> list[str]:
     """1 or 2 grouping hashes per issue; the first is the one events list as `fingerprints`."""
     n = 2 if (issue.id * 0x9E3779B1 >> 7) & 1 else 1
     base = f"{world.seed}:{issue.id}"
     return [hashlib.md5((base if k == 0 else f"{base}:{k}").encode()).hexdigest() for k in range(n)]
 
 
-def event_hash_index(world: World, issue: Issue, seq: int, n_hashes: int) -> int:
+def event_hash_index(world: Served, issue: Issue, seq: int, n_hashes: int) -> int:
     """Which of the issue's hashes an event was grouped by (about a quarter go to the second)."""
     return 1 if n_hashes > 1 and (world.event_hash(issue.idx, seq) >> 58) & 3 == 0 else 0
 
 
 # ----- issues -------------------------------------------------------------------------------------
-def _stats(world: World, issue: Issue, period: str) -> list[list[int]]:
+def _stats(world: Served, issue: Issue, period: str) -> list[list[int]]:
     """Event counts per bucket ending at the virtual now, as [[bucket_start_sec, n], ...]."""
     n, size = STATS_BUCKETS[period]
     end = world.now_ms - world.now_ms % size + size
@@ -290,7 +291,7 @@ def priority(issue: Issue) -> str:
     return "medium" if issue.level == "error" else "low"
 
 
-def issue(world: World, i: Issue, base_url: str, stats_period: str | None = "24h") -> dict:
+def issue(world: Served, i: Issue, base_url: str, stats_period: str | None = "24h") -> dict:
     """StreamGroupSerializerSnuba shape (org issue list)."""
     a = world.agg(i)
     cut = 1000 if world.seen_in_seconds else 1
@@ -327,7 +328,7 @@ def issue(world: World, i: Issue, base_url: str, stats_period: str | None = "24h
 EXPANSIONS = ("inbox", "integrationIssues", "latestEventHasAttachments", "owners", "sentryAppIssues", "sessions")
 
 
-def issue_expansions(world: World, i: Issue, expand: set[str]) -> dict:
+def issue_expansions(world: Served, i: Issue, expand: set[str]) -> dict:
     out: dict = {}
     if "inbox" in expand:
         out["inbox"] = {"reason": 0 if i.substatus == "new" else 2, "date_added": iso(i.created_ms),
@@ -347,7 +348,7 @@ def issue_expansions(world: World, i: Issue, expand: set[str]) -> dict:
     return out
 
 
-def issue_detail(world: World, i: Issue, base_url: str) -> dict:
+def issue_detail(world: Served, i: Issue, base_url: str) -> dict:
     """GroupSerializer detail shape: list fields plus releases, tags, activity."""
     out = issue(world, i, base_url, "24h")
     a = world.agg(i)
@@ -384,7 +385,7 @@ def _pick(options: tuple, h: int, shift: int):
     return options[(h >> shift) % len(options)] if options else None
 
 
-def _user(world: World, issue: Issue, seq: int) -> dict | None:
+def _user(world: Served, issue: Issue, seq: int) -> dict | None:
     u = issue.users[seq]
     if u < 0:
         return None
@@ -406,11 +407,11 @@ def _event_tag_keys(issue: Issue) -> list[str]:
     return sorted(keys)
 
 
-def event_tags(world: World, issue: Issue, seq: int) -> list[dict]:
+def event_tags(world: Served, issue: Issue, seq: int) -> list[dict]:
     return _tags(world, issue, seq, world.event_hash(issue.idx, seq))
 
 
-def _tags(world: World, issue: Issue, seq: int, h: int) -> list[dict]:
+def _tags(world: Served, issue: Issue, seq: int, h: int) -> list[dict]:
     fam = catalog.platform_family(issue.project.platform)
     os_name, os_ver = _pick(fam.os_choices, h, 16)
     rel = issue.project.release_at(issue.times[seq])
@@ -429,7 +430,7 @@ def _tags(world: World, issue: Issue, seq: int, h: int) -> list[dict]:
     return [{"key": k, "value": v} for k, v in sorted(values.items()) if v is not None]
 
 
-def event_simple(world: World, issue: Issue, seq: int) -> dict:
+def event_simple(world: Served, issue: Issue, seq: int) -> dict:
     """SimpleEventSerializer: the default event list item."""
     eid = world.event_id(issue, seq)
     h = world.event_hash(issue.idx, seq)
@@ -443,7 +444,7 @@ def event_simple(world: World, issue: Issue, seq: int) -> dict:
     }
 
 
-def event_full(world: World, issue: Issue, seq: int) -> dict:
+def event_full(world: Served, issue: Issue, seq: int) -> dict:
     """EventSerializer: full payload (lists with full=true, and the base of event detail)."""
     fam = catalog.platform_family(issue.project.platform)
     h = world.event_hash(issue.idx, seq)
@@ -471,7 +472,7 @@ def event_full(world: World, issue: Issue, seq: int) -> dict:
     }
 
 
-def event_detail(world: World, issue: Issue, seq: int, neighbours: tuple[int | None, int | None]) -> dict:
+def event_detail(world: Served, issue: Issue, seq: int, neighbours: tuple[int | None, int | None]) -> dict:
     """Event detail endpoints: full payload plus release, user report and neighbour ids."""
     out = event_full(world, issue, seq)
     rel = issue.project.release_at(issue.times[seq])
@@ -485,7 +486,7 @@ def event_detail(world: World, issue: Issue, seq: int, neighbours: tuple[int | N
     return out
 
 
-def _contexts(world: World, issue: Issue, fam: catalog.Platform, h: int) -> dict:
+def _contexts(world: Served, issue: Issue, fam: catalog.Platform, h: int) -> dict:
     os_name, os_ver = _pick(fam.os_choices, h, 16)
     ctx = {"os": {"name": os_name, "version": os_ver, "type": "os"}}
     if fam.browsers:

@@ -11,8 +11,9 @@ from bisect import bisect_left
 from datetime import datetime, timezone
 from typing import Callable
 
+from .model import DAY_MS, HOUR_MS, RETENTION_MS, Agg, Issue
 from .pagination import bad_request
-from .world import DAY_MS, HOUR_MS, RETENTION_MS, Agg, Issue, World
+from .world import World
 
 PERIOD_RE = re.compile(r"^(\d+)([smhdw]?)$")
 RELATIVE_RE = re.compile(r"^([+-]?)(\d+)([smhdw])$")

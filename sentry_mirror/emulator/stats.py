@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 
 from . import aggregates
 from .glitchtip import missing, validation_error
+from .model import HOUR_MS, Project, iso
 from .pagination import ApiError, bad_request
 from .search import PERIOD_RE, UNIT_MS, date_window, first, parse_datetime_ms
-from .world import HOUR_MS, Project, World, iso
+from .world import World
 
 ROLLUPS = ((10, 360), (3600, 24 * 7), (86400, 90))  # Sentry's tsdb (seconds, samples kept)
 MAX_BUCKETS = 100_000

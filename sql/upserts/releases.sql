@@ -1,8 +1,11 @@
 -- name: releases
 -- Upsert releases (open and archived). Release ids are integers on Sentry and absent on GlitchTip.
 -- project_ids: each listed project's id; GlitchTip lists projects as {name, slug} only, so a project
--- without an id is found by its slug among the source's projects (synced before releases).
-WITH slugs AS (SELECT map(list(slug), list(id)) AS by_slug FROM projects WHERE source = $source)
+-- without an id is found by its slug among the source's projects (synced before releases). Stored
+-- projects are never dropped, so a slug may stand twice (a deleted project's, then a new one's): the
+-- one synced last is the one the server lists now.
+WITH slugs AS (SELECT map(list(slug), list(id)) AS by_slug
+               FROM (SELECT slug, arg_max(id, synced_at) AS id FROM projects WHERE source = $source GROUP BY slug))
 INSERT INTO releases
 SELECT $source, j->>'version', TRY_CAST(j->>'id' AS BIGINT), j->>'shortVersion', j->>'status',
        iso_ts(coalesce(j->>'dateCreated', j->>'date_created')),
