@@ -87,22 +87,7 @@ class EventWalks:
         `concurrency` issues at once; only this thread writes to the store.
         """
         horizon = self.walker.server_now() - RETENTION
-        rows = self.store.con.execute(
-            """
-            WITH i AS (
-                SELECT i.id, p.id AS project_id, p.slug, coalesce(CAST(i.times_seen AS VARCHAR), '') AS times_seen,
-                       coalesce(strftime(i.last_seen, '%Y-%m-%dT%H:%M:%S.%fZ'), '') AS last_seen, i.last_seen AS ts,
-                       i.first_seen, i.synced_at
-                FROM issues i LEFT JOIN projects p ON p.source = i.source AND p.id = i.project_id
-                WHERE i.source = ? AND i.deleted_at IS NULL AND (i.last_seen IS NULL OR i.last_seen >= ?))
-            SELECT i.id, i.slug, i.times_seen, i.last_seen, s.watermark, s.cursor, s.params, i.project_id,
-                   coalesce(i.first_seen >= ?, false), i.synced_at
-            FROM i LEFT JOIN _sync_state s ON s.source = ? AND s.stream = 'events' AND s.scope = i.id
-            WHERE ? OR s.scope IS NULL OR s.cursor IS NOT NULL
-               OR coalesce(s.extra->>'times_seen', '') <> i.times_seen
-               OR coalesce(s.extra->>'last_seen', '') <> i.last_seen
-            ORDER BY i.ts DESC NULLS LAST, i.id
-            """, [self.source, horizon, horizon, self.source, self.options.full]).fetchall()
+        rows = self.store.select("event_walks_to_plan", source=self.source, horizon=horizon, full=self.options.full)
         jobs, by_project = [], {}
         for issue_id, slug, times_seen, last_seen, watermark, cursor, saved, project_id, recent, listed_at in rows:
             policy = self.options.project_events.get(slug or "", self.options.events)
@@ -125,9 +110,8 @@ class EventWalks:
                 self.observer.expect(f"events {project}", n or None)
 
         # Whole projects first; their issues are then settled from the store, or left to walk.
-        projects = [(pid, slug) for pid, slug in self.store.con.execute(
-            "SELECT id, slug FROM projects WHERE source = ? ORDER BY slug", [self.source]).fetchall()
-            if self.options.project_events.get(slug, self.options.events) == "all"]
+        projects = sorted(((pid, slug) for pid, slug in self.store.select("projects", source=self.source)
+                           if self.options.project_events.get(slug, self.options.events) == "all"), key=lambda p: p[1])
         if projects:
             self.progress(f"events of {len(projects)} projects…")
         walks = [self._plan_project_walk(project_id, slug) for project_id, slug in projects]
@@ -255,14 +239,9 @@ class EventWalks:
         # 90-day edge meanwhile made issues look short.
         skew = self.walker.server_now() - utcnow()
         horizons = [(w.listed_at or utcnow()) + skew - RETENTION for w in walks]
-        held = {issue_id: (n, newest) for issue_id, n, newest in self.store.con.execute(
-            # lastSeen may come cut to the second, event times with their milliseconds
-            "SELECT e.issue_id, count(*) FILTER (WHERE e.date_created >= w.horizon "
-            "AND e.date_created < w.last_seen + INTERVAL 1 SECOND), max(e.date_created) "
-            "FROM events e JOIN (SELECT unnest(?::VARCHAR[]) AS issue_id, unnest(?::TIMESTAMP[]) AS last_seen, "
-            "unnest(?::TIMESTAMP[]) AS horizon) w ON w.issue_id = e.issue_id WHERE e.source = ? GROUP BY e.issue_id",
-            [[w.issue_id for w in walks], [parse_ts(w.seen_as["last_seen"]) for w in walks], horizons,
-             self.source]).fetchall()}
+        held = {issue_id: (n, newest) for issue_id, n, newest in self.store.select(
+            "held_events", source=self.source, ids=[w.issue_id for w in walks],
+            last_seen=[parse_ts(w.seen_as["last_seen"]) for w in walks], horizons=horizons)}
         settled = set()
         for walk in walks:
             n, newest = held.get(walk.issue_id, (0, None))
@@ -376,7 +355,7 @@ class EventWalks:
         With `sample`, an issue's first walk reads only its latest `sample` events (newest first);
         later walks read every event since then.
         """
-        first_sample = walk.sample is not None and (walk.watermark is None or self.options.full)
+        first_sample = self._first_sample(walk)
         params = dict(ep.ISSUE_EVENTS.params)
         if walk.saved_params is not None:
             params = dict(walk.saved_params)  # resume with exactly the query that produced the cursor
@@ -389,17 +368,21 @@ class EventWalks:
         sampled = 0
         for page in self.walker.route_pages(ep.ISSUE_EVENTS, params, walk.cursor, page_size, raw=True, issue=walk.issue_id):
             sampled += page.count
-            if first_sample:
-                page.next_cursor = None  # the sample is the newest events: no checkpoint within it
             yield page, params
             if first_sample and sampled >= walk.sample:
                 return  # a short or empty page that says more follow does not end the sample
 
+    def _first_sample(self, walk: "EventWalk") -> bool:
+        """An issue's first walk under `sample`: its latest N events, no more."""
+        return walk.sample is not None and (walk.watermark is None or self.options.full)
+
     def _store_event_page(self, walk: "EventWalk", page: Page, params: dict) -> None:
         if page.raw.newest and (walk.newest is None or page.raw.newest > walk.newest):
             walk.newest = page.raw.newest
+        # a sample is the newest events, read again whole when cut: no checkpoint within it
         self.walker.save_page(ep.ISSUE_EVENTS.name, ep.ISSUE_EVENTS.entity, walk.issue_id, page, params,
-                        context={"issue_id": walk.issue_id}, label=f"events {walk.project}")
+                              checkpoint=not self._first_sample(walk), context={"issue_id": walk.issue_id},
+                              label=f"events {walk.project}")
 
     def _finish_event_walk(self, walk: "EventWalk") -> None:
         """Mark the issue's events read as of `seen_as`, unless the walk was a resumed one: its window

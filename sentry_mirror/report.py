@@ -4,7 +4,6 @@ Everything here only reads."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any

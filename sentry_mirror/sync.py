@@ -27,12 +27,12 @@ from urllib.parse import quote, urlsplit
 
 from . import endpoints as ep
 from . import redact
-from .client import SentryClient
+from .client import Page, SentryClient
 from .errors import ApiError, AuthError, BindingError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
 from .event_walks import EventWalks
 from .store import PRUNE_KEYS, Store
 from .timestamps import fmt_ts, parse_ts
-from .walker import RETENTION, SyncOptions, SyncResult, Walker, route_missing
+from .walker import RETENTION, SyncOptions, SyncResult, Walker
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,10 @@ class Syncer:
             raise ApiError(200, "the organization endpoint did not answer with an organization",
                            self.client.base_url, hint="is --url a Sentry server?")
         binding = self._check_binding(str(org.get("id") or ""), org.get("slug"))
-        with self.store.transaction():
-            self.result.add("organizations", self.store.upsert("organizations", [org], source=self.source))
-            self.store.set_state(self.source, "_binding", "", extra=binding)
+        self.buffer.add("organizations", [org])
+        self.result.add("organizations", 1)
+        self.buffer.state("state", "_binding", "", watermark=None, cursor=None, params=None, extra=binding)
+        self.buffer.flush()
         region = (org.get("links") or {}).get("regionUrl")
         if region and self.client.use_region(region):
             self.progress(f"organization lives on {region}; reading from there")
@@ -186,8 +187,8 @@ class Syncer:
         written. A server that moved keeps its organization id: `--rebind` accepts its new URL."""
         url = _where(self._configured_url)
         bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
-        known_id = bound.get("org_id") or next(iter(r[0] for r in self.store.con.execute(
-            "SELECT id FROM organizations WHERE source = ?", [self.source]).fetchall()), None)  # a store from before
+        stored = self.store.select("organization_ids", source=self.source)  # a store from before the binding
+        known_id = bound.get("org_id") or (stored[0][0] if stored else None)
         if known_id and org_id and known_id != org_id:
             raise BindingError(
                 f"source '{self.source}' mirrors organization id {known_id}"
@@ -212,8 +213,9 @@ class Syncer:
             for page in self.walker.pages(path, params, None, probe=self.walker.probe):
                 keep.update(str(k) for k in (next((i.get(f) for f in key_fields if i.get(f) is not None), None)
                                              for i in page.items if isinstance(i, dict)) if k is not None)
-                page.next_cursor = None  # no mid-walk checkpoint: a cut walk starts over
-                self.walker.save_page(endpoint.name, endpoint.entity, scope, page, params, context=context)
+                # no mid-walk checkpoint: a cut walk starts over
+                self.walker.save_page(endpoint.name, endpoint.entity, scope, page, params, checkpoint=False,
+                                      context=context)
             self.buffer.prune(endpoint.entity, context, keep)
         else:
             for page in self.walker.walk(endpoint.name, scope, path, params):
@@ -224,12 +226,7 @@ class Syncer:
 
     def sync_deploys(self) -> None:
         """Deploys of each release whose deployCount moved since its deploys were last read."""
-        rows = self.store.con.execute(
-            """SELECT r.version, CAST(r.deploy_count AS VARCHAR) FROM releases r
-               LEFT JOIN _sync_state s ON s.source = r.source AND s.stream = 'deploys' AND s.scope = r.version
-               WHERE r.source = ? AND coalesce(r.deploy_count, 0) > 0
-                 AND (s.scope IS NULL OR s.cursor IS NOT NULL OR coalesce(s.extra->>'deploy_count', '') <> CAST(r.deploy_count AS VARCHAR))
-               ORDER BY r.date_created DESC NULLS LAST, r.version""", [self.source]).fetchall()
+        rows = self.store.select("deploys_to_read", source=self.source)
         if rows:
             self.progress(f"deploys of {len(rows)} releases…")
         for version, count in rows:
@@ -249,12 +246,9 @@ class Syncer:
         # where the stored buckets begin later than 90 days back (that first sync's window began
         # late), from 90 days back.
         horizon = now - RETENTION + timedelta(days=1)
-        last = {(p, s, r): ts if first <= horizon else None for p, s, r, ts, first in self.store.con.execute(
-            "SELECT project_id, stat, resolution, least(max(ts), min(ts) FILTER (WHERE ts > synced_at + "
-            "CASE resolution WHEN '1d' THEN INTERVAL 1 DAY ELSE INTERVAL 1 HOUR END)), min(ts) "
-            "FROM project_stats WHERE source = ? GROUP BY ALL", [self.source]).fetchall()}
-        projects = self.store.con.execute("SELECT id, slug FROM projects WHERE source = ? ORDER BY id",
-                                          [self.source]).fetchall()
+        last = {(p, s, r): ts if first <= horizon else None
+                for p, s, r, ts, first in self.store.select("stats_starts", source=self.source)}
+        projects = self.store.select("projects", source=self.source)
         self.progress(f"project stats ({len(projects)} projects)…")
         until = now.replace(tzinfo=timezone.utc).timestamp()
         def read(project_id: str, slug: str) -> None:
@@ -268,7 +262,7 @@ class Syncer:
                               "since": int(since_dt.replace(tzinfo=timezone.utc).timestamp()), "until": int(until)}
                     points, _ = self.client.get(ep.PROJECT_STATS.path.format(org=self.org, project=slug), params,
                                                 probe=self.walker.probe)
-                    self.walker.probe = False
+                    self.walker.probe = None  # the route answered: the rest are no probes
                     if not isinstance(points, list):
                         raise ApiError(200, "project stats were not a list", self.client.base_url)
                     points = [p for p in points if not _after(p, until)]  # no bucket from the future
@@ -291,8 +285,7 @@ class Syncer:
         for interval, days in ep.ORG_STAT_INTERVALS:
             self.walker.check_stop()
             step = timedelta(hours=1) if interval == "1h" else timedelta(days=1)
-            last = self.store.con.execute("SELECT max(ts) FROM org_stats WHERE source = ? AND interval = ?",
-                                          [self.source, interval]).fetchone()[0]
+            last = self.store.select("last_org_stat", source=self.source, interval=interval)[0][0]
             start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
             if last is not None:
                 start = max(start, min(last, now - step))  # never start == end
@@ -305,7 +298,7 @@ class Syncer:
                 if exc.status not in (400, 422) or "category" in params:
                     raise
                 caps["stats_v2_category"] = True  # GlitchTip requires a category
-                self.store.set_state(self.source, "_capabilities", "", extra=caps)
+                self.walker.remember(caps)
                 params["category"] = "error"
                 data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params)
             points = [p for p in _unfold_stats_v2(data, params["field"], params.get("category"))
@@ -327,16 +320,7 @@ class Syncer:
 
     def sync_project_details(self) -> None:
         """Tag values and users of each project whose issues moved (count or lastSeen) since last read."""
-        rows = self.store.con.execute(
-            """WITH p AS (
-                   SELECT p.id, p.slug, coalesce(CAST(sum(i.times_seen) AS VARCHAR), '') || '|' ||
-                          coalesce(strftime(max(i.last_seen), '%Y-%m-%dT%H:%M:%S'), '') AS mark
-                   FROM projects p LEFT JOIN issues i ON i.source = p.source AND i.project_id = p.id AND i.deleted_at IS NULL
-                   WHERE p.source = ? GROUP BY p.id, p.slug)
-               SELECT p.id, p.slug, p.mark FROM p
-               LEFT JOIN _sync_state s ON s.source = ? AND s.stream = 'project_details' AND s.scope = p.id
-               WHERE s.scope IS NULL OR coalesce(s.extra->>'mark', '') <> p.mark
-               ORDER BY p.id""", [self.source, self.source]).fetchall()
+        rows = self.store.select("projects_to_detail", source=self.source)
         if rows:
             self.progress(f"tag values and users of {len(rows)} projects…")
         for project_id, slug, mark in rows:
@@ -367,7 +351,7 @@ class Syncer:
         since = watermark - self.options.overlap if watermark else None
         walk_max = parse_ts((state.get("extra") or {}).get("walk_max")) if state.get("cursor") else None
         if self.options.full and state.get("cursor"):
-            self.store.set_state(self.source, name, scope, watermark=state.get("watermark"))  # --full starts over
+            self._drop_cursor(name, scope, state)  # --full starts over
         seen: set[str] = set()
         path = ep.ISSUES.path.format(org=self.org)
         while True:
@@ -379,7 +363,7 @@ class Syncer:
                 for page in self.walker.walk(name, scope, path, params):
                     pages += 1
                     if learnt != caps:
-                        self.store.set_state(self.source, "_capabilities", "", extra=learnt)
+                        self.walker.remember(learnt)
                         caps = dict(learnt)
                     oldest = None
                     for issue in page.items:
@@ -398,20 +382,24 @@ class Syncer:
                 if pages or not _adapt_issue_query(learnt, params, exc):
                     raise
                 log.info("server refused the issue query (%s); asking again with %s", exc.message[:80], learnt)
-                self.store.set_state(self.source, name, scope, watermark=state.get("watermark"))  # drop a saved cursor
+                self._drop_cursor(name, scope, state)
         self.walker.raise_floor(walk_max)
         new_mark = max(filter(None, [parse_ts(state.get("watermark")), walk_max]), default=None)
         self.walker.finish_walk(name, scope, watermark=fmt_ts(new_mark) if new_mark else None)
         self.buffer.flush()
         return seen
 
+    def _drop_cursor(self, stream: str, scope: str, state: dict) -> None:
+        """Forget a walk's saved cursor (its query changed), keeping its watermark."""
+        self.buffer.state("state", stream, scope, watermark=state.get("watermark"), cursor=None, params=None,
+                          extra=None)
+        self.buffer.flush()
+
     def refresh_known_issues(self, seen: set[str]) -> None:
         """Re-read stored issues the walk did not return: catches status changes with no new event,
         and issues deleted in Sentry (asked for by id, not returned)."""
         now = self.walker.server_now()
-        known = [r[0] for r in self.store.con.execute(
-            "SELECT id FROM issues WHERE source = ? AND deleted_at IS NULL AND (last_seen IS NULL OR last_seen >= ?) "
-            "ORDER BY id", [self.source, now - RETENTION]).fetchall()]
+        known = [r[0] for r in self.store.select("known_issues", source=self.source, since=now - RETENTION)]
         stale = [i for i in known if i not in seen]
         if not stale:
             return
@@ -427,27 +415,28 @@ class Syncer:
                 self.walker.check_stop()
                 batch = stale[start:start + GROUP_BATCH]
                 params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date"), "group": batch}
-                items: list[dict] = []
-                for page in self.client.paginate(path, self.walker.with_page_size(params)):
-                    items.extend(page.items)
+                pages: list[Page] = []
+                for page in self.walker.pages(path, params, None):
+                    pages.append(page)
                     if {str(i.get("id")) for i in page.items} - set(batch):
                         break  # answered with issues it was not asked for: it ignores group=
-                returned = {str(i.get("id")) for i in items}
+                returned = {str(i.get("id")) for page in pages for i in page.items}
                 if returned - set(batch):
                     caps["group_filter"] = False
-                    self.store.set_state(self.source, "_capabilities", "", extra=caps)
+                    self.walker.remember(caps)
                     log.info("server ignores group=; refreshing known issues with one full walk")
                     break
-                self._store_refresh(items, [i for i in batch if i not in returned], now, safe_horizon)
+                for page in pages:
+                    self.walker.save_rows(ep.ISSUES.entity, page, observed_at=now)
+                self._note_gone([i for i in batch if i not in returned], safe_horizon)
         if not caps.get("group_filter", True):
             params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date")}
             returned: set[str] = set()
-            for page in self.client.paginate(path, self.walker.with_page_size(params)):
-                self.walker.check_stop()
+            for page in self.walker.pages(path, params, None):
                 returned.update(str(i.get("id")) for i in page.items)
-                self._store_refresh(page.items, [], now, safe_horizon)
+                self.walker.save_rows(ep.ISSUES.entity, page, observed_at=now)
             # the walk was whole: what it did not list is gone
-            self._store_refresh([], [i for i in stale if i not in returned], now, safe_horizon)
+            self._note_gone([i for i in stale if i not in returned], safe_horizon)
         self._mark_gone(now)
         if share_ends:  # the next sync reads the next share; not before this one is settled
             self.buffer.state("state", "issue_status", "", watermark=None, cursor=None, params=None,
@@ -462,8 +451,7 @@ class Syncer:
         per_project = self.options.refresh_per_project
         if not per_project:
             return stale, None
-        projects = self.store.con.execute("SELECT count(*) FROM projects WHERE source = ?", [self.source]).fetchone()[0]
-        budget = per_project * max(1, projects)
+        budget = per_project * max(1, len(self.store.select("projects", source=self.source)))
         if len(stale) <= budget:
             return stale, None
         after = ((self.store.get_state(self.source, "issue_status", "") or {}).get("extra") or {}).get("after")
@@ -473,13 +461,11 @@ class Syncer:
                  per_project)
         return sorted(share), share[-1]
 
-    def _store_refresh(self, items: list[dict], missing: list[str], now: datetime, safe_horizon: datetime) -> None:
-        with self.store.transaction():
-            self.result.add("issues", self.store.upsert("issues", items, source=self.source, observed_at=now))
+    def _note_gone(self, missing: list[str], safe_horizon: datetime) -> None:
+        """Known issues the server did not return, but for those that may have left its window."""
         if missing:
-            self._gone.extend(r[0] for r in self.store.con.execute(
-                "SELECT id FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) AND last_seen >= ?",
-                [self.source, missing, safe_horizon]).fetchall())
+            self._gone.extend(r[0] for r in self.store.select("issues_still_in_window", source=self.source,
+                                                                ids=missing, since=safe_horizon))
 
     def _mark_gone(self, now: datetime) -> None:
         """Mark the issues the server no longer knows deleted; unless they are so many that a fault
@@ -488,22 +474,20 @@ class Syncer:
         gone, self._gone = self._gone, []
         if not gone:
             return
-        live = self.store.con.execute("SELECT count(*) FROM issues WHERE source = ? AND deleted_at IS NULL",
-                                      [self.source]).fetchone()[0]
+        live = self.store.select("live_issue_count", source=self.source)[0][0]
         # The issues of a project the server no longer lists went with it: that explains them.
         listed = {key for _, key in self.walker.counted.get("projects", ())}
         if (self.result.streams.get("projects") or {}).get("error"):
             listed = set()  # a walk cut short lists too few: nothing is explained by it
-        unexplained = len(gone) if not listed else self.store.con.execute(
-            "SELECT count(*) FROM issues WHERE source = ? AND id IN (SELECT unnest(?::VARCHAR[])) "
-            "AND list_contains(?::VARCHAR[], project_id)", [self.source, gone, sorted(listed)]).fetchone()[0]
+        unexplained = len(gone) if not listed else self.store.select(
+            "issues_in_projects", source=self.source, ids=gone, projects=sorted(listed))[0][0]
         if unexplained > MASS_DELETION_MIN and unexplained > self.options.max_deleted_share * live \
                 and not self.options.full:
             raise ApiError(0, f"{unexplained:,} of {live:,} stored issues are no longer listed by the server; "
                                 f"not marking them deleted",
                            hint="if they were deleted in Sentry, run 'sentry-mirror sync --full' to accept it")
-        with self.store.transaction():
-            self.store.run_statements("updates", "issues_deleted", source=self.source, ids=gone, observed_at=now)
+        self.buffer.update("issues_deleted", ids=gone, observed_at=now)
+        self.buffer.flush()
         self.result.add("issues_deleted", len(gone))
 
     def _check_clock(self) -> None:

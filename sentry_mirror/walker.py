@@ -138,16 +138,23 @@ class Walker:
                   observed_at: datetime | None = None, label: str | None = None) -> None:
         """Rows of a page and the cursor after it; they reach the store in the same transaction.
         Without `checkpoint` (a walk that starts over when cut: a snapshot, a sample), no cursor."""
-        if self.observer:
+        self.save_rows(entity, page, context=context, observed_at=observed_at, label=label or stream)
+        cursor = page.next_cursor if checkpoint else None
+        self.buffer.state("cursor", stream, scope, cursor=cursor, params=dict(params) if cursor else None, extra=extra)
+        self.buffer.maybe_flush()
+
+    def save_rows(self, entity: str, page: Page, *, context: dict | None = None, observed_at: datetime | None = None,
+                  label: str | None = None) -> None:
+        """A page's rows, without a cursor: for reads that keep none (the known issues re-read).
+        Shown as progress under `label`, when given."""
+        if self.observer and label:
             hits = page.headers.get("X-Hits") if page.headers is not None else None
-            self.observer.page(label or stream, page.count, int(hits) if hits and hits.isdigit() else None)
+            self.observer.page(label or entity, page.count, int(hits) if hits and hits.isdigit() else None)
         if page.raw is not None:
             self.buffer.add_page(entity, page.raw, context)  # counted in the result when written
         else:
             self.buffer.add(entity, page.items, context, observed_at)
             self.result.add(entity, self.count_new(entity, page.items, context))
-        cursor = page.next_cursor if checkpoint else None
-        self.buffer.state("cursor", stream, scope, cursor=cursor, params=dict(params) if cursor else None, extra=extra)
         self.buffer.maybe_flush()
 
     def count_new(self, entity: str, items: list, context: dict | None) -> int:

@@ -4,10 +4,8 @@ mirror took "now" from that header alone: a clock behind sent windows that end b
 hours still to come. Windows now follow Sentry's clock: the Date header, checked against the
 rate-limit Reset (Sentry's own clock) and the newest time the server's data shows."""
 
-from datetime import timedelta
 
 import pytest
-import requests
 from click.testing import CliRunner
 
 from sentry_mirror.cli import cli

@@ -171,10 +171,10 @@ def test_status_history_gives_time_to_resolve():
 
 def test_server_ignoring_group_filter_is_refreshed_by_one_full_walk(monkeypatch):
     """Real GlitchTip ignores `group=`: the refresh notices and walks the list once instead."""
-    from sentry_mirror.sync import Syncer as S
+    from sentry_mirror.walker import Walker as W
 
-    real = S._with_page_size
-    monkeypatch.setattr(S, "_with_page_size", lambda self, params, size=None: real(
+    real = W.with_page_size
+    monkeypatch.setattr(W, "with_page_size", lambda self, params, size=None: real(
         self, {k: v for k, v in params.items() if k != "group"}, size))
     with Emulator(seed=8, scale="tiny", token=TOKEN, deletions=True) as emu:
         store = Store(":memory:")

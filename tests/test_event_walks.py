@@ -101,9 +101,9 @@ def test_status_refresh_is_shared_out_over_syncs_when_the_store_is_large(monkeyp
     original = Syncer._refresh_share
 
     def spy(self, stale):
-        share = original(self, stale)
+        share, ends = original(self, stale)
         calls.append((list(stale), share))
-        return share
+        return share, ends
 
     monkeypatch.setattr(Syncer, "_refresh_share", spy)
     with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
@@ -134,23 +134,23 @@ def test_a_project_walk_cut_short_resumes_then_reads_what_came_since(monkeypatch
     """Killed mid-walk, a project walk resumes at its cursor in its old window; the same sync then
     reads the events that arrived since, from the project, not issue by issue."""
     from sentry_mirror.errors import Interrupted
-    from sentry_mirror.sync import Syncer
+    from sentry_mirror.event_walks import EventWalks
 
     with Emulator(seed=5, scale="small", token=TOKEN) as emu:
         store = Store(":memory:")
-        original = Syncer._store_project_page
+        original = EventWalks._store_project_page
         pages = {"n": 0}
 
         def cut(self, walk, page, params):
             original(self, walk, page, params)
             pages["n"] += 1
             if pages["n"] == 5:
-                self.stop.set()
+                self.walker.stop.set()
 
-        monkeypatch.setattr(Syncer, "_store_project_page", cut)
+        monkeypatch.setattr(EventWalks, "_store_project_page", cut)
         with pytest.raises(Interrupted):
             sync(store, emu)
-        monkeypatch.setattr(Syncer, "_store_project_page", original)
+        monkeypatch.setattr(EventWalks, "_store_project_page", original)
         cursors = store.con.execute("SELECT count(*) FROM _sync_state WHERE stream = 'project_events' "
                                     "AND cursor IS NOT NULL").fetchone()[0]
         assert cursors >= 1
@@ -207,8 +207,8 @@ def test_an_issue_deleted_while_a_project_is_walked_loses_no_other_issues_events
 
     from helpers import sync as sync_once
     from sentry_mirror.emulator import Emulator
+    from sentry_mirror.event_walks import EventWalks
     from sentry_mirror.store import Store
-    from sentry_mirror.sync import Syncer
 
     with Emulator(seed=11, scale="small", token="tok") as emu:
         store = Store(str(tmp_path / "s.duckdb"))
@@ -217,7 +217,7 @@ def test_an_issue_deleted_while_a_project_is_walked_loses_no_other_issues_events
         sync_once(store, emu)
         emu.advance(24 * 20)  # a long window for the next project walks
         deleted = []
-        original = Syncer._project_pages
+        original = EventWalks._project_pages
 
         def pages_then_delete(self, walk):
             for n, item in enumerate(original(self, walk)):
@@ -233,7 +233,7 @@ def test_an_issue_deleted_while_a_project_is_walked_loses_no_other_issues_events
                     assert resp.status_code == 202
                     deleted.append(victim)
 
-        monkeypatch.setattr(Syncer, "_project_pages", pages_then_delete)
+        monkeypatch.setattr(EventWalks, "_project_pages", pages_then_delete)
         result = sync_once(store, emu)
         monkeypatch.undo()
         served = set(http.get(f"{emu.url}/_emulator/truth/events", timeout=60).json()["event_ids"])
@@ -276,10 +276,11 @@ def test_settling_counts_each_issue_in_the_window_its_count_came_with(monkeypatc
     from datetime import timedelta
 
     from helpers import sync as sync_once
-    from sentry_mirror import sync as sync_module
+    from sentry_mirror import event_walks as walks_module
     from sentry_mirror.emulator import Emulator
+    from sentry_mirror.event_walks import EventWalks
     from sentry_mirror.store import utcnow
-    from sentry_mirror.sync import Syncer
+    from sentry_mirror.walker import Walker
 
     with Emulator(seed=11, scale="small", token="tok") as emu:
         store = Store(":memory:")
@@ -288,18 +289,18 @@ def test_settling_counts_each_issue_in_the_window_its_count_came_with(monkeypatc
         sync_once(store, emu)
         emu.advance(24)
         later = timedelta(hours=3)
-        settle, server_now = Syncer._settle_from_store, Syncer._server_now
+        settle, server_now = EventWalks._settle_from_store, Walker.server_now
 
         def settle_later(self, walks, *args):
-            monkeypatch.setattr(Syncer, "_server_now", lambda s: server_now(s) + later)
-            monkeypatch.setattr(sync_module, "utcnow", lambda: utcnow() + later, raising=False)
+            monkeypatch.setattr(Walker, "server_now", lambda s: server_now(s) + later)
+            monkeypatch.setattr(walks_module, "utcnow", lambda: utcnow() + later, raising=False)
             try:
                 return settle(self, walks, *args)
             finally:
-                monkeypatch.setattr(Syncer, "_server_now", server_now)
-                monkeypatch.setattr(sync_module, "utcnow", utcnow, raising=False)
+                monkeypatch.setattr(Walker, "server_now", server_now)
+                monkeypatch.setattr(walks_module, "utcnow", utcnow, raising=False)
 
-        monkeypatch.setattr(Syncer, "_settle_from_store", settle_later)
+        monkeypatch.setattr(EventWalks, "_settle_from_store", settle_later)
         before = emu.request_counts()["by_endpoint"]
         result = sync_once(store, emu)
         used = requests_by_route(emu, before)

@@ -5,7 +5,6 @@ GlitchTip flavour shows each; the mirror's figures must come out as they do from
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import requests

@@ -16,7 +16,7 @@ from sentry_mirror import rawpage
 from sentry_mirror import store as store_module
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.store import Store
-from sentry_mirror.sync import WriteBuffer
+from sentry_mirror.buffer import WriteBuffer
 
 TOKEN = "merge-test-token"
 

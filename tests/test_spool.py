@@ -16,6 +16,7 @@ from sentry_mirror.emulator import Emulator
 from sentry_mirror.rawpage import RawPage
 from sentry_mirror.spool import PageSpool
 from sentry_mirror.store import Store
+from sentry_mirror.event_walks import EventWalks
 from sentry_mirror.sync import Syncer, SyncOptions
 from helpers import assert_level
 
@@ -149,14 +150,14 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
             super().__init__(directory, in_memory=1)  # on disk whether or not the server paces us
             spools.append(self)
 
-    monkeypatch.setattr("sentry_mirror.sync.PageSpool", Small)
-    slow = Syncer._store_project_page
+    monkeypatch.setattr("sentry_mirror.event_walks.PageSpool", Small)
+    slow = EventWalks._store_project_page
 
     def store_slowly(self, *args):
         threading.Event().wait(0.02)
         return slow(self, *args)
 
-    monkeypatch.setattr(Syncer, "_store_project_page", store_slowly)
+    monkeypatch.setattr(EventWalks, "_store_project_page", store_slowly)
     with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
         store = Store(str(tmp_path / "mirror.duckdb"))
         client = SentryClient(emu.url, emu.token, page_size=10)
@@ -183,10 +184,10 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
 def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_path, monkeypatch):
     """The writer fails on its third page while the fetchers wait for room: the pages still queued
     are let go, the fetchers stop, and the error reaches the caller instead of a hang."""
-    monkeypatch.setattr("sentry_mirror.sync.PageSpool",
+    monkeypatch.setattr("sentry_mirror.event_walks.PageSpool",
                         lambda directory, in_memory, wanted: PageSpool(directory, in_memory=1, on_disk_pages=1))
     stored = []
-    keep = Syncer._store_project_page
+    keep = EventWalks._store_project_page
 
     def fail_on_the_third(self, *args):
         if len(stored) == 2:
@@ -195,7 +196,7 @@ def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_
         stored.append(args)
         return keep(self, *args)
 
-    monkeypatch.setattr(Syncer, "_store_project_page", fail_on_the_third)
+    monkeypatch.setattr(EventWalks, "_store_project_page", fail_on_the_third)
     outcome = {}
     with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
         store = Store(str(tmp_path / "mirror.duckdb"))

@@ -142,7 +142,7 @@ def test_no_change_sync_leaves_content_identical_and_costs_little(emu):
 
 @pytest.mark.parametrize("crash_at", [0.0, 0.3, 0.6, 0.95])
 def test_crash_between_writes_resumes_to_the_same_store(emu, monkeypatch, crash_at):
-    from sentry_mirror.sync import WriteBuffer
+    from sentry_mirror.buffer import WriteBuffer
 
     monkeypatch.setattr(WriteBuffer, "__init__", _small_buffer(WriteBuffer.__init__))
     real_upsert = Store.upsert
