@@ -172,7 +172,7 @@ def status(db, as_json):
 
     Exit status 1 when no source has synced successfully yet.
     """
-    from .report import format_status, store_status  # lazy: the readers' code, kept out of start-up
+    from .browse import format_status, store_status  # lazy: the readers' code, kept out of start-up
 
     con = open_readonly(db)
     try:
@@ -194,7 +194,7 @@ def status(db, as_json):
 @output_option
 def query(sql, db, fmt):
     """Run a read-only SQL query against the store."""
-    from .report import run_query  # lazy: see status
+    from .browse import run_query  # lazy: see status
 
     print_frame(run_query(open_readonly(db), sql), fmt)
 
@@ -212,7 +212,7 @@ def query(sql, db, fmt):
 @output_option
 def issues(since, until, status, source, project, sort, limit, db, fmt):
     """List stored issues with their events and affected users, offline."""
-    from .report import list_issues, parse_when  # lazy: see status
+    from .browse import list_issues, parse_when  # lazy: see status
 
     con = require_store(open_readonly(db), db)
     print_frame(list_issues(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
@@ -244,8 +244,8 @@ def report(name, source, project, environment, release, since, until, by, limit,
     users        distinct users per issue, beside Sentry's userCount
     top          the issues with the most events, their users and time to resolve
     """
-    from .analytics import Filters, plot_report, run_report  # lazy: see status
-    from .report import parse_when  # lazy: see status
+    from .reports import Filters, plot_report, run_report  # lazy: see status
+    from .browse import parse_when  # lazy: see status
 
     if by is not None and name != "trends":
         raise ConfigError(f"the {name} report has no --by", hint="--by sets the buckets of 'report trends'")
@@ -282,7 +282,7 @@ def export():
 def export_parquet(directory, since, db):
     """Every table as Parquet (zstd); events and their details partitioned by source, project, month."""
     from .export import export_parquet as write  # lazy: see status
-    from .report import parse_when  # lazy: see status
+    from .browse import parse_when  # lazy: see status
 
     con = require_store(open_readonly(db), db)
     try:

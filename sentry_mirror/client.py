@@ -28,6 +28,7 @@ from . import __version__, rawpage, redact
 from .endpoints import route_of, scope_of
 from .errors import ApiError, AuthError, Interrupted, NotFoundError
 from .rawpage import RawPage
+from .urls import display_url, normalise_base_url
 
 log = logging.getLogger(__name__)
 
@@ -331,11 +332,11 @@ class SentryClient:
                                   hint="check for pasted newlines or non-ASCII characters") from None
             except requests.exceptions.SSLError as exc:
                 if not _TLS_CUT_SHORT.search(str(exc)):  # the same answer every time: no retry
-                    raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", _display(url),
+                    raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", display_url(url),
                                    hint="check that --url says https only for a TLS server; for a private CA "
                                         "pass --ca-bundle") from None
                 if attempt > (retries if self._reached else min(retries, 1)):  # a handshake cut short: retried
-                    raise ApiError(0, f"TLS failed after {attempt} attempts: {_tls_reason(exc)}", _display(url),
+                    raise ApiError(0, f"TLS failed after {attempt} attempts: {_tls_reason(exc)}", display_url(url),
                                    hint="check --url and the network") from None
                 self._backoff(attempt, None, "SSLError")
                 continue
@@ -346,9 +347,9 @@ class SentryClient:
                     if cut:
                         how = re.search(r"IncompleteRead\([^)]*\)", str(exc))
                         raise ApiError(0, f"the answer was cut short {attempt} times"
-                                          f"{f' ({how.group(0)})' if how else ''}", _display(url),
+                                          f"{f' ({how.group(0)})' if how else ''}", display_url(url),
                                        hint="a proxy or the server drops long answers; try again later") from None
-                    raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
+                    raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", display_url(url),
                                    hint="check --url and the network") from None
                 self._backoff(attempt, None, f"{type(exc).__name__}")
                 continue
@@ -375,7 +376,7 @@ class SentryClient:
                 continue
             if 300 <= response.status_code < 400:
                 raise ApiError(response.status_code, f"redirected to {response.headers.get('Location', '?')}",
-                               _display(url), hint="set --url to the final address of the Sentry server")
+                               display_url(url), hint="set --url to the final address of the Sentry server")
             if response.status_code >= 400:
                 raise self._error(response, url)
             try:
@@ -388,7 +389,7 @@ class SentryClient:
                     snippet = _snippet(response)
                     raise ApiError(response.status_code, f"answered something that is not JSON ({response.status_code}, "
                                                          f"{_body_kind(response)}){': ' if snippet else ''}{snippet}",
-                                   _display(url), hint="is --url a Sentry server?",
+                                   display_url(url), hint="is --url a Sentry server?",
                                    json_body=not _is_page(response)) from None
                 self._backoff(attempt, None, "invalid JSON")
 
@@ -419,7 +420,7 @@ class SentryClient:
             probe = None
             if not raw and not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
-                               _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
+                               display_url(self.url_for(path)), hint="is this a Sentry-compatible server?")
             page = Page([], cursor, None, response.headers, data) if raw else Page(data, cursor, None, response.headers)
             links = parse_link_header(response.headers.get("Link"))
             nxt = next_cursor(links)
@@ -431,11 +432,11 @@ class SentryClient:
             empties = empties + 1 if nxt is not None and not page.count else 0
             if empties > EMPTY_PAGES:
                 raise ApiError(response.status_code, f"{empties} empty pages in a row, each saying more "
-                               f"results follow (last cursor {nxt})", _display(self.url_for(path)),
+                               f"results follow (last cursor {nxt})", display_url(self.url_for(path)),
                                hint="the server's pagination is stuck; try again later")
             if nxt is not None and page.count and (nxt in seen or nxt == cursor):
                 raise ApiError(response.status_code, f"the server repeated cursor {nxt} after a page of items",
-                               _display(self.url_for(path)), hint="the server's pagination loops; try again later")
+                               display_url(self.url_for(path)), hint="the server's pagination loops; try again later")
             if nxt is not None:
                 seen.add(nxt)
             page.next_cursor = nxt
@@ -641,7 +642,7 @@ class SentryClient:
         status = response.status_code
         what = "rate limited" if status == 429 else "unavailable"
         return ApiError(status, f"still {what} after {attempt} attempts and {waited:.1f}s of waiting, past the "
-                                f"retry budget of {self.retry_budget:g}s: {server_message(response)}", _display(url),
+                                f"retry budget of {self.retry_budget:g}s: {server_message(response)}", display_url(url),
                         hint="the server's rate limit held for too long; try again later" if status == 429 else
                         "try again later", json_body=_is_json(response))
 
@@ -650,41 +651,23 @@ class SentryClient:
         status = response.status_code
         is_json = _is_json(response)
         if status == 401:
-            return AuthError(status, message, _display(url), json_body=is_json,
+            return AuthError(status, message, display_url(url), json_body=is_json,
                              hint=f"check the token in {self.token_origin} and that it has the read scopes")
         if status == 403:  # a token that may read the rest: name what this read needs
             scope = scope_of(urlsplit(url).path.split("/api/0/", 1)[-1])
             lacks = f"the scope {scope}" if scope else "a scope this read needs"
             # said first: a status line or a stream's error shows only the start of a message
-            return AuthError(status, f"the token lacks {lacks}: {message}", _display(url), json_body=is_json,
+            return AuthError(status, f"the token lacks {lacks}: {message}", display_url(url), json_body=is_json,
                              hint=f"give the token in {self.token_origin} that scope")
         if status == 404:
-            return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
-        return ApiError(status, message, _display(url), json_body=is_json)
+            return NotFoundError(status, message, display_url(url), hint="check --org and the base URL", json_body=is_json)
+        return ApiError(status, message, display_url(url), json_body=is_json)
 
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
-
-
-def normalise_base_url(url: str) -> str:
-    """Accept `https://sentry.io`, `https://sentry.io/`, or `…/api/0/`; return `…/api/0`."""
-    from .errors import ConfigError
-
-    url = (url or "").strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # raises on a port out of range
-    except ValueError:
-        raise ConfigError(f"not a valid URL: {url!r}", hint="pass --url like https://sentry.io") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ConfigError(f"not an http(s) URL: {url!r}", hint="pass --url like https://sentry.io")
-    path = parts.path.rstrip("/")
-    if path.endswith("/api/0"):
-        path = path[: -len("/api/0")]
-    return f"{parts.scheme}://{parts.netloc}{path}/api/0"
 
 
 def server_message(response: requests.Response) -> str:
@@ -723,15 +706,6 @@ def _snippet(response: requests.Response) -> str:
 
 
 _TAG = re.compile(r"<[^>]*>")
-
-
-def _display(url: str) -> str:
-    """A URL fit for messages: no query string (filters can be long), no credentials."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 # A body that broke off after the server answered (requests' wording for urllib3's IncompleteRead

@@ -12,7 +12,7 @@ import duckdb
 from .config import Config, Source
 from .emulator import Emulator
 from .errors import StoreError
-from .report import demo_summary
+from .browse import demo_summary
 from .runner import describe_result, stop_on_signals, sync_all
 from .store import Store, check_store_path, open_readonly
 

@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterator
 from . import endpoints as ep
 from .client import IDLE_STEP, Page
 from .errors import AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
-from .spool import PageSpool, spool_directory
+from .sidefiles import spool_directory
+from .spool import PageSpool
 from .store import utcnow
 from .timestamps import fmt_ts, parse_ts
 from .walker import RETENTION, Walker

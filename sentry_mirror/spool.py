@@ -164,8 +164,3 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def spool_directory(store_path: str) -> str | None:
-    """Beside the store (a disk the user chose for data), or the system's temporary directory."""
-    if store_path == ":memory:":
-        return None
-    return os.path.dirname(os.path.abspath(store_path)) or None

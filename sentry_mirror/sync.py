@@ -23,7 +23,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from . import endpoints as ep
 from . import redact
@@ -32,6 +32,7 @@ from .errors import ApiError, AuthError, BindingError, ConfigError, Interrupted,
 from .event_walks import EventWalks
 from .store import PRUNE_KEYS, Store
 from .timestamps import fmt_ts, parse_ts
+from .urls import display_url
 from .walker import RETENTION, SyncOptions, SyncResult, Walker
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ class Syncer:
             org, _ = self.client.get(ep.ORGANIZATION.path.format(org=self.org))
         except NotFoundError as exc:
             if not exc.json_body:  # Sentry says 404 in JSON; a web server that is not Sentry does not
-                raise ApiError(0, f"{_where(self.client.base_url)} does not look like a Sentry API: its organization "
+                raise ApiError(0, f"{display_url(self.client.base_url)} does not look like a Sentry API: its organization "
                                   f"route answered 404 with a web page, where Sentry answers JSON",
                                hint="check --url: the address of your Sentry server, e.g. https://sentry.example.com",
                                json_body=False) from None
@@ -185,7 +186,7 @@ class Syncer:
         organization under a known source name (the same slug elsewhere) would have marked the
         stored issues deleted and mixed two organizations' rows: refused before anything is
         written. A server that moved keeps its organization id: `--rebind` accepts its new URL."""
-        url = _where(self._configured_url)
+        url = display_url(self._configured_url)
         bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
         stored = self.store.select("organization_ids", source=self.source)  # a store from before the binding
         known_id = bound.get("org_id") or (stored[0][0] if stored else None)
@@ -538,14 +539,6 @@ def _unfold_stats_v2(data: Any, field: str, category: str | None) -> list[dict]:
             points.append({"key": f"{ts}|{cat}|{outcome}", "ts": ts, "category": cat, "outcome": outcome,
                            "quantity": quantity})
     return points
-
-
-def _where(base_url: str) -> str:
-    """A base URL fit to store and show: scheme, host, port and path; never credentials."""
-    parts = urlsplit(base_url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port and parts.port != default else "")
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def _after(point: Any, until: float) -> bool:

@@ -85,8 +85,8 @@ def test_every_entity_level_through_several_advances():
         # what users read says 'deleted', not the last status Sentry showed (it used to say unresolved)
         assert column(store, "SELECT issue_id FROM issue_summary WHERE status = 'deleted'") == deleted
         assert column(store, "SELECT issue_id FROM top_issues WHERE status = 'deleted'") == deleted
-        from sentry_mirror.analytics import Filters, run_report
-        from sentry_mirror.report import list_issues
+        from sentry_mirror.reports import Filters, run_report
+        from sentry_mirror.browse import list_issues
 
         top = run_report(store.con.cursor(), "top", Filters(limit=1000))
         assert deleted & set(top.issue_id), "no deleted issue among the top"
@@ -263,7 +263,7 @@ def test_figures_leave_out_the_events_of_issues_deleted_in_sentry(tmp_path):
     the per-issue reports list the issue as deleted."""
     from collections import Counter
 
-    from sentry_mirror.analytics import Filters, run_report
+    from sentry_mirror.reports import Filters, run_report
 
     with Emulator(seed=8, scale="tiny", token=TOKEN, deletions=True) as emu:
         store = Store(str(tmp_path / "s.duckdb"))

@@ -11,7 +11,7 @@ import requests
 from click.testing import CliRunner
 
 from helpers import sync
-from sentry_mirror.analytics import Filters, run_report
+from sentry_mirror.reports import Filters, run_report
 from sentry_mirror.cli import cli
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.store import Store

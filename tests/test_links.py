@@ -1,6 +1,7 @@
 """Link header parsing: Sentry's exact format, and GlitchTip's malformed one."""
 
-from sentry_mirror.client import next_cursor, normalise_base_url, parse_link_header
+from sentry_mirror.client import next_cursor, parse_link_header
+from sentry_mirror.urls import normalise_base_url
 
 import pytest
 from sentry_mirror.errors import ConfigError

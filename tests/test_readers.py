@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from sentry_mirror.analytics import EmptyStore, Filters, run_report
-from sentry_mirror.report import list_issues, run_query, store_status
+from sentry_mirror.reports import EmptyStore, Filters, run_report
+from sentry_mirror.browse import list_issues, run_query, store_status
 from sentry_mirror.store import Store, open_readonly, read_df
 
 ROOT = Path(__file__).resolve().parent.parent

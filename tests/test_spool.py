@@ -9,7 +9,7 @@ from datetime import datetime
 
 import requests
 
-from sentry_mirror import spool as spool_module
+from sentry_mirror import sidefiles
 from sentry_mirror.client import Page, SentryClient
 from sentry_mirror.errors import StoreError
 from sentry_mirror.emulator import Emulator
@@ -178,7 +178,7 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
         assert served and all(json.loads(stored[e["eventID"]]) == e for e in served)
         store.close()
     assert [n for n in os.listdir(tmp_path) if not n.startswith("mirror.duckdb")] == []
-    assert spool_module.spool_directory(str(tmp_path / "mirror.duckdb")) == str(tmp_path)
+    assert sidefiles.spool_directory(str(tmp_path / "mirror.duckdb")) == str(tmp_path)
 
 
 def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_path, monkeypatch):

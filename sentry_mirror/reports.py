@@ -1,8 +1,10 @@
 """The `report` command's reports: one `.sql` file each under `sql/reports/`, run with bound
 filters on a read-only connection, and the picture each one draws.
 
-The SQL files read the views (`error_trends`, `release_regressions`, `affected_users`,
-`top_issues`), so a report and an ad-hoc query over a view always agree.
+The SQL files compute what the views show (`error_trends`, `release_regressions`,
+`affected_users`, `top_issues`), from the same tables or the views' macros, with the filters
+applied before counting: a report and an ad-hoc query over a view agree, and a report on ten
+million events does not count them all first.
 """
 
 from __future__ import annotations

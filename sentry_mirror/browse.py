@@ -1,5 +1,5 @@
-"""Read-only summaries of a store, for `status` (its figures and their text) and the demo.
-Everything here only reads."""
+"""What `status`, `query` and `issues` read from a store (and the demo's summary): its figures
+and their text, an ad-hoc query, the issue list. Everything here only reads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from . import sidefiles
 from .errors import ConfigError
 from .store import require_store
 from .timestamps import parse_ts
@@ -57,7 +58,7 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
                           "FROM _sync_runs WHERE source = ? ORDER BY run_id DESC LIMIT 1", [source]).fetchone()
         if run:
             last = dict(zip(names, run))
-            if last["status"] == "running" and not (db_path and is_held(db_path + ".lock")):
+            if last["status"] == "running" and not (db_path and is_held(sidefiles.writer_lock(db_path))):
                 last["status"] = "interrupted"  # its process ended without recording the end (killed)
             last["streams"] = json.loads(last["streams"]) if last["streams"] else {}
             last["error"] = last["error"].splitlines()[0][:300] if last["error"] else None
@@ -90,12 +91,11 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
 def scheduler_status(db_path: str) -> dict | None:
     """The running scheduler's pid and next run, or None when no scheduler holds this store."""
     from .locking import is_held
-    from .scheduler import schedule_note_path
 
-    if not is_held(db_path + ".scheduler.lock"):
+    if not is_held(sidefiles.scheduler_lock(db_path)):
         return None
     try:
-        with open(schedule_note_path(db_path), encoding="utf-8") as fh:
+        with open(sidefiles.schedule_note(db_path), encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return {"pid": None, "next_run": None}
@@ -266,7 +266,7 @@ _ORDER = {"events": "s.times_seen DESC", "users": "s.user_count DESC", "last-see
 def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
                 sort="events", limit=20, source=None):
     """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL."""
-    from .analytics import check_project, check_source
+    from .reports import check_project, check_source
 
     shown = shown_status("i")  # from issues itself: a store's view from before 'deleted' lacks it
     where, params = [], []
