@@ -215,6 +215,8 @@ class Walker:
                 return False
             if exc.status == 404:
                 log.info("%s: %s is gone (%s)", name, exc.url, exc.message[:80])
+                if name in self.known_missing:  # the route answered, in JSON: it is there
+                    self._remember_missing(name, False)
                 return True
             if exc.status == 403 or exc.status >= 500:
                 # No access, or an outage that outlasted the retries: skip this read, count it as a

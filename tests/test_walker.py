@@ -357,9 +357,6 @@ def test_abort_of_the_fetch_threads_stops_too(store):
         walker.check_stop()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: optional() forgets a stream was missing only when the whole read "
-                   "succeeds; a JSON 404 (the route answered in JSON, the object is gone) leaves it in "
-                   "missing_streams, so later syncs keep probing it without retries")
 def test_a_json_404_from_a_stream_missing_at_the_last_sync_forgets_it_was_missing(store):
     make_walker(store, FakeClient({})).remember({"missing_streams": ["project_stats"]})
     walker = make_walker(store, FakeClient({}))
