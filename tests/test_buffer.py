@@ -11,13 +11,12 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-
-from sentry_mirror import rawpage
-from sentry_mirror.buffer import WriteBuffer
-from sentry_mirror.errors import StoreError
-from sentry_mirror.store import Store
-
 from conftest import load_fixture
+
+from sentry_mirror.errors import StoreError
+from sentry_mirror.fetching import rawpage
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.buffer import WriteBuffer
 
 SOURCE = "sentry"
 

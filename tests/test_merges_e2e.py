@@ -8,14 +8,13 @@ from collections import Counter
 
 import pytest
 import requests
+from helpers import assert_level, sync
 
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.errors import Interrupted
-from sentry_mirror.store import Store
-from sentry_mirror.event_walks import EventWalks
-from sentry_mirror.sync import Syncer
-
-from helpers import assert_level, sync
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.event_walks import EventWalks
+from sentry_mirror.syncing.syncer import Syncer
 
 TOKEN = "sntryu_" + "m" * 64
 

@@ -8,17 +8,17 @@ import threading
 from datetime import datetime
 
 import requests
-
-from sentry_mirror import sidefiles
-from sentry_mirror.client import Page, SentryClient
-from sentry_mirror.errors import StoreError
-from sentry_mirror.emulator import Emulator
-from sentry_mirror.rawpage import RawPage
-from sentry_mirror.spool import PageSpool
-from sentry_mirror.store import Store
-from sentry_mirror.event_walks import EventWalks
-from sentry_mirror.sync import Syncer, SyncOptions
 from helpers import assert_level
+
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.errors import StoreError
+from sentry_mirror.fetching.client import Page, SentryClient
+from sentry_mirror.fetching.rawpage import RawPage
+from sentry_mirror.storage import sidefiles
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.event_walks import EventWalks
+from sentry_mirror.syncing.spool import PageSpool
+from sentry_mirror.syncing.syncer import Syncer, SyncOptions
 
 TOKEN = "sntryu_" + "5" * 64
 
@@ -150,7 +150,7 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
             super().__init__(directory, in_memory=1)  # on disk whether or not the server paces us
             spools.append(self)
 
-    monkeypatch.setattr("sentry_mirror.event_walks.PageSpool", Small)
+    monkeypatch.setattr("sentry_mirror.syncing.event_walks.PageSpool", Small)
     slow = EventWalks._store_project_page
 
     def store_slowly(self, *args):
@@ -184,7 +184,7 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
 def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_path, monkeypatch):
     """The writer fails on its third page while the fetchers wait for room: the pages still queued
     are let go, the fetchers stop, and the error reaches the caller instead of a hang."""
-    monkeypatch.setattr("sentry_mirror.event_walks.PageSpool",
+    monkeypatch.setattr("sentry_mirror.syncing.event_walks.PageSpool",
                         lambda directory, in_memory, wanted: PageSpool(directory, in_memory=1, on_disk_pages=1))
     stored = []
     keep = EventWalks._store_project_page

@@ -11,14 +11,13 @@ import copy
 import threading
 
 import pytest
-
-from sentry_mirror import endpoints as ep
-from sentry_mirror.client import Page
-from sentry_mirror.errors import ApiError, Interrupted
-from sentry_mirror.store import Store
-from sentry_mirror.walker import PROBE_RETRIES, SyncOptions, SyncResult, Walker
-
 from conftest import load_fixture
+
+from sentry_mirror.errors import ApiError, Interrupted
+from sentry_mirror.fetching import endpoints as ep
+from sentry_mirror.fetching.client import Page
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.walker import PROBE_RETRIES, SyncOptions, SyncResult, Walker
 
 SOURCE, ORG = "sentry", "acme"
 ISSUES_PATH = ep.ISSUES.path.format(org=ORG)

@@ -10,10 +10,10 @@ from typing import Any
 
 import duckdb
 
-from . import sidefiles
-from .errors import ConfigError
-from .store import require_store
-from .timestamps import parse_ts
+from ..errors import ConfigError
+from ..storage import sidefiles
+from ..storage.store import require_store
+from ..timestamps import parse_ts
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
 
@@ -34,7 +34,7 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
     from the last run and whether a walk will resume; and the scheduler's next run if one runs."""
     require_store(con, db_path or "this file")
     tables = _tables(con)
-    from .locking import is_held
+    from ..storage.locking import is_held
 
     info: dict[str, Any] = {"sources": {}, "scheduler": scheduler_status(db_path) if db_path else None}
     if "_sync_runs" not in tables:
@@ -90,7 +90,7 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
 
 def scheduler_status(db_path: str) -> dict | None:
     """The running scheduler's pid and next run, or None when no scheduler holds this store."""
-    from .locking import is_held
+    from ..storage.locking import is_held
 
     if not is_held(sidefiles.scheduler_lock(db_path)):
         return None

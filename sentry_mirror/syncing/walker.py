@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from . import endpoints as ep
+from ..errors import ApiError, Interrupted
+from ..fetching import endpoints as ep
+from ..fetching.client import Page, SentryClient
+from ..storage.store import ENTITY_KEYS, Store
 from .buffer import WriteBuffer
-from .client import Page, SentryClient
-from .errors import ApiError, Interrupted
-from .store import ENTITY_KEYS, Store
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from datetime import datetime
 
 import duckdb
 
-from .timestamps import naive_utc, parse_ts
+from ..timestamps import naive_utc, parse_ts
 
 _local = threading.local()
 _shared: duckdb.DuckDBPyConnection | None = None  # one small in-memory database; a cursor per thread

@@ -24,9 +24,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from . import __version__, rawpage, redact
+from .. import __version__, redact
+from ..errors import ApiError, AuthError, Interrupted, NotFoundError
+from . import rawpage
 from .endpoints import route_of, scope_of
-from .errors import ApiError, AuthError, Interrupted, NotFoundError
 from .rawpage import RawPage
 from .urls import display_url, normalise_base_url
 
@@ -326,7 +327,7 @@ class SentryClient:
             try:
                 response = self._send(url, params)
             except (requests.exceptions.InvalidHeader, UnicodeError):
-                from .errors import ConfigError
+                from ..errors import ConfigError
 
                 raise ConfigError("a header (the token or a configured header) is not valid in HTTP",
                                   hint="check for pasted newlines or non-ASCII characters") from None

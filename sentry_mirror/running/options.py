@@ -11,9 +11,8 @@ import functools
 
 import click
 
-from .config import (DEFAULT_DB, DEFAULT_URL, ORG_ENV_VARS, TOKEN_ENV_VARS, URL_ENV_VARS, read_config_file,
-                     store_path)
-from .errors import ConfigError
+from ..errors import ConfigError
+from .config import DEFAULT_DB, DEFAULT_URL, ORG_ENV_VARS, TOKEN_ENV_VARS, URL_ENV_VARS, read_config_file, store_path
 
 SCALES = ["tiny", "small", "medium", "large"]  # the emulator's (emulator.world.SCALES), without importing it
 

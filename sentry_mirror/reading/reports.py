@@ -15,8 +15,8 @@ from typing import Any
 
 import duckdb
 
-from .errors import ConfigError, MirrorError
-from .sqlfiles import load_sql, params_for, statements
+from ..errors import ConfigError, MirrorError
+from ..storage.sqlfiles import load_sql, params_for, statements
 
 BUCKETS = ("hour", "day", "week")
 

@@ -19,8 +19,8 @@ import tempfile
 import threading
 from typing import Any, Callable
 
-from .errors import StoreError
-from .rawpage import RawPage
+from ..errors import StoreError
+from ..fetching.rawpage import RawPage
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from ..errors import StoreError
 from . import sidefiles
-from .errors import StoreError
 
 
 def writer_lock(db_path: str, *, wait: bool = False, stop: threading.Event | None = None,
@@ -76,7 +76,7 @@ def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False, wa
                 if not wait:
                     raise StoreError(f"{busy}{who}", hint=hint) from None
                 if stop is not None and stop.is_set():
-                    from .errors import Interrupted
+                    from ..errors import Interrupted
 
                     raise Interrupted("stopped while waiting for the other writer") from None
                 if not told and on_wait:

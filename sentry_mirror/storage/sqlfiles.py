@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # sentry_mirror/
 
 
 @functools.cache
 def sql_dir() -> Path:
-    for candidate in (_HERE / "sql", _HERE.parent / "sql"):
+    for candidate in (_PACKAGE / "sql", _PACKAGE.parent / "sql"):  # a wheel carries it in the package
         if (candidate / "migrations").is_dir():
             return candidate
     raise FileNotFoundError("sentry-mirror's sql/ folder is missing from this installation")

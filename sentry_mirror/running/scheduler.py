@@ -23,10 +23,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import sidefiles
+from ..errors import ConfigError, Interrupted, MirrorError
+from ..storage import sidefiles
+from ..storage.locking import scheduler_lock
 from .config import Config
-from .errors import ConfigError, Interrupted, MirrorError
-from .locking import scheduler_lock
 from .runner import describe_result, sync_all
 
 log = logging.getLogger(__name__)

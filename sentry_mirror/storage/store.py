@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
-from .errors import Interrupted, StoreError
+from ..errors import Interrupted, StoreError
 from .locking import ReaderSignal
 from .sqlfiles import load_sql, migrations, params_for, statements, view_files
 

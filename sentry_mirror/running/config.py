@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from . import redact
-from .errors import ConfigError
+from .. import redact
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _whole(low: int, high: int) -> Callable[[Any], bool]:
 
 
 def _url_ok(value: Any) -> bool:
-    from .urls import normalise_base_url
+    from ..fetching.urls import normalise_base_url
 
     try:
         normalise_base_url(value if isinstance(value, str) else "")
@@ -385,7 +385,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         redact.register_token(source.token)
         with contextlib.suppress(ValueError):  # a malformed URL is refused just below
             redact.register(urlsplit(source.url).password)  # https://user:password@host
-        from .urls import normalise_base_url
+        from ..fetching.urls import normalise_base_url
 
         normalise_base_url(source.url)  # a bad URL is a config error now, before any store is touched
     return config

@@ -13,9 +13,9 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from .errors import StoreError
-from .rawpage import RawPage
-from .store import Store
+from ..errors import StoreError
+from ..fetching.rawpage import RawPage
+from ..storage.store import Store
 
 log = logging.getLogger(__name__)
 

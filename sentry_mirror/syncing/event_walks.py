@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from . import endpoints as ep
-from .client import IDLE_STEP, Page
-from .errors import AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
-from .sidefiles import spool_directory
+from ..errors import AuthError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
+from ..fetching import endpoints as ep
+from ..fetching.client import IDLE_STEP, Page
+from ..storage.sidefiles import spool_directory
+from ..storage.store import utcnow
+from ..timestamps import fmt_ts, parse_ts
 from .spool import PageSpool
-from .store import utcnow
-from .timestamps import fmt_ts, parse_ts
 from .walker import RETENTION, Walker
 
 log = logging.getLogger(__name__)

@@ -25,14 +25,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import quote
 
-from . import endpoints as ep
-from . import redact
-from .client import Page, SentryClient
-from .errors import ApiError, AuthError, BindingError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
+from .. import redact
+from ..errors import ApiError, AuthError, BindingError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
+from ..fetching import endpoints as ep
+from ..fetching.client import Page, SentryClient
+from ..fetching.urls import display_url
+from ..storage.store import PRUNE_KEYS, Store
+from ..timestamps import fmt_ts, parse_ts
 from .event_walks import EventWalks
-from .store import PRUNE_KEYS, Store
-from .timestamps import fmt_ts, parse_ts
-from .urls import display_url
 from .walker import RETENTION, SyncOptions, SyncResult, Walker
 
 log = logging.getLogger(__name__)
