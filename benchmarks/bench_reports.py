@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sentry_mirror.analytics import Filters, run_report  # noqa: E402
-from sentry_mirror.store import Store, open_readonly  # noqa: E402
+from sentry_mirror.reading.reports import Filters, run_report  # noqa: E402
+from sentry_mirror.storage.store import Store, open_readonly  # noqa: E402
 
 PROJECTS, ISSUES, USERS, DAYS = 8, 20_000, 200_000, 365
 

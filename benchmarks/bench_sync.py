@@ -36,11 +36,12 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sentry_mirror import rawpage  # noqa: E402
 from sentry_mirror.emulator import Emulator  # noqa: E402
-from sentry_mirror.endpoints import TAG_KEYS  # noqa: E402
-from sentry_mirror.store import MEMORY_LIMIT, Store  # noqa: E402
-from sentry_mirror.sync import PROJECT_WALKS, WriteBuffer  # noqa: E402
+from sentry_mirror.fetching import rawpage  # noqa: E402
+from sentry_mirror.fetching.endpoints import TAG_KEYS  # noqa: E402
+from sentry_mirror.storage.store import MEMORY_LIMIT, Store  # noqa: E402
+from sentry_mirror.syncing.buffer import WriteBuffer  # noqa: E402
+from sentry_mirror.syncing.event_walks import PROJECT_WALKS  # noqa: E402
 
 TOKEN = "sntryu_" + "b" * 64
 PAGE = 100

@@ -17,12 +17,22 @@ import click
 import duckdb
 
 from . import __version__, redact
-from .config import Config, check_config, read_config_file, resolve
 from .errors import PARTIAL_EXIT, ConfigError, Interrupted, MirrorError, StoreError
-from .options import (config_option, db_option, json_option, output_option, scale_option, scope_options, seed_option,
-                      source_options, store_options, verbosity_options)
-from .output import print_frame
-from .store import io_hint, open_readonly, require_store
+from .running.config import Config, check_config, read_config_file, resolve
+from .running.options import (
+    config_option,
+    db_option,
+    json_option,
+    output_option,
+    scale_option,
+    scope_options,
+    seed_option,
+    source_options,
+    store_options,
+    verbosity_options,
+)
+from .running.output import print_frame
+from .storage.store import io_hint, open_readonly, require_store
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}  # on the group: every command inherits it
 
@@ -84,8 +94,8 @@ def sync(url, org, token, config_path, source_names, full, rebind, ca_bundle, in
     3 store problem; 4 API error; 5 token refused; 130 interrupted.
     """
     setup_logging(verbose, quiet)
-    from .progress import terminal_progress  # lazy, to keep start-up short: rich
-    from .runner import describe_result, stop_on_signals, sync_all  # lazy: requests, the syncer
+    from .running.progress import terminal_progress  # lazy, to keep start-up short: rich
+    from .running.runner import describe_result, stop_on_signals, sync_all  # lazy: requests, the syncer
 
     try:  # with --json, every failure is a JSON object too (a cron job keeps it as its record)
         config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
@@ -141,7 +151,7 @@ def apply_tls_options(config: Config, ca_bundle: str | None, insecure: bool) -> 
 @verbosity_options
 def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db, quiet, verbose):
     """Keep syncing on a schedule until stopped (one sync at a time; SIGTERM finishes the page in hand)."""
-    from .scheduler import make_trigger, run_scheduler, stamp_log_lines  # lazy: apscheduler
+    from .running.scheduler import make_trigger, run_scheduler, stamp_log_lines  # lazy: apscheduler
 
     setup_logging(verbose, quiet)
     stamp_log_lines()
@@ -172,7 +182,7 @@ def status(db, as_json):
 
     Exit status 1 when no source has synced successfully yet.
     """
-    from .report import format_status, store_status  # lazy: the readers' code, kept out of start-up
+    from .reading.browse import format_status, store_status  # lazy: the readers' code, kept out of start-up
 
     con = open_readonly(db)
     try:
@@ -194,7 +204,7 @@ def status(db, as_json):
 @output_option
 def query(sql, db, fmt):
     """Run a read-only SQL query against the store."""
-    from .report import run_query  # lazy: see status
+    from .reading.browse import run_query  # lazy: see status
 
     print_frame(run_query(open_readonly(db), sql), fmt)
 
@@ -212,7 +222,7 @@ def query(sql, db, fmt):
 @output_option
 def issues(since, until, status, source, project, sort, limit, db, fmt):
     """List stored issues with their events and affected users, offline."""
-    from .report import list_issues, parse_when  # lazy: see status
+    from .reading.browse import list_issues, parse_when  # lazy: see status
 
     con = require_store(open_readonly(db), db)
     print_frame(list_issues(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
@@ -244,8 +254,8 @@ def report(name, source, project, environment, release, since, until, by, limit,
     users        distinct users per issue, beside Sentry's userCount
     top          the issues with the most events, their users and time to resolve
     """
-    from .analytics import Filters, plot_report, run_report  # lazy: see status
-    from .report import parse_when  # lazy: see status
+    from .reading.browse import parse_when  # lazy: see status
+    from .reading.reports import Filters, plot_report, run_report  # lazy: see status
 
     if by is not None and name != "trends":
         raise ConfigError(f"the {name} report has no --by", hint="--by sets the buckets of 'report trends'")
@@ -281,8 +291,8 @@ def export():
 @store_options
 def export_parquet(directory, since, db):
     """Every table as Parquet (zstd); events and their details partitioned by source, project, month."""
-    from .export import export_parquet as write  # lazy: see status
-    from .report import parse_when  # lazy: see status
+    from .reading.browse import parse_when  # lazy: see status
+    from .reading.export import export_parquet as write  # lazy: see status
 
     con = require_store(open_readonly(db), db)
     try:
@@ -306,7 +316,7 @@ def config():
 @db_option
 def config_check(config_path, url, org, token, online, db):
     """Validate the config (every wrong key or value, with its line) and print the effective settings."""
-    from .configcheck import describe, online_check  # lazy: see status
+    from .running.configcheck import describe, online_check  # lazy: see status
 
     if config_path:
         data, text = read_config_file(config_path)
@@ -371,7 +381,7 @@ def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor
 @verbosity_options
 def demo(db, scale, seed, quiet, verbose):
     """Sync from the built-in Sentry emulator into a demo store and summarise it; no account needed."""
-    from .demo import run_demo  # lazy: the emulator and the syncer
+    from .running.demo import run_demo  # lazy: the emulator and the syncer
 
     setup_logging(verbose, quiet)
     # progress lines on a terminal only, as for sync: piped, the demo prints its results alone

@@ -8,8 +8,8 @@ import re
 
 import requests
 
-from sentry_mirror.client import SentryClient
-from sentry_mirror.sync import Syncer, SyncOptions
+from sentry_mirror.fetching.client import SentryClient
+from sentry_mirror.syncing.syncer import Syncer, SyncOptions
 
 LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"; cursor="([^"]*)"')
 TOLERANT_LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"(?:; cursor="([^"]*)")?')

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import requests
 from click.testing import CliRunner
-
 from helpers import sync
+
 from sentry_mirror.cli import cli
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
+from sentry_mirror.storage.store import Store
 
 TOKEN = "sntryu_" + "a1" * 32
 
@@ -326,7 +326,7 @@ REGRESSIONS_COLUMNS = ("project, release, date_created AS created, new_issues, s
 def test_report_regressions_lists_the_view_rows(synced):
     """The report counts only the releases it lists (and those before them): the same rows as the
     release_regressions view filtered, ordered and cut by hand."""
-    from sentry_mirror.analytics import Filters, run_report
+    from sentry_mirror.reading.reports import Filters, run_report
 
     con = duckdb.connect(str(synced.path), read_only=True)
     try:
@@ -394,7 +394,7 @@ def test_report_users_short_list_is_the_head_of_the_long_one(synced, args):
 def test_report_users_counts_issues_left_out_of_the_first_pick(tmp_path):
     """Users are counted first for the issues with the most events; an issue with fewer events but
     more users than the bound that gives must still be counted, and win."""
-    from sentry_mirror.analytics import Filters, run_report
+    from sentry_mirror.reading.reports import Filters, run_report
 
     path = tmp_path / "few.duckdb"
     store = Store(str(path))
@@ -537,7 +537,7 @@ def test_report_on_an_empty_store_says_so(tmp_path):
 def test_plot_writes_a_png_with_labelled_axes(synced, tmp_path, name):
     from matplotlib import image
 
-    from sentry_mirror.analytics import Filters, plot_report, run_report
+    from sentry_mirror.reading.reports import Filters, plot_report, run_report
 
     png = tmp_path / f"{name}.png"
     result = CliRunner().invoke(cli, ["report", name, "--db", str(synced.path), "--plot", str(png), "--limit", "20"])

@@ -12,10 +12,10 @@ from datetime import datetime
 
 import pytest
 
-from sentry_mirror import rawpage
-from sentry_mirror import store as store_module
-from sentry_mirror.store import Store
-from sentry_mirror.sync import WriteBuffer
+from sentry_mirror.fetching import rawpage
+from sentry_mirror.storage import store as store_module
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.buffer import WriteBuffer
 
 
 def big_events(fixture, n: int, kb: int, start: int = 0) -> list[dict]:

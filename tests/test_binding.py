@@ -7,11 +7,11 @@ import threading
 
 import pytest
 from click.testing import CliRunner
+from helpers import assert_level, sync
 
 from sentry_mirror.cli import cli
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
-from helpers import assert_level, sync
+from sentry_mirror.storage.store import Store
 
 TOKEN = "sntryu_" + "b" * 64
 
@@ -155,7 +155,7 @@ def test_issues_of_a_project_no_longer_listed_are_not_a_mass_deletion():
 def test_a_refused_mass_deletion_is_looked_at_again_next_sync(monkeypatch):
     """The share of known issues a sync re-reads moved on even when the guard failed the stream, so
     the same issues were only looked at again after a full round."""
-    from sentry_mirror import sync as sync_module
+    from sentry_mirror.syncing import syncer as sync_module
 
     monkeypatch.setattr(sync_module, "MASS_DELETION_MIN", 0)
     with Emulator(seed=43, scale="tiny", token=TOKEN) as emu:
@@ -172,8 +172,8 @@ def test_a_refused_mass_deletion_is_looked_at_again_next_sync(monkeypatch):
 def test_a_source_refused_for_another_organization_leaves_the_others_syncing(tmp_path, monkeypatch):
     """A binding refusal ended the whole run: in a config of several sources (and under the
     scheduler, which cannot say --rebind) the other sources never synced again."""
-    from sentry_mirror.config import resolve
-    from sentry_mirror.runner import sync_all
+    from sentry_mirror.running.config import resolve
+    from sentry_mirror.running.runner import sync_all
 
     db = tmp_path / "two.duckdb"
 

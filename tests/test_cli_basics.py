@@ -147,9 +147,9 @@ def test_sync_never_writes_into_someone_elses_duckdb_database(tmp_path):
 def test_the_demo_replaces_only_a_store_it_made(tmp_path):
     """A store synced from a server, even a local one, is never the demo's to replace; the demo's
     own store is, run after run."""
-    from sentry_mirror.emulator import Emulator
-
     import duckdb
+
+    from sentry_mirror.emulator import Emulator
 
     mirror = tmp_path / "mirror.duckdb"
     with Emulator(seed=3, scale="tiny", token="sntryu_" + "d" * 64) as emu:
@@ -187,7 +187,7 @@ def test_readers_take_the_store_from_the_config_file_unless_db_is_given(tmp_path
     """status, query, issues, report and export said '[default: …, or the config's db]' but had no
     -c: with SENTRY_MIRROR_CONFIG set they still looked for sentry.duckdb. A reader needs no token:
     only the file's db is read."""
-    from sentry_mirror.store import Store
+    from sentry_mirror.storage.store import Store
 
     mine, other = tmp_path / "mine.duckdb", tmp_path / "other.duckdb"
     for path, n in ((mine, 1), (other, 2)):
@@ -209,7 +209,7 @@ def test_readers_take_the_store_from_the_config_file_unless_db_is_given(tmp_path
 def test_a_damaged_store_is_one_line_for_readers_and_the_sync(tmp_path):
     """A store cut short (a full disk, a copy interrupted): each command says the file may be
     damaged, at once, instead of a traceback or 30 s of 'a sync is writing'."""
-    from sentry_mirror.store import Store
+    from sentry_mirror.storage.store import Store
 
     whole = tmp_path / "whole.duckdb"
     store = Store(str(whole))
@@ -254,6 +254,6 @@ def test_tls_to_a_server_that_does_not_speak_it_is_one_line_without_retries(tmp_
 
 def test_the_scale_choices_are_the_emulators():
     from sentry_mirror.emulator.world import SCALES
-    from sentry_mirror.options import SCALES as CHOICES
+    from sentry_mirror.running.options import SCALES as CHOICES
 
     assert CHOICES == list(SCALES)

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from sentry_mirror.client import SentryClient, _Window
 from sentry_mirror.errors import ApiError, AuthError
+from sentry_mirror.fetching.client import SentryClient, _Window
 
 TOKEN = "sntryu_" + "d" * 64
 SERVER_NOW = 1_900_000_000  # the server's clock, far from the test machine's: only headers matter
@@ -342,7 +342,7 @@ def test_wait_for_reset_reads_the_servers_clock_finer_than_the_date_header(monke
     second (half the throughput under a 1-second window). Once the server's clock is seen to run
     with ours, a response just after its second ticked pins it, and later waits are measured from
     that; a clock that stands still (or jumps) is not trusted past its Date."""
-    import sentry_mirror.client as client_module
+    import sentry_mirror.fetching.client as client_module
 
     local = {"now": 5_000.0}
     monkeypatch.setattr(client_module.time, "time", lambda: local["now"])

@@ -4,18 +4,16 @@ mirror took "now" from that header alone: a clock behind sent windows that end b
 hours still to come. Windows now follow Sentry's clock: the Date header, checked against the
 rate-limit Reset (Sentry's own clock) and the newest time the server's data shows."""
 
-from datetime import timedelta
 
 import pytest
-import requests
 from click.testing import CliRunner
+from helpers import assert_level
 
 from sentry_mirror.cli import cli
-from sentry_mirror.client import SentryClient
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer, SyncOptions
-from helpers import assert_level
+from sentry_mirror.fetching.client import SentryClient
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.syncer import Syncer, SyncOptions
 
 TOKEN = "sntryu_" + "c" * 64
 HOUR, DAY = 3600, 86400

@@ -3,8 +3,8 @@
 import pytest
 
 from sentry_mirror import redact
-from sentry_mirror.config import resolve
 from sentry_mirror.errors import ConfigError
+from sentry_mirror.running.config import resolve
 
 
 @pytest.fixture(autouse=True)

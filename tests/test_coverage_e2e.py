@@ -4,11 +4,10 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import requests
+from helpers import sync
 
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
-
-from helpers import sync
+from sentry_mirror.storage.store import Store
 
 TOKEN = "sntryu_" + "9" * 64
 
@@ -85,8 +84,8 @@ def test_every_entity_level_through_several_advances():
         # what users read says 'deleted', not the last status Sentry showed (it used to say unresolved)
         assert column(store, "SELECT issue_id FROM issue_summary WHERE status = 'deleted'") == deleted
         assert column(store, "SELECT issue_id FROM top_issues WHERE status = 'deleted'") == deleted
-        from sentry_mirror.analytics import Filters, run_report
-        from sentry_mirror.report import list_issues
+        from sentry_mirror.reading.browse import list_issues
+        from sentry_mirror.reading.reports import Filters, run_report
 
         top = run_report(store.con.cursor(), "top", Filters(limit=1000))
         assert deleted & set(top.issue_id), "no deleted issue among the top"
@@ -171,10 +170,10 @@ def test_status_history_gives_time_to_resolve():
 
 def test_server_ignoring_group_filter_is_refreshed_by_one_full_walk(monkeypatch):
     """Real GlitchTip ignores `group=`: the refresh notices and walks the list once instead."""
-    from sentry_mirror.sync import Syncer as S
+    from sentry_mirror.syncing.walker import Walker as W
 
-    real = S._with_page_size
-    monkeypatch.setattr(S, "_with_page_size", lambda self, params, size=None: real(
+    real = W.with_page_size
+    monkeypatch.setattr(W, "with_page_size", lambda self, params, size=None: real(
         self, {k: v for k, v in params.items() if k != "group"}, size))
     with Emulator(seed=8, scale="tiny", token=TOKEN, deletions=True) as emu:
         store = Store(":memory:")
@@ -191,8 +190,8 @@ def test_server_ignoring_group_filter_is_refreshed_by_one_full_walk(monkeypatch)
 
 def test_two_sources_share_one_store(tmp_path, monkeypatch):
     """Two servers (a Sentry and a GlitchTip) into one store through a config file, rows tagged."""
-    from sentry_mirror.config import resolve
-    from sentry_mirror.runner import sync_all
+    from sentry_mirror.running.config import resolve
+    from sentry_mirror.running.runner import sync_all
 
     with Emulator(seed=13, scale="tiny", token=TOKEN) as a, \
             Emulator(seed=14, scale="tiny", token="sntryu_" + "7" * 64, flavor="glitchtip") as b:
@@ -263,7 +262,7 @@ def test_figures_leave_out_the_events_of_issues_deleted_in_sentry(tmp_path):
     the per-issue reports list the issue as deleted."""
     from collections import Counter
 
-    from sentry_mirror.analytics import Filters, run_report
+    from sentry_mirror.reading.reports import Filters, run_report
 
     with Emulator(seed=8, scale="tiny", token=TOKEN, deletions=True) as emu:
         store = Store(str(tmp_path / "s.duckdb"))

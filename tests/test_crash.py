@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
+from sentry_mirror.storage.store import Store
 
 TOKEN = "sntryu_" + "c" * 64
 ENTITY_KEYS = {"organizations": "id", "projects": "id", "releases": "version", "issues": "id", "events": "event_id"}
@@ -86,7 +86,7 @@ def test_fifty_kills_then_resume_equals_uninterrupted(tmp_path, seed):
 
 SLOW_MIGRATION = textwrap.dedent("""
     import sys
-    from sentry_mirror import sqlfiles, store
+    from sentry_mirror.storage import sqlfiles, store
     real = sqlfiles.migrations()
     slow = ("999_slow", "CREATE TABLE slow AS SELECT range AS n, md5(range::VARCHAR) AS h FROM range(50000000);")
     store.migrations = lambda: real + [slow]

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import signal
 import subprocess
 import sys
-import email.utils
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from helpers import links, session, walk
 
 from sentry_mirror.emulator import Emulator, World, parse_spec
 from sentry_mirror.emulator.pagination import keyset_page
-
-from helpers import links, session, walk
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 

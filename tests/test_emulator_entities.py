@@ -19,10 +19,9 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from helpers import LINK_RE, links, org, session, walk
 
 from sentry_mirror.emulator import Emulator, api
-
-from helpers import LINK_RE, links, org, session, walk
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 NOW_S = int(NOW.timestamp())

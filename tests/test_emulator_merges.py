@@ -8,10 +8,9 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import requests
+from helpers import org, session, walk
 
 from sentry_mirror.emulator import Emulator
-
-from helpers import org, session, walk
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 

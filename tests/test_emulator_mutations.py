@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import requests
-
 from helpers import sync
+
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
+from sentry_mirror.storage.store import Store
 
 TOKEN = "sntryu_" + "d4" * 32
 

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import jsonschema
 import pytest
 import requests
-
 from helpers import links
+
 from sentry_mirror.emulator import Emulator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "sentry-api"

@@ -6,11 +6,10 @@ from collections import Counter
 
 import pytest
 import requests
+from helpers import sync
 
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
-
-from helpers import sync
+from sentry_mirror.storage.store import Store
 
 TOKEN = "sntryu_" + "w" * 64
 ISSUE_WALK = "{issue_id}/events/"
@@ -95,7 +94,7 @@ def test_projects_not_read_whole_are_left_to_their_policy(policy):
 def test_status_refresh_is_shared_out_over_syncs_when_the_store_is_large(monkeypatch):
     """A sync with nothing new re-reads at most refresh_per_project known issues per project,
     continuing where the last sync stopped: every issue is re-read within a few syncs."""
-    from sentry_mirror.sync import Syncer
+    from sentry_mirror.syncing.syncer import Syncer
 
     calls: list[tuple[list[str], list[str]]] = []
     original = Syncer._refresh_share
@@ -134,23 +133,23 @@ def test_a_project_walk_cut_short_resumes_then_reads_what_came_since(monkeypatch
     """Killed mid-walk, a project walk resumes at its cursor in its old window; the same sync then
     reads the events that arrived since, from the project, not issue by issue."""
     from sentry_mirror.errors import Interrupted
-    from sentry_mirror.sync import Syncer
+    from sentry_mirror.syncing.event_walks import EventWalks
 
     with Emulator(seed=5, scale="small", token=TOKEN) as emu:
         store = Store(":memory:")
-        original = Syncer._store_project_page
+        original = EventWalks._store_project_page
         pages = {"n": 0}
 
         def cut(self, walk, page, params):
             original(self, walk, page, params)
             pages["n"] += 1
             if pages["n"] == 5:
-                self.stop.set()
+                self.walker.stop.set()
 
-        monkeypatch.setattr(Syncer, "_store_project_page", cut)
+        monkeypatch.setattr(EventWalks, "_store_project_page", cut)
         with pytest.raises(Interrupted):
             sync(store, emu)
-        monkeypatch.setattr(Syncer, "_store_project_page", original)
+        monkeypatch.setattr(EventWalks, "_store_project_page", original)
         cursors = store.con.execute("SELECT count(*) FROM _sync_state WHERE stream = 'project_events' "
                                     "AND cursor IS NOT NULL").fetchone()[0]
         assert cursors >= 1
@@ -169,7 +168,7 @@ def test_pages_of_big_events_make_the_walk_ask_for_fewer_events_per_page(monkeyp
     events as fit in it (events of 1 MB would make pages of 100 MB): every event is still stored
     once, the server's cursors (Sentry's offsets, GlitchTip's opaque ones) staying valid when the
     page size changes."""
-    from sentry_mirror import client as client_module
+    from sentry_mirror.fetching import client as client_module
 
     monkeypatch.setattr(client_module, "PAGE_TEXT_BYTES", 40_000)  # about 8 of the emulator's events
     asked: list[tuple[str, int, int, int]] = []  # (path, per_page, events, characters) per event page
@@ -204,11 +203,11 @@ def test_an_issue_deleted_while_a_project_is_walked_loses_no_other_issues_events
     more than 90 days ago nothing read them again, since the store held more of its events than
     Sentry's 90-day count; they were lost for good (found by QA: 59 events, 432 with a kill)."""
     import requests as http
-
     from helpers import sync as sync_once
+
     from sentry_mirror.emulator import Emulator
-    from sentry_mirror.store import Store
-    from sentry_mirror.sync import Syncer
+    from sentry_mirror.storage.store import Store
+    from sentry_mirror.syncing.event_walks import EventWalks
 
     with Emulator(seed=11, scale="small", token="tok") as emu:
         store = Store(str(tmp_path / "s.duckdb"))
@@ -217,7 +216,7 @@ def test_an_issue_deleted_while_a_project_is_walked_loses_no_other_issues_events
         sync_once(store, emu)
         emu.advance(24 * 20)  # a long window for the next project walks
         deleted = []
-        original = Syncer._project_pages
+        original = EventWalks._project_pages
 
         def pages_then_delete(self, walk):
             for n, item in enumerate(original(self, walk)):
@@ -233,7 +232,7 @@ def test_an_issue_deleted_while_a_project_is_walked_loses_no_other_issues_events
                     assert resp.status_code == 202
                     deleted.append(victim)
 
-        monkeypatch.setattr(Syncer, "_project_pages", pages_then_delete)
+        monkeypatch.setattr(EventWalks, "_project_pages", pages_then_delete)
         result = sync_once(store, emu)
         monkeypatch.undo()
         served = set(http.get(f"{emu.url}/_emulator/truth/events", timeout=60).json()["event_ids"])
@@ -250,6 +249,7 @@ def test_settling_from_the_store_costs_no_request_whatever_the_precision_of_last
     event, every issue looked short, and a first sync read every event twice (214 -> 459 requests
     at small)."""
     from helpers import sync as sync_once
+
     from sentry_mirror.emulator import Emulator
 
     with Emulator(seed=11, scale="small", token="tok", seen_in_seconds=seen_in_seconds) as emu:
@@ -276,10 +276,12 @@ def test_settling_counts_each_issue_in_the_window_its_count_came_with(monkeypatc
     from datetime import timedelta
 
     from helpers import sync as sync_once
-    from sentry_mirror import sync as sync_module
+
     from sentry_mirror.emulator import Emulator
-    from sentry_mirror.store import utcnow
-    from sentry_mirror.sync import Syncer
+    from sentry_mirror.storage.store import utcnow
+    from sentry_mirror.syncing import event_walks as walks_module
+    from sentry_mirror.syncing.event_walks import EventWalks
+    from sentry_mirror.syncing.walker import Walker
 
     with Emulator(seed=11, scale="small", token="tok") as emu:
         store = Store(":memory:")
@@ -288,18 +290,18 @@ def test_settling_counts_each_issue_in_the_window_its_count_came_with(monkeypatc
         sync_once(store, emu)
         emu.advance(24)
         later = timedelta(hours=3)
-        settle, server_now = Syncer._settle_from_store, Syncer._server_now
+        settle, server_now = EventWalks._settle_from_store, Walker.server_now
 
         def settle_later(self, walks, *args):
-            monkeypatch.setattr(Syncer, "_server_now", lambda s: server_now(s) + later)
-            monkeypatch.setattr(sync_module, "utcnow", lambda: utcnow() + later, raising=False)
+            monkeypatch.setattr(Walker, "server_now", lambda s: server_now(s) + later)
+            monkeypatch.setattr(walks_module, "utcnow", lambda: utcnow() + later, raising=False)
             try:
                 return settle(self, walks, *args)
             finally:
-                monkeypatch.setattr(Syncer, "_server_now", server_now)
-                monkeypatch.setattr(sync_module, "utcnow", utcnow, raising=False)
+                monkeypatch.setattr(Walker, "server_now", server_now)
+                monkeypatch.setattr(walks_module, "utcnow", utcnow, raising=False)
 
-        monkeypatch.setattr(Syncer, "_settle_from_store", settle_later)
+        monkeypatch.setattr(EventWalks, "_settle_from_store", settle_later)
         before = emu.request_counts()["by_endpoint"]
         result = sync_once(store, emu)
         used = requests_by_route(emu, before)

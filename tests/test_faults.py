@@ -7,13 +7,13 @@ import time
 
 import pytest
 import requests
+from helpers import assert_level
 
-from sentry_mirror.client import SentryClient
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.errors import ApiError, AuthError
-from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer, SyncOptions
-from helpers import assert_level
+from sentry_mirror.fetching.client import SentryClient
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.syncer import Syncer, SyncOptions
 
 TOKEN = "sntryu_" + "f" * 64
 

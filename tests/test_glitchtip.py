@@ -5,17 +5,15 @@ GlitchTip flavour shows each; the mirror's figures must come out as they do from
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 from click.testing import CliRunner
-
 from helpers import sync
-from sentry_mirror.analytics import Filters, run_report
+
 from sentry_mirror.cli import cli
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
+from sentry_mirror.reading.reports import Filters, run_report
+from sentry_mirror.storage.store import Store
 
 TOKEN = "sntryu_" + "6b" * 32
 SEED = 21
@@ -170,8 +168,8 @@ def cli_sync(emu, db):
 
 
 def test_cli_a_forbidden_stream_exits_6_naming_the_scope_a_forbidden_org_exits_5(tmp_path, monkeypatch):
-    from sentry_mirror import runner
-    from sentry_mirror.client import SentryClient
+    from sentry_mirror.fetching.client import SentryClient
+    from sentry_mirror.running import runner
 
     monkeypatch.setattr(runner, "client_for", lambda s: SentryClient(s.url, s.token, backoff_base=0.01))
     with Emulator(seed=SEED, scale="tiny", token=TOKEN, flavor="glitchtip") as emu:

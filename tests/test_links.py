@@ -1,9 +1,10 @@
 """Link header parsing: Sentry's exact format, and GlitchTip's malformed one."""
 
-from sentry_mirror.client import next_cursor, normalise_base_url, parse_link_header
-
 import pytest
+
 from sentry_mirror.errors import ConfigError
+from sentry_mirror.fetching.client import next_cursor, parse_link_header
+from sentry_mirror.fetching.urls import normalise_base_url
 
 SENTRY_MIDDLE = (
     '<https://sentry.io/api/0/organizations/acme/issues/123456/events/?&cursor=0:0:1>; rel="previous"; '

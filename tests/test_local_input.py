@@ -83,6 +83,7 @@ def test_read_only_folder(emu, tmp_path, monkeypatch):
             # Root writes anywhere, and an unprivileged user cannot run this virtualenv: ask the
             # same question through the CLI in-process, with the OS answering "not writable".
             from click.testing import CliRunner
+
             from sentry_mirror.cli import cli as command
 
             real_access = os.access

@@ -8,13 +8,13 @@ from collections import Counter
 
 import pytest
 import requests
+from helpers import assert_level, sync
 
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.errors import Interrupted
-from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer
-
-from helpers import assert_level, sync
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.event_walks import EventWalks
+from sentry_mirror.syncing.syncer import Syncer
 
 TOKEN = "sntryu_" + "m" * 64
 
@@ -71,11 +71,11 @@ def test_merged_issues_end_level_after_the_next_sync():
 
 STOPS = {
     # after the known issues were re-read: the merged ones are marked deleted, no event moved yet
-    "after_issue_status": "refresh_known_issues",
+    "after_issue_status": (Syncer, "refresh_known_issues"),
     # after the first page of an issue's events: some moved events stored, most not
-    "after_an_event_page": "_store_event_page",
+    "after_an_event_page": (EventWalks, "_store_event_page"),
     # after the first page of a project's events
-    "after_a_project_page": "_store_project_page",
+    "after_a_project_page": (EventWalks, "_store_project_page"),
 }
 
 
@@ -86,18 +86,18 @@ def test_a_sync_cut_short_after_a_merge_resumes_level(monkeypatch, stop_at):
         sync(store, emu)
         merged = merge_two_groups(emu)
         emu.advance(24)
-        name = STOPS[stop_at]
-        original = getattr(Syncer, name)
+        owner, name = STOPS[stop_at]
+        original = getattr(owner, name)
 
         def cut(self, *args, **kwargs):
             out = original(self, *args, **kwargs)
-            self.stop.set()
+            self.walker.stop.set()
             return out
 
-        monkeypatch.setattr(Syncer, name, cut)
+        monkeypatch.setattr(owner, name, cut)
         with pytest.raises(Interrupted):
             sync(store, emu)
-        monkeypatch.setattr(Syncer, name, original)
+        monkeypatch.setattr(owner, name, original)
         # cut short, the views still count no event twice
         con = store.con
         assert con.execute("SELECT count(*) = count(DISTINCT event_id) FROM live_events").fetchone()[0]

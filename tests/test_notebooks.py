@@ -6,11 +6,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import sync
 from nbclient import NotebookClient
 
-from helpers import sync
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
+from sentry_mirror.storage.store import Store
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from sentry_mirror.cli import cli
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.locking import writer_lock
+from sentry_mirror.storage.locking import writer_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "sntryu_" + "5e" * 32  # a known token: it must never be printed
@@ -139,8 +139,8 @@ def test_sync_json_and_sync_runs_hold_the_same_figures(emu, tmp_path):
 
 
 def test_a_failing_stream_is_a_partial_success_and_the_rest_is_stored(tmp_path, monkeypatch):
-    from sentry_mirror import runner
-    from sentry_mirror.client import SentryClient
+    from sentry_mirror.fetching.client import SentryClient
+    from sentry_mirror.running import runner
 
     # The same client the command builds, with quick retries: the outage outlasts them in seconds.
     monkeypatch.setattr(runner, "client_for", lambda s: SentryClient(s.url, s.token, backoff_base=0.01))
@@ -183,7 +183,7 @@ def test_one_source_with_a_refused_token_leaves_the_others_synced(emu, tmp_path)
 
 
 def test_status_of_a_store_that_never_synced_and_of_a_file_that_is_not_one(tmp_path):
-    from sentry_mirror.store import Store
+    from sentry_mirror.storage.store import Store
 
     Store(str(tmp_path / "new.duckdb")).close()
     result = run("status", "--db", str(tmp_path / "new.duckdb"))
@@ -203,7 +203,7 @@ def test_status_of_runs_that_failed_or_were_killed(tmp_path):
     """Only failed runs: the status says no sync succeeded yet and exits 1 (it said 'never UTC
     (never)' and exited 0). A run whose process was killed says 'interrupted', not 'running',
     unless a sync does hold the store."""
-    from sentry_mirror.store import Store
+    from sentry_mirror.storage.store import Store
 
     db = str(tmp_path / "k.duckdb")
     store = Store(db)

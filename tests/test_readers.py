@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from sentry_mirror.analytics import EmptyStore, Filters, run_report
-from sentry_mirror.report import list_issues, run_query, store_status
-from sentry_mirror.store import Store, open_readonly, read_df
+from sentry_mirror.reading.browse import list_issues, run_query, store_status
+from sentry_mirror.reading.reports import EmptyStore, Filters, run_report
+from sentry_mirror.storage.store import Store, open_readonly, read_df
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # A writer that never lets go by itself (a lease of an hour): only a waiting reader can make it.
 HOLDING_WRITER = textwrap.dedent("""
     import sys, time
-    from sentry_mirror.store import Store
+    from sentry_mirror.storage.store import Store
     store = Store(sys.argv[1], lease_seconds=3600)
     store.con.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
     store.con.execute("INSERT INTO t VALUES (1)")
@@ -287,7 +287,7 @@ def test_readers_see_now_in_utc_like_the_stored_times(tmp_path):
     path = tmp_path / "s.duckdb"
     Store(str(path)).close()
     env = {**os.environ, "TZ": "Asia/Tokyo"}
-    code = ("import sys; from sentry_mirror.store import read_df; "
+    code = ("import sys; from sentry_mirror.storage.store import read_df; "
             "print(read_df(sys.argv[1], \"SELECT (now()::TIMESTAMP - (now() AT TIME ZONE 'UTC'))::VARCHAR AS d\")['d'][0])")
     out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

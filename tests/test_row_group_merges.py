@@ -10,13 +10,13 @@ there are too many small row groups, and that no row is lost or written twice by
 import json
 
 import duckdb
-
 from helpers import sync
-from sentry_mirror import rawpage
-from sentry_mirror import store as store_module
+
 from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
-from sentry_mirror.sync import WriteBuffer
+from sentry_mirror.fetching import rawpage
+from sentry_mirror.storage import store as store_module
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.buffer import WriteBuffer
 
 TOKEN = "merge-test-token"
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from sentry_mirror.emulator import Emulator
 
 TOKEN = "sntryu_" + "5ec7e7" * 10 + "abcd"
@@ -29,7 +28,7 @@ def test_token_never_written_anywhere(tmp_path):
     with Emulator(seed=31, scale="tiny", token=TOKEN) as emu:
         first = run(["sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(db), "-vv"])
         assert first.returncode == 0, first.stderr
-        requests_logged = [line for line in first.stderr.splitlines() if "sentry_mirror.client: GET organizations/" in line]
+        requests_logged = [line for line in first.stderr.splitlines() if "sentry_mirror.fetching.client: GET organizations/" in line]
         assert len(requests_logged) >= 3  # -vv logged every request: the lines checked below
         emu.advance(6)
         second = run(["sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(db), "-vv"])
@@ -64,8 +63,8 @@ def test_insecure_is_explicit_and_warned(tmp_path):
 
 
 def test_tls_verification_on_by_default():
-    from sentry_mirror.runner import client_for
-    from sentry_mirror.config import Source
+    from sentry_mirror.running.config import Source
+    from sentry_mirror.running.runner import client_for
 
     client = client_for(Source(name="x", url="https://sentry.example", org="x", token="t-1234"))
     assert client.session.verify is True
@@ -79,8 +78,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E40
 import pytest  # noqa: E402
 
 from sentry_mirror import redact  # noqa: E402
-from sentry_mirror.client import SentryClient  # noqa: E402
 from sentry_mirror.errors import ApiError, ConfigError, MirrorError  # noqa: E402
+from sentry_mirror.fetching.client import SentryClient  # noqa: E402
 
 
 class _Echo(BaseHTTPRequestHandler):

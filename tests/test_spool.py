@@ -8,16 +8,17 @@ import threading
 from datetime import datetime
 
 import requests
-
-from sentry_mirror import spool as spool_module
-from sentry_mirror.client import Page, SentryClient
-from sentry_mirror.errors import StoreError
-from sentry_mirror.emulator import Emulator
-from sentry_mirror.rawpage import RawPage
-from sentry_mirror.spool import PageSpool
-from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer, SyncOptions
 from helpers import assert_level
+
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.errors import StoreError
+from sentry_mirror.fetching.client import Page, SentryClient
+from sentry_mirror.fetching.rawpage import RawPage
+from sentry_mirror.storage import sidefiles
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.event_walks import EventWalks
+from sentry_mirror.syncing.spool import PageSpool
+from sentry_mirror.syncing.syncer import Syncer, SyncOptions
 
 TOKEN = "sntryu_" + "5" * 64
 
@@ -149,14 +150,14 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
             super().__init__(directory, in_memory=1)  # on disk whether or not the server paces us
             spools.append(self)
 
-    monkeypatch.setattr("sentry_mirror.sync.PageSpool", Small)
-    slow = Syncer._store_project_page
+    monkeypatch.setattr("sentry_mirror.syncing.event_walks.PageSpool", Small)
+    slow = EventWalks._store_project_page
 
     def store_slowly(self, *args):
         threading.Event().wait(0.02)
         return slow(self, *args)
 
-    monkeypatch.setattr(Syncer, "_store_project_page", store_slowly)
+    monkeypatch.setattr(EventWalks, "_store_project_page", store_slowly)
     with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
         store = Store(str(tmp_path / "mirror.duckdb"))
         client = SentryClient(emu.url, emu.token, page_size=10)
@@ -177,16 +178,16 @@ def test_a_sync_whose_writer_lags_stores_every_event_once_from_the_spool(tmp_pat
         assert served and all(json.loads(stored[e["eventID"]]) == e for e in served)
         store.close()
     assert [n for n in os.listdir(tmp_path) if not n.startswith("mirror.duckdb")] == []
-    assert spool_module.spool_directory(str(tmp_path / "mirror.duckdb")) == str(tmp_path)
+    assert sidefiles.spool_directory(str(tmp_path / "mirror.duckdb")) == str(tmp_path)
 
 
 def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_path, monkeypatch):
     """The writer fails on its third page while the fetchers wait for room: the pages still queued
     are let go, the fetchers stop, and the error reaches the caller instead of a hang."""
-    monkeypatch.setattr("sentry_mirror.sync.PageSpool",
+    monkeypatch.setattr("sentry_mirror.syncing.event_walks.PageSpool",
                         lambda directory, in_memory, wanted: PageSpool(directory, in_memory=1, on_disk_pages=1))
     stored = []
-    keep = Syncer._store_project_page
+    keep = EventWalks._store_project_page
 
     def fail_on_the_third(self, *args):
         if len(stored) == 2:
@@ -195,7 +196,7 @@ def test_a_writer_failing_while_fetchers_wait_on_a_full_spool_ends_the_sync(tmp_
         stored.append(args)
         return keep(self, *args)
 
-    monkeypatch.setattr(Syncer, "_store_project_page", fail_on_the_third)
+    monkeypatch.setattr(EventWalks, "_store_project_page", fail_on_the_third)
     outcome = {}
     with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
         store = Store(str(tmp_path / "mirror.duckdb"))

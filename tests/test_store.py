@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from sentry_mirror.errors import StoreError
-from sentry_mirror.store import Store, open_readonly
+from sentry_mirror.storage.store import Store, open_readonly
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ def test_user_key_is_who_sentry_counts_as_the_user(store, fixture):
 
 
 def test_migration_fills_user_key_for_events_stored_before_it(tmp_path, fixture):
-    from sentry_mirror.sqlfiles import migrations
+    from sentry_mirror.storage.sqlfiles import migrations
 
     path = str(tmp_path / "old.duckdb")
     con = duckdb.connect(path)

@@ -4,14 +4,13 @@ import hashlib
 
 import pytest
 import requests
-
-from sentry_mirror.client import SentryClient, next_cursor, parse_link_header
-from sentry_mirror.errors import AuthError, NotFoundError, StoreError
-from sentry_mirror.emulator import Emulator
-from sentry_mirror.store import Store
-from sentry_mirror.sync import Syncer
-
 from helpers import sync
+
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.errors import AuthError, NotFoundError, StoreError
+from sentry_mirror.fetching.client import SentryClient, next_cursor, parse_link_header
+from sentry_mirror.storage.store import Store
+from sentry_mirror.syncing.syncer import Syncer
 
 TOKEN = "sntryu_" + "e" * 64
 
@@ -142,7 +141,7 @@ def test_no_change_sync_leaves_content_identical_and_costs_little(emu):
 
 @pytest.mark.parametrize("crash_at", [0.0, 0.3, 0.6, 0.95])
 def test_crash_between_writes_resumes_to_the_same_store(emu, monkeypatch, crash_at):
-    from sentry_mirror.sync import WriteBuffer
+    from sentry_mirror.syncing.buffer import WriteBuffer
 
     monkeypatch.setattr(WriteBuffer, "__init__", _small_buffer(WriteBuffer.__init__))
     real_upsert = Store.upsert
@@ -210,7 +209,7 @@ def test_events_are_full_payloads(emu):
 
 
 def test_second_syncer_is_refused_while_one_writes(tmp_path, emu):
-    from sentry_mirror.locking import writer_lock
+    from sentry_mirror.storage.locking import writer_lock
 
     path = str(tmp_path / "s.duckdb")
     with writer_lock(path):

@@ -10,7 +10,7 @@ import duckdb
 from click.testing import CliRunner
 
 from sentry_mirror.cli import cli
-from sentry_mirror.store import Store
+from sentry_mirror.storage.store import Store
 
 T0 = datetime(2026, 11, 1, 12, 0, 0)
 

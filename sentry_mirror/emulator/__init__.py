@@ -26,8 +26,8 @@ stats_v2), glitchtip (GlitchTip's deviations), api (endpoints), faults (fault in
 """
 
 from .faults import FaultRegistry, FaultRule, parse_spec
-from .server import DEFAULT_TOKEN, Emulator, run_emulator, serve_forever
 from .model import SCALES
+from .server import DEFAULT_TOKEN, Emulator, run_emulator, serve_forever
 from .world import World
 
 __all__ = [

@@ -14,8 +14,18 @@ from urllib.parse import unquote
 from . import aggregates, glitchtip, render, stats
 from .model import Issue, Project
 from .pagination import (
-    MAX_HITS, ApiError, Cursor, Page, bad_request, keyset_page, link_base, link_header, offset_page,
-    page_number_page, parse_cursor, parse_per_page,
+    MAX_HITS,
+    ApiError,
+    Cursor,
+    Page,
+    bad_request,
+    keyset_page,
+    link_base,
+    link_header,
+    offset_page,
+    page_number_page,
+    parse_cursor,
+    parse_per_page,
 )
 from .search import SORTS, date_window, first, parse_issue_query
 from .world import World

@@ -14,9 +14,6 @@ from dataclasses import asdict, dataclass, field
 
 KINDS = ("429", "500", "html500", "502", "503", "reset", "truncate", "badjson", "slow", "badcursor", "revoke", "drift",
          "huge", "hostile", "emptypage", "shortpage", "datefromproxy", "forbidden")
-# Kinds that shape a list page rather than replace the answer (Sentry's paginators may answer short,
-# even empty, pages and still say results="true"); on an answer that is not a list page they do nothing.
-PAGE_KINDS = ("emptypage", "shortpage")
 _INT_FIELDS = ("after", "times", "every")
 _FLOAT_FIELDS = ("rate", "delay", "retry_after", "offset")
 

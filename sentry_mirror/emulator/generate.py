@@ -10,8 +10,19 @@ from bisect import bisect_left
 
 from . import catalog
 from .model import (
-    ACTIVE_MS, AUTO_ONGOING_MS, DAY_MS, HISTORY_MS, HOUR_MS, INDEX_SHIFT, SEQ_BITS, Deploy, Issue, Member, Project,
-    Release, Team,
+    ACTIVE_MS,
+    AUTO_ONGOING_MS,
+    DAY_MS,
+    HISTORY_MS,
+    HOUR_MS,
+    INDEX_SHIFT,
+    SEQ_BITS,
+    Deploy,
+    Issue,
+    Member,
+    Project,
+    Release,
+    Team,
 )
 from .served import Served
 

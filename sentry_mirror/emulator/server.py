@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 import signal
 import socket
@@ -26,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import glitchtip
 from .api import MUTATIONS, NOT_FOUND, Api, Request, Response, resolve
-from .faults import PAGE_KINDS, FaultRegistry, FaultRule, drift, hostile, huge
+from .faults import FaultRegistry, FaultRule, drift, hostile, huge
 from .pagination import ApiError, bad_request
 from .world import World
 

@@ -9,12 +9,12 @@ from typing import Callable
 
 import duckdb
 
+from ..emulator import Emulator
+from ..errors import StoreError
+from ..reading.browse import demo_summary
+from ..storage.store import Store, check_store_path, open_readonly
 from .config import Config, Source
-from .emulator import Emulator
-from .errors import StoreError
-from .report import demo_summary
 from .runner import describe_result, stop_on_signals, sync_all
-from .store import Store, check_store_path, open_readonly
 
 DEMO_MARK = "_demo"  # a table only the demo creates: the one sign that a store is the demo's own
 

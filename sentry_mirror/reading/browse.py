@@ -1,18 +1,19 @@
-"""Read-only summaries of a store, for `status` (its figures and their text) and the demo.
-Everything here only reads."""
+"""What `status`, `query` and `issues` read from a store (and the demo's summary): its figures
+and their text, an ad-hoc query, the issue list. Everything here only reads."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
 
-from .errors import ConfigError
-from .store import require_store
+from ..errors import ConfigError
+from ..storage import sidefiles
+from ..storage.store import require_store
+from ..timestamps import parse_ts
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
 
@@ -33,7 +34,7 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
     from the last run and whether a walk will resume; and the scheduler's next run if one runs."""
     require_store(con, db_path or "this file")
     tables = _tables(con)
-    from .locking import is_held
+    from ..storage.locking import is_held
 
     info: dict[str, Any] = {"sources": {}, "scheduler": scheduler_status(db_path) if db_path else None}
     if "_sync_runs" not in tables:
@@ -57,7 +58,7 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
                           "FROM _sync_runs WHERE source = ? ORDER BY run_id DESC LIMIT 1", [source]).fetchone()
         if run:
             last = dict(zip(names, run))
-            if last["status"] == "running" and not (db_path and is_held(db_path + ".lock")):
+            if last["status"] == "running" and not (db_path and is_held(sidefiles.writer_lock(db_path))):
                 last["status"] = "interrupted"  # its process ended without recording the end (killed)
             last["streams"] = json.loads(last["streams"]) if last["streams"] else {}
             last["error"] = last["error"].splitlines()[0][:300] if last["error"] else None
@@ -89,13 +90,12 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
 
 def scheduler_status(db_path: str) -> dict | None:
     """The running scheduler's pid and next run, or None when no scheduler holds this store."""
-    from .locking import is_held
-    from .scheduler import schedule_note_path
+    from ..storage.locking import is_held
 
-    if not is_held(db_path + ".scheduler.lock"):
+    if not is_held(sidefiles.scheduler_lock(db_path)):
         return None
     try:
-        with open(schedule_note_path(db_path), encoding="utf-8") as fh:
+        with open(sidefiles.schedule_note(db_path), encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return {"pid": None, "next_run": None}
@@ -250,9 +250,9 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
         if span:
             n, unit = int(span.group(1)), span.group(2)
             return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n})
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parse_ts(text)
+        if parsed is None:
+            raise ValueError(text)
         return parsed
     except (ValueError, OverflowError):
         raise ConfigError(f"bad date for {flag}: {value!r}",
@@ -266,7 +266,7 @@ _ORDER = {"events": "s.times_seen DESC", "users": "s.user_count DESC", "last-see
 def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
                 sort="events", limit=20, source=None):
     """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL."""
-    from .analytics import check_project, check_source
+    from .reports import check_project, check_source
 
     shown = shown_status("i")  # from issues itself: a store's view from before 'deleted' lacks it
     where, params = [], []

@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import duckdb
+
+from ..timestamps import naive_utc, parse_ts
 
 _local = threading.local()
 _shared: duckdb.DuckDBPyConnection | None = None  # one small in-memory database; a cursor per thread
@@ -71,7 +73,7 @@ def inspect(body: bytes) -> RawPage:
         raise ValueError(_invalid(exc)) from None
     if row is None or row[0] is None:
         raise ValueError("the body is not a JSON array")
-    return RawPage(text, int(row[0]), _naive_utc(row[1]))
+    return RawPage(text, int(row[0]), naive_utc(row[1]))
 
 
 def _cursor() -> duckdb.DuckDBPyConnection:
@@ -89,12 +91,6 @@ def _cursor() -> duckdb.DuckDBPyConnection:
 
 def _invalid(exc: BaseException) -> str:
     return f"the body is not valid JSON ({str(exc).splitlines()[0].split(' Input:')[0][:120]})"
-
-
-def _naive_utc(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is not None:
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment
 
 
 def _split(text: str) -> RawPage:
@@ -133,7 +129,7 @@ def _split(text: str) -> RawPage:
             count += 1
             if isinstance(obj, dict):
                 created = obj.get("dateCreated")
-                created = _moment(created if created is not None else obj.get("date_created"))
+                created = parse_ts(created if created is not None else obj.get("date_created"))
                 if created is not None and (newest is None or created > newest):
                     newest = created
             pos = end
@@ -155,11 +151,3 @@ def _split(text: str) -> RawPage:
     return RawPage("", count, newest, tuple(parts))
 
 
-def _moment(value) -> datetime | None:
-    """An ISO 8601 time as naive UTC (a time without an offset is taken as UTC); None if it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return _naive_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None

@@ -24,10 +24,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from . import __version__, rawpage, redact
+from .. import __version__, redact
+from ..errors import ApiError, AuthError, Interrupted, NotFoundError
+from . import rawpage
 from .endpoints import route_of, scope_of
-from .errors import ApiError, AuthError, Interrupted, NotFoundError
 from .rawpage import RawPage
+from .urls import display_url, normalise_base_url
 
 log = logging.getLogger(__name__)
 
@@ -302,21 +304,21 @@ class SentryClient:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def get(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
-            *, probe: bool | int = False, raw: bool = False) -> tuple[Any, requests.Response]:
+            *, probe: int | None = None, raw: bool = False) -> tuple[Any, requests.Response]:
         """GET a path under /api/0/, retrying transient failures; return (decoded JSON, response).
 
         `raw`: the answer must be a JSON array, returned undecoded as a `RawPage` (see rawpage.py).
 
         `probe`: this path may not exist on a Sentry-compatible server (GlitchTip answers 500 or an
-        HTML page for unknown routes), so those answers are not retried (True) or retried that many
-        times (a number); 502/503/504/429 still are, and so is broken JSON under a number.
+        HTML page for unknown routes), so those answers are retried only that many times (None: not
+        a probe); 502/503/504/429 still are, and so is broken JSON unless `probe` is 0.
 
         429/502/503/504 are retried until the request has waited `retry_budget` seconds in all;
         other failures (500, broken JSON, connection errors) `max_retries` times.
         """
         url = self.url_for(path)
         retries = self.max_retries
-        page_retries = retries if probe is False else 0 if probe is True else min(int(probe), retries)
+        page_retries = retries if probe is None else min(probe, retries)
         attempt = 0
         waited = 0.0  # backoff this request has spent on BUDGETED_STATUSES
         while True:
@@ -325,17 +327,17 @@ class SentryClient:
             try:
                 response = self._send(url, params)
             except (requests.exceptions.InvalidHeader, UnicodeError):
-                from .errors import ConfigError
+                from ..errors import ConfigError
 
                 raise ConfigError("a header (the token or a configured header) is not valid in HTTP",
                                   hint="check for pasted newlines or non-ASCII characters") from None
             except requests.exceptions.SSLError as exc:
                 if not _TLS_CUT_SHORT.search(str(exc)):  # the same answer every time: no retry
-                    raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", _display(url),
+                    raise ApiError(0, f"TLS failed: {_tls_reason(exc)}", display_url(url),
                                    hint="check that --url says https only for a TLS server; for a private CA "
                                         "pass --ca-bundle") from None
                 if attempt > (retries if self._reached else min(retries, 1)):  # a handshake cut short: retried
-                    raise ApiError(0, f"TLS failed after {attempt} attempts: {_tls_reason(exc)}", _display(url),
+                    raise ApiError(0, f"TLS failed after {attempt} attempts: {_tls_reason(exc)}", display_url(url),
                                    hint="check --url and the network") from None
                 self._backoff(attempt, None, "SSLError")
                 continue
@@ -346,9 +348,9 @@ class SentryClient:
                     if cut:
                         how = re.search(r"IncompleteRead\([^)]*\)", str(exc))
                         raise ApiError(0, f"the answer was cut short {attempt} times"
-                                          f"{f' ({how.group(0)})' if how else ''}", _display(url),
+                                          f"{f' ({how.group(0)})' if how else ''}", display_url(url),
                                        hint="a proxy or the server drops long answers; try again later") from None
-                    raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", _display(url),
+                    raise ApiError(0, f"could not reach Sentry after {attempt} attempts: {_short(exc)}", display_url(url),
                                    hint="check --url and the network") from None
                 self._backoff(attempt, None, f"{type(exc).__name__}")
                 continue
@@ -375,25 +377,25 @@ class SentryClient:
                 continue
             if 300 <= response.status_code < 400:
                 raise ApiError(response.status_code, f"redirected to {response.headers.get('Location', '?')}",
-                               _display(url), hint="set --url to the final address of the Sentry server")
+                               display_url(url), hint="set --url to the final address of the Sentry server")
             if response.status_code >= 400:
                 raise self._error(response, url)
             try:
                 return (rawpage.inspect(response.content) if raw else response.json()), response
             except ValueError:
                 # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
-                if attempt > retries or probe is True or (_is_page(response) and attempt > page_retries):
+                if attempt > retries or probe == 0 or (_is_page(response) and attempt > page_retries):
                     # json_body=False only for a web page (a route the server does not have, answered
                     # by its web app); broken JSON is a broken answer, never taken for a missing route
                     snippet = _snippet(response)
                     raise ApiError(response.status_code, f"answered something that is not JSON ({response.status_code}, "
                                                          f"{_body_kind(response)}){': ' if snippet else ''}{snippet}",
-                                   _display(url), hint="is --url a Sentry server?",
+                                   display_url(url), hint="is --url a Sentry server?",
                                    json_body=not _is_page(response)) from None
                 self._backoff(attempt, None, "invalid JSON")
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, cursor: str | None = None,
-                 *, probe: bool | int = False, raw: bool = False) -> Iterator[Page]:
+                 *, probe: int | None = None, raw: bool = False) -> Iterator[Page]:
         """Yield pages of a list endpoint, starting at `cursor`, until the server says no more results.
 
         `probe` marks the first request as probing a route the server may not serve (see `get`).
@@ -416,10 +418,10 @@ class SentryClient:
                 cursor, restarts = None, restarts + 1
                 seen.clear()
                 continue
-            probe = False
+            probe = None
             if not raw and not isinstance(data, list):
                 raise ApiError(response.status_code, f"expected a JSON list, got {type(data).__name__}",
-                               _display(self.url_for(path)), hint="is this a Sentry-compatible server?")
+                               display_url(self.url_for(path)), hint="is this a Sentry-compatible server?")
             page = Page([], cursor, None, response.headers, data) if raw else Page(data, cursor, None, response.headers)
             links = parse_link_header(response.headers.get("Link"))
             nxt = next_cursor(links)
@@ -431,11 +433,11 @@ class SentryClient:
             empties = empties + 1 if nxt is not None and not page.count else 0
             if empties > EMPTY_PAGES:
                 raise ApiError(response.status_code, f"{empties} empty pages in a row, each saying more "
-                               f"results follow (last cursor {nxt})", _display(self.url_for(path)),
+                               f"results follow (last cursor {nxt})", display_url(self.url_for(path)),
                                hint="the server's pagination is stuck; try again later")
             if nxt is not None and page.count and (nxt in seen or nxt == cursor):
                 raise ApiError(response.status_code, f"the server repeated cursor {nxt} after a page of items",
-                               _display(self.url_for(path)), hint="the server's pagination loops; try again later")
+                               display_url(self.url_for(path)), hint="the server's pagination loops; try again later")
             if nxt is not None:
                 seen.add(nxt)
             page.next_cursor = nxt
@@ -641,7 +643,7 @@ class SentryClient:
         status = response.status_code
         what = "rate limited" if status == 429 else "unavailable"
         return ApiError(status, f"still {what} after {attempt} attempts and {waited:.1f}s of waiting, past the "
-                                f"retry budget of {self.retry_budget:g}s: {server_message(response)}", _display(url),
+                                f"retry budget of {self.retry_budget:g}s: {server_message(response)}", display_url(url),
                         hint="the server's rate limit held for too long; try again later" if status == 429 else
                         "try again later", json_body=_is_json(response))
 
@@ -650,41 +652,23 @@ class SentryClient:
         status = response.status_code
         is_json = _is_json(response)
         if status == 401:
-            return AuthError(status, message, _display(url), json_body=is_json,
+            return AuthError(status, message, display_url(url), json_body=is_json,
                              hint=f"check the token in {self.token_origin} and that it has the read scopes")
         if status == 403:  # a token that may read the rest: name what this read needs
             scope = scope_of(urlsplit(url).path.split("/api/0/", 1)[-1])
             lacks = f"the scope {scope}" if scope else "a scope this read needs"
             # said first: a status line or a stream's error shows only the start of a message
-            return AuthError(status, f"the token lacks {lacks}: {message}", _display(url), json_body=is_json,
+            return AuthError(status, f"the token lacks {lacks}: {message}", display_url(url), json_body=is_json,
                              hint=f"give the token in {self.token_origin} that scope")
         if status == 404:
-            return NotFoundError(status, message, _display(url), hint="check --org and the base URL", json_body=is_json)
-        return ApiError(status, message, _display(url), json_body=is_json)
+            return NotFoundError(status, message, display_url(url), hint="check --org and the base URL", json_body=is_json)
+        return ApiError(status, message, display_url(url), json_body=is_json)
 
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
-
-
-def normalise_base_url(url: str) -> str:
-    """Accept `https://sentry.io`, `https://sentry.io/`, or `…/api/0/`; return `…/api/0`."""
-    from .errors import ConfigError
-
-    url = (url or "").strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # raises on a port out of range
-    except ValueError:
-        raise ConfigError(f"not a valid URL: {url!r}", hint="pass --url like https://sentry.io") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ConfigError(f"not an http(s) URL: {url!r}", hint="pass --url like https://sentry.io")
-    path = parts.path.rstrip("/")
-    if path.endswith("/api/0"):
-        path = path[: -len("/api/0")]
-    return f"{parts.scheme}://{parts.netloc}{path}/api/0"
 
 
 def server_message(response: requests.Response) -> str:
@@ -723,15 +707,6 @@ def _snippet(response: requests.Response) -> str:
 
 
 _TAG = re.compile(r"<[^>]*>")
-
-
-def _display(url: str) -> str:
-    """A URL fit for messages: no query string (filters can be long), no credentials."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 # A body that broke off after the server answered (requests' wording for urllib3's IncompleteRead

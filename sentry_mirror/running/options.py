@@ -11,8 +11,8 @@ import functools
 
 import click
 
-from .config import DEFAULT_DB, DEFAULT_URL, ORG_ENV_VARS, TOKEN_ENV_VARS, URL_ENV_VARS, file_db, read_config_file
-from .errors import ConfigError
+from ..errors import ConfigError
+from .config import DEFAULT_DB, DEFAULT_URL, ORG_ENV_VARS, TOKEN_ENV_VARS, URL_ENV_VARS, read_config_file, store_path
 
 SCALES = ["tiny", "small", "medium", "large"]  # the emulator's (emulator.world.SCALES), without importing it
 
@@ -56,14 +56,13 @@ def store_options(func):
 
 
 def reader_db(db: str | None, config_path: str | None) -> str:
-    if db:
-        return db
-    if config_path:
+    """A reader's store: as the writer's (config.store_path), reading only the file's `db`."""
+    data: dict = {}
+    if config_path and not db:
         data, _ = read_config_file(config_path)
         if data.get("db") is not None and not (isinstance(data["db"], str) and data["db"]):
             raise ConfigError(f"{config_path}: db must be a file path (a string)", hint="see config.example.toml")
-        return file_db(data) or DEFAULT_DB
-    return DEFAULT_DB
+    return store_path(db, data)
 
 
 def scope_options(func):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import ConfigError, StoreError
+from ..errors import ConfigError, StoreError
 
 # Partitioned tables: how to reach their event (for the project and month).
 EVENT_TABLES = ("events", "event_tags", "event_exceptions", "event_frames", "event_contexts")

@@ -1,8 +1,10 @@
 """The `report` command's reports: one `.sql` file each under `sql/reports/`, run with bound
 filters on a read-only connection, and the picture each one draws.
 
-The SQL files read the views (`error_trends`, `release_regressions`, `affected_users`,
-`top_issues`), so a report and an ad-hoc query over a view always agree.
+The SQL files compute what the views show (`error_trends`, `release_regressions`,
+`affected_users`, `top_issues`), from the same tables or the views' macros, with the filters
+applied before counting: a report and an ad-hoc query over a view agree, and a report on ten
+million events does not count them all first.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from typing import Any
 
 import duckdb
 
-from .errors import ConfigError, MirrorError
-from .sqlfiles import load_sql
-from .store import _params_for, _statements
+from ..errors import ConfigError, MirrorError
+from ..storage.sqlfiles import load_sql, params_for, statements
 
 BUCKETS = ("hour", "day", "week")
 
@@ -70,9 +71,9 @@ def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
     params: dict[str, Any] = {"source": filters.source, "project": filters.project, "environment": filters.environment,
                               "release": filters.release, "since": filters.since, "until": filters.until,
                               "by": filters.by, "limit": filters.limit, "basis": basis}
-    sql = _statements(load_sql("reports", name))[0]
+    sql = statements(load_sql("reports", name))[0]
     try:
-        return con.execute(sql, _params_for(sql, params)).df()
+        return con.execute(sql, params_for(sql, params)).df()
     except (duckdb.IOException, duckdb.SerializationException):
         raise  # a damaged file, said as such by the CLI
     except duckdb.Error as exc:

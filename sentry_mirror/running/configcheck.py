@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterator
 
-from . import redact
+from .. import redact
+from ..errors import MirrorError
 from .config import SOURCE_RULES, Config, Source
-from .errors import MirrorError
 
 
 def mask(secret: str | None) -> str:

@@ -19,8 +19,8 @@ import tempfile
 import threading
 from typing import Any, Callable
 
-from .errors import StoreError
-from .rawpage import RawPage
+from ..errors import StoreError
+from ..fetching.rawpage import RawPage
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,3 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def spool_directory(store_path: str) -> str | None:
-    """Beside the store (a disk the user chose for data), or the system's temporary directory."""
-    if store_path == ":memory:":
-        return None
-    return os.path.dirname(os.path.abspath(store_path)) or None

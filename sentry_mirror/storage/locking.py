@@ -14,20 +14,21 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from .errors import StoreError
+from ..errors import StoreError
+from . import sidefiles
 
 
 def writer_lock(db_path: str, *, wait: bool = False, stop: threading.Event | None = None,
                 on_wait: Callable[[str], None] | None = None):
     """Held by a sync while it runs; with `wait`, a second sync waits for the first one's end."""
-    return process_lock(db_path + ".lock", f"another sync is already writing {db_path}",
+    return process_lock(sidefiles.writer_lock(db_path), f"another sync is already writing {db_path}",
                         "wait for it to finish (or pass --wait); only one sync may write a store at a time",
                         skip=db_path == ":memory:", wait=wait, stop=stop, on_wait=on_wait)
 
 
 def scheduler_lock(db_path: str):
     """Held by a `schedule` daemon for its whole life: a second daemon on the same store exits."""
-    return process_lock(db_path + ".scheduler.lock", f"a scheduler is already running for {db_path}",
+    return process_lock(sidefiles.scheduler_lock(db_path), f"a scheduler is already running for {db_path}",
                         "stop it first, or use another --db", skip=db_path == ":memory:")
 
 
@@ -75,7 +76,7 @@ def process_lock(lock_path: str, busy: str, hint: str, *, skip: bool = False, wa
                 if not wait:
                     raise StoreError(f"{busy}{who}", hint=hint) from None
                 if stop is not None and stop.is_set():
-                    from .errors import Interrupted
+                    from ..errors import Interrupted
 
                     raise Interrupted("stopped while waiting for the other writer") from None
                 if not told and on_wait:
@@ -105,7 +106,7 @@ class ReaderSignal:
     WAITING, TURNSTILE = 0, 1
 
     def __init__(self, db_path: str):
-        self.path = db_path + ".readers"
+        self.path = sidefiles.readers_turnstile(db_path)
         self._fd: int | None = None
 
     def _open(self) -> int | None:

@@ -1,4 +1,5 @@
-"""Find and read the project's `.sql` files (migrations, upserts, views).
+"""Find and read the project's `.sql` files (migrations, upserts, updates, views, queries, reports),
+and split them into statements with their own parameters.
 
 They live in the repository's `sql/` folder so they can be read and run from the DuckDB CLI or a
 notebook; a built wheel carries them as `sentry_mirror/sql/`.
@@ -9,13 +10,14 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from typing import Any
 
-_HERE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # sentry_mirror/
 
 
 @functools.cache
 def sql_dir() -> Path:
-    for candidate in (_HERE / "sql", _HERE.parent / "sql"):
+    for candidate in (_PACKAGE / "sql", _PACKAGE.parent / "sql"):  # a wheel carries it in the package
         if (candidate / "migrations").is_dir():
             return candidate
     raise FileNotFoundError("sentry-mirror's sql/ folder is missing from this installation")
@@ -34,3 +36,16 @@ def migrations() -> list[tuple[str, str]]:
 
 def view_files() -> list[tuple[str, str]]:
     return [(p.stem, p.read_text(encoding="utf-8")) for p in sorted((sql_dir() / "views").glob("*.sql"))]
+
+
+@functools.cache
+def statements(sql: str) -> tuple[str, ...]:
+    """Split a .sql file into statements (our files keep `;` only at statement ends)."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return tuple(part.strip() for part in body.split(";") if part.strip())
+
+
+def params_for(statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    """DuckDB refuses named parameters a statement does not use: pass each only its own."""
+    names = set(re.findall(r"\$([A-Za-z_]\w*)", statement))
+    return {k: v for k, v in params.items() if k in names}

@@ -23,9 +23,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from ..errors import ConfigError, Interrupted, MirrorError
+from ..storage import sidefiles
+from ..storage.locking import scheduler_lock
 from .config import Config
-from .errors import ConfigError, Interrupted, MirrorError
-from .locking import scheduler_lock
 from .runner import describe_result, sync_all
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,6 @@ def run_scheduler(config: Config, trigger, *, run_now: bool, report: Callable[..
             write_schedule_note(config.db, None)
 
 
-def schedule_note_path(db: str) -> str:
-    return db + ".schedule.json"
-
-
 def write_schedule_note(db: str, upcoming) -> None:
     """Tell `status` when the next run is: a small file beside the store (the store itself has one
     writer, the sync, and the scheduler must not compete with it)."""
@@ -146,7 +143,7 @@ def write_schedule_note(db: str, upcoming) -> None:
         return
     note = {"pid": os.getpid(), "next_run": upcoming.astimezone(timezone.utc).isoformat() if upcoming else None}
     with contextlib.suppress(OSError):
-        tmp = schedule_note_path(db) + ".tmp"
+        tmp = sidefiles.schedule_note(db) + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(note, fh)
-        os.replace(tmp, schedule_note_path(db))
+        os.replace(tmp, sidefiles.schedule_note(db))

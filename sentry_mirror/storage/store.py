@@ -24,9 +24,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
-from .errors import Interrupted, StoreError
+from ..errors import Interrupted, StoreError
 from .locking import ReaderSignal
-from .sqlfiles import load_sql, migrations, view_files
+from .sqlfiles import load_sql, migrations, params_for, statements, view_files
 
 log = logging.getLogger(__name__)
 
@@ -394,8 +394,8 @@ class Store:
         """
         started = time.perf_counter()
         for name in names:
-            for n, statement in enumerate(_statements(load_sql("upserts", name)), 1):
-                own = _params_for(statement, params)
+            for n, statement in enumerate(statements(load_sql("upserts", name)), 1):
+                own = params_for(statement, params)
                 kind = next((k for k in (slices or {}) if f"${k}_lo" in statement), None)
                 if kind is None:
                     con.execute(statement, own)
@@ -468,12 +468,21 @@ class Store:
             return con.execute(f"DELETE FROM {entity} WHERE {where} AND NOT list_contains(?::VARCHAR[], {column})",
                                params).fetchone()[0]
 
+    def select(self, name: str, **params: Any) -> list[tuple]:
+        """Rows of `sql/queries/<name>.sql`: what a sync plans from (what the store holds, what
+        moved since a stream was last read), kept as SQL beside the upserts and views."""
+        sql = statements(load_sql("queries", name))[0]
+        try:
+            return self._connect().execute(sql, params_for(sql, params)).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"could not run queries/{name}: {_first_line(exc)}") from None
+
     def run_statements(self, kind: str, name: str, **params: Any) -> None:
         """Run a `sql/<kind>/<name>.sql` file, statement by statement, in one transaction."""
         with self.transaction() as con:
-            for statement in _statements(load_sql(kind, name)):
+            for statement in statements(load_sql(kind, name)):
                 try:
-                    con.execute(statement, _params_for(statement, params))
+                    con.execute(statement, params_for(statement, params))
                 except duckdb.Error as exc:
                     raise StoreError(f"could not run {kind}/{name}: {_first_line(exc)}") from None
 
@@ -554,13 +563,6 @@ class Store:
                  json.dumps(streams or {}, sort_keys=True), run_id])
 
 
-@functools.cache
-def _statements(sql: str) -> tuple[str, ...]:
-    """Split a .sql file into statements (our files keep `;` only at statement ends)."""
-    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return tuple(part.strip() for part in body.split(";") if part.strip())
-
-
 def _write_error(what: str, exc: duckdb.Error) -> StoreError:
     error = StoreError(f"{what}: {_first_line(exc)}")
     error.out_of_memory = isinstance(exc, duckdb.OutOfMemoryException)
@@ -585,12 +587,6 @@ def _requires(sql: str) -> set[str]:
     """What a view file's `-- requires:` line names (tables, or views it reads)."""
     found = re.findall(r"--\s*requires:\s*(.+)", sql)
     return set(found[0].replace(",", " ").split()) if found else set()
-
-
-def _params_for(statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    """DuckDB refuses named parameters a statement does not use: pass each only its own."""
-    names = set(re.findall(r"\$([A-Za-z_]\w*)", statement))
-    return {k: v for k, v in params.items() if k in names}
 
 
 def _dedupe(pairs: Iterable[tuple[Any, str | None]], key_fields: tuple[str | int, ...]) -> list[tuple[Any, str | None]]:

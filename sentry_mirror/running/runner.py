@@ -11,13 +11,13 @@ import threading
 from datetime import timedelta
 from typing import Any, Callable, Iterator
 
-from . import redact
-from .client import SentryClient
+from .. import redact
+from ..errors import ApiError, BindingError, MirrorError
+from ..fetching.client import SentryClient
+from ..storage.locking import writer_lock
+from ..storage.store import Store, check_store_path
+from ..syncing.syncer import Syncer, SyncOptions, SyncResult
 from .config import Config, Source
-from .errors import ApiError, BindingError, MirrorError
-from .locking import writer_lock
-from .store import Store, check_store_path
-from .sync import Syncer, SyncOptions, SyncResult
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from . import redact
-from .errors import ConfigError
+from .. import redact
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _whole(low: int, high: int) -> Callable[[Any], bool]:
 
 
 def _url_ok(value: Any) -> bool:
-    from .client import normalise_base_url
+    from ..fetching.urls import normalise_base_url
 
     try:
         normalise_base_url(value if isinstance(value, str) else "")
@@ -330,7 +330,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
     data = load_config_file(config_path, flag_token=token) if config_path else {}
     cli_rc = sentryclirc()
     schedule = data.get("schedule") or {}
-    config = Config(db=db or file_db(data) or DEFAULT_DB, schedule=dict(schedule), path=config_path,
+    config = Config(db=store_path(db, data), schedule=dict(schedule), path=config_path,
                     origins={"db": "flag or SENTRY_MIRROR_DB" if db else ("file" if data.get("db") else "default"),
                              **{f"schedule.{k}": "file" for k in schedule}})
 
@@ -385,7 +385,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         redact.register_token(source.token)
         with contextlib.suppress(ValueError):  # a malformed URL is refused just below
             redact.register(urlsplit(source.url).password)  # https://user:password@host
-        from .client import normalise_base_url
+        from ..fetching.urls import normalise_base_url
 
         normalise_base_url(source.url)  # a bad URL is a config error now, before any store is touched
     return config
@@ -400,6 +400,12 @@ def _servers(raw_sources: list) -> set[str]:
 def names_of(raw_sources: list) -> list[str]:
     """The names [[sources]] tables go by (their org when they give none)."""
     return [str(r.get("name") or r.get("org")) for r in raw_sources if isinstance(r, dict)]
+
+
+def store_path(db: str | None, data: dict[str, Any]) -> str:
+    """The store file: --db (or SENTRY_MIRROR_DB), else the config file's `db`, else the default.
+    The one place that says so, for the writer and the readers alike."""
+    return db or file_db(data) or DEFAULT_DB
 
 
 def file_db(data: dict[str, Any]) -> str | None:

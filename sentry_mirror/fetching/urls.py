@@ -1,0 +1,36 @@
+"""A Sentry server's address, as the user gives it and as the mirror shows or keeps it.
+
+Below the HTTP client and the configuration both, so that checking a config's `url` needs no HTTP
+library.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+
+
+def normalise_base_url(url: str) -> str:
+    """Accept `https://sentry.io`, `https://sentry.io/`, or `…/api/0/`; return `…/api/0`."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises on a port out of range
+    except ValueError:
+        raise ConfigError(f"not a valid URL: {url!r}", hint="pass --url like https://sentry.io") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ConfigError(f"not an http(s) URL: {url!r}", hint="pass --url like https://sentry.io")
+    path = parts.path.rstrip("/")
+    if path.endswith("/api/0"):
+        path = path[: -len("/api/0")]
+    return f"{parts.scheme}://{parts.netloc}{path}/api/0"
+
+
+def display_url(url: str) -> str:
+    """A URL fit to show and to keep: scheme, host, port (unless the scheme's own) and path; no
+    query string (filters can be long), never credentials."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port and parts.port != default else "")
+    return f"{parts.scheme}://{host}{parts.path}"

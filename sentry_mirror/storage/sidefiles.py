@@ -1,0 +1,36 @@
+"""The files a store keeps beside it, named in one place: the writer's lock, the scheduler's
+lock, the readers' turnstile, the scheduler's note of its next run, and where pages may wait on
+disk during a sync.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def writer_lock(db: str) -> str:
+    """Held by the one process that writes the store (a sync, or the scheduler's)."""
+    return db + ".lock"
+
+
+def scheduler_lock(db: str) -> str:
+    """Held by the one scheduler that runs for the store."""
+    return db + ".scheduler.lock"
+
+
+def readers_turnstile(db: str) -> str:
+    """Where readers say they wait and the writer lets them in (locking.ReaderSignal)."""
+    return db + ".readers"
+
+
+def schedule_note(db: str) -> str:
+    """The scheduler's next run, for `status`."""
+    return db + ".schedule.json"
+
+
+def spool_directory(db: str) -> str | None:
+    """Where pages wait on disk for the writer: beside the store (a disk the user chose for data),
+    or the system's temporary directory for a store in memory."""
+    if db == ":memory:":
+        return None
+    return os.path.dirname(os.path.abspath(db)) or None

@@ -1,0 +1,553 @@
+"""One sync of one source (a Sentry server and organization) into the store: the streams, in
+order, each on the walker's gear (walker.py), events by the event walks (event_walks.py).
+
+Guarantees, and how they are kept:
+- Nothing lost or doubled: pages are written in batches (`WriteBuffer`, buffer.py), each batch in
+  one transaction together with the cursors and watermarks that cover it, and rows are upserted by
+  primary key, so a sync killed at any instant resumes from the last committed batch and
+  re-reading a page changes nothing.
+- Incremental: issues are asked for with `lastSeen:>` the high-water mark minus an overlap (the
+  boundary is re-read and de-duplicated); events are walked only for issues whose `count` or
+  `lastSeen` moved since their events were last walked. Status changes that move no watermark
+  (an issue resolved with no new event) are caught by re-reading the known issues in batches of
+  100 ids with `group=`.
+- Exact time: windows are computed on Sentry's clock (walker.server_now), not ours.
+- Bound: a source keeps the server and organization it mirrors; another is refused.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+from urllib.parse import quote
+
+from .. import redact
+from ..errors import ApiError, AuthError, BindingError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
+from ..fetching import endpoints as ep
+from ..fetching.client import Page, SentryClient
+from ..fetching.urls import display_url
+from ..storage.store import PRUNE_KEYS, Store
+from ..timestamps import fmt_ts, parse_ts
+from .event_walks import EventWalks
+from .walker import RETENTION, SyncOptions, SyncResult, Walker
+
+log = logging.getLogger(__name__)
+
+GROUP_BATCH = 100
+MASS_DELETION_MIN = 10  # issues gone in one sync below which no share is questioned (see _mark_gone)
+
+__all__ = ["Syncer", "SyncOptions", "SyncResult"]
+
+
+class Syncer:
+    def __init__(self, store: Store, client: SentryClient, org: str, *, source: str | None = None,
+                 options: SyncOptions | None = None, stop: threading.Event | None = None,
+                 progress: Callable[[str], None] | None = None, observer: Any = None):
+        self.store = store
+        self.client = client
+        self.org = org
+        self.source = source or org
+        self.options = options or SyncOptions()
+        self.stop = stop or threading.Event()
+        self.progress = progress or (lambda message: None)
+        self.result = SyncResult(self.source)
+        self.walker = Walker(store, client, org, self.source, self.options, self.stop, self.result, self.progress,
+                             observer)
+        self.buffer = self.walker.buffer  # every write of the sync goes through it
+        self.events = EventWalks(self.walker)
+        self._configured_url = client.base_url  # before any move to the organization's region
+        self._gone: list[str] = []  # known issues the server no longer lists, this sync (see _mark_gone)
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def run(self) -> SyncResult:
+        started = time.monotonic()
+        run_id = self.store.start_run(self.source, self.options.full)
+        self.store.create_views()  # so that reports work from the first committed page of a first sync
+        status, error = "failed", None
+        # While this thread waits on the network it still owes readers the file, and a stop asked
+        # for should not wait out a Retry-After of a minute.
+        self.client.on_idle(self.walker.while_waiting)
+        self.client.stop_when(lambda: self.stop.is_set() or self.walker.abort.is_set())  # the fetchers' waits too
+        try:
+            self._stream("organization", self.sync_organization, fatal=True)
+            self._stream("projects", self.sync_list, ep.PROJECTS)
+            for endpoint in ep.RELEASES:
+                self._stream(endpoint.name, self.sync_list, endpoint)
+            for endpoint in ep.ORG_LISTS:
+                self._stream(endpoint.name, self.walker.optional, endpoint.name, self.sync_list, endpoint)
+            self._stream("deploys", self.sync_deploys)
+            seen: set[str] = set()
+            self._stream("issues", lambda: seen.update(self.sync_issues()))
+            self._stream("issue_status", self.refresh_known_issues, seen)
+            self._stream("events", self.events.run)
+            self._stream("project_stats", self.sync_project_stats)
+            self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
+            self._stream("project_details", self.sync_project_details)
+            self._check_clock()
+            self.buffer.flush()
+            self.store.create_views()
+            status = "partial" if self.result.errors else "ok"
+            error = "; ".join(self.result.errors) or None
+        except Interrupted:
+            self.buffer.flush()  # keep the pages already fetched; the next sync resumes after them
+            status = "interrupted"
+            raise
+        except MirrorError as exc:
+            error = str(exc)
+            raise
+        finally:
+            self.client.on_idle(None)
+            self.client.stop_when(None)
+            self.result.status = status
+            self.result.requests = self.client.stats.requests
+            self.result.retries = self.client.stats.retries
+            self.result.rate_limited = self.client.stats.rate_limited
+            self.result.seconds = time.monotonic() - started
+            try:
+                if status != "interrupted":  # a stop should be quick; the next sync merges
+                    self.store.merge_if_due()  # after the run's last row, below
+                self.store.finish_run(run_id, status, requests=self.result.requests, retries=self.result.retries,
+                                      rows=self.result.rows, error=redact.scrub(error) if error else None,
+                                      rate_limited=self.result.rate_limited, seconds=self.result.seconds,
+                                      streams=self.result.streams)
+            except MirrorError as exc:  # never hide the error that ended the sync
+                log.warning("could not record the end of this sync: %s", exc)
+            try:
+                self.store.release()
+            except MirrorError as exc:
+                if status not in ("ok", "partial"):  # an error is on its way out: that one is the news
+                    log.warning("could not let go of the store: %s", exc)
+                else:
+                    raise
+        return self.result
+
+    def _stream(self, name: str, step: Callable, *args: Any, fatal: bool = False) -> None:
+        """Run one stream and keep its figures. A stream that fails after its retries (an outage, a
+        server answering garbage) is recorded and the next one runs: the pages it had fetched are
+        stored with their cursors, so nothing is lost and the next sync resumes it. So does a 403
+        (the token lacks this read's scope: GlitchTip's releases need `project:releases`). A refused
+        token (401), a store problem, an interruption, or a failed `fatal` stream end the sync."""
+        stats, rows_before, errors_before = self.client.stats, dict(self.result.rows), len(self.result.errors)
+        before = (stats.requests, stats.retries, stats.rate_limited)
+        started = time.monotonic()
+        error = None
+        self.client.share_budget()  # one outage budget for the whole stream
+        try:
+            step(*args)
+        except (Interrupted, StoreError, ConfigError):
+            raise
+        except MirrorError as exc:
+            if fatal or (isinstance(exc, AuthError) and exc.status != 403):
+                raise
+            self.buffer.flush()
+            error = redact.scrub(str(exc))
+            self.result.errors.append(f"{name}: {error}")
+            log.warning("%s failed; the other streams go on: %s", name, error)
+        finally:
+            if error is None and len(self.result.errors) > errors_before:  # reads skipped by `optional`
+                error = "; ".join(self.result.errors[errors_before:])[:500]
+            self.result.streams[name] = {
+                "rows": {k: n - rows_before.get(k, 0) for k, n in self.result.rows.items() if n != rows_before.get(k, 0)},
+                "requests": stats.requests - before[0], "retries": stats.retries - before[1],
+                "rate_limited": stats.rate_limited - before[2], "seconds": round(time.monotonic() - started, 3),
+                "error": error,
+            }
+
+    def sync_organization(self) -> None:
+        try:
+            org, _ = self.client.get(ep.ORGANIZATION.path.format(org=self.org))
+        except NotFoundError as exc:
+            if not exc.json_body:  # Sentry says 404 in JSON; a web server that is not Sentry does not
+                raise ApiError(0, f"{display_url(self.client.base_url)} does not look like a Sentry API: its organization "
+                                  f"route answered 404 with a web page, where Sentry answers JSON",
+                               hint="check --url: the address of your Sentry server, e.g. https://sentry.example.com",
+                               json_body=False) from None
+            raise NotFoundError(404, f"organization '{self.org}' not found at {self.client.base_url}",
+                                hint="check --org (the slug in your Sentry URL) and --url") from None
+        if not isinstance(org, dict) or "slug" not in org:
+            raise ApiError(200, "the organization endpoint did not answer with an organization",
+                           self.client.base_url, hint="is --url a Sentry server?")
+        binding = self._check_binding(str(org.get("id") or ""), org.get("slug"))
+        self.buffer.add("organizations", [org])
+        self.result.add("organizations", 1)
+        self.buffer.state("state", "_binding", "", watermark=None, cursor=None, params=None, extra=binding)
+        self.buffer.flush()
+        region = (org.get("links") or {}).get("regionUrl")
+        if region and self.client.use_region(region):
+            self.progress(f"organization lives on {region}; reading from there")
+
+    def _check_binding(self, org_id: str, slug: str | None) -> dict:
+        """A source is bound to its server and organization id at its first sync. Another server or
+        organization under a known source name (the same slug elsewhere) would have marked the
+        stored issues deleted and mixed two organizations' rows: refused before anything is
+        written. A server that moved keeps its organization id: `--rebind` accepts its new URL."""
+        url = display_url(self._configured_url)
+        bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
+        stored = self.store.select("organization_ids", source=self.source)  # a store from before the binding
+        known_id = bound.get("org_id") or (stored[0][0] if stored else None)
+        if known_id and org_id and known_id != org_id:
+            raise BindingError(
+                f"source '{self.source}' mirrors organization id {known_id}"
+                f"{' at ' + bound['url'] if bound.get('url') else ''}, but {url} answers '{slug}' with id {org_id}",
+                hint="check --url and --org, or sync that organization into another store (--db) or source")
+        if bound.get("url") and bound["url"] != url and not self.options.rebind:
+            raise BindingError(f"source '{self.source}' was synced from {bound['url']}, not {url} "
+                              f"(the same organization id {org_id})",
+                              hint="if the server moved to this address, sync once with --rebind")
+        return {"url": url, "org_id": org_id or known_id}
+
+    def sync_list(self, endpoint: ep.Endpoint, scope: str = "", *, context: dict | None = None, **path_args: str) -> None:
+        """Walk a whole list endpoint, checkpointing the cursor with every page."""
+        if not scope:
+            self.progress(f"{endpoint.name}…")
+        path = endpoint.path.format(org=self.org, **path_args)
+        params = dict(endpoint.params)
+        if endpoint.snapshot:
+            # Walk it whole, then drop what it no longer lists; the prune commits with the walk's end.
+            _, key_fields, _ = PRUNE_KEYS[endpoint.entity]
+            keep: set[str] = set()
+            for page in self.walker.pages(path, params, None, probe=self.walker.probe):
+                keep.update(str(k) for k in (next((i.get(f) for f in key_fields if i.get(f) is not None), None)
+                                             for i in page.items if isinstance(i, dict)) if k is not None)
+                # no mid-walk checkpoint: a cut walk starts over
+                self.walker.save_page(endpoint.name, endpoint.entity, scope, page, params, checkpoint=False,
+                                      context=context)
+            self.buffer.prune(endpoint.entity, context, keep)
+        else:
+            for page in self.walker.walk(endpoint.name, scope, path, params):
+                self.walker.save_page(endpoint.name, endpoint.entity, scope, page, params, context=context)
+        self.walker.finish_walk(endpoint.name, scope, watermark=None)
+        if not scope:
+            self.buffer.flush()
+
+    def sync_deploys(self) -> None:
+        """Deploys of each release whose deployCount moved since its deploys were last read."""
+        rows = self.store.select("deploys_to_read", source=self.source)
+        if rows:
+            self.progress(f"deploys of {len(rows)} releases…")
+        for version, count in rows:
+            self.walker.check_stop()
+            if self.walker.optional("deploys", self.sync_list, ep.DEPLOYS, version, context={"release": version},
+                             release=quote(version, safe="")):
+                self.buffer.state("state", "deploys", version, watermark=None, cursor=None, params=None,
+                                  extra={"deploy_count": count})
+        self.buffer.flush()
+
+    def sync_project_stats(self) -> None:
+        """Stat buckets per project, stat and resolution, from the last stored bucket (re-read: it may
+        have been partial) or 90 days back."""
+        now = self.walker.server_now()
+        # From the last stored bucket; or, where a bucket was stored before it began on our clock (a
+        # skewed Date header stored zeros for hours still to come), from the first such bucket; or,
+        # where the stored buckets begin later than 90 days back (that first sync's window began
+        # late), from 90 days back.
+        horizon = now - RETENTION + timedelta(days=1)
+        last = {(p, s, r): ts if first <= horizon else None
+                for p, s, r, ts, first in self.store.select("stats_starts", source=self.source)}
+        projects = self.store.select("projects", source=self.source)
+        self.progress(f"project stats ({len(projects)} projects)…")
+        until = now.replace(tzinfo=timezone.utc).timestamp()
+        def read(project_id: str, slug: str) -> None:
+            for resolution in ep.STAT_RESOLUTIONS:
+                for stat in ep.STATS:
+                    self.walker.check_stop()
+                    step = timedelta(days=1) if resolution == "1d" else timedelta(hours=1)
+                    # never a window that ends before it starts (Sentry answers 400)
+                    since_dt = min(last.get((project_id, stat, resolution)) or now - RETENTION, now - step)
+                    params = {"stat": stat, "resolution": resolution,
+                              "since": int(since_dt.replace(tzinfo=timezone.utc).timestamp()), "until": int(until)}
+                    points, _ = self.client.get(ep.PROJECT_STATS.path.format(org=self.org, project=slug), params,
+                                                probe=self.walker.probe)
+                    self.walker.probe = None  # the route answered: the rest are no probes
+                    if not isinstance(points, list):
+                        raise ApiError(200, "project stats were not a list", self.client.base_url)
+                    points = [p for p in points if not _after(p, until)]  # no bucket from the future
+                    context = {"project_id": project_id, "stat": stat, "resolution": resolution}
+                    self.buffer.add(ep.PROJECT_STATS.entity, points, context)
+                    self.buffer.update("project_stats_future", **context, until=now)  # an earlier skew's
+                    self.result.add("project_stats", len(points))
+
+        for project_id, slug in projects:
+            self.walker.optional("project_stats", read, project_id, slug)
+            self.buffer.maybe_flush()
+        self.buffer.flush()
+
+    def sync_org_stats(self) -> None:
+        """stats_v2 outcomes by category, from the last stored interval (re-read: it may have been
+        partial) or as far back as the interval allows."""
+        now = self.walker.server_now()
+        caps = self.walker.capabilities()
+        self.progress("organization stats…")
+        for interval, days in ep.ORG_STAT_INTERVALS:
+            self.walker.check_stop()
+            step = timedelta(hours=1) if interval == "1h" else timedelta(days=1)
+            last = self.store.select("last_org_stat", source=self.source, interval=interval)[0][0]
+            start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            if last is not None:
+                start = max(start, min(last, now - step))  # never start == end
+            params = {**ep.ORG_STATS.params, "interval": interval, "start": fmt_ts(start), "end": fmt_ts(now)}
+            if caps.get("stats_v2_category"):
+                params["category"] = "error"
+            try:
+                data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params)
+            except ApiError as exc:
+                if exc.status not in (400, 422) or "category" in params:
+                    raise
+                caps["stats_v2_category"] = True  # GlitchTip requires a category
+                self.walker.remember(caps)
+                params["category"] = "error"
+                data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params)
+            points = [p for p in _unfold_stats_v2(data, params["field"], params.get("category"))
+                      if not (parse_ts(p["ts"]) and parse_ts(p["ts"]) > now)]  # no interval from the future
+            self.buffer.add(ep.ORG_STATS.entity, points, {"interval": interval})
+            self.buffer.update("org_stats_future", interval=interval, until=now)
+            self.result.add("org_stats", len(points))
+        self.buffer.flush()
+
+    def _tag_values(self, project_id: str, slug: str, key: str) -> None:
+        """One tag key's values; Sentry answers a JSON 404 for a key the project has no values of."""
+        context = {"project_id": project_id, "key": key}
+        try:
+            self.sync_list(ep.TAG_VALUES, f"{project_id}:{key}", context=context, project=slug, key=key)
+        except NotFoundError as exc:
+            if not exc.json_body:
+                raise
+            self.buffer.prune(ep.TAG_VALUES.entity, context, set())  # none now: drop what was there
+
+    def sync_project_details(self) -> None:
+        """Tag values and users of each project whose issues moved (count or lastSeen) since last read."""
+        rows = self.store.select("projects_to_detail", source=self.source)
+        if rows:
+            self.progress(f"tag values and users of {len(rows)} projects…")
+        for project_id, slug, mark in rows:
+            settled = True
+            for key in ep.TAG_KEYS:
+                self.walker.check_stop()
+                settled &= self.walker.optional("tag_values", self._tag_values, project_id, slug, key)
+            settled &= self.walker.optional("project_users", self.sync_list, ep.PROJECT_USERS, project_id,
+                                     context={"project_id": project_id}, project=slug)
+            if settled:  # otherwise the next sync tries this project again
+                self.buffer.state("state", "project_details", project_id, watermark=None, cursor=None, params=None,
+                                  extra={"mark": mark})
+        self.buffer.flush()
+
+    def sync_issues(self) -> set[str]:
+        """Issues seen since the watermark (all statuses), newest `lastSeen` first.
+
+        Sentry filters on the server (`lastSeen:>`). GlitchTip refuses Sentry's sort name (422) and
+        does not know the filter: it is then asked by its own sort name, without the filter, and
+        the walk stops early on the known order. What was learnt is kept only once it worked.
+        """
+        self.progress("issues…")
+        name, scope = ep.ISSUES.name, ""
+        state = self.store.get_state(self.source, name, scope) or {}
+        caps = self.walker.capabilities()
+        learnt = dict(caps)
+        watermark = None if self.options.full else parse_ts(state.get("watermark"))
+        since = watermark - self.options.overlap if watermark else None
+        walk_max = parse_ts((state.get("extra") or {}).get("walk_max")) if state.get("cursor") else None
+        if self.options.full and state.get("cursor"):
+            self._drop_cursor(name, scope, state)  # --full starts over
+        seen: set[str] = set()
+        path = ep.ISSUES.path.format(org=self.org)
+        while True:
+            params = {**ep.ISSUES.params, "sort": learnt.get("issue_sort", "date")}
+            if since is not None and learnt.get("last_seen_query", True):
+                params["query"] = f"lastSeen:>{since.strftime('%Y-%m-%dT%H:%M:%S')}"
+            pages = 0
+            try:
+                for page in self.walker.walk(name, scope, path, params):
+                    pages += 1
+                    if learnt != caps:
+                        self.walker.remember(learnt)
+                        caps = dict(learnt)
+                    oldest = None
+                    for issue in page.items:
+                        seen.add(str(issue.get("id")))
+                        last = parse_ts(issue.get("lastSeen") or issue.get("last_seen"))
+                        if last and (walk_max is None or last > walk_max):
+                            walk_max = last
+                        oldest = last if oldest is None or (last and last < oldest) else oldest
+                    extra = {"walk_max": fmt_ts(walk_max)} if walk_max else None
+                    self.walker.save_page(name, ep.ISSUES.entity, scope, page, params, extra=extra,
+                                    observed_at=self.walker.server_now())
+                    if since is not None and oldest is not None and oldest < since:
+                        break  # sorted by lastSeen, newest first: the rest is older still
+                break
+            except ApiError as exc:
+                if pages or not _adapt_issue_query(learnt, params, exc):
+                    raise
+                log.info("server refused the issue query (%s); asking again with %s", exc.message[:80], learnt)
+                self._drop_cursor(name, scope, state)
+        self.walker.raise_floor(walk_max)
+        new_mark = max(filter(None, [parse_ts(state.get("watermark")), walk_max]), default=None)
+        self.walker.finish_walk(name, scope, watermark=fmt_ts(new_mark) if new_mark else None)
+        self.buffer.flush()
+        return seen
+
+    def _drop_cursor(self, stream: str, scope: str, state: dict) -> None:
+        """Forget a walk's saved cursor (its query changed), keeping its watermark."""
+        self.buffer.state("state", stream, scope, watermark=state.get("watermark"), cursor=None, params=None,
+                          extra=None)
+        self.buffer.flush()
+
+    def refresh_known_issues(self, seen: set[str]) -> None:
+        """Re-read stored issues the walk did not return: catches status changes with no new event,
+        and issues deleted in Sentry (asked for by id, not returned)."""
+        now = self.walker.server_now()
+        known = [r[0] for r in self.store.select("known_issues", source=self.source, since=now - RETENTION)]
+        stale = [i for i in known if i not in seen]
+        if not stale:
+            return
+        stale, share_ends = self._refresh_share(stale)
+        self.progress(f"issue status ({len(stale)} known)…")
+        self._gone = []
+        path = ep.ISSUES.path.format(org=self.org)
+        # Near the edge of retention an issue may drop out of the window rather than be deleted.
+        safe_horizon = now - RETENTION + timedelta(days=1)
+        caps = self.walker.capabilities()
+        if caps.get("group_filter", True):
+            for start in range(0, len(stale), GROUP_BATCH):
+                self.walker.check_stop()
+                batch = stale[start:start + GROUP_BATCH]
+                params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date"), "group": batch}
+                pages: list[Page] = []
+                for page in self.walker.pages(path, params, None):
+                    pages.append(page)
+                    if {str(i.get("id")) for i in page.items} - set(batch):
+                        break  # answered with issues it was not asked for: it ignores group=
+                returned = {str(i.get("id")) for page in pages for i in page.items}
+                if returned - set(batch):
+                    caps["group_filter"] = False
+                    self.walker.remember(caps)
+                    log.info("server ignores group=; refreshing known issues with one full walk")
+                    break
+                for page in pages:
+                    self.walker.save_rows(ep.ISSUES.entity, page, observed_at=now)
+                self._note_gone([i for i in batch if i not in returned], safe_horizon)
+        if not caps.get("group_filter", True):
+            params = {**ep.ISSUES.params, "sort": caps.get("issue_sort", "date")}
+            returned: set[str] = set()
+            for page in self.walker.pages(path, params, None):
+                returned.update(str(i.get("id")) for i in page.items)
+                self.walker.save_rows(ep.ISSUES.entity, page, observed_at=now)
+            # the walk was whole: what it did not list is gone
+            self._note_gone([i for i in stale if i not in returned], safe_horizon)
+        self._mark_gone(now)
+        if share_ends:  # the next sync reads the next share; not before this one is settled
+            self.buffer.state("state", "issue_status", "", watermark=None, cursor=None, params=None,
+                              extra={"after": share_ends})
+
+    def _refresh_share(self, stale: list[str]) -> tuple[list[str], str | None]:
+        """This sync's share of the known issues to re-read, so that a sync with nothing new costs
+        the same few requests per project however many issues the store holds: at most
+        `refresh_per_project` per project, taken in id order from where the last sync stopped and
+        wrapping round; with the id it ends at. With fewer stale issues than that, all of them,
+        every sync."""
+        per_project = self.options.refresh_per_project
+        if not per_project:
+            return stale, None
+        budget = per_project * max(1, len(self.store.select("projects", source=self.source)))
+        if len(stale) <= budget:
+            return stale, None
+        after = ((self.store.get_state(self.source, "issue_status", "") or {}).get("extra") or {}).get("after")
+        start = bisect.bisect_right(stale, after) if after else 0
+        share = (stale[start:] + stale[:start])[:budget]
+        log.info("re-reading %d of %d known issues this sync (refresh_per_project = %d)", len(share), len(stale),
+                 per_project)
+        return sorted(share), share[-1]
+
+    def _note_gone(self, missing: list[str], safe_horizon: datetime) -> None:
+        """Known issues the server did not return, but for those that may have left its window."""
+        if missing:
+            self._gone.extend(r[0] for r in self.store.select("issues_still_in_window", source=self.source,
+                                                                ids=missing, since=safe_horizon))
+
+    def _mark_gone(self, now: datetime) -> None:
+        """Mark the issues the server no longer knows deleted; unless they are so many that a fault
+        is likelier than deletions (a server answering for another organization, a search gone
+        wrong): then nothing is marked and the stream fails, saying so, unless --full asked."""
+        gone, self._gone = self._gone, []
+        if not gone:
+            return
+        live = self.store.select("live_issue_count", source=self.source)[0][0]
+        # The issues of a project the server no longer lists went with it: that explains them.
+        listed = {key for _, key in self.walker.counted.get("projects", ())}
+        if (self.result.streams.get("projects") or {}).get("error"):
+            listed = set()  # a walk cut short lists too few: nothing is explained by it
+        unexplained = len(gone) if not listed else self.store.select(
+            "issues_in_projects", source=self.source, ids=gone, projects=sorted(listed))[0][0]
+        if unexplained > MASS_DELETION_MIN and unexplained > self.options.max_deleted_share * live \
+                and not self.options.full:
+            raise ApiError(0, f"{unexplained:,} of {live:,} stored issues are no longer listed by the server; "
+                                f"not marking them deleted",
+                           hint="if they were deleted in Sentry, run 'sentry-mirror sync --full' to accept it")
+        self.buffer.update("issues_deleted", ids=gone, observed_at=now)
+        self.buffer.flush()
+        self.result.add("issues_deleted", len(gone))
+
+    def _check_clock(self) -> None:
+        """Say when the Date header and Sentry's clock disagree by more than a minute (kept for
+        `status` too); the windows above followed Sentry's."""
+        if self.client.server_now is None:
+            return
+        date = datetime.fromtimestamp(self.client.server_now, timezone.utc).replace(tzinfo=None)
+        apart = (date - self.walker.server_now()).total_seconds()
+        note = None
+        if abs(apart) > 60:
+            note = (f"the server's Date header is {_span(abs(apart))} {'ahead of' if apart > 0 else 'behind'} "
+                    f"Sentry's own clock (a proxy's clock?); windows followed Sentry's")
+            self.result.notes.append(note)
+            log.info(note)  # the summary says it
+        known = (self.store.get_state(self.source, "_clock", "") or {}).get("extra") or {}
+        if note or known:
+            self.buffer.state("state", "_clock", "", watermark=None, cursor=None, params=None,
+                              extra={"note": note, "seconds": round(apart)} if note else None)
+
+
+def _adapt_issue_query(learnt: dict, params: dict, exc: ApiError) -> bool:
+    """Learn from a refused first page of the issues search; False when it was not about that.
+
+    GlitchTip answers 422 to `sort=date` (it names the sort `-last_seen`) and treats `lastSeen:>`
+    as a tag filter, so both go together. A 400 that names the search or lastSeen drops the filter.
+    """
+    text = exc.message.lower()
+    if params.get("sort") == "date" and (exc.status == 422 or "sort" in text):
+        learnt.update(issue_sort="-last_seen", last_seen_query=False)
+        return True
+    if params.get("query") and exc.status in (400, 422) and any(w in text for w in ("lastseen", "search", "query")):
+        learnt["last_seen_query"] = False
+        return True
+    return False
+
+
+def _unfold_stats_v2(data: Any, field: str, category: str | None) -> list[dict]:
+    """stats_v2's `groups[].series[field]` aligned with `intervals`, as one point per interval and group."""
+    if not isinstance(data, dict) or not isinstance(data.get("intervals"), list):
+        raise ApiError(200, "stats_v2 answered an unexpected shape", "stats_v2")
+    points = []
+    for group in data.get("groups") or []:
+        by = group.get("by") or {}
+        series = (group.get("series") or {}).get(field) or []
+        cat, outcome = by.get("category", category or "all"), by.get("outcome", "all")
+        for ts, quantity in zip(data["intervals"], series):
+            points.append({"key": f"{ts}|{cat}|{outcome}", "ts": ts, "category": cat, "outcome": outcome,
+                           "quantity": quantity})
+    return points
+
+
+def _after(point: Any, until: float) -> bool:
+    """A stat point `[unix_seconds, count]` later than `until`."""
+    return isinstance(point, list) and bool(point) and isinstance(point[0], (int, float)) and point[0] > until
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{int(seconds)}s"
