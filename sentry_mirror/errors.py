@@ -34,7 +34,7 @@ class ConfigError(MirrorError):
 
 
 class BindingError(ConfigError):
-    """A source pointed at another server or organization than the one it mirrors (sync.py)."""
+    """A source pointed at another server or organization than the one it mirrors (syncing/syncer.py)."""
 
 
 class StoreError(MirrorError):

@@ -308,3 +308,26 @@ def test_settling_counts_each_issue_in_the_window_its_count_came_with(monkeypatc
         store.close()
     assert result.status == "ok"
     assert not [k for k in used if ISSUE_WALK in k], used
+
+
+def test_the_event_walks_plan_from_the_known_issues_just_re_read(monkeypatch):
+    """The re-read of known issues waited in the write buffer (fewer than a batch of rows, no
+    cursor to age it) while the event walks planned from the store: they saw last sync's counts."""
+    from sentry_mirror.syncing.event_walks import EventWalks
+
+    with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu)
+        issue = emu.world.served_issues()[0]
+        emu.world.set_issue_status(issue, "resolved", {})  # no new event: only the re-read sees it
+        seen = {}
+        original = EventWalks.run
+
+        def run(self):
+            seen["status"] = self.store.con.execute("SELECT status FROM issues WHERE id = ?",
+                                                    [str(issue.id)]).fetchone()[0]
+            return original(self)
+
+        monkeypatch.setattr(EventWalks, "run", run)
+        assert sync(store, emu).status == "ok"
+        assert seen["status"] == "resolved"

@@ -2,7 +2,7 @@
 
 Each stream names its path (relative to `/api/0/`), the table its objects go to, fixed query
 parameters, and fallback paths for servers that lack the first one (GlitchTip serves only the
-legacy unscoped issue routes). The generic walker in `sync.py` does the rest.
+legacy unscoped issue routes). The generic walker in `syncing/walker.py` does the rest.
 """
 
 from __future__ import annotations

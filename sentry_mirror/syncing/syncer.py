@@ -442,6 +442,7 @@ class Syncer:
         if share_ends:  # the next sync reads the next share; not before this one is settled
             self.buffer.state("state", "issue_status", "", watermark=None, cursor=None, params=None,
                               extra={"after": share_ends})
+        self.buffer.flush()  # the event walks plan from these counts
 
     def _refresh_share(self, stale: list[str]) -> tuple[list[str], str | None]:
         """This sync's share of the known issues to re-read, so that a sync with nothing new costs

@@ -2,7 +2,7 @@
 cut walk stopped; and what every stream of a sync shares while it walks: the buffer it writes
 through, the server's clock, the routes this server serves, a stop asked for.
 
-Streams (sync.py) and event walks (event_walks.py) sit on top of this; it knows neither.
+Streams (syncer.py) and event walks (event_walks.py) sit on top of this; it knows neither.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class Walker:
                   observed_at: datetime | None = None, label: str | None = None) -> None:
         """Rows of a page and the cursor after it; they reach the store in the same transaction.
         Without `checkpoint` (a walk that starts over when cut: a snapshot, a sample), no cursor."""
-        self.save_rows(entity, page, context=context, observed_at=observed_at, label=label or stream)
+        self._add_rows(entity, page, context, observed_at, label or stream)
         cursor = page.next_cursor if checkpoint else None
         self.buffer.state("cursor", stream, scope, cursor=cursor, params=dict(params) if cursor else None, extra=extra)
         self.buffer.maybe_flush()
@@ -147,6 +147,12 @@ class Walker:
                   label: str | None = None) -> None:
         """A page's rows, without a cursor: for reads that keep none (the known issues re-read).
         Shown as progress under `label`, when given."""
+        self._add_rows(entity, page, context, observed_at, label)
+        self.buffer.maybe_flush()
+
+    def _add_rows(self, entity: str, page: Page, context: dict | None, observed_at: datetime | None,
+                  label: str | None) -> None:
+        """Into the buffer, not flushed: a page's cursor must join its rows before any flush."""
         if self.observer and label:
             hits = page.headers.get("X-Hits") if page.headers is not None else None
             self.observer.page(label or entity, page.count, int(hits) if hits and hits.isdigit() else None)
@@ -155,7 +161,6 @@ class Walker:
         else:
             self.buffer.add(entity, page.items, context, observed_at)
             self.result.add(entity, self.count_new(entity, page.items, context))
-        self.buffer.maybe_flush()
 
     def count_new(self, entity: str, items: list, context: dict | None) -> int:
         """How many of these objects this sync has not counted yet: a row is counted once however
