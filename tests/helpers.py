@@ -1,7 +1,7 @@
 """Helpers shared by several test modules: one sync against the emulator, a check that a store
 is level with it, a strict (or tolerant) reading of Sentry's Link header for walking the
-emulator by hand, a query's first column as a set, and the command line as the nightly job runs
-it (with a token it must never print)."""
+emulator by hand, a query's first column as a set, the command line as the nightly job runs it
+(with a token it must never print), and a check that a bad input is one clear line."""
 
 from __future__ import annotations
 
@@ -95,3 +95,18 @@ def sync_args(emu, db) -> list[str]:
 
 def column(store, sql, *params):
     return {r[0] for r in store.con.execute(sql, list(params)).fetchall()}
+
+
+def invoke(*args, **kwargs):
+    """The CLI in-process with its exceptions let through (a bug shows as itself, not as exit 1)."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
+
+
+def one_line_error(result, code=None):
+    assert result.exit_code != 0
+    if code is not None:
+        assert result.exit_code == code
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    return lines[0]
