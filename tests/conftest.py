@@ -2,6 +2,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import TOKEN
+
+from sentry_mirror.emulator import Emulator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -35,3 +38,11 @@ def clean_sentry_env(monkeypatch, tmp_path):
                  "SENTRY_MIRROR_DB", "SENTRY_MIRROR_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "none"))
+
+
+# The emulator of the command-line tests (one a module), serving with the token they check is never
+# printed; a module with an emulator of its own defines its own `emu`, which wins over this one.
+@pytest.fixture(scope="module")
+def emu():
+    with Emulator(seed=12, scale="tiny", token=TOKEN) as e:
+        yield e

@@ -1,18 +1,24 @@
 """Helpers shared by several test modules: one sync against the emulator, a check that a store
-is level with it, and a strict (or tolerant) reading of Sentry's Link header for walking the
-emulator by hand."""
+is level with it, a strict (or tolerant) reading of Sentry's Link header for walking the
+emulator by hand, a query's first column as a set, the command line as the nightly job runs it
+(with a token it must never print), and a check that a bad input is one clear line."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import requests
+from click.testing import CliRunner
 
+from sentry_mirror.cli import cli
 from sentry_mirror.fetching.client import SentryClient
 from sentry_mirror.syncing.syncer import Syncer, SyncOptions
 
 LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"; cursor="([^"]*)"')
 TOLERANT_LINK_RE = re.compile(r'<([^>]*)>; rel="(\w+)"; results="(true|false)"(?:; cursor="([^"]*)")?')
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "sntryu_" + "5e" * 32  # a known token: it must never be printed
 
 
 def sync(store, emu, **options):
@@ -69,3 +75,38 @@ def session(emu, token: str | None = None) -> requests.Session:
 def org(emu, path: str) -> str:
     """The URL of an organization route of the emulator."""
     return f"{emu.url}/api/0/organizations/{emu.org_slug}/{path}"
+
+
+def run(*args: str, env: dict | None = None):
+    result = CliRunner().invoke(cli, list(args), env=env)
+    assert TOKEN not in result.output + (result.stderr or ""), "the token was printed"
+    return result
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def sync_args(emu, db) -> list[str]:
+    return ["sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(db), "--json"]
+
+
+def column(store, sql, *params):
+    return {r[0] for r in store.con.execute(sql, list(params)).fetchall()}
+
+
+def invoke(*args, **kwargs):
+    """The CLI in-process with its exceptions let through (a bug shows as itself, not as exit 1)."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
+
+
+def one_line_error(result, code=None):
+    assert result.exit_code != 0
+    if code is not None:
+        assert result.exit_code == code
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    return lines[0]
