@@ -36,7 +36,8 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
     tables = _tables(con)
     from ..storage.locking import is_held
 
-    info: dict[str, Any] = {"sources": {}, "scheduler": scheduler_status(db_path) if db_path else None}
+    info: dict[str, Any] = {"store": db_path, "sources": {},
+                            "scheduler": scheduler_status(db_path) if db_path else None}
     if "_sync_runs" not in tables:
         return info
     now = datetime.now(timezone.utc).replace(tzinfo=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,10 @@ def run_demo(db: str, *, scale: str, seed: int, show: Callable[[str], None],
     `show` gets the lines of the results, `progress` each sync's progress."""
     replace_demo_store(db)
     token = "sntryu_" + secrets.token_hex(32)
-    with Emulator(seed=seed, scale=scale, token=token) as emu:
+    # The world begins a day back, so that the day the demo lets pass ends at the present: no stored
+    # event lies in the wall clock's future (`--since 30m`, "the last 7 days" and trends end now).
+    a_day_ago = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    with Emulator(seed=seed, scale=scale, token=token, now=a_day_ago) as emu:
         show(f"Started the Sentry API emulator at {emu.url} (organization '{emu.org_slug}', scale {scale}).")
         config = Config(db=db, sources=[Source(name=emu.org_slug, url=emu.url, org=emu.org_slug, token=token)])
         with stop_on_signals() as stop:

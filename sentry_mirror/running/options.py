@@ -23,7 +23,7 @@ def _env(names: tuple[str, ...]) -> str:
 
 def source_options(func):
     """--url, --org and --token: one source given on the command line instead of a config file."""
-    func = click.option("--token", help="Auth token with org:read, project:read and event:read scopes "
+    func = click.option("--token", "--auth-token", "token", help="Auth token (sentry-cli calls it --auth-token) with org:read, project:read and event:read scopes "
                                         f"[env: {_env(TOKEN_ENV_VARS)}; with a config file, each source's "
                                         "token_env].")(func)
     func = click.option("--org", help=f"Organization slug [env: {_env(ORG_ENV_VARS)}].")(func)
