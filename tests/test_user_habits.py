@@ -41,3 +41,16 @@ def test_the_demo_ends_at_the_present(tmp_path):
     con.close()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     assert newest[1] > 0 and now - timedelta(days=1) < newest[0] <= now
+
+
+def test_starting_the_cli_imports_no_pandas_http_or_plotting():
+    """`--help` and every command pay for what the CLI imports at start: pandas (0.3 s), the HTTP
+    client and matplotlib are loaded by the commands that use them, not by the CLI."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sentry_mirror.cli; "
+            "print(sorted(m for m in ('pandas', 'requests', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
