@@ -21,7 +21,7 @@ from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import glitchtip
 from .api import MUTATIONS, NOT_FOUND, Api, Request, Response, resolve
@@ -388,7 +388,7 @@ def _defer_next(value: str, token: str) -> str:
         split = urlsplit(url)
         query = [(k, v) for k, v in parse_qsl(split.query, keep_blank_values=True) if k != "cursor"]
         query.append(("cursor", token))
-        url = split._replace(query="&".join(f"{k}={v}" for k, v in query)).geturl()
+        url = split._replace(query=urlencode(query)).geturl()  # re-encoded, as the links it replaces are
         return f'<{url}>; rel="next"; results="true"; cursor="{token}"'
 
     return _LINK.sub(one, value)
