@@ -1,7 +1,7 @@
 """The `sentry-mirror` command line: parse the options, call the module that does the work, print.
 
 Options shared by several commands are in `options.py`; what a command prints beyond a line or
-two is shaped by the module it calls (`report.format_status`, `output.print_frame`, `demo`).
+two is shaped by the module it calls (`browse.format_status`, `output.write`, `demo`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import click
@@ -23,7 +24,7 @@ from .running.options import (
     config_option,
     db_option,
     json_option,
-    output_option,
+    output_options,
     scale_option,
     scope_options,
     seed_option,
@@ -31,7 +32,7 @@ from .running.options import (
     store_options,
     verbosity_options,
 )
-from .running.output import print_frame
+from .running.output import write as write_rows
 from .storage.store import io_hint, open_readonly, require_store
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}  # on the group: every command inherits it
@@ -47,6 +48,9 @@ def handle_errors(func):
         except Interrupted as exc:
             click.echo(f"sentry-mirror: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:  # the reader of the pipe has what it wanted (`| head`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            sys.exit(0)
         except (MirrorError, duckdb.IOException, duckdb.SerializationException) as exc:
             if not isinstance(exc, MirrorError):  # a store file damaged in its middle, a full disk
                 exc = StoreError(f"the store failed: {str(exc).strip().splitlines()[0]}", hint=io_hint(exc))
@@ -197,16 +201,59 @@ def status(db, as_json):
         sys.exit(1)
 
 
+QUERY_TABLE_ROWS = 40  # as the DuckDB CLI: a table shows this many rows unless --limit says otherwise
+
+
 @cli.command()
 @handle_errors
-@click.argument("sql")
+@click.argument("sql", required=False)
+@click.option("-f", "--file", "sql_file", type=click.Path(dir_okay=False), help="Read the SQL from this file.")
+@click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="Bind VALUE to $NAME in the SQL (repeatable); values are text, cast by DuckDB where needed.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help=f"At most this many rows [default: {QUERY_TABLE_ROWS} in a table, every row otherwise].")
 @store_options
-@output_option
-def query(sql, db, fmt):
-    """Run a read-only SQL query against the store."""
-    from .reading.browse import run_query  # lazy: see status
+@output_options
+def query(sql, sql_file, params, limit, db, out):
+    """Run read-only SQL against the store: SQL as the argument, - for standard input, or --file.
 
-    print_frame(run_query(open_readonly(db), sql), fmt)
+    \b
+    sentry-mirror query "SELECT short_id, title FROM issues WHERE times_seen > $n" -p n 100
+    sentry-mirror query --csv - < report.sql > out.csv
+    CSV, TSV and JSON stream every row in constant memory; a table shows the first rows.
+    """
+    from .reading.browse import count_rows, query_rows  # lazy: see status
+
+    text = read_sql(sql, sql_file)
+    bound = dict(params)
+    if len(bound) < len(params):
+        raise ConfigError("a --param name is given twice", hint="give each $name one --param")
+    if out.fmt == "table" and limit is None:
+        limit = QUERY_TABLE_ROWS
+    con = open_readonly(db)
+    try:
+        rows = query_rows(con, text, bound)
+        write_rows(rows, replace(out, limit=limit), count_rest=lambda: count_rows(con, text, bound))
+    finally:
+        con.close()
+
+
+def read_sql(sql: str | None, sql_file: str | None) -> str:
+    """The SQL of `query`: the argument, standard input for '-', or a file."""
+    if sql is not None and sql_file:
+        raise ConfigError("give the SQL as an argument or with --file, not both")
+    if sql_file:
+        try:
+            with open(sql_file, encoding="utf-8") as fh:
+                return fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read --file {sql_file}: {getattr(exc, 'strerror', None) or exc}") from None
+    if sql == "-":
+        return sys.stdin.read()
+    if sql is None:
+        raise ConfigError("no SQL given", hint='e.g. sentry-mirror query "SELECT count(*) FROM issues", '
+                                              "or - to read it from standard input, or --file")
+    return sql
 
 
 @cli.command()
@@ -219,14 +266,21 @@ def query(sql, db, fmt):
               show_default=True, help="Order of the list.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True, help="How many issues to list.")
 @store_options
-@output_option
-def issues(since, until, status, source, project, sort, limit, db, fmt):
-    """List stored issues with their events and affected users, offline."""
-    from .reading.browse import list_issues, parse_when  # lazy: see status
+@output_options
+def issues(since, until, status, source, project, sort, limit, db, out):
+    """List stored issues with their events and affected users, offline.
+
+    No matching issue is not an error: the answer is empty (a table says "(no rows)") and the exit status 0.
+    """
+    from .reading.browse import ISSUE_OPTIONAL, issue_rows, parse_when  # lazy: see status
 
     con = require_store(open_readonly(db), db)
-    print_frame(list_issues(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
-                            status=status, project=project, sort=sort, limit=limit, source=source), fmt)
+    try:
+        write_rows(issue_rows(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
+                              status=status, project=project, sort=sort, limit=limit, source=source), out,
+                   optional=ISSUE_OPTIONAL)
+    finally:
+        con.close()
 
 
 @cli.command()
@@ -244,8 +298,8 @@ def issues(since, until, status, source, project, sort, limit, db, fmt):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw the report into this PNG file: a line per project, or bars.")
 @store_options
-@output_option
-def report(name, source, project, environment, release, since, until, by, limit, plot_path, db, fmt):
+@output_options
+def report(name, source, project, environment, release, since, until, by, limit, plot_path, db, out):
     """Report offline: error trends, release regressions, affected users, top issues.
 
     \b
@@ -253,9 +307,12 @@ def report(name, source, project, environment, release, since, until, by, limit,
     regressions  per release: new and regressed issues, events, users, against the previous one
     users        distinct users per issue, beside Sentry's userCount
     top          the issues with the most events, their users and time to resolve
+
+    No data for the filters is not an error: the answer is empty, a line on stderr says so, and the
+    exit status is 0 (as for 'issues'). With --plot there is nothing to draw, and that is an error.
     """
     from .reading.browse import parse_when  # lazy: see status
-    from .reading.reports import Filters, plot_report, run_report  # lazy: see status
+    from .reading.reports import REPORTS, Filters, plot_report, report_rows  # lazy: see status
 
     if by is not None and name != "trends":
         raise ConfigError(f"the {name} report has no --by", hint="--by sets the buckets of 'report trends'")
@@ -266,16 +323,20 @@ def report(name, source, project, environment, release, since, until, by, limit,
                       since=parse_when(since, "--since"), until=parse_when(until, "--until"), by=by, limit=limit)
     con = require_store(open_readonly(db), db)
     try:
-        frame = run_report(con, name, filters)
+        rows = report_rows(con, name, filters)
+        if not rows.first():
+            if plot_path:
+                raise MirrorError(f"no data for the {name} report with these filters: nothing to plot",
+                                  hint="widen --since/--until, or check --project/--environment/--release")
+            click.echo(f"sentry-mirror: no data for the {name} report with these filters "
+                       "(widen --since/--until, or check --project/--environment/--release)", err=True)
+        if plot_path:
+            rows = rows.held()
+            plot_report(name, rows.frame(), plot_path, filters)
+            click.echo(f"plot written to {plot_path}", err=True)
+        write_rows(rows, out, optional=REPORTS[name].optional)
     finally:
         con.close()
-    if frame.empty:
-        raise MirrorError(f"no data for the {name} report with these filters",
-                          hint="widen --since/--until, or check --project/--environment/--release")
-    if plot_path:
-        plot_report(name, frame, plot_path, filters)
-        click.echo(f"plot written to {plot_path}", err=True)
-    print_frame(frame, fmt)
 
 
 @cli.group()

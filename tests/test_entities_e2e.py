@@ -84,15 +84,15 @@ def test_every_entity_level_through_several_advances():
         # what users read says 'deleted', not the last status Sentry showed (it used to say unresolved)
         assert column(store, "SELECT issue_id FROM issue_summary WHERE status = 'deleted'") == deleted
         assert column(store, "SELECT issue_id FROM top_issues WHERE status = 'deleted'") == deleted
-        from sentry_mirror.reading.browse import list_issues
+        from sentry_mirror.reading.browse import issue_rows
         from sentry_mirror.reading.reports import Filters, run_report
 
         top = run_report(store.con.cursor(), "top", Filters(limit=1000))
         assert deleted & set(top.issue_id), "no deleted issue among the top"
         assert set(top.loc[top.status == "deleted", "issue_id"]) == deleted & set(top.issue_id)
-        listed = list_issues(store.con.cursor(), status="deleted", limit=1000)
-        assert set(listed.short_id) == column(store, "SELECT short_id FROM issues WHERE deleted_at IS NOT NULL")
-        assert set(listed.status) == {"deleted"}
+        listed = issue_rows(store.con.cursor(), status="deleted", limit=1000).records()
+        assert {r["short_id"] for r in listed} == column(store, "SELECT short_id FROM issues WHERE deleted_at IS NOT NULL")
+        assert {r["status"] for r in listed} == {"deleted"}
 
 
 def test_no_change_sync_cost_does_not_grow_with_the_store():

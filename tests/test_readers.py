@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sentry_mirror.reading.browse import list_issues, run_query, store_status
+from sentry_mirror.reading.browse import issue_rows, query_rows, store_status
 from sentry_mirror.reading.reports import EmptyStore, Filters, run_report
 from sentry_mirror.storage.store import Store, open_readonly, read_df
 
@@ -95,10 +95,18 @@ def _timed(latencies: list[float], read):
 def _reads(db: str, latencies: list[float]) -> dict[str, int]:
     """What a user runs while a sync goes on: query, issues, status, a notebook's read_df; each
     answer on its own connection, timed from asking to answer."""
-    issues = _timed(latencies, lambda: int(run_query(open_readonly(db), "SELECT count(*) AS n FROM issues")["n"][0]))
+
+    def _read(answer):
+        con = open_readonly(db)
+        try:
+            return answer(con)
+        finally:
+            con.close()
+
+    issues = _timed(latencies, lambda: _read(lambda con: query_rows(con, "SELECT count(*) AS n FROM issues").records()[0]["n"]))
     events = _timed(latencies, lambda: int(read_df(db, "SELECT count(*) AS n FROM events WHERE source <> ?",
                                                     [""])["n"][0]))
-    _timed(latencies, lambda: list_issues(open_readonly(db), sort="events", limit=5))
+    _timed(latencies, lambda: _read(lambda con: issue_rows(con, sort="events", limit=5).records()))
 
     def status():
         con = open_readonly(db)

@@ -1,5 +1,6 @@
 """What `status`, `query` and `issues` read from a store (and the demo's summary): its figures
-and their text, an ad-hoc query, the issue list. Everything here only reads."""
+and their text, an ad-hoc query, the issue list. Everything here only reads; rows come back as
+`rows.Rows`, streamed, for the CLI to print."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..errors import ConfigError
 from ..storage import sidefiles
 from ..storage.store import require_store
 from ..timestamps import parse_ts
+from .rows import Rows
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
 
@@ -198,43 +200,45 @@ def demo_summary(con: duckdb.DuckDBPyConnection, truth: dict, first, second) -> 
     return "\n".join(lines)
 
 
-def exact_frame(result: duckdb.DuckDBPyConnection):
-    """The result as a DataFrame that prints as DuckDB typed it: pandas turns HUGEINT (what `sum`
-    of integers gives) into floats (`170.0`), and a DATE into a midnight timestamp."""
-    types = {name: str(kind) for name, kind, *_ in result.description}
-    frame = result.df()
-    for name, kind in types.items():
-        if name not in frame.columns or frame[name].ndim != 1:
-            continue  # a repeated column name: left as pandas made it
-        if kind in ("HUGEINT", "UHUGEINT") and frame[name].abs().max(skipna=True) < 2**53:
-            frame[name] = frame[name].astype("Int64")  # exact below 2**53, as the float it came as
-        elif kind == "DATE":
-            frame[name] = frame[name].dt.strftime("%Y-%m-%d").astype(object).where(frame[name].notna(), None)
-    return frame
-
-
-def run_query(con: duckdb.DuckDBPyConnection, sql: str):
-    """A user's SQL on a read-only connection: whatever it says, it cannot change the store, nor
-    read or write other files (DuckDB's external access is off: no read_csv('/etc/…'), no COPY TO,
-    no ATTACH; --format csv writes the result where the shell says)."""
+def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, str] | None = None) -> Rows:
+    """A user's SQL on a read-only connection, its rows streamed: whatever it says, it cannot change
+    the store, nor read or write other files (DuckDB's external access is off: no
+    read_csv('/etc/…'), no COPY TO, no ATTACH; --csv writes the result where the shell says).
+    `params` are bound to the SQL's `$name`s. The connection stays open for the rows: the caller
+    closes it."""
     if not sql.strip():
-        con.close()
         raise ConfigError("no SQL given", hint='e.g. sentry-mirror query "SELECT count(*) FROM issues"')
     try:
         con.execute("SET enable_external_access = false")
-        result = con.execute(sql)
+        result = con.execute(sql, params) if params else con.execute(sql)
         if result.description is None:
             raise ConfigError("the statement returned no rows to show", hint="query runs SELECT statements")
-        return exact_frame(result)
+        return Rows.of(result)
     except (duckdb.IOException, duckdb.SerializationException):
         raise  # a damaged file, said as such by the CLI
     except duckdb.PermissionException:
         raise ConfigError("query reads the store only: files, COPY TO and ATTACH are off",
-                          hint="write results with --format csv > file.csv, or open the store in DuckDB yourself") from None
+                          hint="write results with --csv > file.csv, or open the store in DuckDB yourself") from None
     except duckdb.Error as exc:
-        raise ConfigError(f"query failed: {str(exc).strip().splitlines()[0]}") from None
-    finally:
-        con.close()
+        message = str(exc).strip().splitlines()[0]
+        hint = None
+        if "parameter" in message.lower() or "prepared statement" in message.lower():
+            hint = "each $name in the SQL takes a --param name VALUE, and each --param names a $name in it"
+        raise ConfigError(f"query failed: {message}", hint=hint) from None
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, str] | None = None) -> int | None:
+    """How many rows the query answers, counted by DuckDB (for "N more rows" under a table cut
+    short), or None when the SQL is not one query that can be counted so."""
+    body = sql.strip().rstrip(";")
+    try:
+        cursor = con.cursor()  # the query's own result is still being read on `con`
+        try:
+            return cursor.execute(f"SELECT count(*) FROM ({body}\n)", params or None).fetchone()[0]
+        finally:
+            cursor.close()
+    except duckdb.Error:
+        return None
 
 
 _SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -260,13 +264,16 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
                           hint="use YYYY-MM-DD, an ISO time like 2025-01-31T12:00, or a span like 7d or 24h") from None
 
 
+ISSUE_OPTIONAL = ("stored", "first_release", "first_seen", "level", "project")  # left out first on a narrow terminal
+
 _ORDER = {"events": "s.times_seen DESC", "users": "s.user_count DESC", "last-seen": "s.last_seen DESC",
           "first-seen": "s.first_seen DESC"}
 
 
-def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
-                sort="events", limit=20, source=None):
-    """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL."""
+def issue_rows(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
+               sort="events", limit=20, source=None) -> Rows:
+    """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL.
+    The connection stays open for the rows: the caller closes it."""
     from .reports import check_project, check_source
 
     shown = shown_status("i")  # from issues itself: a store's view from before 'deleted' lacks it
@@ -288,8 +295,6 @@ def list_issues(con: duckdb.DuckDBPyConnection, *, since=None, until=None, statu
     try:
         check_source(con, source)
         check_project(con, project, source)
-        return con.execute(sql, params + [limit]).df()
+        return Rows.of(con.execute(sql, params + [limit]))
     except duckdb.CatalogException:
         raise ConfigError("this store has no issues yet", hint="run 'sentry-mirror sync' first") from None
-    finally:
-        con.close()

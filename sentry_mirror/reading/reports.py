@@ -17,6 +17,7 @@ import duckdb
 
 from ..errors import ConfigError, MirrorError
 from ..storage.sqlfiles import load_sql, params_for, statements
+from .rows import Rows
 
 BUCKETS = ("hour", "day", "week")
 
@@ -42,18 +43,25 @@ class Report:
     y: tuple[str, ...]  # the measured columns drawn
     series: str | None = None  # lines: one line per value of this column
     takes_environment: bool = True
+    optional: tuple[str, ...] = ()  # columns a table too wide for the terminal leaves out first
 
 
 REPORTS = {
     "trends": Report("trends", "events per hour, day or week and project, with the change over a week",
-                     "lines", "bucket", ("events",), series="project"),
+                     "lines", "bucket", ("events",), series="project", optional=("basis", "week_before")),
     "regressions": Report("regressions", "per release: new and regressed issues, events and users, "
                           "against the previous release", "bars", "release", ("new_issues", "regressed_issues"),
-                          takes_environment=False),
+                          takes_environment=False,
+                          optional=("previous_regressed_issues", "previous_new_issues", "previous_events",
+                                    "sentry_new_groups", "created", "affected_users_change", "previous_release",
+                                    "events_change")),
     "users": Report("users", "distinct affected users per issue, beside Sentry's userCount",
-                    "bars", "short_id", ("users",)),
+                    "bars", "short_id", ("users",),
+                    optional=("issue_id", "events_missing", "sentry_events", "events", "project", "status")),
     "top": Report("top", "the issues with the most events, their users and time to resolve",
-                  "bars", "short_id", ("events",)),
+                  "bars", "short_id", ("events",),
+                  optional=("issue_id", "substatus", "regressions", "last_time_to_resolve", "first_seen",
+                            "sentry_events", "project", "status")),
 }
 
 
@@ -62,7 +70,16 @@ class EmptyStore(MirrorError):
 
 
 def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
-    """The report as a DataFrame; the connection is the caller's to close."""
+    """The report as a pandas DataFrame (for a notebook or a test); the connection is the caller's to close."""
+    return _execute(con, name, filters).df()
+
+
+def report_rows(con: duckdb.DuckDBPyConnection, name: str, filters: Filters) -> Rows:
+    """The report's rows as the CLI prints them; the connection is the caller's to close."""
+    return Rows.of(_execute(con, name, filters))
+
+
+def _execute(con: duckdb.DuckDBPyConnection, name: str, filters: Filters) -> duckdb.DuckDBPyConnection:
     report = REPORTS[name]
     _check_filters(con, report, filters)
     # Sentry's counters are complete (never sampled): trends use them, project by project, unless
@@ -73,7 +90,7 @@ def run_report(con: duckdb.DuckDBPyConnection, name: str, filters: Filters):
                               "by": filters.by, "limit": filters.limit, "basis": basis}
     sql = statements(load_sql("reports", name))[0]
     try:
-        return con.execute(sql, params_for(sql, params)).df()
+        return con.execute(sql, params_for(sql, params))
     except (duckdb.IOException, duckdb.SerializationException):
         raise  # a damaged file, said as such by the CLI
     except duckdb.Error as exc:

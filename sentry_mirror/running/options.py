@@ -71,9 +71,30 @@ def scope_options(func):
     return click.option("--source", help="Only this source (a store mirroring several: its config name).")(func)
 
 
-def output_option(func):
-    return click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-                        show_default=True, help="Output format.")(func)
+def output_options(func):
+    """--table/-t, --csv, --tsv, --json, --nl, --no-headers, --format NAME and --wide, handed to the
+    command as one `out` (an output.Output); flags that disagree are a ConfigError, so the
+    command's `handle_errors` must sit above this."""
+    from .output import FORMATS, choose
+
+    @functools.wraps(func)
+    def wrapper(*args, table, csv, tsv, json, nl, fmt, no_headers, wide, **kwargs):
+        flags = {"table": table, "csv": csv, "tsv": tsv, "json": json, "nl": nl}
+        return func(*args, out=choose(flags, fmt, no_headers=no_headers, wide=wide), **kwargs)
+
+    wrapper = click.option("--wide", is_flag=True, help="A table with every column and whole values, "
+                                                        "whatever the terminal's width.")(wrapper)
+    wrapper = click.option("--format", "fmt", type=click.Choice(FORMATS),
+                           help="The output format by name (the long form of the flags above).")(wrapper)
+    wrapper = click.option("--no-headers", is_flag=True, help="Leave out the header line (table, CSV, TSV).")(wrapper)
+    for flag, names, about in reversed([
+            ("table", ("-t", "--table"), "Print a table, fitted to the terminal (the default)."),
+            ("csv", ("--csv",), "Print CSV."),
+            ("tsv", ("--tsv",), "Print tab-separated values."),
+            ("json", ("--json",), "Print a JSON array of objects."),
+            ("nl", ("--nl",), "Print newline-delimited JSON: an object a line (for jq, streaming).")]):
+        wrapper = click.option(*names, flag, is_flag=True, help=about)(wrapper)
+    return wrapper
 
 
 def json_option(help: str):
