@@ -257,3 +257,17 @@ def test_a_project_sentryclirc_gives_a_config_source_its_token_and_is_checked_fo
                             db=None).sources
     assert (source.token, source.origins["token"]) == ("proj-token-xyz", str(rc.resolve()))
     assert any("chmod 600" in r.getMessage() and str(rc.resolve()) in r.getMessage() for r in caplog.records)
+
+
+def test_sentryclirc_replaces_the_home_file_even_when_the_walk_upwards_passes_home(monkeypatch, tmp_path):
+    """Working under the home folder, the upward walk reaches ~/.sentryclirc: that is the home file,
+    which $SENTRYCLIRC replaces (how the tests keep a developer's real one out), not a project's."""
+    _rc(tmp_path / "home", "[auth]\ntoken = real-home-token\n[defaults]\norg = real-home-org\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "code").mkdir()
+    monkeypatch.chdir(tmp_path / "home" / "code")
+    with pytest.raises(ConfigError, match="no organization"):
+        resolve(config_path=None, url=None, org=None, token=None, db=None)
+    monkeypatch.delenv("SENTRYCLIRC")
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert (source.org, source.origins["org"]) == ("real-home-org", "~/.sentryclirc")

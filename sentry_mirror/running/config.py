@@ -312,12 +312,15 @@ def sentryclirc() -> dict[str, tuple[str, str]]:
 
 def project_sentryclirc() -> Path | None:
     """The first `.sentryclirc` (or `sentrycli.ini`) from the working directory upwards: sentry-cli
-    reads that one only, not every one above it."""
+    reads that one only, not every one above it. The home folder's is the home file, which
+    $SENTRYCLIRC replaces, so the walk passes it by."""
     try:
-        here = Path.cwd()
-    except OSError:  # the working directory was removed
+        here, home = Path.cwd(), Path.home().resolve()
+    except (OSError, RuntimeError):  # the working directory was removed; no home
         return None
     for folder in (here, *here.parents):
+        if folder == home:
+            continue
         for name in RC_NAMES:
             if (folder / name).is_file():
                 return folder / name
