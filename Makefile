@@ -1,11 +1,12 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   run a sync against the built-in Sentry API emulator and print a summary
 #   make test   run the test suite
+# and `make notebook` installs Jupyter to open notebooks/.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench soak clean
+.PHONY: demo test notebook bench soak clean
 
 $(BIN)/sentry-mirror: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,19 @@ demo: $(BIN)/sentry-mirror
 
 test: $(BIN)/sentry-mirror
 	$(BIN)/python -m pytest
+
+# Jupyter and pyarrow in the same .venv (pyproject's `notebook` extra); then how to open the notebooks.
+$(BIN)/jupyter-lab: $(BIN)/sentry-mirror
+	$(BIN)/python -m pip install --quiet -e '.[test,notebook]'
+	touch $@
+
+notebook: $(BIN)/jupyter-lab
+	@echo "Jupyter is installed in $(VENV). The notebooks read SENTRY_MIRROR_DB (a path relative to the"
+	@echo "folder you start Jupyter in), else SENTRY_MIRROR_CONFIG's db, else sentry.duckdb. For the demo store:"
+	@echo "  make demo"
+	@echo "  SENTRY_MIRROR_DB=demo.duckdb $(BIN)/jupyter lab notebooks/"
+	@echo "or top to bottom without a browser (the notebook file is left unchanged):"
+	@echo "  SENTRY_MIRROR_DB=demo.duckdb $(BIN)/jupyter execute notebooks/error_trends.ipynb"
 
 SCALE ?= small
 REPORT_EVENTS ?= 1000000

@@ -143,9 +143,9 @@ def test_bad_url_is_a_config_error(url):
         resolve(config_path=None, url=url, org="acme", token="tok-1234", db=None)
 
 
-def one_source_file(tmp_path, url_line='url = "https://de.sentry.io"\n', name_line=""):
+def one_source_file(tmp_path, url_line='url = "https://de.sentry.io"\n', name_line="", token_line='token_env = "ACME_TOKEN"\n'):
     path = tmp_path / "one.toml"
-    path.write_text(f'[[sources]]\n{name_line}org = "acme"\n{url_line}token_env = "ACME_TOKEN"\nconcurrency = 3\n')
+    path.write_text(f'[[sources]]\n{name_line}org = "acme"\n{url_line}{token_line}concurrency = 3\n')
     return str(path)
 
 
@@ -208,3 +208,66 @@ def test_url_or_org_flags_with_several_sources_ask_which(monkeypatch, tmp_path):
     (source,) = resolve(config_path=path, url="https://b.example", org=None, token=None, db=None,
                         source_names=("b",)).sources
     assert (source.name, source.url, source.org, source.token) == ("b", "https://b.example", "b", "token-two-456")
+
+
+def _rc(folder, text):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".sentryclirc"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_a_sentryclirc_in_the_working_directory_is_found(monkeypatch, tmp_path):
+    """As sentry-cli: a project's .sentryclirc is read from the folder the command runs in."""
+    rc = _rc(tmp_path / "proj", "[auth]\ntoken = proj-token-abc\n[defaults]\norg = proj-org\nurl = https://proj.example\n")
+    monkeypatch.chdir(tmp_path / "proj")
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert (source.url, source.org, source.token) == ("https://proj.example", "proj-org", "proj-token-abc")
+    assert source.origins == dict.fromkeys(("url", "org", "token"), str(rc.resolve()))
+
+
+def test_the_nearest_sentryclirc_upwards_wins_over_the_home_one_key_by_key(monkeypatch, tmp_path):
+    """sentry-cli looks upward from the working directory and stops at the first .sentryclirc (or
+    sentrycli.ini); its keys win over ~/.sentryclirc's, and the home file fills in the rest."""
+    home = _rc(tmp_path / "home", "[auth]\ntoken = home-token-abc\n[defaults]\norg = home-org\nurl = https://home.example\n")
+    monkeypatch.setenv("SENTRYCLIRC", str(home))
+    _rc(tmp_path / "repo", "[defaults]\norg = far-org\nurl = https://far.example\n")
+    near = _rc(tmp_path / "repo" / "app", "[defaults]\norg = near-org\n")
+    (tmp_path / "repo" / "app" / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo" / "app" / "src" / "deep")
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert (source.org, source.token, source.url) == ("near-org", "home-token-abc", "https://home.example")
+    assert source.origins == {"org": str(near.resolve()), "token": str(home), "url": str(home)}
+    near.unlink()
+    (tmp_path / "repo" / "app" / "sentrycli.ini").write_text("[defaults]\norg = ini-org\n")
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert source.org == "ini-org"
+    (tmp_path / "repo" / "app" / "sentrycli.ini").unlink()
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert (source.org, source.url) == ("far-org", "https://far.example")
+
+
+def test_a_project_sentryclirc_gives_a_config_source_its_token_and_is_checked_for_exposure(monkeypatch, tmp_path, caplog):
+    rc = _rc(tmp_path / "proj", "[auth]\ntoken = proj-token-xyz\n")
+    rc.chmod(0o644)
+    monkeypatch.chdir(tmp_path / "proj")
+    with caplog.at_level("WARNING"):
+        (source,) = resolve(config_path=one_source_file(tmp_path, token_line=""), url=None, org=None, token=None,
+                            db=None).sources
+    assert (source.token, source.origins["token"]) == ("proj-token-xyz", str(rc.resolve()))
+    assert any("chmod 600" in r.getMessage() and str(rc.resolve()) in r.getMessage() for r in caplog.records)
+
+
+def test_sentryclirc_replaces_the_home_file_even_when_the_walk_upwards_passes_home(monkeypatch, tmp_path):
+    """Working under the home folder, the upward walk reaches ~/.sentryclirc: that is the home file,
+    which $SENTRYCLIRC replaces (how the tests keep a developer's real one out), not a project's."""
+    _rc(tmp_path / "home", "[auth]\ntoken = real-home-token\n[defaults]\norg = real-home-org\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "code").mkdir()
+    monkeypatch.chdir(tmp_path / "home" / "code")
+    with pytest.raises(ConfigError, match="no organization"):
+        resolve(config_path=None, url=None, org=None, token=None, db=None)
+    monkeypatch.delenv("SENTRYCLIRC")
+    (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
+    assert (source.org, source.origins["org"]) == ("real-home-org", "~/.sentryclirc")

@@ -44,6 +44,27 @@ def test_config_check_prints_effective_settings_and_their_origins(tmp_path):
     assert "proxy-secret-value-1234" not in out and out.strip().endswith("config OK")
 
 
+
+def test_config_check_names_the_sentryclirc_each_value_came_from(tmp_path, monkeypatch):
+    """The token from the home file, the org from the project's .sentryclirc nearer the working
+    directory: each row says which file, and the first line says they were read."""
+    home = tmp_path / "home-rc"
+    home.write_text(f"[auth]\ntoken = {TOKEN}\n[defaults]\norg = home-org\n")
+    home.chmod(0o600)
+    (tmp_path / "proj" / "sub").mkdir(parents=True)
+    (tmp_path / "proj" / ".sentryclirc").write_text("[defaults]\norg = proj-org\n")
+    monkeypatch.setenv("SENTRYCLIRC", str(home))
+    monkeypatch.chdir(tmp_path / "proj" / "sub")
+    result = run("config", "check")
+    assert result.exit_code == 0, result.output
+    project_rc = (tmp_path / "proj" / ".sentryclirc").resolve()
+    org_row = next(line for line in result.stdout.splitlines() if line.strip().startswith("org "))
+    token_row = next(line for line in result.stdout.splitlines() if line.strip().startswith("token "))
+    assert "proj-org" in org_row and f"({project_rc})" in org_row
+    assert f"({home})" in token_row
+    assert ".sentryclirc" in result.stdout.splitlines()[0]
+
+
 def test_config_check_online_reports_scopes_and_orgs(emu, tmp_path):
     path = write(tmp_path, f"[[sources]]\nurl = '{emu.url}'\norg = '{emu.org_slug}'\ntoken_env = 'SM_TOKEN'\n")
     result = run("config", "check", "-c", path, "--online", env={"SM_TOKEN": TOKEN})

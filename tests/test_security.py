@@ -192,7 +192,7 @@ def test_a_percent_sign_in_sentryclirc_is_read_as_itself(tmp_path):
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "zz-secret-part" not in out.stdout + out.stderr
-    assert "~/.sentryclirc" in out.stdout
+    assert f"({rc})" in out.stdout  # the file each value came from
 
 
 def test_a_password_in_the_url_is_masked_in_config_check(tmp_path):

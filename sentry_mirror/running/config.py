@@ -1,5 +1,6 @@
 """Where a sync's settings come from: flags, then environment variables, then the config file,
-then `~/.sentryclirc` (sentry-cli's file), then defaults.
+then sentry-cli's files (the `.sentryclirc` nearest the working directory, then `~/.sentryclirc`),
+then defaults.
 
 Tokens are never stored in our config file itself: a source names the environment variable that
 holds its token (`token_env`), so the file can be committed or shared safely.
@@ -294,9 +295,52 @@ def warn_if_world_readable(path: Path, holds_secret: bool) -> None:
         log.warning("%s holds a secret and is readable by every user on this machine; run: chmod 600 %s", path, path)
 
 
-def sentryclirc() -> dict[str, str]:
-    """sentry-cli's `~/.sentryclirc`: [auth] token, [defaults] url and org."""
-    path = Path(os.environ.get("SENTRYCLIRC", Path.home() / ".sentryclirc"))
+RC_NAMES = (".sentryclirc", "sentrycli.ini")  # what sentry-cli looks for in each folder, in this order
+
+
+def sentryclirc() -> dict[str, tuple[str, str]]:
+    """sentry-cli's files, as it reads them: `~/.sentryclirc` (or `$SENTRYCLIRC`), then the
+    `.sentryclirc` nearest the working directory over it, key by key. [auth] token, [defaults] url
+    and org, each with the file it came from."""
+    home = Path(os.environ.get("SENTRYCLIRC") or Path.home() / ".sentryclirc")
+    nearest = project_sentryclirc()
+    found = {key: (value, _shown(home)) for key, value in _read_sentryclirc(home).items()}
+    if nearest is not None and not _same_file(nearest, home):
+        found.update({key: (value, str(nearest)) for key, value in _read_sentryclirc(nearest).items()})
+    return found
+
+
+def project_sentryclirc() -> Path | None:
+    """The first `.sentryclirc` (or `sentrycli.ini`) from the working directory upwards: sentry-cli
+    reads that one only, not every one above it. The home folder's is the home file, which
+    $SENTRYCLIRC replaces, so the walk passes it by."""
+    try:
+        here, home = Path.cwd(), Path.home().resolve()
+    except (OSError, RuntimeError):  # the working directory was removed; no home
+        return None
+    for folder in (here, *here.parents):
+        if folder == home:
+            continue
+        for name in RC_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def _shown(home: Path) -> str:
+    """The home file as users know it; a file named by $SENTRYCLIRC by its path."""
+    return "~/.sentryclirc" if home == Path.home() / ".sentryclirc" else str(home)
+
+
+def _read_sentryclirc(path: Path) -> dict[str, str]:
+    """One sentry-cli file's token, url and org; an unreadable one is a warning, not an error."""
     if not path.is_file():
         return {}
     parser = configparser.ConfigParser(interpolation=None)  # sentry-cli reads `%` as itself
@@ -366,16 +410,16 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
                     source.origins[field_name] = "flag"
     else:
         resolved_org, org_from = _first((org, "flag"), (_env(ORG_ENV_VARS), _env_name(ORG_ENV_VARS)),
-                                        (cli_rc.get("org"), "~/.sentryclirc"))
+                                        cli_rc.get("org", (None, "")))
         if not resolved_org:
             raise ConfigError("no organization given", hint="pass --org or set SENTRY_ORG")
         resolved_token, token_from = _first((token, "flag"), (_env(TOKEN_ENV_VARS), _env_name(TOKEN_ENV_VARS)),
-                                            (cli_rc.get("token"), "~/.sentryclirc"))
+                                            cli_rc.get("token", (None, "")))
         if not resolved_token:
             raise ConfigError("no auth token given",
                               hint="set SENTRY_AUTH_TOKEN (a token with org:read, project:read, event:read)")
         resolved_url, url_from = _first((url, "flag"), (_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
-                                        (cli_rc.get("url"), "~/.sentryclirc"), (DEFAULT_URL, "default"))
+                                        cli_rc.get("url", (None, "")), (DEFAULT_URL, "default"))
         config.sources.append(Source(name=resolved_org, url=resolved_url, org=resolved_org, token=resolved_token,
                                      origins={"url": url_from, "org": org_from, "token": token_from}))
     for source in config.sources:
@@ -446,7 +490,7 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
     token, token_from = _first((flag_token, "flag"),
                                (os.environ.get(str(token_env)) if token_env else None, f"env {token_env} (token_env)"),
                                (_env(TOKEN_ENV_VARS), _env_name(TOKEN_ENV_VARS)),
-                               (sentryclirc().get("token"), "~/.sentryclirc"))
+                               sentryclirc().get("token", (None, "")))
     if not token:
         raise ConfigError(f"config: sources[{index}]: no token", hint="set token_env, or SENTRY_AUTH_TOKEN")
     # A source without url is sentry.io. But a token from the environment or ~/.sentryclirc comes
@@ -455,7 +499,7 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
     url, url_from = (raw["url"], "file") if raw.get("url") else (DEFAULT_URL, "default")
     if not raw.get("url"):
         elsewhere = next(((u, w) for u, w in ((_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
-                                             (sentryclirc().get("url"), "~/.sentryclirc")) if u), None)
+                                             sentryclirc().get("url", (None, ""))) if u), None)
         if elsewhere and normalise_url(elsewhere[0]) != normalise_url(DEFAULT_URL):
             raise ConfigError(f"config: sources[{index}] has no url, and {elsewhere[1]} names {elsewhere[0]}",
                               hint="set url in the source (https://sentry.io, or that server), so that no token "

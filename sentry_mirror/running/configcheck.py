@@ -27,7 +27,7 @@ def _row(name: str, value: object, origin: str) -> str:
 
 def describe(config: Config) -> str:
     lines = [f"config file: {config.path}" if config.path else
-             "config file: none (flags, environment variables and ~/.sentryclirc)"]
+             "config file: none (flags, environment variables, the nearest .sentryclirc and ~/.sentryclirc)"]
     lines.append(_row("db", config.db, config.origins.get("db", "default")).lstrip())
     lines.append(schedule_line(config))
     for source in config.sources:
