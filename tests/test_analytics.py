@@ -486,7 +486,7 @@ def test_report_top_orders_issues_by_events_like_truth(synced):
 
 
 def test_csv_and_json_keep_whole_titles_and_tables_shorten_them(synced):
-    """Titles were cut to 60-70 characters in every format; only the terminal table needs that."""
+    """Titles were cut to 60-70 characters in every format; only a table on a terminal needs that."""
     titles = dict(query(synced, "SELECT id, title FROM issues"))
     long = {i for i, t in titles.items() if len(t) > 60}
     assert long, "the emulator's data has long titles"
@@ -495,8 +495,11 @@ def test_csv_and_json_keep_whole_titles_and_tables_shorten_them(synced):
     listed = CliRunner().invoke(cli, ["issues", "--db", str(synced.path), "--format", "json", "--limit", "100000"])
     by_short = dict(query(synced, "SELECT short_id, title FROM issues"))
     assert {r["short_id"]: r["title"] for r in json.loads(listed.stdout)} == by_short
-    table = CliRunner().invoke(cli, ["issues", "--db", str(synced.path), "--limit", "100000"]).stdout
-    assert all(len(t) <= 60 or t not in table for t in by_short.values()) and "…" in table
+    table = CliRunner().invoke(cli, ["issues", "--db", str(synced.path), "--limit", "100000"], env={"COLUMNS": "100"}).stdout
+    assert all(len(line) <= 100 for line in table.splitlines()[:-1]) and "…" in table
+    assert not any(t in table for t in by_short.values() if len(t) > 60)
+    piped = CliRunner().invoke(cli, ["issues", "--db", str(synced.path), "--limit", "100000"], env={"COLUMNS": ""}).stdout
+    assert all(t in piped for t in by_short.values())  # not a terminal: nothing to fit
 
 
 def test_top_issues_view_has_time_to_resolve_from_history(synced):
