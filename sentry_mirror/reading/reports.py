@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from ..errors import ConfigError, MirrorError
+from ..filemodes import user_umask
 from ..storage.sqlfiles import load_sql, params_for, statements
 
 BUCKETS = ("hour", "day", "week")
@@ -152,7 +153,8 @@ def plot_report(name: str, frame, path: str, filters: Filters):
         ax.set_title(f"sentry-mirror {name}: {report.about}" + (f" ({scope})" if scope else ""), fontsize="medium")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(path, format="png")
+        with user_umask():  # the user's file, to share as any other
+            fig.savefig(path, format="png")
     except OSError as exc:
         raise ConfigError(f"cannot write the plot to {path}: {exc.strerror}") from None
     finally:
