@@ -454,7 +454,9 @@ def demo(db, scale, seed, quiet, verbose):
 
 
 def main() -> None:
-    os.umask(0o077)  # the store, its WAL and lock files hold error data: owner only
+    from .filemodes import keep_user_umask
+
+    keep_user_umask(os.umask(0o077))  # the store, its WAL and lock files hold error data: owner only
     cli(prog_name="sentry-mirror")
 
 

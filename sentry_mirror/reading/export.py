@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import ConfigError, StoreError
+from ..filemodes import give_to_user, user_umask
 
 # Partitioned tables: how to reach their event (for the project and month).
 EVENT_TABLES = ("events", "event_tags", "event_exceptions", "event_frames", "event_contexts")
@@ -37,7 +38,8 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str, *, since: dat
     parent = target.parent
     staging = parent / f".{target.name}.partial-{os.getpid()}"
     try:
-        parent.mkdir(parents=True, exist_ok=True)  # `export parquet exports/acme` with no exports/ yet
+        with user_umask():  # the user's folders, as the export itself
+            parent.mkdir(parents=True, exist_ok=True)  # `export parquet exports/acme` with no exports/ yet
         _remove_leftovers(parent, target.name)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -64,6 +66,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str, *, since: dat
             written[table] = n
         (staging / "_sentry_mirror_export").write_text(
             f"sentry-mirror export; since {since.isoformat() if since else 'the beginning'}\n", encoding="utf-8")
+        give_to_user(staging)  # written owner-only (DuckDB may spill beside the store meanwhile); now the user's
         _swap(staging, target)
     except duckdb.Error as exc:
         raise StoreError(f"export failed: {str(exc).strip().splitlines()[0]}", hint="nothing was replaced") from None

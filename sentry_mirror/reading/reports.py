@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from ..errors import ConfigError, MirrorError
+from ..filemodes import user_umask
 from ..storage.sqlfiles import load_sql, params_for, statements
 from .rows import Rows
 
@@ -136,6 +137,20 @@ def check_project(con: duckdb.DuckDBPyConnection, project: str | None, source: s
 
 def plot_report(name: str, frame, path: str, filters: Filters):
     """Draw what the report shows into a PNG; returns the matplotlib Figure (closed)."""
+    fig = draw_report(name, frame, filters)
+    import matplotlib.pyplot as plt  # after draw_report chose the backend
+    try:
+        with user_umask():  # the user's file, to share as any other
+            fig.savefig(path, format="png")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plot to {path}: {exc.strerror}") from None
+    finally:
+        plt.close(fig)
+    return fig
+
+
+def draw_report(name: str, frame, filters: Filters):
+    """The report's Figure, not saved: its title says what is drawn and what the filters kept."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: cron jobs and CI have none
@@ -145,33 +160,88 @@ def plot_report(name: str, frame, path: str, filters: Filters):
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=100)
     try:
         if report.plot == "lines":
-            for label, part in frame.groupby(report.series, sort=True, dropna=False):
-                ax.plot(part[report.x], part[report.y[0]], marker="." if len(part) < 60 else None, label=str(label))
-            ax.set_xlabel(f"{filters.by} (UTC)")
-            ax.set_ylabel("events per " + filters.by)
-            if frame[report.series].nunique() > 1:
-                ax.legend(fontsize="small", ncols=2)
+            _draw_lines(ax, report, frame, filters)
             fig.autofmt_xdate()
         else:
-            labels = [str(v) for v in frame[report.x]]
-            width = 0.8 / len(report.y)
-            for k, column in enumerate(report.y):
-                ax.bar([i + k * width for i in range(len(labels))], frame[column], width=width,
-                       label=column.replace("_", " "))
-            ax.set_xticks([i + width * (len(report.y) - 1) / 2 for i in range(len(labels))], labels,
-                          rotation=60, ha="right", fontsize="small")
-            ax.set_xlabel(report.x.replace("_", " "))
-            ax.set_ylabel(" / ".join(c.replace("_", " ") for c in report.y))
-            if len(report.y) > 1:
-                ax.legend(fontsize="small")
-        scope = ", ".join(f"{k} {v}" for k, v in (("project", filters.project), ("environment", filters.environment),
-                                                   ("release", filters.release)) if v)
-        ax.set_title(f"sentry-mirror {name}: {report.about}" + (f" ({scope})" if scope else ""), fontsize="medium")
+            _draw_bars(ax, report, frame)
+        scope = describe_filters(report, filters)
+        ax.set_title(f"sentry-mirror {name}: {_what_is_drawn(report, frame, filters)}"
+                     + (f"\n{scope}" if scope else ""), fontsize="medium")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(path, format="png")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the plot to {path}: {exc.strerror}") from None
-    finally:
+    except BaseException:
         plt.close(fig)
+        raise
     return fig
+
+
+def _draw_lines(ax, report: Report, frame, filters: Filters) -> None:
+    """A line per series; a bucket still filling (`partial`) joined dashed, with a hollow marker."""
+    partial = frame["partial"].astype(bool) if "partial" in frame.columns else None
+    any_partial = False
+    for label, part in frame.groupby(report.series, sort=True, dropna=False):
+        whole = part if partial is None else part[~partial[part.index]]
+        line, = ax.plot(whole[report.x], whole[report.y[0]], marker="." if len(part) < 60 else None,
+                        label=str(label))
+        if partial is not None and partial[part.index].any():
+            any_partial = True
+            filling = part[partial[part.index]]
+            joined = part.loc[[*whole.index[-1:], *filling.index]]  # from the last whole bucket on
+            ax.plot(joined[report.x], joined[report.y[0]], linestyle="--", color=line.get_color())
+            ax.plot(filling[report.x], filling[report.y[0]], linestyle="none", marker="o",
+                    markerfacecolor="none", color=line.get_color())
+    ax.set_xlabel(f"{filters.by} (UTC)")
+    ax.set_ylabel("events per " + filters.by)
+    handles, labels = ax.get_legend_handles_labels()
+    if any_partial:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="grey", linestyle="--", marker="o", markerfacecolor="none"))
+        labels.append(f"partial: {filters.by} still filling at the last sync")
+    if len(labels) > 1 or any_partial:
+        ax.legend(handles, labels, fontsize="small", ncols=2)
+
+
+def _draw_bars(ax, report: Report, frame) -> None:
+    labels = [str(v) for v in frame[report.x]]
+    width = 0.8 / len(report.y)
+    for k, column in enumerate(report.y):
+        ax.bar([i + k * width for i in range(len(labels))], frame[column], width=width,
+               label=column.replace("_", " "))
+    ax.set_xticks([i + width * (len(report.y) - 1) / 2 for i in range(len(labels))], labels,
+                  rotation=60, ha="right", fontsize="small")
+    ax.set_xlabel(AXIS_NAMES.get(report.x, report.x.replace("_", " ")))
+    ax.set_ylabel(" / ".join(c.replace("_", " ") for c in report.y))
+    if len(report.y) > 1:
+        ax.legend(fontsize="small")
+
+
+AXIS_NAMES = {"short_id": "issue", "release": "release"}
+
+
+def _what_is_drawn(report: Report, frame, filters: Filters) -> str:
+    """The series drawn, in words: never a column that is not drawn."""
+    if report.name == "trends":
+        projects = sorted({str(p) for p in frame[report.series]})
+        who = f"project {projects[0]}" if len(projects) == 1 else f"{len(projects)} projects, a line each"
+        return f"events per {filters.by}, {who}"
+    if report.name == "regressions":
+        return f"new and regressed issues in each of {len(frame)} releases"
+    if report.name == "users":
+        return f"distinct affected users of the {len(frame)} issues with the most users"
+    return f"events of the {len(frame)} issues with the most events"
+
+
+def describe_filters(report: Report, filters: Filters) -> str:
+    """The filters the report applied, as the user gave them; empty when none."""
+    def when(t: datetime | None) -> str:
+        return t.strftime("%Y-%m-%d %H:%M" if t.hour or t.minute else "%Y-%m-%d") if t else ""
+
+    times = "releases created" if report.name == "regressions" else (
+        "buckets" if report.name == "trends" else "events")
+    since, until = when(filters.since), when(filters.until)
+    span = (f"{times} from {since} until {until}" if since and until else
+            f"{times} since {since}" if since else f"{times} before {until}" if until else "")
+    parts = [f"{k} {v}" for k, v in (("source", filters.source), ("project", filters.project),
+                                     ("environment", filters.environment), ("release", filters.release)) if v]
+    return ", ".join(parts + ([span] if span else []))

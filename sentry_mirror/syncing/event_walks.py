@@ -103,10 +103,12 @@ class EventWalks:
             if policy == "all" and project_id is not None and not resume:
                 by_project.setdefault((project_id, slug), []).append(walk)
         if self.observer:
-            expected: dict[str, int] = {}
-            for walk in jobs:  # a first walk reads the events; later ones fewer (unknown)
-                n = int(walk.seen_as["times_seen"] or 0) if walk.watermark is None else 0
-                expected[walk.project] = expected.get(walk.project, 0) + min(n, walk.sample or n)
+            expected: dict[str, int | None] = {}
+            for walk in jobs:  # a first walk reads the events; a later one an unknown part of them,
+                n = int(walk.seen_as["times_seen"] or 0)  # so its project's total is unknown
+                known = expected.get(walk.project, 0)
+                expected[walk.project] = None if walk.watermark is not None or known is None \
+                    else known + min(n, walk.sample or n)
             for project, n in sorted(expected.items()):
                 self.observer.expect(f"events {project}", n or None)
 

@@ -138,7 +138,7 @@ class Walker:
                   observed_at: datetime | None = None, label: str | None = None) -> None:
         """Rows of a page and the cursor after it; they reach the store in the same transaction.
         Without `checkpoint` (a walk that starts over when cut: a snapshot, a sample), no cursor."""
-        self._add_rows(entity, page, context, observed_at, label or stream)
+        self._add_rows(entity, page, context, observed_at, label or stream, walk=f"{stream}/{scope}")
         cursor = page.next_cursor if checkpoint else None
         self.buffer.state("cursor", stream, scope, cursor=cursor, params=dict(params) if cursor else None, extra=extra)
         self.buffer.maybe_flush()
@@ -151,11 +151,10 @@ class Walker:
         self.buffer.maybe_flush()
 
     def _add_rows(self, entity: str, page: Page, context: dict | None, observed_at: datetime | None,
-                  label: str | None) -> None:
+                  label: str | None, walk: str | None = None) -> None:
         """Into the buffer, not flushed: a page's cursor must join its rows before any flush."""
         if self.observer and label:
-            hits = page.headers.get("X-Hits") if page.headers is not None else None
-            self.observer.page(label or entity, page.count, int(hits) if hits and hits.isdigit() else None)
+            self.observer.page(label or entity, page.count, _hits(page), walk=walk)
         if page.raw is not None:
             self.buffer.add_page(entity, page.raw, context)  # counted in the result when written
         else:
@@ -290,3 +289,13 @@ def route_missing(exc: ApiError) -> bool:
     if exc.status in (404, 500, 200):
         return not exc.json_body
     return False
+
+
+def _hits(page: Page) -> int | None:
+    """The walk's total as the server counted it (`X-Hits`), or None: absent, or capped at
+    `X-Max-Hits` (Sentry and GlitchTip count up to 1000), which is a floor, not a total."""
+    headers = page.headers if page.headers is not None else {}
+    hits, cap = headers.get("X-Hits"), headers.get("X-Max-Hits")
+    if not hits or not hits.isdigit():
+        return None
+    return None if cap and cap.isdigit() and int(hits) >= int(cap) else int(hits)

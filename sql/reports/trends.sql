@@ -12,6 +12,9 @@
 -- figures of a project came from. A bucket with no events is a 0, from the project's first bucket
 -- (or --since) to the latest of any project: a missing row would draw a line straight over a
 -- quiet day.
+-- `partial`: the bucket ends after the start of the latest finished sync of the project's source
+-- (or one of its sources), so it was read while still filling (or never read whole): it is
+-- drawn dashed. Times in `_sync_runs` are on this machine's clock.
 WITH params AS (
     SELECT CASE WHEN $by = 'hour' THEN 'hour' ELSE 'day' END AS period,
            CASE $by WHEN 'hour' THEN INTERVAL 1 HOUR WHEN 'day' THEN INTERVAL 1 DAY ELSE INTERVAL 7 DAY END AS step,
@@ -21,6 +24,12 @@ WITH params AS (
 scoped AS (  -- the projects the filters keep
     SELECT source, id AS project_id, slug AS project FROM projects
     WHERE ($source::VARCHAR IS NULL OR source = $source) AND ($project::VARCHAR IS NULL OR slug = $project)
+),
+synced AS (  -- when each project was last read whole: its source's latest finished sync began
+    SELECT s.project, CASE WHEN bool_and(r.synced_at IS NOT NULL) THEN min(r.synced_at) END AS synced_at
+    FROM scoped s LEFT JOIN (SELECT source, max(started_at) AS synced_at FROM _sync_runs
+                             WHERE status IN ('ok', 'partial') GROUP BY source) r ON r.source = s.source
+    GROUP BY s.project
 ),
 counted AS (  -- those whose counters the mirror holds at this resolution, from their first bucket
     SELECT s.source, s.project_id, min(t.ts) AS first_counted
@@ -76,13 +85,15 @@ shown AS (
            s.events - coalesce(w.events, 0) AS change,
            CASE WHEN w.events > 0 THEN round(100.0 * (s.events - w.events) / w.events, 1) END AS change_pct,
            b.basis,
+           coalesce(s.bucket + params.step > y.synced_at, true) AS partial,
            dense_rank() OVER (ORDER BY s.bucket DESC) AS age
     FROM series s
     JOIN bases b ON b.project = s.project
+    LEFT JOIN synced y ON y.project = s.project
     LEFT JOIN series w ON w.project = s.project AND w.bucket = s.bucket - INTERVAL 7 DAY, params
     WHERE (params.first_shown IS NULL OR s.bucket >= params.first_shown)
 )
-SELECT bucket, project, events, week_before, change, change_pct, basis
+SELECT bucket, project, events, week_before, change, change_pct, basis, partial
 FROM shown
 WHERE age <= $limit  -- the latest buckets, each with every project
 ORDER BY bucket, project;
