@@ -48,6 +48,9 @@ def handle_errors(func):
         except Interrupted as exc:
             click.echo(f"sentry-mirror: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:  # a reader stopped with Ctrl-C (sync and schedule stop gracefully instead)
+            click.echo("sentry-mirror: interrupted", err=True)
+            sys.exit(130)
         except BrokenPipeError:  # the reader of the pipe has what it wanted (`| head`)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             sys.exit(0)
