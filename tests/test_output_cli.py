@@ -240,6 +240,18 @@ def test_a_piped_table_is_not_fitted(db):
         assert not any(cell.endswith("…") for cells in body for cell in cells), args
 
 
+def test_a_table_of_an_uncountable_query_says_how_many_more_rows(db):
+    """A table stops at 40 rows and counts the rest with SQL; a CALL cannot be counted so, and the
+    table crashed with a TypeError instead of counting the rows it had not read."""
+    _, rows = truth(db, "CALL duckdb_settings()")
+    assert len(rows) > 40
+    result = invoke("query", "--db", db, "CALL duckdb_settings()")
+    assert result.exit_code == 0, result.output
+    _, body, rest = table_cells(result.stdout)
+    assert len(body) == 40
+    assert rest == [f"… {len(rows) - 40:,} more rows (--limit shows more; --csv or --nl prints all)"]
+
+
 # -- query: its SQL and its parameters ------------------------------------------------------------
 
 SQL = "SELECT id, short_id, times_seen, level FROM issues ORDER BY id"
