@@ -39,6 +39,11 @@ REPORT_EVENTS ?= 1000000
 bench: $(BIN)/sentry-mirror
 	$(BIN)/python benchmarks/bench_sync.py --scale $(SCALE) --report-events $(REPORT_EVENTS)
 
+# The reading commands as a user runs them, on a store of scale small (benchmarks/results/cli.md).
+.PHONY: bench-cli
+bench-cli: $(BIN)/sentry-mirror
+	$(BIN)/python benchmarks/bench_cli.py
+
 KILLS ?= 40
 SEED ?= 1
 SOAK_SECONDS ?= 1800

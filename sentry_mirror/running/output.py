@@ -202,7 +202,8 @@ def _table(rows: Rows, out: Output, stream: TextIO, count_rest: Callable[[], int
         room = (out.limit - len(shown)) if out.limit is not None else len(chunk)
         shown.extend(chunk[:room])
         if len(chunk) > room:  # cut at the limit: how many more are there?
-            more = count_rest() - len(shown) if count_rest else None
+            counted = count_rest() if count_rest else None  # None: SQL cannot count it (CALL, PRAGMA)
+            more = counted - len(shown) if counted is not None else None
             if more is None:
                 more = len(chunk) - room + sum(len(c) for c in rows.chunks())
             break
