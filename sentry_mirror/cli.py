@@ -294,10 +294,13 @@ def issues(since, until, status, source, project, sort, limit, db, out):
               help="The output format by name [default: text].")
 @store_options
 def issue(ref, event_id, oldest, source, as_json, fmt, db):
-    """Read one issue offline as Sentry's issue page shows it: status, counts, tags, and its latest
-    event with the exception, stack frames (> marks in-app frames), breadcrumbs, request and contexts.
+    """Read one issue and its latest event offline, as Sentry's issue page shows them.
 
-    An issue the store does not hold is one line and exit status 2.
+    The issue: status (ignored until when, resolved in which release), Sentry's counts beside the
+    stored ones, first and last seen and release, assignee, tags with their top values. The event
+    (the latest, --event ID or --oldest): its exception chain and stack frames (> marks in-app
+    frames), breadcrumbs, request, user and contexts. An issue the store does not hold is one line
+    and exit status 2.
     """
     from .reading.issue_page import read_page  # lazy: see status
     from .reading.issue_text import render, to_json
