@@ -160,7 +160,6 @@ def _event(con, source: str, issue_id: str, event_id: str | None, oldest: bool) 
     event["exceptions"] = _exceptions(con, source, event["event_id"], entries.get("exception") or {})
     event["breadcrumbs"] = ((entries.get("breadcrumbs") or {}).get("values")) or []
     event["request"] = _request(entries.get("request"))
-    event["message_entry"] = ((entries.get("message") or {}).get("formatted")) if entries.get("message") else None
     event["user"] = _user(event, raw.get("user"))
     event["contexts"] = {r["name"]: _json(r["data"]) for r in
                          _select(con, "issue_page_contexts", source=source, event_id=event["event_id"])}
