@@ -288,6 +288,40 @@ def issues(since, until, status, source, project, sort, limit, db, out):
 
 @cli.command()
 @handle_errors
+@click.argument("ref", metavar="SHORT-ID|ID")
+@click.option("--event", "event_id", metavar="EVENT_ID", help="Show this stored event of the issue instead of the latest.")
+@click.option("--oldest", is_flag=True, help="Show the issue's oldest stored event instead of the latest.")
+@click.option("--source", help="The source whose issue it is (a store mirroring several that share the id).")
+@click.option("--json", "as_json", is_flag=True, help="Print the page as one JSON object.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default=None,
+              help="The output format by name [default: text].")
+@store_options
+def issue(ref, event_id, oldest, source, as_json, fmt, db):
+    """Read one issue and its latest event offline, as Sentry's issue page shows them.
+
+    The issue: status (ignored until when, resolved in which release), Sentry's counts beside the
+    stored ones, first and last seen and release, assignee, tags with their top values. The event
+    (the latest, --event ID or --oldest): its exception chain and stack frames (> marks in-app
+    frames), breadcrumbs, request, user and contexts. An issue the store does not hold is one line
+    and exit status 2.
+    """
+    from .reading.issue_page import read_page  # lazy: see status
+    from .reading.issue_text import render, to_json
+
+    if event_id and oldest:
+        raise ConfigError("give --event or --oldest, not both")
+    if as_json and fmt == "text":
+        raise ConfigError("--json and --format text disagree", hint="give one of them")
+    con = require_store(open_readonly(db), db)
+    try:
+        page = read_page(con, ref, source=source, event_id=event_id, oldest=oldest)
+    finally:
+        con.close()
+    click.echo(to_json(page) if as_json or fmt == "json" else render(page))
+
+
+@cli.command()
+@handle_errors
 @click.argument("name", metavar="REPORT", type=click.Choice(["trends", "regressions", "users", "top"]))
 @scope_options
 @click.option("--environment", help="Only events of this environment (trends, users, top).")
