@@ -242,7 +242,7 @@ class SentryClient:
     def _send(self, url: str, params, method: str = "GET", body: Any = None) -> requests.Response:
         session = self.session
         if not self._idling():
-            return session.request(method, url, params=params, json=body, timeout=self.timeout, allow_redirects=False)
+            return _ask(session, method, url, params, body, self.timeout)
         # On a thread of its own, a daemon: a request given up (a stop) must not keep the process
         # alive until its answer comes.
         answer: dict[str, Any] = {}
@@ -250,8 +250,7 @@ class SentryClient:
 
         def send() -> None:
             try:
-                answer["response"] = session.request(method, url, params=params, json=body, timeout=self.timeout,
-                                                     allow_redirects=False)
+                answer["response"] = _ask(session, method, url, params, body, self.timeout)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                 answer["error"] = exc
             done.set()
@@ -683,6 +682,13 @@ class SentryClient:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+
+
+def _ask(session: requests.Session, method: str, url: str, params, body: Any, timeout: float) -> requests.Response:
+    """A read through `Session.get` (as ever), a write through `Session.request` with its JSON body."""
+    if method == "GET":
+        return session.get(url, params=params, timeout=timeout, allow_redirects=False)
+    return session.request(method, url, params=params, json=body, timeout=timeout, allow_redirects=False)
 
 
 def server_message(response: requests.Response) -> str:
