@@ -490,6 +490,169 @@ def demo(db, scale, seed, quiet, verbose):
     click.echo(f"     or: sentry-mirror query --db {db} \"SELECT * FROM release_regressions LIMIT 10\"")
 
 
+# -- triage: changes made in Sentry, stored from its answer --------------------------------------
+
+def triage_options(func):
+    """What every triage command takes: the issues, the source to act as, and the safety flags."""
+    func = click.argument("refs", metavar="ISSUE...", nargs=-1)(func)
+    func = click.option("--dry-run", is_flag=True, help="Only show what would change; change nothing.")(func)
+    func = click.option("-y", "--yes", is_flag=True, help="Do it without asking (scripts).")(func)
+    func = click.option("--source", "source_name", help="The config source to act as, when the config has several.")(func)
+    func = config_option()(func)
+    func = source_options(func)
+    func = db_option(func)
+    return verbosity_options(func)
+
+
+@cli.group()
+def triage():
+    """Change issues in Sentry (resolve, ignore, assign, delete...) and store the change at once.
+
+    ISSUE is a stored issue id or short id. Shows what would change and asks first; --yes for scripts,
+    --dry-run to only look. Exit status: 0 done; 2 bad input or not confirmed; 5 token refused
+    (names the missing scope); 6 some requests failed (each reported; the store keeps only what Sentry did).
+    """
+
+
+def run_triage_command(opts: dict, build, *, check=None) -> None:
+    """Choose the source and issues, show the change, confirm, send it, report each request."""
+    from .running.runner import client_for  # lazy: requests
+    from .running.triage import TriageResult, run_triage, select_issues
+    from .storage.locking import writer_lock
+    from .storage.store import Store
+
+    setup_logging(opts["verbose"], opts["quiet"])
+    config = resolve(config_path=opts["config_path"], url=opts["url"], org=opts["org"], token=opts["token"],
+                     db=opts["db"], source_names=(opts["source_name"],) if opts["source_name"] else ())
+    if len(config.sources) != 1:
+        raise ConfigError(f"triage acts as one source, and the config gives {len(config.sources)}",
+                          hint="pick one with --source NAME")
+    source = config.sources[0]
+    if not opts["refs"]:
+        raise ConfigError("name the issues to change", hint="issue ids or short ids, as `issues` lists them")
+    con = require_store(open_readonly(config.db), config.db)
+    try:
+        targets = select_issues(con, source.name, opts["refs"])
+        action = build(con, source.name)
+    finally:
+        con.close()
+    if check:
+        check(targets)
+    show_triage_plan(action, targets, dry_run=opts["dry_run"])
+    if opts["dry_run"]:
+        return
+    confirm_triage(action, len(targets), opts["yes"])
+    say = (lambda r: None) if opts["quiet"] else (lambda r: click.echo(describe_request(r)))
+    with writer_lock(config.db, on_wait=logging.getLogger("sentry_mirror").warning):
+        store = Store(config.db)
+        client = client_for(source)
+        try:
+            result: TriageResult = run_triage(store, client, source.org, source.name, action, targets, say)
+        finally:
+            client.close()
+            store.close()
+    done = sum(len(r.ids) for r in result.requests if r.applied)
+    click.echo(f"{action.what}: {done} of {len(targets)} issues changed in Sentry and in the store "
+               f"({len(result.requests)} request{'s' if len(result.requests) != 1 else ''})")
+    if result.failed:
+        failed = sum(len(r.ids) for r in result.failed)
+        click.echo(f"sentry-mirror: {failed} issues were not changed: see the FAILED lines above", err=True)
+        sys.exit(PARTIAL_EXIT)
+
+
+def show_triage_plan(action, targets, *, dry_run: bool) -> None:
+    head = "Would" if dry_run else "About to"
+    click.echo(f"{head} {action.what} {len(targets)} issue{'s' if len(targets) != 1 else ''}:")
+    for t in targets[:10]:
+        click.echo(f"  {t.id:>12}  {(t.short_id or ''):<18} {t.status or '':<10} {(t.title or '')[:70]}")
+    if len(targets) > 10:
+        click.echo(f"  … and {len(targets) - 10} more")
+
+
+def confirm_triage(action, count: int, yes: bool) -> None:
+    """Ask on a terminal (deleting asks twice, naming the count); elsewhere only --yes goes on."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("triage changes Sentry: pass --yes to confirm, or --dry-run to only show")
+    if not click.confirm("Change these issues in Sentry?", default=False):
+        raise ConfigError("nothing was changed")
+    if action.method == "DELETE" and not click.confirm(
+            f"Delete {count} issue{'s' if count != 1 else ''} and all their events for good?", default=False):
+        raise ConfigError("nothing was deleted")
+
+
+def describe_request(result) -> str:
+    first = ", ".join(result.ids[:3]) + (f" … ({len(result.ids)} ids)" if len(result.ids) > 3 else "")
+    head = "ok" if result.applied else "FAILED"
+    return f"  {head} {first}: {result.message}"
+
+
+@triage.command("resolve")
+@handle_errors
+@click.option("--in-next-release", is_flag=True, help="Resolved by the next release (Sentry: inNextRelease).")
+@click.option("--in-release", metavar="VERSION", help="Resolved in this release (Sentry: inRelease).")
+@click.option("--in-commit", metavar="SHA", help="Resolved by this commit (with --repository).")
+@click.option("--repository", metavar="NAME", help="The repository of --in-commit, as Sentry names it.")
+@triage_options
+def triage_resolve(in_next_release, in_release, in_commit, repository, **opts):
+    """Resolve issues (now, in the next release, in a release or by a commit)."""
+    from .running.triage import resolve_action
+
+    action = resolve_action(in_next_release, in_release, in_commit, repository)
+    run_triage_command(opts, lambda con, source: action)
+
+
+@triage.command("ignore")
+@handle_errors
+@click.option("--for", "for_", metavar="SPAN", help="For a while: 30m, 2h, 7d (Sentry: ignoreDuration).")
+@click.option("--until-count", type=click.IntRange(min=1), metavar="N", help="Until N more events (ignoreCount).")
+@click.option("--until-users", type=click.IntRange(min=1), metavar="N", help="Until N more users (ignoreUserCount).")
+@click.option("--window", metavar="SPAN", help="The N events or users within this span (1h, 1d).")
+@click.option("--until-escalating", is_flag=True, help="Until it escalates (newer Sentry's archive default).")
+@click.option("--forever", is_flag=True, help="For good (the default).")
+@triage_options
+def triage_ignore(for_, until_count, until_users, window, until_escalating, forever, **opts):
+    """Ignore (archive, in newer Sentry) issues, for good or until a condition is met."""
+    from .running.triage import ignore_action
+
+    action = ignore_action(for_, until_count, until_users, window, forever, until_escalating)
+    run_triage_command(opts, lambda con, source: action)
+
+
+@triage.command("assign")
+@handle_errors
+@click.argument("who", metavar="EMAIL|USERNAME|team:SLUG")
+@triage_options
+def triage_assign(who, **opts):
+    """Assign issues to a member (email or username) or a team (team:SLUG), from the stored members and teams."""
+    from .running.triage import assign_action
+
+    run_triage_command(opts, lambda con, source: assign_action(con, source, who))
+
+
+def simple_triage_command(name: str, about: str):
+    @handle_errors
+    @triage_options
+    def command(**opts):
+        from .running.triage import check_merge, simple_action
+
+        action = simple_action(name)
+        run_triage_command(opts, lambda con, source: action, check=check_merge if name == "merge" else None)
+
+    command.__doc__ = about
+    return triage.command(name)(command)
+
+
+for _name, _about in (("unresolve", "Set issues unresolved again."),
+                      ("unassign", "Take the assignee off issues."),
+                      ("bookmark", "Bookmark issues (for the token's user)."),
+                      ("unbookmark", "Remove the bookmark of issues."),
+                      ("merge", "Merge issues of one project into one (Sentry keeps the one with most events)."),
+                      ("delete", "Delete issues and their events in Sentry, for good (asks twice on a terminal).")):
+    simple_triage_command(_name, _about)
+
+
 def main() -> None:
     from .filemodes import keep_user_umask
 

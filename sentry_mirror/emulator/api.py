@@ -795,6 +795,8 @@ class Api:
         """The bulk PUT's answer: the changed attributes as they now stand, and the status."""
         shown = render.issue(self.world, issue, base_url)
         keys = ["status", "statusDetails", "isPublic", *(k for k in changes if not k.startswith("_"))]
+        if "status" in changes:
+            keys.append("substatus")  # Sentry's answer carries the substatus it set
         return {k: shown[k] for k in keys if k in shown}
 
     def update_issues(self, req: Request, org: str, project: str | None = None) -> Response:
@@ -802,9 +804,24 @@ class Api:
         issues = self._mutation_targets(req, org, project, status_only=set(changes) <= STATUS_ONLY)
         if not issues:
             return Response(204)
+        if changes.get("merge") and len(issues) > 1:
+            return Response(200, self._merge(issues))
         for issue in issues:
             self._apply(issue, changes)
         return Response(200, self._applied(issues[0], changes, req.base_url))
+
+    def _merge(self, issues: list[Issue]) -> dict:
+        """`{"merge": 1}`: as Sentry's handle_merge, the issue with the most events is the parent,
+        issues of one project only; the answer names the parent and the children."""
+        if len({i.project.idx for i in issues}) > 1:
+            raise bad_request("Merging across multiple projects is not supported")
+        parent = sorted(issues, key=lambda i: -self.world.agg(i).count)[0]
+        children = [i for i in issues if i is not parent]
+        try:
+            self.world.merge_issues(parent, children)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return {"merge": {"parent": str(parent.id), "children": [str(i.id) for i in children]}}
 
     def update_issue(self, req: Request, issue_id: str, org: str | None = None) -> Response:
         issue = self._issue(issue_id, org)

@@ -21,6 +21,10 @@ class Mutations(Served):
             elif details.get("inRelease"):
                 issue.set_status("resolved", None, t, "set_resolved_in_release",
                                  {"inRelease": details["inRelease"]})
+            elif isinstance(details.get("inCommit"), dict):
+                commit = details["inCommit"]
+                issue.set_status("resolved", None, t, "set_resolved_in_commit",
+                                 {"inCommit": {"commit": commit.get("commit"), "repository": commit.get("repository")}})
             else:
                 issue.set_status("resolved", None, t, "set_resolved", {})
         elif status == "ignored":

@@ -239,10 +239,10 @@ class SentryClient:
             self._sleep(step)
             seconds -= step
 
-    def _send(self, url: str, params) -> requests.Response:
+    def _send(self, url: str, params, method: str = "GET", body: Any = None) -> requests.Response:
         session = self.session
         if not self._idling():
-            return session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+            return _ask(session, method, url, params, body, self.timeout)
         # On a thread of its own, a daemon: a request given up (a stop) must not keep the process
         # alive until its answer comes.
         answer: dict[str, Any] = {}
@@ -250,7 +250,7 @@ class SentryClient:
 
         def send() -> None:
             try:
-                answer["response"] = session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
+                answer["response"] = _ask(session, method, url, params, body, self.timeout)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                 answer["error"] = exc
             done.set()
@@ -316,6 +316,17 @@ class SentryClient:
         429/502/503/504 are retried until the request has waited `retry_budget` seconds in all;
         other failures (500, broken JSON, connection errors) `max_retries` times.
         """
+        return self._call("GET", path, params, None, probe=probe, raw=raw)
+
+    def request(self, method: str, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+                json_body: Any = None, *, scope: str | None = None) -> tuple[Any, requests.Response]:
+        """A write (PUT, DELETE): retried as reads are (429 and 5xx), since a bulk status change is
+        idempotent and a repeated DELETE of gone issues changes nothing. An answer with no body
+        (204) gives None. `scope` is what a 403 names as missing (the write scope, not a read's)."""
+        return self._call(method, path, params, json_body, scope=scope)
+
+    def _call(self, method: str, path: str, params, body: Any, *, probe: int | None = None, raw: bool = False,
+              scope: str | None = None) -> tuple[Any, requests.Response]:
         url = self.url_for(path)
         retries = self.max_retries
         page_retries = retries if probe is None else min(probe, retries)
@@ -325,7 +336,7 @@ class SentryClient:
             attempt += 1
             window = self._pace(path)
             try:
-                response = self._send(url, params)
+                response = self._send(url, params, method, body)
             except (requests.exceptions.InvalidHeader, UnicodeError):
                 from ..errors import ConfigError
 
@@ -360,7 +371,7 @@ class SentryClient:
                     self._lock.notify_all()
                 self._count(path)
             self._reached = True
-            log.debug("GET %s -> %s in %.2fs", path, response.status_code, response.elapsed.total_seconds())
+            log.debug("%s %s -> %s in %.2fs", method, path, response.status_code, response.elapsed.total_seconds())
             self._observe(response, window)
             if response.status_code in BUDGETED_STATUSES:
                 delay = self._delay(attempt, response)
@@ -372,14 +383,16 @@ class SentryClient:
             if response.status_code in RETRY_STATUSES:
                 if attempt > retries or (response.status_code == 500 and attempt > page_retries
                                          and not _is_json(response)):
-                    raise self._error(response, url)
+                    raise self._error(response, url, scope)
                 self._backoff(attempt, response, str(response.status_code))
                 continue
             if 300 <= response.status_code < 400:
                 raise ApiError(response.status_code, f"redirected to {response.headers.get('Location', '?')}",
                                display_url(url), hint="set --url to the final address of the Sentry server")
             if response.status_code >= 400:
-                raise self._error(response, url)
+                raise self._error(response, url, scope)
+            if method != "GET" and not response.content.strip():
+                return None, response  # 204: done, nothing to say
             try:
                 return (rawpage.inspect(response.content) if raw else response.json()), response
             except ValueError:
@@ -647,7 +660,7 @@ class SentryClient:
                         hint="the server's rate limit held for too long; try again later" if status == 429 else
                         "try again later", json_body=_is_json(response))
 
-    def _error(self, response: requests.Response, url: str) -> ApiError:
+    def _error(self, response: requests.Response, url: str, scope: str | None = None) -> ApiError:
         message = server_message(response)
         status = response.status_code
         is_json = _is_json(response)
@@ -655,7 +668,7 @@ class SentryClient:
             return AuthError(status, message, display_url(url), json_body=is_json,
                              hint=f"check the token in {self.token_origin} and that it has the read scopes")
         if status == 403:  # a token that may read the rest: name what this read needs
-            scope = scope_of(urlsplit(url).path.split("/api/0/", 1)[-1])
+            scope = scope or scope_of(urlsplit(url).path.split("/api/0/", 1)[-1])
             lacks = f"the scope {scope}" if scope else "a scope this read needs"
             # said first: a status line or a stream's error shows only the start of a message
             return AuthError(status, f"the token lacks {lacks}: {message}", display_url(url), json_body=is_json,
@@ -669,6 +682,13 @@ class SentryClient:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+
+
+def _ask(session: requests.Session, method: str, url: str, params, body: Any, timeout: float) -> requests.Response:
+    """A read through `Session.get` (as ever), a write through `Session.request` with its JSON body."""
+    if method == "GET":
+        return session.get(url, params=params, timeout=timeout, allow_redirects=False)
+    return session.request(method, url, params=params, json=body, timeout=timeout, allow_redirects=False)
 
 
 def server_message(response: requests.Response) -> str:
