@@ -63,6 +63,14 @@ def handle_errors(func):
     return wrapper
 
 
+def reader(db: str, *, any_duckdb: bool = False):
+    """A read-only connection for a command that prints rows: the store (or, for `query`, any
+    DuckDB file), with DuckDB's progress bar off, which would land in the middle of the rows."""
+    con = open_readonly(db) if any_duckdb else require_store(open_readonly(db), db)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet or not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
@@ -233,7 +241,7 @@ def query(sql, sql_file, params, limit, db, out):
         raise ConfigError("a --param name is given twice", hint="give each $name one --param")
     if out.fmt == "table" and limit is None:
         limit = QUERY_TABLE_ROWS
-    con = open_readonly(db)
+    con = reader(db, any_duckdb=True)
     try:
         rows = query_rows(con, text, bound)
         write_rows(rows, replace(out, limit=limit), count_rest=lambda: count_rows(con, text, bound))
@@ -277,7 +285,7 @@ def issues(since, until, status, source, project, sort, limit, db, out):
     """
     from .reading.browse import ISSUE_OPTIONAL, issue_rows, parse_when  # lazy: see status
 
-    con = require_store(open_readonly(db), db)
+    con = reader(db)
     try:
         write_rows(issue_rows(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
                               status=status, project=project, sort=sort, limit=limit, source=source), out,
@@ -312,7 +320,7 @@ def issue(ref, event_id, oldest, source, as_json, fmt, db):
         raise ConfigError("give --event or --oldest, not both")
     if as_json and fmt == "text":
         raise ConfigError("--json and --format text disagree", hint="give one of them")
-    con = require_store(open_readonly(db), db)
+    con = reader(db)
     try:
         page = read_page(con, ref, source=source, event_id=event_id, oldest=oldest)
     finally:
@@ -358,7 +366,7 @@ def report(name, source, project, environment, release, since, until, by, limit,
     by = by or "day"
     filters = Filters(source=source, project=project, environment=environment, release=release,
                       since=parse_when(since, "--since"), until=parse_when(until, "--until"), by=by, limit=limit)
-    con = require_store(open_readonly(db), db)
+    con = reader(db)
     try:
         rows = report_rows(con, name, filters)
         if not rows.first():
@@ -392,7 +400,7 @@ def export_parquet(directory, since, db):
     from .reading.browse import parse_when  # lazy: see status
     from .reading.export import export_parquet as write  # lazy: see status
 
-    con = require_store(open_readonly(db), db)
+    con = reader(db)
     try:
         written = write(con, directory, since=parse_when(since, "--since"))
     finally:

@@ -15,10 +15,9 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Callable, Sequence, TextIO
-from uuid import UUID
 
 from ..errors import ConfigError
 from ..reading.rows import Rows
@@ -135,8 +134,6 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, (UUID, timedelta)):
-        return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
     return str(value)
