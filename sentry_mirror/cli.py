@@ -570,7 +570,7 @@ def run_triage_command(opts: dict, build, *, check=None) -> None:
 
 def show_triage_plan(action, targets, *, dry_run: bool) -> None:
     head = "Would" if dry_run else "About to"
-    click.echo(f"{head} {action.what} {len(targets)} issue{'s' if len(targets) != 1 else ''}:")
+    click.echo(f"{head} {action.what}: {len(targets)} issue{'s' if len(targets) != 1 else ''}")
     for t in targets[:10]:
         click.echo(f"  {t.id:>12}  {(t.short_id or ''):<18} {t.status or '':<10} {(t.title or '')[:70]}")
     if len(targets) > 10:

@@ -203,7 +203,7 @@ def test_dry_run_shows_and_changes_nothing(emu, db):
     before = rows(db, "SELECT * FROM issues ORDER BY id")
     result = triage(emu, db, "resolve", "--dry-run", *ids)
     assert result.exit_code == 0, result.output
-    assert "Would resolve 3 issues" in result.output
+    assert "Would resolve: 3 issues" in result.output
     title = rows(db, "SELECT title FROM issues WHERE id = ?", ids[0])[0][0]
     assert title[:40] in result.output
     assert puts(emu) == 0
