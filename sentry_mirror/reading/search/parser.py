@@ -108,12 +108,17 @@ def wildcard_regex(text: str) -> str | None:
     while i < len(text):
         c = text[i]
         if c == "\\" and i + 1 < len(text):
-            out += re.escape(text[i + 1])
+            out += re_escape(text[i + 1])
             i += 2
             continue
-        out += ".*" if c == "*" else re.escape(c)
+        out += ".*" if c == "*" else re_escape(c)
         i += 1
     return "^" + out + "$"
+
+
+def re_escape(text: str) -> str:
+    """Escape regex metacharacters the same way for DuckDB's RE2 and Python's re."""
+    return "".join("\\" + c if c in ".^$|?*+()[]{}\\" else c for c in text)
 
 
 def unescape(text: str) -> str:
