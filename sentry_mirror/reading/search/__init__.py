@@ -33,11 +33,12 @@ def sort_order(sort: str) -> str:
 
 
 def issue_filter(con, query: str | None, *, now: datetime, source=None, project=None, environment=None,
-                 me: str | None = None) -> tuple[str, list]:
-    """One condition over `issues i` (live issues only) and its parameters: the query and scope."""
+                 me: str | None = None, live: bool = True) -> tuple[str, list]:
+    """One condition over `issues i` and its parameters: the query and scope; `live` leaves out
+    the issues Sentry deleted (as its search does)."""
     node = parse(query or "", store_tag_keys(con))
     where, params = compile_where(node, now=now, me=me)
-    parts, args = ["i.deleted_at IS NULL", where], list(params)
+    parts, args = (["i.deleted_at IS NULL"] if live else []) + [where], list(params)
     if source is not None:
         parts.append("i.source = ?")
         args.append(source)

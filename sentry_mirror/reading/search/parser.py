@@ -270,7 +270,7 @@ class _Parser:
                 self.fail(f"'{raw_key}' takes one value, not a list", col - 1)
             return Filter(key, "not in" if negated else "in", values, col, kind)
         op_m = _OPERATOR.match(self.text, self.pos)
-        op = None
+        op, self.op_at = None, self.pos
         if op_m:
             self.pos = op_m.end()
             op = None if op_m.group(0) == "=" else op_m.group(0)  # a plain `=` changes nothing
@@ -310,7 +310,7 @@ class _Parser:
                 self.fail(f"'{raw_key}' cannot be negated; use < or > instead", col - 1)
             return self.date(key, raw_key, op, value, col, value_at)
         if op and op != "!=":
-            self.fail(f"'{raw_key}' is text: the operator '{op}' does not apply", value_at)
+            self.fail(f"'{raw_key}' is text: the operator '{op}' does not apply", self.op_at)
         if op == "!=":
             negated = not negated
         return Filter(key, "!=" if negated else "=", (value,), col, kind)
