@@ -272,15 +272,23 @@ def read_sql(sql: str | None, sql_file: str | None) -> str:
 @click.option("--since", help="Issues last seen at or after this: YYYY-MM-DD, an ISO time, or a span like 7d or 24h.")
 @click.option("--until", help="Issues first seen before this (same forms as --since).")
 @click.option("--status", type=click.Choice(["unresolved", "resolved", "ignored", "deleted"]), help="Only this status.")
+@click.option("--query", "-q", help="Sentry's issue search, e.g. 'is:unresolved level:error release:1.4.2'.")
+@click.option("--environment", help="Only issues with an event in this environment.")
+@click.option("--me", metavar="EMAIL", help="Who 'assigned:me' means (the store does not know the token's user).")
 @scope_options
-@click.option("--sort", type=click.Choice(["events", "users", "last-seen", "first-seen"]), default="events",
-              show_default=True, help="Order of the list.")
+@click.option("--sort", type=click.Choice(["date", "new", "freq", "user", "priority",
+                                           "events", "users", "last-seen", "first-seen"]), default="freq",
+              show_default=True, help="Order, as Sentry's: date (last seen), new (first seen), freq (events), "
+                                      "user (users), priority; events, users, last-seen, first-seen still work.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True, help="How many issues to list.")
 @store_options
 @output_options
-def issues(since, until, status, source, project, sort, limit, db, out):
+def issues(since, until, status, query, environment, me, source, project, sort, limit, db, out):
     """List stored issues with their events and affected users, offline.
 
+    --query takes Sentry's issue search language: key:value, !key:value, "quoted values", lists
+    key:[a, b], wildcards *, times_seen:>10, lastSeen:-24h, firstSeen:+7d, has:key, free text, OR
+    and parentheses. Relative dates count from now.
     No matching issue is not an error: the answer is empty (a table says "(no rows)") and the exit status 0.
     """
     from .reading.browse import ISSUE_OPTIONAL, issue_rows, parse_when  # lazy: see status
@@ -288,7 +296,8 @@ def issues(since, until, status, source, project, sort, limit, db, out):
     con = reader(db)
     try:
         write_rows(issue_rows(con, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
-                              status=status, project=project, sort=sort, limit=limit, source=source), out,
+                              status=status, project=project, sort=sort, limit=limit, source=source,
+                              query=query, environment=environment, me=me), out,
                    optional=ISSUE_OPTIONAL)
     finally:
         con.close()

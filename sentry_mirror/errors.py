@@ -82,3 +82,12 @@ class Interrupted(MirrorError):
     @classmethod
     def stopped(cls) -> "Interrupted":
         return cls("sync interrupted; the last page was stored and the next sync resumes from it")
+
+
+class SearchError(ConfigError):
+    """A search query that does not parse or names what the store cannot answer; the parser puts
+    the column (1-based) and, for an unknown key, the nearest valid key in the message."""
+
+    def __init__(self, message: str, column: int | None = None, hint: str | None = None):
+        super().__init__(message, hint)
+        self.column = column

@@ -266,15 +266,14 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
 
 ISSUE_OPTIONAL = ("stored", "first_release", "first_seen", "level", "project")  # left out first on a narrow terminal
 
-_ORDER = {"events": "s.times_seen DESC", "users": "s.user_count DESC", "last-seen": "s.last_seen DESC",
-          "first-seen": "s.first_seen DESC"}
-
-
 def issue_rows(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
-               sort="events", limit=20, source=None) -> Rows:
+               sort="freq", limit=20, source=None, query=None, environment=None, me=None, now=None) -> Rows:
     """Issues from the issue_summary view; every filter is a bound parameter, never pasted into SQL.
-    The connection stays open for the rows: the caller closes it."""
+    `query` is Sentry's issue search (reading/search), `sort` Sentry's sort names (date, new, freq,
+    user, priority) or the mirror's older ones. The connection stays open for the rows: the caller
+    closes it."""
     from .reports import check_project, check_source
+    from .search import issue_filter, sort_order
 
     shown = shown_status("i")  # from issues itself: a store's view from before 'deleted' lacks it
     where, params = [], []
@@ -283,6 +282,12 @@ def issue_rows(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status
         if value is not None:
             where.append(condition)
             params.append(value)
+    order = sort_order(sort)
+    if query or environment:
+        searched, args = issue_filter(con, query, now=now or datetime.now(timezone.utc), environment=environment,
+                                      me=me, live=status != "deleted")  # --status deleted asks for the dead
+        where.append(searched)
+        params.extend(args)
     sql = (
         # Sentry's own counters side by side (what its issue page shows), then what the mirror holds
         # of the issue: with sampled events, or past retention, the two differ.
@@ -290,7 +295,7 @@ def issue_rows(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status
         "s.user_count AS users, s.stored_events AS stored, s.first_seen, s.last_seen, s.first_release, s.title "
         "FROM issue_summary s JOIN issues i ON i.source = s.source AND i.id = s.issue_id"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + f" ORDER BY {_ORDER[sort]} NULLS LAST, s.issue_id LIMIT ?"
+        + f" ORDER BY {order} NULLS LAST, s.issue_id LIMIT ?"
     )
     try:
         check_source(con, source)
