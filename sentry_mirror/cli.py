@@ -512,6 +512,9 @@ def demo(db, scale, seed, quiet, verbose):
 def triage_options(func):
     """What every triage command takes: the issues, the source to act as, and the safety flags."""
     func = click.argument("refs", metavar="ISSUE...", nargs=-1)(func)
+    func = click.option("--query", "search", help="Also every stored issue this Sentry search finds, e.g. "
+                                                  "'is:unresolved release:web@1.2.0' (as `issues --query`).")(func)
+    func = click.option("--me", metavar="EMAIL", help="Who 'assigned:me' means in --query.")(func)
     func = click.option("--dry-run", is_flag=True, help="Only show what would change; change nothing.")(func)
     func = click.option("-y", "--yes", is_flag=True, help="Do it without asking (scripts).")(func)
     func = click.option("--source", "source_name", help="The config source to act as, when the config has several.")(func)
@@ -525,7 +528,8 @@ def triage_options(func):
 def triage():
     """Change issues in Sentry (resolve, ignore, assign, delete...) and store the change at once.
 
-    ISSUE is a stored issue id or short id. Shows what would change and asks first; --yes for scripts,
+    ISSUE is a stored issue id or short id; --query adds the stored issues a Sentry search finds.
+    Shows what would change and asks first; --yes for scripts,
     --dry-run to only look. Exit status: 0 done; 2 bad input or not confirmed; 5 token refused
     (names the missing scope); 6 some requests failed (each reported; the store keeps only what Sentry did).
     """
@@ -545,11 +549,22 @@ def run_triage_command(opts: dict, build, *, check=None) -> None:
         raise ConfigError(f"triage acts as one source, and the config gives {len(config.sources)}",
                           hint="pick one with --source NAME")
     source = config.sources[0]
-    if not opts["refs"]:
-        raise ConfigError("name the issues to change", hint="issue ids or short ids, as `issues` lists them")
+    if not opts["refs"] and not opts["search"]:
+        raise ConfigError("name the issues to change", hint="issue ids or short ids, as `issues` lists them, "
+                                                          "or --query 'SEARCH'")
     con = require_store(open_readonly(config.db), config.db)
     try:
-        targets = select_issues(con, source.name, opts["refs"])
+        refs = list(opts["refs"])
+        if opts["search"]:
+            from .reading.search import search_issue_ids
+
+            found = search_issue_ids(con, opts["search"], now=datetime.now(timezone.utc), source=source.name,
+                                     me=opts["me"])
+            if not found and not refs:
+                click.echo(f"No stored issue matches --query {opts['search']!r}: nothing to change.")
+                return
+            refs += found
+        targets = select_issues(con, source.name, refs)
         action = build(con, source.name)
     finally:
         con.close()

@@ -304,3 +304,27 @@ def test_bulk_over_100_is_split_and_a_failing_request_is_reported_alone(big, tmp
     assert sum(truth[i]["status"] == "resolved" for i in ids) == 100
     assert {i for i in ids if got[i][0] == "resolved"} == {i for i in ids if truth[i]["status"] == "resolved"}
     assert "30 issues were not changed" in result.stderr
+
+
+def test_query_selects_what_the_offline_search_finds_and_only_that_changes(emu, db):
+    """`triage --query` acts on exactly the issues `issues --query` lists; the others stay as they were."""
+    search = "is:unresolved level:error"
+    truth = emu.truth()["issues"]
+    online = requests.get(f"{emu.url}/api/0/organizations/{emu.org_slug}/issues/", timeout=30,
+                          params={"query": search, "statsPeriod": "90d", "limit": 100},
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    expected = {issue["id"] for issue in online.json()}  # Sentry's own answer to the search (the emulator's)
+    assert expected and len(expected) < len(truth), "the search picks some issues, not all"
+    listed = run("issues", "--db", str(db), "--query", search, "--limit", "1000", "--csv")
+    assert {r.split(",")[0] for r in listed.output.splitlines()[1:]} == set(
+        r[0] for r in rows(db, "SELECT short_id FROM issues WHERE id IN (SELECT unnest(?::VARCHAR[]))", sorted(expected)))
+    dry = triage(emu, db, "resolve", "--query", search, "--dry-run")
+    assert dry.exit_code == 0 and f"Would resolve: {len(expected)} issue" in dry.output, dry.output
+    assert emu.truth()["issues"] == truth  # a dry run changes nothing
+    result = triage(emu, db, "resolve", "--query", search)
+    assert result.exit_code == 0, result.output
+    after = emu.truth()["issues"]
+    assert {i for i, v in after.items() if v["status"] != truth[i]["status"]} == expected
+    assert {i: v[0] for i, v in stored(db, sorted(expected)).items()} == {i: "resolved" for i in expected}
+    nothing = triage(emu, db, "resolve", "--query", search)  # none is left unresolved
+    assert nothing.exit_code == 0 and "nothing to change" in nothing.output
