@@ -585,7 +585,7 @@ def run_triage_command(opts: dict, build, *, check=None) -> None:
             store.close()
     done = sum(len(r.ids) for r in result.requests if r.applied)
     click.echo(f"{action.what}: {done} of {len(targets)} issues changed in Sentry and in the store "
-               f"({len(result.requests)} request{'s' if len(result.requests) != 1 else ''})")
+               f"({result.sent} request{'s' if result.sent != 1 else ''})")
     if result.failed:
         failed = sum(len(r.ids) for r in result.failed)
         click.echo(f"sentry-mirror: {failed} issues were not changed: see the FAILED lines above", err=True)
