@@ -13,13 +13,13 @@ import os
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import click
 import duckdb
 
 from . import __version__, redact
 from .errors import PARTIAL_EXIT, ConfigError, Interrupted, MirrorError, StoreError
-from .running.config import Config, check_config, read_config_file, resolve
 from .running.options import (
     config_option,
     db_option,
@@ -34,6 +34,9 @@ from .running.options import (
 )
 from .running.output import write as write_rows
 from .storage.store import io_hint, open_readonly, require_store
+
+if TYPE_CHECKING:
+    from .running.config import Config
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}  # on the group: every command inherits it
 
@@ -110,6 +113,7 @@ def sync(url, org, token, config_path, source_names, full, rebind, ca_bundle, in
     """
     setup_logging(verbose, quiet)
     from .running.progress import terminal_progress  # lazy, to keep start-up short: rich
+    from .running.config import resolve  # lazy: readers need none of the config machinery
     from .running.runner import describe_result, stop_on_signals, sync_all  # lazy: requests, the syncer
 
     try:  # with --json, every failure is a JSON object too (a cron job keeps it as its record)
@@ -166,6 +170,7 @@ def apply_tls_options(config: Config, ca_bundle: str | None, insecure: bool) -> 
 @verbosity_options
 def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db, quiet, verbose):
     """Keep syncing on a schedule until stopped (one sync at a time; SIGTERM finishes the page in hand)."""
+    from .running.config import resolve  # lazy: see sync
     from .running.scheduler import make_trigger, run_scheduler, stamp_log_lines  # lazy: apscheduler
 
     setup_logging(verbose, quiet)
@@ -431,6 +436,7 @@ def config():
 @db_option
 def config_check(config_path, url, org, token, online, db):
     """Validate the config (every wrong key or value, with its line) and print the effective settings."""
+    from .running.config import check_config, read_config_file, resolve  # lazy: see sync
     from .running.configcheck import describe, online_check  # lazy: see status
 
     if config_path:
@@ -538,6 +544,7 @@ def triage():
 def run_triage_command(opts: dict, build, *, check=None) -> None:
     """Choose the source and issues, show the change, confirm, send it, report each request."""
     from .running.runner import client_for  # lazy: requests
+    from .running.config import resolve  # lazy: see sync
     from .running.triage import TriageResult, run_triage, select_issues
     from .storage.locking import writer_lock
     from .storage.store import Store

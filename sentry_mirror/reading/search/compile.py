@@ -38,11 +38,6 @@ IS_SQL = {
     "regressed": "i.substatus = 'regressed'", "escalating": "i.substatus = 'escalating'",
 }
 EVENTS_OF = "FROM events e WHERE e.source = i.source AND e.issue_id = i.id"
-SORTS = {"date": "i.last_seen DESC", "new": "i.first_seen DESC", "freq": "i.times_seen DESC",
-         "user": "i.user_count DESC",
-         "priority": "CASE i.priority WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END DESC, "
-                     "i.last_seen DESC"}
-SORT_ALIASES = {"events": "freq", "users": "user", "last-seen": "date", "first-seen": "new"}
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -155,7 +150,7 @@ class Compiler:
         if f.key in EVENT_TEXT:
             return f"EXISTS (SELECT 1 {EVENTS_OF} AND coalesce({EVENT_TEXT[f.key]}, '') <> '')"
         if f.key in EXCEPTION_TEXT or f.key == "error.handled":
-            return (f"EXISTS (SELECT 1 FROM events e JOIN event_exceptions x ON x.source = e.source AND "
+            return ("EXISTS (SELECT 1 FROM events e JOIN event_exceptions x ON x.source = e.source AND "
                     "x.event_id = e.event_id WHERE e.source = i.source AND e.issue_id = i.id)")
         k = self.bind(f.key)
         return (f"EXISTS (SELECT 1 FROM events e JOIN event_tags t ON t.source = e.source AND t.event_id = "
