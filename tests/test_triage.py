@@ -160,6 +160,11 @@ def test_bookmark_and_unbookmark(emu, db):
     assert triage(emu, db, "bookmark", *ids).exit_code == 0
     assert s.get(detail).json()["isBookmarked"] is True
     assert [stored(db, ids)[i][4] for i in ids] == ["true", "true"]
+    online = s.get(f"{emu.url}/api/0/organizations/{emu.org_slug}/issues/",
+                   params={"query": "bookmarks:me", "statsPeriod": "90d", "limit": 100}).json()
+    found = run("issues", "--db", str(db), "--query", "bookmarks:me", "--limit", "1000", "--json")
+    assert set(ids) <= {i["id"] for i in online}  # the search sees the bookmarks at once, offline too
+    assert {r["short_id"] for r in json.loads(found.output)} == {i["shortId"] for i in online}
     assert triage(emu, db, "unbookmark", *ids).exit_code == 0
     assert s.get(detail).json()["isBookmarked"] is False
     assert [stored(db, ids)[i][4] for i in ids] == ["false", "false"]
