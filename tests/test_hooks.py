@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from sentry_mirror.emulator import Emulator
+from sentry_mirror.errors import ApiError
 from sentry_mirror.fetching.client import SentryClient
 from sentry_mirror.running.config import Config, Source
 from sentry_mirror.running.hooks.install import install, list_hooks, remove
@@ -330,3 +331,30 @@ def test_integration_issue_webhook_changes_status_at_once(synced, emu, monkeypat
                       [issue_id]).fetchall()
     con.close()
     assert status == "resolved" and via == [("webhook",)]
+
+
+def test_a_hook_is_never_created_twice_by_a_retry(synced, emu, tmp_path):
+    """A POST that meets a 5xx may have been done: it is not sent again (a 429 is: Sentry did not act)."""
+    secrets = HookSecrets(str(tmp_path / "secrets.json"))
+    client = SentryClient(emu.url, emu.token)
+    client._delay = lambda attempt, response: 0.01  # the paths, not the waits, are under test
+    slug = emu.world.projects[0].slug
+    project = next(p.idx for p in emu.world.projects if p.slug == slug)
+    before = len(emu.world.hooks.get(project, []))
+    route = "*/hooks/"
+
+    def posts():
+        return emu.request_counts()["by_endpoint"].get("POST /api/0/projects/{org}/{project}/hooks/", 0)
+
+    requests.post(f"{emu.url}/_emulator/faults", json={"kind": "503", "route": route, "times": 1}, timeout=10)
+    sent = posts()
+    with pytest.raises(ApiError):
+        install(client, emu.org_slug, slug, "https://mirror.example.com/hooks", ["event.created"], secrets,
+                source=emu.org_slug)
+    assert posts() - sent == 1 and len(emu.world.hooks.get(project, [])) == before
+    requests.post(f"{emu.url}/_emulator/faults", json={"kind": "429", "route": route, "times": 1}, timeout=10)
+    sent = posts()
+    install(client, emu.org_slug, slug, "https://mirror.example.com/hooks", ["event.created"], secrets,
+            source=emu.org_slug)
+    assert posts() - sent == 2 and len(emu.world.hooks.get(project, [])) == before + 1
+    client.close()
