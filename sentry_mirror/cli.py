@@ -718,6 +718,8 @@ def hooks_options(func=None, *, public_url: bool = False):
 
 def hooks_config(opts: dict, *, one: bool = True) -> Config:
     setup_logging(opts["verbose"], opts["quiet"])
+    from .running.config import resolve  # lazy: see sync
+
     config = resolve(config_path=opts["config_path"], url=opts["url"], org=opts["org"], token=opts["token"],
                      db=opts["db"], source_names=(opts["source_name"],) if opts["source_name"] else ())
     if one and len(config.sources) != 1:

@@ -175,6 +175,9 @@ class Refresher:
         return out
 
 
+GATHER = 0.25  # seconds a first delivery waits for others, so a burst is one transaction, not hundreds
+
+
 class Drainer:
     """The one thread that writes what the receiver accepted."""
 
@@ -217,6 +220,8 @@ class Drainer:
                 continue  # more waiting: the next batch at once
             due = self.refresher.due_in()
             self.wake.wait(0.5 if due is None else min(0.5, due))
+            if self.wake.is_set():  # a delivery came: let the burst it may open gather first
+                self.stop.wait(GATHER)
             self.wake.clear()
         with contextlib.suppress(MirrorError):
             self.cycle(final=True)
@@ -228,7 +233,7 @@ class Drainer:
         refreshed = self.refresher.fetch() if due is not None and (due == 0 or final) else {}
         if not names and not refreshed:
             return 0
-        deliveries = [d for d in (self.spool.read(n) for n in names) if d is not None]
+        deliveries = [d for n in names for d in self.spool.read(n)]
         batch = read_batch(deliveries, self.default_source)
         try:
             lock = writer_lock(self.db)
@@ -252,11 +257,11 @@ class Drainer:
             lock.__exit__(None, None, None)
         self.spool.remove(names)
         self.refresher.queue(batch.refresh)
-        self.stored += len(names)
+        self.stored += len(deliveries)
         events, issues = batch.count()
         if names:
-            log.info("stored %d deliveries: %d events, %d issue changes%s", len(names), events, issues,
+            log.info("stored %d deliveries: %d events, %d issue changes%s", len(deliveries), events, issues,
                      f" ({batch.skipped} unusable)" if batch.skipped else "")
         if refreshed:
             log.info("refreshed %d issues", sum(map(len, refreshed.values())))
-        return len(names)
+        return len(deliveries)
