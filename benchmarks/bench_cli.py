@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +38,7 @@ COMMANDS = [
     ("--help", ["--help"]),
     ("status", ["status"]),
     ("issues", ["issues"]),
+    ("issues -q 'is:unresolved level:error lastSeen:-7d'", ["issues", "-q", "is:unresolved level:error lastSeen:-7d"]),
     ('query "SELECT count(*) FROM events"', ["query", "SELECT count(*) FROM events"]),
     ("report top", ["report", "top"]),
     ("report trends", ["report", "trends"]),
@@ -65,15 +67,19 @@ def build_store(db: Path) -> float:
     return time.perf_counter() - started
 
 
-def timed(args: list[str], db: Path) -> list[float]:
-    """Wall seconds of RUNS runs of one command, its output thrown away."""
+def timed(args: list[str], db: Path) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system) of RUNS runs of one command, its output thrown
+    away. The CPU time is the command's own work: on a busy machine, wall time adds the waits."""
     argv = cli() + args + (["--db", str(db)] if args[0] in STORE_ARGS else [])
-    times = []
+    times, cpus = [], []
     for _ in range(RUNS):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=environment(), cwd=db.parent)
         times.append(time.perf_counter() - started)
-    return times
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return times, cpus
 
 
 def big_csv(db: Path, out: Path, rows: int = BIG_ROWS) -> dict:
@@ -94,16 +100,17 @@ def big_csv(db: Path, out: Path, rows: int = BIG_ROWS) -> dict:
             "lines": lines, "bytes": out.stat().st_size}
 
 
-def markdown(figures: dict[str, list[float]], big: dict, base: dict, built: float | None, db: Path) -> str:
+def markdown(figures: dict[str, tuple[list[float], list[float]]], big: dict, base: dict, built: float | None, db: Path) -> str:
     when = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # the machine is shared: busy cores stretch wall times
     lines = [f"Reading commands on a store of scale `small` ({db.stat().st_size / 1e6:.1f} MB"
              + (f", built in {built:.1f} s" if built is not None else "") + "), each a process of its own. "
              f"{platform.machine()}, {os.cpu_count()} cores (load average {load}), Python {platform.python_version()}; "
              f"{when}.",
-             "", f"| command | best of {RUNS} s | median s |", "|---|---|---|"]
-    for name, times in figures.items():
-        lines.append(f"| `sentry-mirror {name}` | {min(times):.3f} | {statistics.median(times):.3f} |")
+             "", f"| command | wall, best of {RUNS} s | wall, median s | CPU, median s |", "|---|---|---|---|"]
+    for name, (times, cpus) in figures.items():
+        lines.append(f"| `sentry-mirror {name}` | {min(times):.3f} | {statistics.median(times):.3f} | "
+                     f"{statistics.median(cpus):.3f} |")
     lines += ["", f"- `sentry-mirror query \"SELECT * FROM range({BIG_ROWS})\" --csv > file`, once: "
               f"{big['seconds']:.1f} s wall, {big['rows_per_s']:,.0f} rows/s, peak RSS {big['peak_mb']:.1f} MB, "
               f"{big['lines']:,} lines ({big['bytes'] / 1e6:.1f} MB) written. The same for {SMALL_ROWS:,} rows: "

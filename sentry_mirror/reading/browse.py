@@ -18,10 +18,12 @@ from ..timestamps import parse_ts
 from .rows import Rows
 
 ENTITY_TABLES = ("organizations", "projects", "releases", "issues", "events")
+# The store's tables. Not information_schema.tables: it binds every view too (14 ms of a 60 ms answer).
+TABLES_SQL = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return {r[0] for r in con.execute(TABLES_SQL).fetchall()}
 
 
 def shown_status(alias: str = "") -> str:

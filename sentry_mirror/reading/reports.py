@@ -18,7 +18,7 @@ import duckdb
 from ..errors import ConfigError, MirrorError
 from ..filemodes import user_umask
 from ..storage.sqlfiles import load_sql, params_for, statements
-from .browse import check_project, check_source
+from .browse import TABLES_SQL, check_project, check_source
 from .rows import Rows
 
 BUCKETS = ("hour", "day", "week")
@@ -101,7 +101,7 @@ def _execute(con: duckdb.DuckDBPyConnection, name: str, filters: Filters) -> duc
 
 
 def _check_filters(con: duckdb.DuckDBPyConnection, report: Report, filters: Filters) -> None:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    tables = {r[0] for r in con.execute(TABLES_SQL).fetchall()}
     if not {"events", "projects", "issues"} <= tables or not con.execute(
             "SELECT EXISTS (SELECT 1 FROM issues) OR EXISTS (SELECT 1 FROM events)").fetchone()[0]:
         raise EmptyStore("the store holds no issues or events yet", hint="run 'sentry-mirror sync' first")
