@@ -390,3 +390,65 @@ def test_a_source_the_store_does_not_hold_is_named(emu, db):
     assert result.exit_code == 2
     assert one_line_error(result) and "no-such-org" in result.output and "acme" in result.output
     assert stored(db, ids)[ids[0]][0] == "unresolved"
+
+
+def converse(emu, db, args: list[str], answers: list[tuple[str, str]], timeout: float = 120) -> tuple[int, str]:
+    """Run `sentry-mirror triage …` on a terminal (a pty), answering each prompt as it appears."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "sentry_mirror", "triage", *args, "--url", emu.url, "--org", emu.org_slug,
+            "--db", str(db)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTRY")}
+    env.update(SENTRY_AUTH_TOKEN=TOKEN, SENTRYCLIRC=os.devnull, COLUMNS="120")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, with the pty as its terminal
+        os.execve(sys.executable, argv, env)
+    out, deadline = b"", time.monotonic() + timeout
+
+    def read_until(text: bytes | None) -> None:
+        nonlocal out
+        while text is None or text not in out:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"timed out waiting for {text!r}: {out.decode(errors='replace')}")
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal: it ended
+                chunk = b""
+            if not chunk:
+                if text is None:
+                    return
+                raise AssertionError(f"ended before {text!r}: {out.decode(errors='replace')}")
+            out += chunk
+
+    try:
+        for prompt, answer in answers:
+            read_until(prompt.encode())
+            os.write(fd, answer.encode() + b"\n")
+        read_until(None)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_on_a_terminal_triage_asks_and_a_no_changes_nothing(emu, db):
+    ids = ids_with(emu, "unresolved", 1)
+    code, out = converse(emu, db, ["resolve", ids[0]], [("Change these issues in Sentry?", "n")])
+    assert code == 2 and "nothing was changed" in out
+    assert emu.truth()["issues"][ids[0]]["status"] == "unresolved" and stored(db, ids)[ids[0]][0] == "unresolved"
+    code, out = converse(emu, db, ["resolve", ids[0]], [("Change these issues in Sentry?", "y")])
+    assert code == 0, out
+    assert emu.truth()["issues"][ids[0]]["status"] == "resolved" and stored(db, ids)[ids[0]][0] == "resolved"
+
+
+def test_on_a_terminal_a_delete_asks_twice_naming_the_count(emu, db):
+    ids = ids_with(emu, "resolved", 2)
+    code, out = converse(emu, db, ["delete", *ids], [("Change these issues in Sentry?", "y"),
+                                                     ("Delete 2 issues and all their events for good?", "n")])
+    assert code == 2 and "nothing was deleted" in out
+    assert set(ids) <= set(emu.truth()["issues"]) and all(v[5] is None for v in stored(db, ids).values())
