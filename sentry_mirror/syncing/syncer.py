@@ -32,6 +32,7 @@ from ..fetching.client import Page, SentryClient
 from ..fetching.urls import display_url
 from ..storage.store import PRUNE_KEYS, Store
 from ..timestamps import fmt_ts, parse_ts
+from . import usage
 from .event_walks import EventWalks
 from .walker import RETENTION, SyncOptions, SyncResult, Walker
 
@@ -61,6 +62,7 @@ class Syncer:
         self.events = EventWalks(self.walker)
         self._configured_url = client.base_url  # before any move to the organization's region
         self._gone: list[str] = []  # known issues the server no longer lists, this sync (see _mark_gone)
+        self._stats_by_project = False  # this sync read every project's counters in one stats_v2 request
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -85,8 +87,9 @@ class Syncer:
             self._stream("issues", lambda: seen.update(self.sync_issues()))
             self._stream("issue_status", self.refresh_known_issues, seen)
             self._stream("events", self.events.run)
-            self._stream("project_stats", self.sync_project_stats)
-            self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
+            self._stream("project_stats", self.sync_stats)
+            if not self._stats_by_project:  # otherwise that answer held the organization's too
+                self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
             self._stream("project_details", self.sync_project_details)
             self._check_clock()
             self.buffer.flush()
@@ -237,6 +240,57 @@ class Syncer:
                 self.buffer.state("state", "deploys", version, watermark=None, cursor=None, params=None,
                                   extra={"deploy_count": count})
         self.buffer.flush()
+
+    def sync_stats(self) -> None:
+        """Every project's counters and the organization's in one stats_v2 request (grouped by project,
+        outcome and category, hourly; days summed from hours); a server that cannot group by project
+        is asked the deprecated per-project route, 8 requests a project (remembered)."""
+        caps = self.walker.capabilities()
+        if caps.get("stats_v2_by_project", True) and self._stats_by_project_v2(caps):
+            self._stats_by_project = True
+            return
+        self.sync_project_stats()
+
+    def _stats_by_project_v2(self, caps: dict) -> bool:
+        """One stats_v2 read from the start of the earliest day still to complete; False when the
+        server refuses `groupBy=project` or ignores it (then nothing is stored)."""
+        now = self.walker.server_now()
+        projects = self.store.select("projects", source=self.source)
+        day = lambda t: t.replace(hour=0, minute=0, second=0, microsecond=0)  # noqa: E731
+        horizon = day(now - RETENTION) + timedelta(days=1)
+        lasts = {(p, r): ts if first <= horizon else None
+                 for p, s, r, ts, first in self.store.select("stats_starts", source=self.source) if s == "generated"}
+        marks = [lasts.get((pid, r)) for pid, _ in projects for r in ep.STAT_RESOLUTIONS]
+        org_last = self.store.select("last_org_stat", source=self.source, interval="1d")[0][0]
+        start = min([day(m) if m else horizon for m in marks] + [day(org_last) if org_last else horizon], default=horizon)
+        start = max(horizon, min(start, day(now)))
+        self.progress(f"stats of {len(projects)} projects…")
+        params = {**ep.ORG_STATS.params, "groupBy": ["project", "outcome", "category"], "interval": "1h",
+                  "start": fmt_ts(start), "end": fmt_ts(now)}
+        try:
+            data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params, probe=self.walker.probe)
+        except ApiError as exc:
+            if exc.status not in (400, 404, 422):
+                raise
+            data = None
+        if not usage.grouped_by_project(data):
+            log.info("stats_v2 does not group by project here; reading the per-project stats route")
+            self.walker.remember({**caps, "stats_v2_by_project": False})
+            return False
+        starts, series = usage.hourly(data, params["field"], now)
+        ids = [pid for pid, _ in projects]
+        for (project_id, stat, resolution), points in usage.project_points(starts, series, ids, start).items():
+            context = {"project_id": project_id, "stat": stat, "resolution": resolution}
+            self.buffer.add(ep.PROJECT_STATS.entity, points, context)
+            self.buffer.update("project_stats_future", **context, until=now)
+            self.result.add("project_stats", len(points))
+        hour_from = day(now - usage.ORG_HOURS) + timedelta(days=1)
+        for interval, points in usage.org_points(starts, series, start, hour_from).items():
+            self.buffer.add(ep.ORG_STATS.entity, points, {"interval": interval})
+            self.buffer.update("org_stats_future", interval=interval, until=now)
+            self.result.add("org_stats", len(points))
+        self.buffer.flush()
+        return True
 
     def sync_project_stats(self) -> None:
         """Stat buckets per project, stat and resolution, from the last stored bucket (re-read: it may
