@@ -23,6 +23,10 @@ class Endpoint:
     # rows it no longer returns are dropped (see store.PRUNE_KEYS).
     snapshot: bool = False
 
+    @property
+    def status(self) -> str | None:
+        return self.params.get("status")
+
     def paths(self, **scope: str) -> list[str]:
         return [p.format(**scope) for p in (self.path, *self.fallbacks)]
 
@@ -31,10 +35,12 @@ ORGANIZATION = Endpoint("organization", "organizations/{org}/", "organizations",
 
 PROJECTS = Endpoint("projects", "organizations/{org}/projects/", "projects")
 
-# The list hides archived releases unless asked: walk both statuses.
+# The list hides archived releases unless asked: walk both statuses. Newest first (`sort=date`,
+# Sentry's default: by date added), so new releases are on the first page.
 RELEASES = [
-    Endpoint("releases", "organizations/{org}/releases/", "releases", params={"status": "open"}),
-    Endpoint("releases_archived", "organizations/{org}/releases/", "releases", params={"status": "archived"}),
+    Endpoint("releases", "organizations/{org}/releases/", "releases", params={"status": "open", "sort": "date"}),
+    Endpoint("releases_archived", "organizations/{org}/releases/", "releases",
+             params={"status": "archived", "sort": "date"}),
 ]
 
 # `query` must be sent, even empty: without it Sentry applies `is:unresolved` and resolved issues

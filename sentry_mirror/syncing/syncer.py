@@ -63,6 +63,8 @@ class Syncer:
         self._configured_url = client.base_url  # before any move to the organization's region
         self._gone: list[str] = []  # known issues the server no longer lists, this sync (see _mark_gone)
         self._stats_by_project = False  # this sync read every project's counters in one stats_v2 request
+        self._oldest_listed: datetime | None = None  # the open release list's walk reached back to here
+        self._vanished: set[str] = set()  # open releases it should have listed and did not: archived
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -77,11 +79,12 @@ class Syncer:
         self.client.stop_when(lambda: self.stop.is_set() or self.walker.abort.is_set())  # the fetchers' waits too
         try:
             self._stream("organization", self.sync_organization, fatal=True)
-            self._stream("projects", self.sync_list, ep.PROJECTS)
+            self._stream("projects", self._cadenced, "projects", self.sync_list, ep.PROJECTS)
             for endpoint in ep.RELEASES:
-                self._stream(endpoint.name, self.sync_list, endpoint)
+                self._stream(endpoint.name, self.sync_releases, endpoint)
             for endpoint in ep.ORG_LISTS:
-                self._stream(endpoint.name, self.walker.optional, endpoint.name, self.sync_list, endpoint)
+                self._stream(endpoint.name, self._cadenced, endpoint.name, self.walker.optional, endpoint.name,
+                             self.sync_list, endpoint)
             self._stream("deploys", self.sync_deploys)
             seen: set[str] = set()
             self._stream("issues", lambda: seen.update(self.sync_issues()))
@@ -90,7 +93,7 @@ class Syncer:
             self._stream("project_stats", self.sync_stats)
             if not self._stats_by_project:  # otherwise that answer held the organization's too
                 self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
-            self._stream("project_details", self.sync_project_details)
+            self._stream("project_details", self._cadenced, "project_details", self.sync_project_details)
             self._check_clock()
             self.buffer.flush()
             self.store.create_views()
@@ -161,7 +164,51 @@ class Syncer:
                 "error": error,
             }
 
+    def _due(self, name: str) -> bool:
+        """Whether a slowly changing stream is read this sync: its cadence has passed since it was
+        last read whole (or it never was), or `--full` or `--refresh NAME` asked for it."""
+        if self.options.full or name in self.options.refresh:
+            return True
+        at = parse_ts(((self.store.get_state(self.source, "_cadence", name) or {}).get("extra") or {}).get("at"))
+        return at is None or self.walker.server_now() - at >= self.options.cadence_of(name)
+
+    def _cadenced(self, name: str, step: Callable, *args: Any) -> None:
+        """Run a slowly changing stream when it is due; when it ran without error, note when."""
+        if not self._due(name):
+            return
+        errors = len(self.result.errors)
+        started = self.walker.server_now()
+        step(*args)
+        if len(self.result.errors) == errors and name not in self.walker.missing:
+            self.buffer.state("state", "_cadence", name, watermark=None, cursor=None, params=None,
+                              extra={"at": fmt_ts(started)})
+            self.buffer.flush()
+
+    def _projects_known(self, project_ids: set[str]) -> None:
+        """A project the store does not know (named by an issue or a stat) was created since the
+        project list was last read: read it now rather than at its cadence."""
+        known = {pid for pid, _ in self.store.select("projects", source=self.source)}
+        if project_ids - known and not (self.result.streams.get("projects") or {}).get("requests"):
+            log.info("%d projects not known yet; reading the project list", len(project_ids - known))
+            self.options.refresh = self.options.refresh | {"projects"}
+            self._cadenced("projects", self.sync_list, ep.PROJECTS)
+
     def sync_organization(self) -> None:
+        """The organization's detail, at its cadence; between, the binding is checked against what
+        was stored and the organization's region kept from then."""
+        if not self._due("organization"):
+            bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
+            self._check_binding(bound.get("org_id") or "", None)
+            if bound.get("region"):
+                self.client.use_region(bound["region"])
+            return
+        started = self.walker.server_now()
+        self._read_organization()
+        self.buffer.state("state", "_cadence", "organization", watermark=None, cursor=None, params=None,
+                          extra={"at": fmt_ts(started)})
+        self.buffer.flush()
+
+    def _read_organization(self) -> None:
         try:
             org, _ = self.client.get(ep.ORGANIZATION.path.format(org=self.org))
         except NotFoundError as exc:
@@ -176,11 +223,13 @@ class Syncer:
             raise ApiError(200, "the organization endpoint did not answer with an organization",
                            self.client.base_url, hint="is --url a Sentry server?")
         binding = self._check_binding(str(org.get("id") or ""), org.get("slug"))
+        region = (org.get("links") or {}).get("regionUrl")
+        if region:
+            binding["region"] = region  # used between reads of the organization
         self.buffer.add("organizations", [org])
         self.result.add("organizations", 1)
         self.buffer.state("state", "_binding", "", watermark=None, cursor=None, params=None, extra=binding)
         self.buffer.flush()
-        region = (org.get("links") or {}).get("regionUrl")
         if region and self.client.use_region(region):
             self.progress(f"organization lives on {region}; reading from there")
 
@@ -227,6 +276,50 @@ class Syncer:
         self.walker.finish_walk(endpoint.name, scope, watermark=None)
         if not scope:
             self.buffer.flush()
+
+    def sync_releases(self, endpoint: ep.Endpoint) -> None:
+        """A release list (open or archived), newest first: whole at its cadence; between, until a
+        page whose releases are all stored unchanged (new releases come first). Open releases the
+        walk should have listed and did not were archived: the archived list is then walked on
+        until it has listed them all."""
+        if self._due(endpoint.name):
+            listed: set[str] = set()
+            self._cadenced(endpoint.name, self._walk_releases, endpoint, listed, None)
+        else:
+            listed = set()
+            self._walk_releases(endpoint, listed, self._vanished if endpoint.status == "archived" else None)
+        if endpoint.status == "open" and self._oldest_listed is not None:
+            self._vanished = {v for (v,) in self.store.select("open_releases_since", source=self.source,
+                                                              since=self._oldest_listed)} - listed
+
+    def _walk_releases(self, endpoint: ep.Endpoint, listed: set[str], wanted: set[str] | None) -> None:
+        """Walk the list; with `wanted` (not None), stop after an unchanged page once every wanted
+        release was listed; without it (the whole walk), never stop early."""
+        self.progress(f"{endpoint.name}…")
+        path, params = endpoint.path.format(org=self.org), dict(endpoint.params)
+        oldest = None
+        for page in self.walker.walk(endpoint.name, "", path, params):
+            items = [i for i in page.items if isinstance(i, dict) and i.get("version")]
+            unchanged = wanted is not None and self._releases_unchanged(items)
+            self.walker.save_page(endpoint.name, endpoint.entity, "", page, params)
+            listed.update(str(i["version"]) for i in items)
+            created = [t for t in (parse_ts(i.get("dateCreated")) for i in items) if t]
+            oldest = min(created + ([oldest] if oldest else []), default=oldest)
+            if unchanged and not (wanted - listed):
+                break
+        self._oldest_listed = oldest if endpoint.status == "open" else self._oldest_listed
+        self.walker.finish_walk(endpoint.name, "", watermark=None)
+        self.buffer.flush()
+
+    def _releases_unchanged(self, items: list[dict]) -> bool:
+        """Every release of the page stored, with its status and counters as the page gives them."""
+        marks = {r[0]: r[1:] for r in self.store.select("release_marks", source=self.source,
+                                                        versions=[str(i["version"]) for i in items])}
+        text = lambda v: None if v is None else str(v)  # noqa: E731
+        return all(marks.get(str(i["version"])) == (i.get("status"), text(i.get("deployCount")),
+                                                      text(i.get("newGroups")), text(i.get("commitCount")),
+                                                      parse_ts(i.get("dateReleased")))
+                   for i in items)
 
     def sync_deploys(self) -> None:
         """Deploys of each release whose deployCount moved since its deploys were last read."""

@@ -41,6 +41,20 @@ class SyncOptions:
     # More of the stored issues than this share (and than MASS_DELETION_MIN) gone from the server in
     # one sync is taken for a fault, not deletions, unless `full` asked for it.
     max_deleted_share: float = 0.25
+    # Slowly changing streams, each re-read when its cadence has passed since it was last read
+    # (CADENCES: the default); `refresh` names those to read this sync regardless (`full`: all).
+    cadence: dict[str, timedelta] = field(default_factory=dict)
+    refresh: frozenset[str] = frozenset()
+
+    def cadence_of(self, stream: str) -> timedelta:
+        return self.cadence.get(stream, CADENCES[stream])
+
+
+# The slowly changing streams and how often each is re-read by default. The rest are read every
+# sync, each by the cheapest request that tells what changed.
+CADENCES = {name: timedelta(days=1) for name in
+            ("organization", "projects", "teams", "members", "environments", "project_details",
+             "releases", "releases_archived")}  # releases: the whole lists; between, their newest pages
 
 
 @dataclass
