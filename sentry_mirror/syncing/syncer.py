@@ -287,7 +287,7 @@ class Syncer:
             self._cadenced(endpoint.name, self._walk_releases, endpoint, listed, None)
         else:
             listed = set()
-            self._walk_releases(endpoint, listed, self._vanished if endpoint.status == "archived" else None)
+            self._walk_releases(endpoint, listed, self._vanished if endpoint.status == "archived" else set())
         if endpoint.status == "open" and self._oldest_listed is not None:
             self._vanished = {v for (v,) in self.store.select("open_releases_since", source=self.source,
                                                               since=self._oldest_listed)} - listed
