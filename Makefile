@@ -44,6 +44,12 @@ bench: $(BIN)/sentry-mirror
 bench-cli: $(BIN)/sentry-mirror
 	$(BIN)/python benchmarks/bench_cli.py
 
+# Issue search latency (`issues --query`) on a synthetic store of SEARCH_EVENTS events.
+SEARCH_EVENTS ?= 10000000
+.PHONY: bench-search
+bench-search: $(BIN)/sentry-mirror
+	$(BIN)/python benchmarks/bench_search.py --events $(SEARCH_EVENTS)
+
 KILLS ?= 40
 SEED ?= 1
 SOAK_SECONDS ?= 1800

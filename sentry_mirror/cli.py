@@ -11,15 +11,17 @@ import json
 import logging
 import os
 import sys
+import threading
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import click
 import duckdb
 
 from . import __version__, redact
 from .errors import PARTIAL_EXIT, ConfigError, Interrupted, MirrorError, StoreError
-from .running.config import CADENCES, Config, check_config, read_config_file, resolve
+from .fetching.endpoints import CADENCES
 from .running.options import (
     config_option,
     db_option,
@@ -34,6 +36,9 @@ from .running.options import (
 )
 from .running.output import write as write_rows
 from .storage.store import io_hint, open_readonly, require_store
+
+if TYPE_CHECKING:
+    from .running.config import Config
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}  # on the group: every command inherits it
 
@@ -112,6 +117,7 @@ def sync(url, org, token, config_path, source_names, full, refresh, rebind, ca_b
     """
     setup_logging(verbose, quiet)
     from .running.progress import terminal_progress  # lazy, to keep start-up short: rich
+    from .running.config import resolve  # lazy: readers need none of the config machinery
     from .running.runner import describe_result, stop_on_signals, sync_all  # lazy: requests, the syncer
 
     try:  # with --json, every failure is a JSON object too (a cron job keeps it as its record)
@@ -168,6 +174,7 @@ def apply_tls_options(config: Config, ca_bundle: str | None, insecure: bool) -> 
 @verbosity_options
 def schedule(config_path, url, org, token, cron, every_minutes, tz, run_now, db, quiet, verbose):
     """Keep syncing on a schedule until stopped (one sync at a time; SIGTERM finishes the page in hand)."""
+    from .running.config import resolve  # lazy: see sync
     from .running.scheduler import make_trigger, run_scheduler, stamp_log_lines  # lazy: apscheduler
 
     setup_logging(verbose, quiet)
@@ -433,6 +440,7 @@ def config():
 @db_option
 def config_check(config_path, url, org, token, online, db):
     """Validate the config (every wrong key or value, with its line) and print the effective settings."""
+    from .running.config import check_config, read_config_file, resolve  # lazy: see sync
     from .running.configcheck import describe, online_check  # lazy: see status
 
     if config_path:
@@ -540,6 +548,7 @@ def triage():
 def run_triage_command(opts: dict, build, *, check=None) -> None:
     """Choose the source and issues, show the change, confirm, send it, report each request."""
     from .running.runner import client_for  # lazy: requests
+    from .running.config import resolve  # lazy: see sync
     from .running.triage import TriageResult, run_triage, select_issues
     from .storage.locking import writer_lock
     from .storage.store import Store
@@ -587,7 +596,7 @@ def run_triage_command(opts: dict, build, *, check=None) -> None:
             store.close()
     done = sum(len(r.ids) for r in result.requests if r.applied)
     click.echo(f"{action.what}: {done} of {len(targets)} issues changed in Sentry and in the store "
-               f"({len(result.requests)} request{'s' if len(result.requests) != 1 else ''})")
+               f"({result.sent} request{'s' if result.sent != 1 else ''})")
     if result.failed:
         failed = sum(len(r.ids) for r in result.failed)
         click.echo(f"sentry-mirror: {failed} issues were not changed: see the FAILED lines above", err=True)
@@ -685,6 +694,179 @@ for _name, _about in (("unresolve", "Set issues unresolved again."),
                       ("merge", "Merge issues of one project into one (Sentry keeps the one with most events)."),
                       ("delete", "Delete issues and their events in Sentry, for good (asks twice on a terminal).")):
     simple_triage_command(_name, _about)
+
+
+# -- hooks: Sentry pushes, the store takes it at once ----------------------------------------------
+
+def hooks_options(func=None, *, public_url: bool = False):
+    """The source to act as, and where the hook secrets are kept. With `public_url` (install),
+    --url is the receiver's public URL, so Sentry's own URL is --sentry-url."""
+    def wrap(func):
+        func = click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False),
+                            help="The hook secrets file, owner-only [default: beside the store, "
+                                 "<db>.hook-secrets.json].")(func)
+        func = click.option("--source", "source_name", help="The config source to act as, when the config has "
+                                                            "several.")(func)
+        func = config_option()(func)
+        if public_url:
+            func = click.option("--token", "--auth-token", "token", help="Auth token with project:write.")(func)
+            func = click.option("--org", help="Organization slug.")(func)
+            func = click.option("--sentry-url", "url", help="Sentry base URL [default: the config's, or env].")(func)
+        else:
+            func = source_options(func)
+        func = db_option(func)
+        return verbosity_options(func)
+    return wrap(func) if func else wrap
+
+
+def hooks_config(opts: dict, *, one: bool = True) -> Config:
+    setup_logging(opts["verbose"], opts["quiet"])
+    from .running.config import resolve  # lazy: see sync
+
+    config = resolve(config_path=opts["config_path"], url=opts["url"], org=opts["org"], token=opts["token"],
+                     db=opts["db"], source_names=(opts["source_name"],) if opts["source_name"] else ())
+    if one and len(config.sources) != 1:
+        raise ConfigError(f"this acts as one source, and the config gives {len(config.sources)}",
+                          hint="pick one with --source NAME")
+    return config
+
+
+def confirm_write(what: str, yes: bool) -> None:
+    """Ask on a terminal; elsewhere only --yes goes on (as triage)."""
+    click.echo(f"About to {what}")
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("this changes Sentry: pass --yes to confirm")
+    if not click.confirm("Go ahead?", default=False):
+        raise ConfigError("nothing was changed")
+
+
+@cli.group()
+def hooks():
+    """Sentry's webhooks: receive them into the store (serve), and manage project service hooks."""
+
+
+@hooks.command("serve")
+@handle_errors
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (put a TLS proxy in front).")
+@click.option("--port", default=8085, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--max-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1024),
+              help="Refuse bodies over this size (413).")
+@click.option("--replay-window", default=300.0, show_default=True, type=click.FloatRange(min=1),
+              help="Refuse deliveries whose timestamp is further than this many seconds from now (401).")
+@click.option("--integration-secret-env", multiple=True, metavar="NAME",
+              help="An environment variable holding an internal integration's client secret (repeatable).")
+@click.option("--refresh-after", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a new event's issue waits to be refreshed with others (100 a request).")
+@click.option("--port-file", type=click.Path(dir_okay=False), hidden=True)
+@hooks_options
+def hooks_serve(host, port, max_bytes, replay_window, integration_secret_env, refresh_after, port_file, **opts):
+    """Receive Sentry's service hooks and integration webhooks and store them at once."""
+    from .running.hooks.receiver import Limits
+    from .running.hooks.service import HookService, ServeOptions
+    from .running.runner import stop_on_signals
+
+    config = hooks_config(opts, one=False)
+    options = ServeOptions(host=host, port=port, secrets_path=opts["secrets_path"],
+                           limits=Limits(max_bytes=max_bytes, replay_seconds=replay_window),
+                           integration_secret_envs=integration_secret_env, refresh_after=refresh_after)
+    with stop_on_signals() as stop:
+        service = HookService(config, options, stop=threading.Event())
+        with service:
+            if port_file:
+                with open(port_file, "w", encoding="utf-8") as fh:
+                    fh.write(str(service.port))
+            stop.wait()
+
+
+@hooks.command("install")
+@handle_errors
+@click.option("--project", required=True, help="The project (slug) whose events are sent.")
+@click.option("--url", "public_url", required=True, help="The public URL Sentry POSTs to (your TLS proxy).")
+@click.option("--events", default="event.created,event.alert", show_default=True, help="Comma-separated hook events.")
+@click.option("--secret-env", metavar="NAME", help="Keep only this variable's name in the secrets file; you put "
+                                                   "the secret there yourself (from Sentry's project settings).")
+@click.option("-y", "--yes", is_flag=True, help="Do it without asking (scripts).")
+@hooks_options(public_url=True)
+def hooks_install(project, public_url, events, secret_env, yes, **opts):
+    """Create a service hook in Sentry; its secret goes to the secrets file, never to the screen."""
+    from .running.hooks.install import check_install, install
+    from .running.hooks.secrets import HookSecrets
+    from .running.hooks.service import secrets_path
+    from .running.runner import client_for
+
+    config = hooks_config(opts)
+    source = config.sources[0]
+    wanted = [e.strip() for e in events.split(",") if e.strip()]
+    check_install(public_url, wanted)
+    path = secrets_path(config, opts["secrets_path"])
+    confirm_write(f"create a service hook on {source.org}/{project} sending {', '.join(wanted)} to {public_url}; "
+                  f"its secret is kept in {path}", yes)
+    client = client_for(source)
+    try:
+        hook = install(client, source.org, project, public_url, wanted, HookSecrets(path), source=source.name,
+                       secret_env=secret_env)
+    finally:
+        client.close()
+    click.echo(f"created hook {hook['id']} ({hook['status']}); secret kept in {path}")
+
+
+@hooks.command("list")
+@handle_errors
+@click.option("--project", "projects", multiple=True, help="Only this project (slug; repeatable) [default: all].")
+@json_option("Print the hooks as JSON.")
+@hooks_options
+def hooks_list(projects, as_json, **opts):
+    """List the projects' service hooks in Sentry (never their secrets)."""
+    from .running.hooks.install import list_hooks
+    from .running.runner import client_for
+
+    config = hooks_config(opts)
+    source = config.sources[0]
+    client = client_for(source)
+    try:
+        if not projects:
+            projects = [p["slug"] for page in client.paginate(f"organizations/{source.org}/projects/")
+                        for p in page.items]
+        rows = list_hooks(client, source.org, list(projects))
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['project']:<24} {r['id']:<34} {r['status'] or '':<9} {','.join(r['events'] or [])}  {r['url']}")
+    if not rows:
+        click.echo("no service hooks")
+
+
+@hooks.command("remove")
+@handle_errors
+@click.argument("hook_id")
+@click.option("--project", help="The hook's project [default: the one the secrets file names].")
+@click.option("-y", "--yes", is_flag=True, help="Do it without asking (scripts).")
+@hooks_options
+def hooks_remove(hook_id, project, yes, **opts):
+    """Delete a service hook in Sentry and forget its secret."""
+    from .running.hooks.install import remove
+    from .running.hooks.secrets import HookSecrets
+    from .running.hooks.service import secrets_path
+    from .running.runner import client_for
+
+    config = hooks_config(opts)
+    source = config.sources[0]
+    secrets = HookSecrets(secrets_path(config, opts["secrets_path"]))
+    project = project or (secrets.read()["hooks"].get(hook_id) or {}).get("project")
+    if not project:
+        raise ConfigError(f"the secrets file does not know hook {hook_id}", hint="name its project with --project")
+    confirm_write(f"delete service hook {hook_id} of {source.org}/{project}", yes)
+    client = client_for(source)
+    try:
+        remove(client, source.org, project, hook_id, secrets)
+    finally:
+        client.close()
+    click.echo(f"deleted hook {hook_id}")
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ HAND_WRITTEN = [
     "(level:error OR level:warning) (is:unresolved OR is:ignored) times_seen:>2",
     "is:unresolved !(level:error)", "browser:Chrome*", "device:*", "transaction:*", "handled:yes",
     "mechanism:*", "has:runtime",
+    "bookmarks:me", "!bookmarks:me is:unresolved", "subscribed:me", "subscribed:me level:error",
 ]
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from helpers import TOKEN, sync
+from helpers import sync
 from sentry_mirror.errors import SearchError
 from sentry_mirror.reading.search import search_issue_ids
 from sentry_mirror.reading.search.parser import And, Filter, FreeText, Or, Rel, parse

@@ -160,6 +160,11 @@ def test_bookmark_and_unbookmark(emu, db):
     assert triage(emu, db, "bookmark", *ids).exit_code == 0
     assert s.get(detail).json()["isBookmarked"] is True
     assert [stored(db, ids)[i][4] for i in ids] == ["true", "true"]
+    online = s.get(f"{emu.url}/api/0/organizations/{emu.org_slug}/issues/",
+                   params={"query": "bookmarks:me", "statsPeriod": "90d", "limit": 100}).json()
+    found = run("issues", "--db", str(db), "--query", "bookmarks:me", "--limit", "1000", "--json")
+    assert set(ids) <= {i["id"] for i in online}  # the search sees the bookmarks at once, offline too
+    assert {r["short_id"] for r in json.loads(found.output)} == {i["shortId"] for i in online}
     assert triage(emu, db, "unbookmark", *ids).exit_code == 0
     assert s.get(detail).json()["isBookmarked"] is False
     assert [stored(db, ids)[i][4] for i in ids] == ["false", "false"]
@@ -328,3 +333,60 @@ def test_query_selects_what_the_offline_search_finds_and_only_that_changes(emu, 
     assert {i: v[0] for i, v in stored(db, sorted(expected)).items()} == {i: "resolved" for i in expected}
     nothing = triage(emu, db, "resolve", "--query", search)  # none is left unresolved
     assert nothing.exit_code == 0 and "nothing to change" in nothing.output
+
+
+def test_a_delete_sentry_answers_but_does_not_do_is_not_stored(emu, db, monkeypatch):
+    """Sentry answers a bulk delete 204 even for issues it leaves (ones the token may not delete):
+    the store marks deleted only the issues Sentry no longer lists."""
+    ids = ids_with(emu, "resolved", 2)
+    world, real = emu.world, emu.world.delete_issues
+    monkeypatch.setattr(world, "delete_issues", lambda issues: real([i for i in issues if str(i.id) != ids[1]]))
+    result = triage(emu, db, "delete", *ids)
+    assert result.exit_code == 6, result.output
+    assert ids[0] not in emu.truth()["issues"] and ids[1] in emu.truth()["issues"]
+    got = stored(db, ids)
+    assert got[ids[0]][5] is not None and got[ids[1]][5] is None
+    assert "FAILED" in result.output and "(1 request)" in result.output
+    assert [(h[0], h[2]) for h in history(db, ids) if h[2] == "deleted"] == [(ids[0], "deleted")]
+
+
+def test_a_delete_whose_answer_fails_but_happened_is_stored(emu, db, quick_retries, monkeypatch):
+    """A 500 after Sentry deleted the issues: they are gone from its list, so the store says deleted."""
+    ids = ids_with(emu, "resolved", 2)
+    api, real = emu.api, emu.api.delete_issues
+
+    def deletes_then_fails(req, org, project=None):
+        real(req, org, project)
+        raise RuntimeError("the answer is lost")  # the emulator answers 500
+
+    monkeypatch.setattr(api, "delete_issues", deletes_then_fails)
+    result = triage(emu, db, "delete", *ids)
+    assert not set(ids) & set(emu.truth()["issues"])
+    assert result.exit_code == 0, result.output
+    assert all(v[5] is not None for v in stored(db, ids).values())
+
+
+def test_an_organization_sentry_no_longer_has_is_one_line_and_nothing_is_stored(emu, db, monkeypatch):
+    """A 404 for the organization (renamed, or the token's access gone) stops the run at once."""
+    from sentry_mirror.emulator.pagination import ApiError as EmulatorError
+
+    ids = ids_with(emu, "unresolved", 1)
+
+    def not_found(req, org, project=None):
+        raise EmulatorError(404, "The requested resource does not exist")
+
+    monkeypatch.setattr(emu.api, "update_issues", not_found)
+    result = triage(emu, db, "resolve", ids[0])
+    assert result.exit_code == 4, result.output
+    assert one_line_error(result) and "404" in result.output
+    assert stored(db, ids)[ids[0]][0] == "unresolved" and emu.truth()["issues"][ids[0]]["status"] == "unresolved"
+    assert rows(db, "SELECT status_code, applied FROM triage_log") == [(404, False)]
+
+
+def test_a_source_the_store_does_not_hold_is_named(emu, db):
+    ids = ids_with(emu, "unresolved", 1)
+    result = run("triage", "resolve", ids[0], "--url", emu.url, "--org", "no-such-org", "--db", str(db), "--yes",
+                 env={"SENTRY_AUTH_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert one_line_error(result) and "no-such-org" in result.output and "acme" in result.output
+    assert stored(db, ids)[ids[0]][0] == "unresolved"

@@ -50,6 +50,7 @@ class Advance(Generation, Mutations):
             self.now_ms = new
             quiet = self._auto_transitions(touched) + self._manual_changes(rng, touched, hours)
             self._index_events(added)
+            self.last_added = added  # the service hooks' deliveries (emulator/hooks.py)
             summary = {
                 "now": iso(self.now_ms),
                 "new_events": sum(len(i.times) - s for i, s in added),

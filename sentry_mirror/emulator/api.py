@@ -11,7 +11,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from . import aggregates, glitchtip, render, stats
+from . import aggregates, glitchtip, hooks, render, stats
 from .model import Issue, Project
 from .pagination import (
     MAX_HITS,
@@ -147,6 +147,8 @@ MUTATIONS = {
     ("DELETE", "/api/0/organizations/{org}/issues/{issue_id}/"): "delete_issue",
     ("PUT", "/api/0/issues/{issue_id}/"): "update_issue",  # the legacy route, as its GET
     ("DELETE", "/api/0/issues/{issue_id}/"): "delete_issue",
+    ("POST", "/api/0/projects/{org}/{project}/hooks/"): "create_hook",
+    ("DELETE", "/api/0/projects/{org}/{project}/hooks/{hook_id}/"): "delete_hook",
 }
 STATUS_ONLY = {"status", "statusDetails", "substatus"}
 STATUSES = {"resolved": "resolved", "resolvedInNextRelease": "resolved", "unresolved": "unresolved",
@@ -680,14 +682,21 @@ class Api:
 
     def project_hooks(self, req: Request, org: str, project: str) -> Response:
         p = self._project(org, project)
-        page = page_number_page([p], req.page_size(), req.cursor())
-        return paginated(req, page, [render.service_hook(self.world, x) for x in page.rows])
+        page = page_number_page(hooks.project_hooks(self.world, p), req.page_size(), req.cursor())
+        return paginated(req, page, page.rows)
 
     def project_hook(self, req: Request, org: str, project: str, hook_id: str) -> Response:
-        hook = render.service_hook(self.world, self._project(org, project))
-        if hook["id"] != hook_id:
+        hook = next((h for h in hooks.project_hooks(self.world, self._project(org, project)) if h["id"] == hook_id), None)
+        if hook is None:
             raise ApiError(404, NOT_FOUND)
         return Response(200, hook)
+
+    def create_hook(self, req: Request, org: str, project: str) -> Response:
+        return Response(201, hooks.create(self.world, self._project(org, project), req.body))
+
+    def delete_hook(self, req: Request, org: str, project: str, hook_id: str) -> Response:
+        hooks.delete(self.world, self._project(org, project), hook_id)
+        return Response(204)
 
     def short_id_lookup(self, req: Request, org: str, short_id: str) -> Response:
         self._org(org)

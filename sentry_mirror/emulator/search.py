@@ -157,6 +157,10 @@ class _Evaluator:
             pred = lambda i, a: any(h(i.title) or h(i.culprit) for h in hits)
         elif f.key == "assigned":
             pred = self.assigned(f.value)
+        elif f.key in ("bookmarks", "subscribed"):  # the token's user: `me`; nobody else's are kept
+            field = "bookmarked" if f.key == "bookmarks" else "subscribed"
+            mine = "me" in f.value
+            pred = lambda i, a: mine and bool(getattr(i, field))
         elif f.key in ISSUE_TEXT:
             field, match = ISSUE_TEXT[f.key], _matcher(f.value)
             pred = lambda i, a: match(field(i))

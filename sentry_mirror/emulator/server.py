@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import glitchtip
 from .api import MUTATIONS, NOT_FOUND, Api, Request, Response, resolve
+from .hooks import Deliverer
 from .faults import FaultRegistry, FaultRule, drift, hostile, huge
 from .pagination import ApiError, bad_request
 from .world import World
@@ -175,6 +176,7 @@ class Emulator:
         self._deferred_ids = itertools.count(1)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.hooks = Deliverer()  # signed POSTs to the service hooks created through the API
 
     def server_time(self) -> float:
         """The server's clock, as Date and X-Sentry-Rate-Limit-Reset tell it: the world's virtual
@@ -220,7 +222,13 @@ class Emulator:
         return self.world.truth()
 
     def advance(self, hours: float) -> dict:
-        return self.world.advance(hours)
+        """Move the clock; each new event is then POSTed to its project's hooks (emulator/hooks.py)."""
+        with self.world.lock:
+            summary = self.world.advance(hours)
+            sent = self.hooks.enqueue(self.world, self.world.last_added, self.url)
+            if sent:
+                summary["hook_deliveries"] = sent
+        return summary
 
     def request_counts(self) -> dict:
         return self.requests.snapshot()

@@ -33,6 +33,7 @@ class World(Advance, Truth):
         self._start_clock(now)
         self.edits = 0  # changes made through the API (PUT/DELETE/POST); also invalidates cached searches
         self.hooks: dict[int, list[dict]] = {}  # project idx -> service hooks created through the API
+        self.hooks_removed: set[str] = set()  # ids of generated hooks deleted through the API
         self.lock = threading.RLock()
         self.codec = EventCodec(seed)
         self._hash_key = mix64(seed * 7919 + 17)

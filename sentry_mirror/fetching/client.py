@@ -320,13 +320,15 @@ class SentryClient:
 
     def request(self, method: str, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
                 json_body: Any = None, *, scope: str | None = None) -> tuple[Any, requests.Response]:
-        """A write (PUT, DELETE): retried as reads are (429 and 5xx), since a bulk status change is
-        idempotent and a repeated DELETE of gone issues changes nothing. An answer with no body
-        (204) gives None. `scope` is what a 403 names as missing (the write scope, not a read's)."""
-        return self._call(method, path, params, json_body, scope=scope)
+        """A write. PUT and DELETE are retried as reads are (429 and 5xx), since a bulk status change
+        is idempotent and a repeated DELETE of gone issues changes nothing; a POST creates something,
+        so only a 429 (Sentry did not act) is retried: after a 5xx or a broken connection it may
+        exist, and the error says so. An answer with no body (204) gives None. `scope` is what a 403
+        names as missing (the write scope, not a read's)."""
+        return self._call(method, path, params, json_body, scope=scope, once=method == "POST")
 
     def _call(self, method: str, path: str, params, body: Any, *, probe: int | None = None, raw: bool = False,
-              scope: str | None = None) -> tuple[Any, requests.Response]:
+              scope: str | None = None, once: bool = False) -> tuple[Any, requests.Response]:
         url = self.url_for(path)
         retries = self.max_retries
         page_retries = retries if probe is None else min(probe, retries)
@@ -355,6 +357,9 @@ class SentryClient:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 cut = _CUT_SHORT.search(str(exc)) is not None  # it answered, then the body broke off
                 self._reached = self._reached or cut
+                if once:
+                    raise ApiError(0, f"the {method} may or may not have been done: {_short(exc)}", display_url(url),
+                                   hint="look before trying again (it is not retried, not to do it twice)") from None
                 if attempt > (retries if self._reached else min(retries, 1)):
                     if cut:
                         how = re.search(r"IncompleteRead\([^)]*\)", str(exc))
@@ -373,6 +378,9 @@ class SentryClient:
             self._reached = True
             log.debug("%s %s -> %s in %.2fs", method, path, response.status_code, response.elapsed.total_seconds())
             self._observe(response, window)
+            if once and response.status_code != 429 and (response.status_code in BUDGETED_STATUSES
+                                                         or response.status_code in RETRY_STATUSES):
+                raise self._error(response, url, scope)  # it may have been done: not sent again
             if response.status_code in BUDGETED_STATUSES:
                 delay = self._delay(attempt, response)
                 if waited + delay > self.retry_budget or not self._spend(response.status_code, delay):
@@ -397,7 +405,7 @@ class SentryClient:
                 return (rawpage.inspect(response.content) if raw else response.json()), response
             except ValueError:
                 # A 200 whose body is not JSON is usually a cut connection or a proxy page: retry.
-                if attempt > retries or probe == 0 or (_is_page(response) and attempt > page_retries):
+                if once or attempt > retries or probe == 0 or (_is_page(response) and attempt > page_retries):
                     # json_body=False only for a web page (a route the server does not have, answered
                     # by its web app); broken JSON is a broken answer, never taken for a missing route
                     snippet = _snippet(response)

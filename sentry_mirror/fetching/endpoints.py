@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,11 @@ def route_of(path: str) -> str:
 
 
 _ROUTES = _route_patterns()  # after every endpoint above is defined
+
+
+# The slowly changing streams and how often each is re-read by default (a source's `refresh_hours`
+# overrides it). The rest are read every sync, each by the cheapest request that tells what changed.
+# Here, with the endpoints, so that the command line can name them without loading the HTTP client.
+CADENCES = {name: timedelta(days=1) for name in
+            ("organization", "projects", "teams", "members", "environments", "project_details",
+             "releases", "releases_archived")}  # releases: the whole lists; between, their newest pages

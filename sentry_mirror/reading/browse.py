@@ -264,6 +264,23 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
                           hint="use YYYY-MM-DD, an ISO time like 2025-01-31T12:00, or a span like 7d or 24h") from None
 
 
+def check_source(con: duckdb.DuckDBPyConnection, source: str | None) -> None:
+    """A --source that the store does not mirror is a mistake worth a line, not an empty answer."""
+    if source and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE source = ?) "
+                                  "OR EXISTS (SELECT 1 FROM issues WHERE source = ?)", [source, source]).fetchone()[0]:
+        known = [r[0] for r in con.execute("SELECT DISTINCT source FROM projects ORDER BY 1").fetchall()]
+        raise ConfigError(f"no source '{source}' in the store", hint="known: " + (", ".join(known) or "none"))
+
+
+def check_project(con: duckdb.DuckDBPyConnection, project: str | None, source: str | None = None) -> None:
+    """An unknown --project (of --source, if given) is one line naming the known ones."""
+    if project and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ? "
+                                   "AND (?::VARCHAR IS NULL OR source = ?))", [project, source, source]).fetchone()[0]:
+        known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects WHERE ?::VARCHAR IS NULL OR source = ? "
+                                           "ORDER BY 1", [source, source]).fetchall()]
+        raise ConfigError(f"no project '{project}' in the store", hint="known: " + (", ".join(known[:20]) or "none"))
+
+
 ISSUE_OPTIONAL = ("stored", "first_release", "first_seen", "level", "project")  # left out first on a narrow terminal
 
 def issue_rows(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status=None, project=None,
@@ -272,7 +289,6 @@ def issue_rows(con: duckdb.DuckDBPyConnection, *, since=None, until=None, status
     `query` is Sentry's issue search (reading/search), `sort` Sentry's sort names (date, new, freq,
     user, priority) or the mirror's older ones. The connection stays open for the rows: the caller
     closes it."""
-    from .reports import check_project, check_source
     from .search import issue_filter, sort_order
 
     shown = shown_status("i")  # from issues itself: a store's view from before 'deleted' lacks it

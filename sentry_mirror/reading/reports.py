@@ -18,6 +18,7 @@ import duckdb
 from ..errors import ConfigError, MirrorError
 from ..filemodes import user_umask
 from ..storage.sqlfiles import load_sql, params_for, statements
+from .browse import check_project, check_source
 from .rows import Rows
 
 BUCKETS = ("hour", "day", "week")
@@ -116,23 +117,6 @@ def _check_filters(con: duckdb.DuckDBPyConnection, report: Report, filters: Filt
                           hint="list them: sentry-mirror query \"SELECT version FROM releases\"")
     if filters.since and filters.until and filters.since >= filters.until:
         raise ConfigError("--since must be before --until")
-
-
-def check_source(con: duckdb.DuckDBPyConnection, source: str | None) -> None:
-    """A --source that the store does not mirror is a mistake worth a line, not an empty answer."""
-    if source and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE source = ?) "
-                                  "OR EXISTS (SELECT 1 FROM issues WHERE source = ?)", [source, source]).fetchone()[0]:
-        known = [r[0] for r in con.execute("SELECT DISTINCT source FROM projects ORDER BY 1").fetchall()]
-        raise ConfigError(f"no source '{source}' in the store", hint="known: " + (", ".join(known) or "none"))
-
-
-def check_project(con: duckdb.DuckDBPyConnection, project: str | None, source: str | None = None) -> None:
-    """An unknown --project (of --source, if given) is one line naming the known ones."""
-    if project and not con.execute("SELECT EXISTS (SELECT 1 FROM projects WHERE slug = ? "
-                                   "AND (?::VARCHAR IS NULL OR source = ?))", [project, source, source]).fetchone()[0]:
-        known = [r[0] for r in con.execute("SELECT DISTINCT slug FROM projects WHERE ?::VARCHAR IS NULL OR source = ? "
-                                           "ORDER BY 1", [source, source]).fetchall()]
-        raise ConfigError(f"no project '{project}' in the store", hint="known: " + (", ".join(known[:20]) or "none"))
 
 
 def plot_report(name: str, frame, path: str, filters: Filters):

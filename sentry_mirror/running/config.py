@@ -23,15 +23,19 @@ from urllib.parse import urlsplit
 
 from .. import redact
 from ..errors import ConfigError
-from ..syncing.walker import CADENCES
+from ..fetching.endpoints import CADENCES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "https://sentry.io"
-DEFAULT_DB = "sentry.duckdb"
-TOKEN_ENV_VARS = ("SENTRY_AUTH_TOKEN", "SENTRY_TOKEN")
-URL_ENV_VARS = ("SENTRY_URL", "SENTRY_HOST")
-ORG_ENV_VARS = ("SENTRY_ORG",)
+# The shared settings and the store's path live in defaults.py; named here too, as config's.
+from .defaults import (  # noqa: E402,F401
+    DEFAULT_DB,
+    DEFAULT_URL,
+    ORG_ENV_VARS,
+    TOKEN_ENV_VARS,
+    URL_ENV_VARS,
+    store_path,
+)
 
 AUTH_SCHEMES = {"bearer", "basic", "dsn"}
 EVENT_POLICIES = {"all", "sample", "none"}
@@ -449,17 +453,6 @@ def _servers(raw_sources: list) -> set[str]:
 def names_of(raw_sources: list) -> list[str]:
     """The names [[sources]] tables go by (their org when they give none)."""
     return [str(r.get("name") or r.get("org")) for r in raw_sources if isinstance(r, dict)]
-
-
-def store_path(db: str | None, data: dict[str, Any]) -> str:
-    """The store file: --db (or SENTRY_MIRROR_DB), else the config file's `db`, else the default.
-    The one place that says so, for the writer and the readers alike."""
-    return db or file_db(data) or DEFAULT_DB
-
-
-def file_db(data: dict[str, Any]) -> str | None:
-    """The config file's store path, ~ expanded."""
-    return os.path.expanduser(data["db"]) if data.get("db") else None
 
 
 def normalise_url(url: str) -> str:

@@ -12,7 +12,7 @@ import functools
 import click
 
 from ..errors import ConfigError
-from .config import DEFAULT_DB, DEFAULT_URL, ORG_ENV_VARS, TOKEN_ENV_VARS, URL_ENV_VARS, read_config_file, store_path
+from .defaults import DEFAULT_DB, DEFAULT_URL, ORG_ENV_VARS, TOKEN_ENV_VARS, URL_ENV_VARS, store_path
 
 SCALES = ["tiny", "small", "medium", "large"]  # the emulator's (emulator.world.SCALES), without importing it
 
@@ -59,6 +59,8 @@ def reader_db(db: str | None, config_path: str | None) -> str:
     """A reader's store: as the writer's (config.store_path), reading only the file's `db`."""
     data: dict = {}
     if config_path and not db:
+        from .config import read_config_file  # only with a config file: start-up time
+
         data, _ = read_config_file(config_path)
         if data.get("db") is not None and not (isinstance(data["db"], str) and data["db"]):
             raise ConfigError(f"{config_path}: db must be a file path (a string)", hint="see config.example.toml")

@@ -78,6 +78,7 @@ class RequestResult:
 @dataclass
 class TriageResult:
     requests: list[RequestResult] = field(default_factory=list)
+    sent: int = 0  # requests that asked for a change (a DELETE Sentry answered for only some ids reports twice)
 
     @property
     def failed(self) -> list[RequestResult]:
@@ -92,6 +93,11 @@ def select_issues(con: duckdb.DuckDBPyConnection, source: str, refs: Iterable[st
     The place a query selector (`--query`) plugs in: it yields ids, which come through here too.
     """
     wanted = list(dict.fromkeys(r.strip() for r in refs if r.strip()))
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM issues WHERE source = ?)", [source]).fetchone()[0]:
+        known = [r[0] for r in con.execute("SELECT DISTINCT source FROM issues ORDER BY 1").fetchall()]
+        raise ConfigError(f"the store holds no issues of source '{source}'",
+                          hint=f"its sources: {', '.join(known) or 'none (sync first)'}; pass the --org (or --source) "
+                               "that sync used")
     rows = con.execute(
         "SELECT source, id, short_id, title, project_id, status FROM issues "
         "WHERE source = ? AND deleted_at IS NULL AND (id IN (SELECT unnest(?::VARCHAR[])) "
@@ -235,24 +241,58 @@ def run_triage(store: Store, client: SentryClient, org: str, source: str, action
     for batch in batches(targets):
         ids = [t.id for t in batch]
         params = [("id", i) for i in ids]
+        result.sent += 1
         try:
             answer, response = client.request(action.method, path, params, action.body, scope=action.scope)
-            done = _answered(action, ids, answer, response.status_code)
+            done = [_answered(action, ids, answer, response.status_code)]
+            if action.method == "DELETE":
+                done = _deleted_or_kept(client, org, done[0])
         except (AuthError, NotFoundError) as exc:
             _log(store, source, action, ids, path, exc.status, {"error": redact.scrub(str(exc))}, False)
             raise
         except ApiError as exc:
-            done = RequestResult(ids, exc.status, False, redact.scrub(str(exc)), {"error": redact.scrub(str(exc))})
+            done = [RequestResult(ids, exc.status, False, redact.scrub(str(exc)), {"error": redact.scrub(str(exc))})]
             if action.method == "DELETE" and (exc.status >= 500 or exc.status == 0) and _all_gone(client, org, ids):
-                done = RequestResult(ids, exc.status, True, "deleted (the answer failed, but Sentry no longer "
-                                                            "has these issues)", done.answer)
+                done = [RequestResult(ids, exc.status, True, "deleted (the answer failed, but Sentry no longer "
+                                                             "has these issues)", done[0].answer)]
         with store.transaction():
-            if done.applied:
-                _store(store, source, action, done)
-            _log(store, source, action, ids, path, done.status_code, done.answer, done.applied)
-        result.requests.append(done)
-        report(done)
+            for part in done:
+                if part.applied:
+                    _store(store, source, action, part)
+            _log(store, source, action, ids, path, done[0].status_code, done[0].answer,
+                 any(part.applied for part in done))
+        for part in done:
+            result.requests.append(part)
+            report(part)
     return result
+
+
+def _deleted_or_kept(client: SentryClient, org: str, done: RequestResult) -> list[RequestResult]:
+    """Sentry answers a bulk delete 204 also for issues it leaves alone (ones the token may not
+    delete): the issues it still lists after the answer were not deleted, and are not stored so."""
+    kept = _still_listed(client, org, done.ids)
+    if not kept:  # all gone, or a server that cannot say (it ignores group=): its answer stands
+        return [done]
+    gone = [i for i in done.ids if i not in kept]
+    parts = [RequestResult(gone, done.status_code, True, "deleted", done.answer)] if gone else []
+    parts.append(RequestResult([i for i in done.ids if i in kept], done.status_code, False,
+                               "Sentry answered the delete but still has these issues (the token may not delete "
+                               "them)", done.answer))
+    return parts
+
+
+def _still_listed(client: SentryClient, org: str, ids: list[str]) -> set[str] | None:
+    """The ids Sentry's issue list still holds, asked in one request (`group=`, as the sync's
+    refresh of known issues asks); None when the answer cannot tell."""
+    params = [("group", i) for i in ids] + [("statsPeriod", "90d"), ("query", ""), ("limit", len(ids))]
+    try:
+        answer, _ = client.get(f"organizations/{org}/issues/", params)
+    except ApiError:
+        return None
+    if not isinstance(answer, list):
+        return None
+    listed = {str(i.get("id")) for i in answer if isinstance(i, dict)}
+    return None if listed - set(ids) else listed  # issues not asked for: the server ignores group=
 
 
 def _answered(action: Action, ids: list[str], answer: Any, status: int) -> RequestResult:
@@ -337,7 +377,11 @@ def _log(store: Store, source: str, action: Action, ids: list[str], path: str, s
 
 
 def _all_gone(client: SentryClient, org: str, ids: list[str]) -> bool:
-    """After a DELETE whose answer failed: did it happen anyway? Each issue answering 404 says so."""
+    """After a DELETE whose answer failed: did it happen anyway? None still listed says so; else,
+    on a server that ignores group=, each issue answering 404."""
+    listed = _still_listed(client, org, ids)
+    if listed is not None:
+        return not listed
     for issue_id in ids:
         try:
             client.get(f"organizations/{org}/issues/{issue_id}/")

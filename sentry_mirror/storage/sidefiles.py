@@ -1,6 +1,6 @@
 """The files a store keeps beside it, named in one place: the writer's lock, the scheduler's
-lock, the readers' turnstile, the scheduler's note of its next run, and where pages may wait on
-disk during a sync.
+lock, the readers' turnstile, the scheduler's note of its next run, where pages may wait on
+disk during a sync, and the webhooks' spool and secrets.
 """
 
 from __future__ import annotations
@@ -34,3 +34,13 @@ def spool_directory(db: str) -> str | None:
     if db == ":memory:":
         return None
     return os.path.dirname(os.path.abspath(db)) or None
+
+
+def hook_spool(db: str) -> str:
+    """The folder where webhook deliveries wait, on disk, until they are written (running/hooks)."""
+    return db + ".hooks-spool"
+
+
+def hook_secrets(db: str) -> str:
+    """The default file of service hook secrets, owner-only (running/hooks/secrets.py)."""
+    return db + ".hook-secrets.json"

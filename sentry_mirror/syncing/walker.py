@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import ApiError, Interrupted
 from ..fetching import endpoints as ep
+from ..fetching.endpoints import CADENCES
 from ..fetching.client import Page, SentryClient
 from ..storage.store import ENTITY_KEYS, Store
 from .buffer import WriteBuffer
@@ -50,11 +51,6 @@ class SyncOptions:
         return self.cadence.get(stream, CADENCES[stream])
 
 
-# The slowly changing streams and how often each is re-read by default. The rest are read every
-# sync, each by the cheapest request that tells what changed.
-CADENCES = {name: timedelta(days=1) for name in
-            ("organization", "projects", "teams", "members", "environments", "project_details",
-             "releases", "releases_archived")}  # releases: the whole lists; between, their newest pages
 
 
 @dataclass

@@ -9,11 +9,16 @@ from datetime import datetime
 
 import duckdb
 
-from ...errors import ConfigError, SearchError
-from .compile import SORT_ALIASES, SORTS, compile_where
-from .parser import parse
+from ...errors import ConfigError, SearchError  # noqa: F401 (SearchError: the package's error, re-exported)
 
 __all__ = ["SearchError", "issue_filter", "search_issue_ids", "sort_order"]
+
+# Sentry's sort names (and the mirror's older ones) as ORDER BY text over `issues i`.
+SORTS = {"date": "i.last_seen DESC", "new": "i.first_seen DESC", "freq": "i.times_seen DESC",
+         "user": "i.user_count DESC",
+         "priority": "CASE i.priority WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END DESC, "
+                     "i.last_seen DESC"}
+SORT_ALIASES = {"events": "freq", "users": "user", "last-seen": "date", "first-seen": "new"}
 
 
 def store_tag_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -36,6 +41,9 @@ def issue_filter(con, query: str | None, *, now: datetime, source=None, project=
                  me: str | None = None, live: bool = True) -> tuple[str, list]:
     """One condition over `issues i` and its parameters: the query and scope; `live` leaves out
     the issues Sentry deleted (as its search does)."""
+    from .compile import compile_where  # here: `issues` without --query needs no parser (start-up time)
+    from .parser import parse
+
     node = parse(query or "", store_tag_keys(con))
     where, params = compile_where(node, now=now, me=me)
     parts, args = (["i.deleted_at IS NULL"] if live else []) + [where], list(params)

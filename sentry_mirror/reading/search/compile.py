@@ -37,12 +37,8 @@ IS_SQL = {
     "new": "i.substatus = 'new'", "ongoing": "i.substatus = 'ongoing'",
     "regressed": "i.substatus = 'regressed'", "escalating": "i.substatus = 'escalating'",
 }
+OWN_FLAGS = {"bookmarks": "isBookmarked", "subscribed": "isSubscribed"}  # fixed JSON keys, never user text
 EVENTS_OF = "FROM events e WHERE e.source = i.source AND e.issue_id = i.id"
-SORTS = {"date": "i.last_seen DESC", "new": "i.first_seen DESC", "freq": "i.times_seen DESC",
-         "user": "i.user_count DESC",
-         "priority": "CASE i.priority WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END DESC, "
-                     "i.last_seen DESC"}
-SORT_ALIASES = {"events": "freq", "users": "user", "last-seen": "date", "first-seen": "new"}
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -107,6 +103,8 @@ class Compiler:
             sql = "(" + " OR ".join(self.free_text(v) for v in f.value) + ")"
         elif f.key == "assigned":
             sql = self.assigned(f.value, f.column)
+        elif f.key in OWN_FLAGS:
+            sql = self.own_flag(f)
         elif f.key in ISSUE_TEXT:
             sql = self.match(ISSUE_TEXT[f.key], f.value)
         elif f.key == "release" and "latest" in f.value:
@@ -155,7 +153,7 @@ class Compiler:
         if f.key in EVENT_TEXT:
             return f"EXISTS (SELECT 1 {EVENTS_OF} AND coalesce({EVENT_TEXT[f.key]}, '') <> '')"
         if f.key in EXCEPTION_TEXT or f.key == "error.handled":
-            return (f"EXISTS (SELECT 1 FROM events e JOIN event_exceptions x ON x.source = e.source AND "
+            return ("EXISTS (SELECT 1 FROM events e JOIN event_exceptions x ON x.source = e.source AND "
                     "x.event_id = e.event_id WHERE e.source = i.source AND e.issue_id = i.id)")
         k = self.bind(f.key)
         return (f"EXISTS (SELECT 1 FROM events e JOIN event_tags t ON t.source = e.source AND t.event_id = "
@@ -166,6 +164,15 @@ class Compiler:
             raise SearchError(f"is:{f.value} at column {f.column} is not known offline: the store does not "
                               "hold it", column=f.column)
         return IS_SQL[f.value]
+
+    def own_flag(self, f: Filter) -> str:
+        """`bookmarks:me`, `subscribed:me`: the issue JSON says it for the token's user only."""
+        for v in f.value:
+            if v != "me" and not (self.me and v.lower() == self.me.lower()):
+                raise SearchError(f"{f.key}:{v} at column {f.column} is not known offline: the store holds only "
+                                  "the token's own bookmarks and subscriptions", column=f.column,
+                                  hint=f"use {f.key}:me")
+        return f"coalesce(TRY_CAST(i.raw->>'{OWN_FLAGS[f.key]}' AS BOOLEAN), false)"
 
     def assigned(self, values, column: int) -> str:
         """`me` (needs --me EMAIL), `none`, `#team-slug`, an email or a username."""

@@ -33,6 +33,7 @@ KEYS = {
     "user.email": "text", "user.id": "text", "user.username": "text", "user.ip": "text",
     "error.type": "text", "error.value": "text", "message": "text", "platform": "text",
     "issue.category": "text", "issue.type": "text", "firstRelease": "text",
+    "bookmarks": "text", "subscribed": "text",  # the token's own: only `me` is known offline
     # tags every Sentry event may carry; other tag keys are valid when the store holds them
     "server_name": "tag", "transaction": "tag", "url": "tag", "browser": "tag", "os": "tag", "device": "tag",
 }
