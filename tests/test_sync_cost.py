@@ -94,3 +94,30 @@ def test_a_new_release_is_found_by_the_next_sync_and_a_new_deploy_on_the_first_p
         stored = {r[0] for r in store.con.execute("SELECT version FROM releases").fetchall()}
         assert new <= stored
         assert_level(store, emu)
+
+
+def test_an_archived_release_behind_a_full_page_of_unchanged_archived_ones_is_still_found():
+    """The archived list is read on past an unchanged page while an open release the open list no
+    longer lists has not been found there. Here 110 newer releases were archived (and stored) first,
+    so the one archived next sits on the archived list's second page, behind 100 unchanged ones."""
+    with Emulator(seed=5, scale="eight", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu)
+        world = emu.world
+        by_date = sorted((r for r in world.releases if r.status == "open"), key=lambda r: (r.created_ms, r.id),
+                         reverse=True)
+        assert len(by_date) > 120
+        with world.lock:
+            for release in by_date[:110]:
+                release.status = "archived"
+        sync(store, emu)
+        status = "SELECT count(*) FROM releases WHERE status = 'archived' AND version IN (SELECT unnest(?))"
+        assert store.con.execute(status, [[r.version for r in by_date[:110]]]).fetchone() == (110,)
+        late = by_date[110]
+        with world.lock:
+            late.status = "archived"
+        emu.requests.reset()
+        sync(store, emu)
+        assert store.con.execute(status, [[late.version]]).fetchone() == (1,)
+        assert emu.request_counts()["by_endpoint"]["GET /api/0/organizations/{org}/releases/"] == 3
+        assert_level(store, emu)
