@@ -188,17 +188,27 @@ class Syncer:
         """A project the store does not know (named by an issue or a stat) was created since the
         project list was last read: read it now rather than at its cadence."""
         known = {pid for pid, _ in self.store.select("projects", source=self.source)}
-        if project_ids - known and not (self.result.streams.get("projects") or {}).get("requests"):
+        if project_ids - known:
             log.info("%d projects not known yet; reading the project list", len(project_ids - known))
-            self.options.refresh = self.options.refresh | {"projects"}
-            self._cadenced("projects", self.sync_list, ep.PROJECTS)
+            self._read_projects_now()
+
+    def _read_projects_now(self) -> None:
+        """Read the project list now, whatever its cadence, unless this sync already read it."""
+        if self._projects_read():
+            return
+        self.options.refresh = self.options.refresh | {"projects"}
+        self._cadenced("projects", self.sync_list, ep.PROJECTS)
+
+    def _projects_read(self) -> bool:
+        return bool((self.result.streams.get("projects") or {}).get("requests")) or "projects" in self.walker.counted
 
     def sync_organization(self) -> None:
-        """The organization's detail, at its cadence; between, the binding is checked against what
-        was stored and the organization's region kept from then."""
-        if not self._due("organization"):
-            bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
-            self._check_binding(bound.get("org_id") or "", None)
+        """The organization's detail, at its cadence; between, when the source is bound to this very
+        URL and organization id, its region is kept from then. Any other URL, a store without the
+        binding, or --rebind reads it now: the binding is checked against what the server answers."""
+        bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
+        here = bound.get("org_id") and bound.get("url") == display_url(self._configured_url)
+        if here and not self.options.rebind and not self._due("organization"):
             if bound.get("region"):
                 self.client.use_region(bound["region"])
             return
@@ -501,6 +511,7 @@ class Syncer:
         if self.options.full and state.get("cursor"):
             self._drop_cursor(name, scope, state)  # --full starts over
         seen: set[str] = set()
+        named: set[str] = set()  # the projects of the issues listed
         path = ep.ISSUES.path.format(org=self.org)
         while True:
             params = {**ep.ISSUES.params, "sort": learnt.get("issue_sort", "date")}
@@ -516,6 +527,8 @@ class Syncer:
                     oldest = None
                     for issue in page.items:
                         seen.add(str(issue.get("id")))
+                        project = issue.get("project")
+                        named.add(str(project.get("id") or "") if isinstance(project, dict) else "")
                         last = parse_ts(issue.get("lastSeen") or issue.get("last_seen"))
                         if last and (walk_max is None or last > walk_max):
                             walk_max = last
@@ -535,6 +548,7 @@ class Syncer:
         new_mark = max(filter(None, [parse_ts(state.get("watermark")), walk_max]), default=None)
         self.walker.finish_walk(name, scope, watermark=fmt_ts(new_mark) if new_mark else None)
         self.buffer.flush()
+        self._projects_known(named - {""})
         return seen
 
     def _drop_cursor(self, stream: str, scope: str, state: dict) -> None:
@@ -624,20 +638,30 @@ class Syncer:
         if not gone:
             return
         live = self.store.select("live_issue_count", source=self.source)[0][0]
-        # The issues of a project the server no longer lists went with it: that explains them.
-        listed = {key for _, key in self.walker.counted.get("projects", ())}
-        if (self.result.streams.get("projects") or {}).get("error"):
-            listed = set()  # a walk cut short lists too few: nothing is explained by it
-        unexplained = len(gone) if not listed else self.store.select(
-            "issues_in_projects", source=self.source, ids=gone, projects=sorted(listed))[0][0]
-        if unexplained > MASS_DELETION_MIN and unexplained > self.options.max_deleted_share * live \
-                and not self.options.full:
+        unexplained = self._unexplained(gone)
+        if self._too_many(unexplained, live) and not self._projects_read():
+            # The project list was not read this sync (its cadence): a deleted project may explain them.
+            self._read_projects_now()
+            unexplained = self._unexplained(gone)
+        if self._too_many(unexplained, live):
             raise ApiError(0, f"{unexplained:,} of {live:,} stored issues are no longer listed by the server; "
                                 f"not marking them deleted",
                            hint="if they were deleted in Sentry, run 'sentry-mirror sync --full' to accept it")
         self.buffer.update("issues_deleted", ids=gone, observed_at=now)
         self.buffer.flush()
         self.result.add("issues_deleted", len(gone))
+
+    def _unexplained(self, gone: list[str]) -> int:
+        """How many of the issues gone are not explained by their project's being gone with them."""
+        listed = {key for _, key in self.walker.counted.get("projects", ())}
+        if (self.result.streams.get("projects") or {}).get("error"):
+            listed = set()  # a walk cut short lists too few: nothing is explained by it
+        return len(gone) if not listed else self.store.select(
+            "issues_in_projects", source=self.source, ids=gone, projects=sorted(listed))[0][0]
+
+    def _too_many(self, unexplained: int, live: int) -> bool:
+        return unexplained > MASS_DELETION_MIN and unexplained > self.options.max_deleted_share * live \
+            and not self.options.full
 
     def _check_clock(self) -> None:
         """Say when the Date header and Sentry's clock disagree by more than a minute (kept for
