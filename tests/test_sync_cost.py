@@ -4,12 +4,15 @@ ground truth after each sync."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
+
 import pytest
 
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.storage.store import Store
 
-from helpers import TOKEN, assert_level, sync
+from helpers import TOKEN, assert_level, run, sync
 
 NO_CHANGE = {"GET /api/0/organizations/{org}/issues/": 1, "GET /api/0/organizations/{org}/releases/": 2,
              "GET /api/0/organizations/{org}/stats_v2/": 1}
@@ -121,3 +124,22 @@ def test_an_archived_release_behind_a_full_page_of_unchanged_archived_ones_is_st
         assert store.con.execute(status, [[late.version]]).fetchone() == (1,)
         assert emu.request_counts()["by_endpoint"]["GET /api/0/organizations/{org}/releases/"] == 3
         assert_level(store, emu)
+
+
+def test_status_shows_each_slowly_changing_streams_cadence_and_when_it_is_next_due(tmp_path, clean_sentry_env):
+    db = str(tmp_path / "m.duckdb")
+    with Emulator(seed=5, scale="tiny", token=TOKEN) as emu:
+        store = Store(db)
+        sync(store, emu, cadence={"members": timedelta(hours=6)})
+        store.close()
+    info = json.loads(run("status", "--db", db, "--json").stdout)
+    cadences = {c["stream"]: c for c in info["sources"][emu.org_slug]["cadences"]}
+    assert set(cadences) == {"organization", "projects", "teams", "members", "environments", "project_details",
+                             "releases", "releases_archived"}
+    members = cadences["members"]
+    assert members["every_hours"] == 6 and cadences["teams"]["every_hours"] == 24
+    last, due = (datetime.fromisoformat(members[k]) for k in ("last_read", "next_due"))
+    assert due - last == timedelta(hours=6)
+    text = run("status", "--db", db).stdout
+    assert f"members            every 6 h, last read {last:%Y-%m-%d %H:%M:%S} UTC, next due {due:%Y-%m-%d %H:%M:%S} UTC" \
+        in text, text

@@ -180,9 +180,14 @@ class Syncer:
         started = self.walker.server_now()
         step(*args)
         if len(self.result.errors) == errors and name not in self.walker.missing:
-            self.buffer.state("state", "_cadence", name, watermark=None, cursor=None, params=None,
-                              extra={"at": fmt_ts(started)})
-            self.buffer.flush()
+            self._note_read(name, started)
+
+    def _note_read(self, name: str, started: datetime) -> None:
+        """When a slowly changing stream was last read whole, with its cadence (`status` shows both)."""
+        hours = self.options.cadence_of(name).total_seconds() / 3600
+        self.buffer.state("state", "_cadence", name, watermark=None, cursor=None, params=None,
+                          extra={"at": fmt_ts(started), "hours": round(hours, 3)})
+        self.buffer.flush()
 
     def _projects_known(self, project_ids: set[str]) -> None:
         """A project the store does not know (named by an issue or a stat) was created since the
@@ -214,9 +219,7 @@ class Syncer:
             return
         started = self.walker.server_now()
         self._read_organization()
-        self.buffer.state("state", "_cadence", "organization", watermark=None, cursor=None, params=None,
-                          extra={"at": fmt_ts(started)})
-        self.buffer.flush()
+        self._note_read("organization", started)
 
     def _read_organization(self) -> None:
         try:
