@@ -91,7 +91,7 @@ class Syncer:
             self._stream("issue_status", self.refresh_known_issues, seen)
             self._stream("events", self.events.run)
             self._stream("project_stats", self.sync_stats)
-            if not self._stats_by_project:  # otherwise that answer held the organization's too
+            if not self._stats_by_project:  # otherwise that answer (or its failure) held the organization's too
                 self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
             self._stream("project_details", self._cadenced, "project_details", self.sync_project_details)
             self._check_clock()
@@ -352,9 +352,11 @@ class Syncer:
         outcome and category, hourly; days summed from hours); a server that cannot group by project
         is asked the deprecated per-project route, 8 requests a project (remembered)."""
         caps = self.walker.capabilities()
-        if caps.get("stats_v2_by_project", True) and self._stats_by_project_v2(caps):
-            self._stats_by_project = True
-            return
+        if caps.get("stats_v2_by_project", True):
+            self._stats_by_project = True  # until it says no: a failure fails both (the same route)
+            if self._stats_by_project_v2(caps):
+                return
+            self._stats_by_project = False
         self.sync_project_stats()
 
     def _stats_by_project_v2(self, caps: dict) -> bool:
