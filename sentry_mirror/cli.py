@@ -21,6 +21,7 @@ import duckdb
 
 from . import __version__, redact
 from .errors import PARTIAL_EXIT, ConfigError, Interrupted, MirrorError, StoreError
+from .fetching.endpoints import CADENCES
 from .running.options import (
     config_option,
     db_option,
@@ -95,6 +96,8 @@ def cli():
 @config_option()
 @click.option("--source", "source_names", multiple=True, help="Sync only the named config source (repeatable).")
 @click.option("--full", is_flag=True, help="Re-walk everything instead of only what changed.")
+@click.option("--refresh", "refresh", multiple=True, type=click.Choice(sorted(CADENCES)),
+              help="Read this slowly changing stream now, whatever its cadence (repeatable).")
 @click.option("--rebind", is_flag=True, help="Accept a new URL for the server a source mirrors (it moved; its "
                                              "organization id must stay the same).")
 @click.option("--ca-bundle", type=click.Path(exists=True),
@@ -106,7 +109,7 @@ def cli():
 @json_option("Print a machine-readable summary (per source and stream).")
 @db_option
 @verbosity_options
-def sync(url, org, token, config_path, source_names, full, rebind, ca_bundle, insecure, wait, as_json, db, quiet, verbose):
+def sync(url, org, token, config_path, source_names, full, refresh, rebind, ca_bundle, insecure, wait, as_json, db, quiet, verbose):
     """Fetch what changed in Sentry into the store (resumable; safe to interrupt).
 
     Exit status: 0 all stored; 6 some streams failed and the rest were stored; 2 bad configuration;
@@ -121,7 +124,7 @@ def sync(url, org, token, config_path, source_names, full, rebind, ca_bundle, in
         config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
         apply_tls_options(config, ca_bundle, insecure)
         with stop_on_signals() as stop, terminal_progress(quiet or as_json) as (progress, observer):
-            results = sync_all(config, full=full, rebind=rebind, stop=stop, progress=progress, wait=wait, observer=observer)
+            results = sync_all(config, full=full, refresh=frozenset(refresh), rebind=rebind, stop=stop, progress=progress, wait=wait, observer=observer)
     except MirrorError as exc:
         if as_json:
             click.echo(json.dumps({"status": "failed", "exit_code": exc.exit_code,

@@ -174,7 +174,7 @@ def test_server_answering_garbage_everywhere_is_one_clear_error(emu):
     assert "not JSON" in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("route", ["*/members/*", "*/stats/*"])
+@pytest.mark.parametrize("route", ["*/members/*", "*/stats_v2/*"])
 def test_garbage_from_an_optional_endpoint_is_a_failed_stream_not_a_missing_route(emu, route):
     """Broken JSON from the members (or stats) route was taken for 'this server has no such route':
     exit 0, status ok, and the route remembered as missing, so later syncs barely asked again."""
@@ -249,7 +249,7 @@ def test_an_outage_of_one_route_costs_its_stream_one_retry_budget(emu):
     """503s retry until a request has waited the retry budget; an outage of the stats backend then
     cost every project's read that long (hours at a few hundred projects). The requests of a
     stream share one budget for 502/503/504: the stream fails once it is spent."""
-    emu.faults.add(kind="503", route="*/stats/*", rate=1)
+    emu.faults.add(kind="503", route="*/stats_v2/*", rate=1)
     store = Store(":memory:")
     client = SentryClient(emu.url, emu.token, backoff_base=0.2, backoff_cap=0.4, retry_budget=2.0)
     try:

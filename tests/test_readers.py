@@ -226,14 +226,14 @@ def test_readers_during_a_first_sync_never_fail_and_see_committed_pages(scale):
 
 
 def test_readers_get_in_while_the_sync_waits_on_the_network(tmp_path):
-    """The syncer's thread waits 6 s on a Retry-After (project stats, read on that thread) and 5 s on
+    """The syncer's thread waits 6 s on a Retry-After (tag values, read on that thread) and 5 s on
     a slow answer (an issues page): the file is the readers' meanwhile. Before, the writer checked
     for readers only when it committed, and each reader waited out the whole wait (a reader gives
     up after 30 s; Sentry's Retry-After can be a minute)."""
     token = "sntryu_" + "e" * 64
     emulator = subprocess.Popen(
         [sys.executable, "-m", "sentry_mirror.cli", "emulator", "--port", "0", "--seed", "4", "--scale", "tiny",
-         "--token", token, "--fault", "kind=429,retry_after=6,route=*/stats/*,after=2,times=1",
+         "--token", token, "--fault", "kind=429,retry_after=6,route=*/tags/*/values/*,after=2,times=1",
          "--fault", "kind=slow,delay=5,route=*/issues/*,times=1"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     info = dict(emulator.stdout.readline().strip().split(": ", 1) for _ in range(3))

@@ -47,7 +47,7 @@ def test_a_failing_stream_is_a_partial_success_and_the_rest_is_stored(tmp_path, 
     # The same client the command builds, with quick retries: the outage outlasts them in seconds.
     monkeypatch.setattr(runner, "client_for", lambda s: SentryClient(s.url, s.token, backoff_base=0.01))
     with Emulator(seed=12, scale="tiny", token=TOKEN) as emu:
-        emu.faults.add(kind="500", route="*/stats/*", rate=1.0)  # project stats keep failing
+        emu.faults.add(kind="500", route="*/stats_v2/*", rate=1.0)  # project stats keep failing
         db = tmp_path / "p.duckdb"
         result = run(*sync_args(emu, db), env={"SENTRY_AUTH_TOKEN": TOKEN})
         assert result.exit_code == 6, result.output

@@ -23,6 +23,20 @@ PROJECTS = [
     ("notifications", "Notifications", "python", "notifications", "platform"),
 ]
 
+
+
+def projects(n: int) -> list[tuple[str, str, str, str, str]]:
+    """The first `n` projects: the catalog's, then numbered copies of them (`backend-2`, releasing
+    `backend2@…`), so a scale may have more projects than the catalog names."""
+    out = list(PROJECTS[:n])
+    copy = 2
+    while len(out) < n:
+        out.extend((f"{slug}-{copy}", f"{name} {copy}", platform, f"{package}{copy}", team)
+                   for slug, name, platform, package, team in PROJECTS[: n - len(out)])
+        copy += 1
+    return out
+
+
 TEAMS = [("platform", "Platform"), ("frontend", "Frontend"), ("mobile", "Mobile")]
 
 

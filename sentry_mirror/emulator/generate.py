@@ -59,11 +59,11 @@ class Generation(Served):
 
     def _build_projects(self, rng: random.Random) -> list[Project]:
         projects = []
-        for i, (slug, name, platform, package, team) in enumerate(catalog.PROJECTS[: self.scale.projects]):
+        for i, (slug, name, platform, package, team) in enumerate(catalog.projects(self.scale.projects)):
             projects.append(Project(
                 idx=i, id=4_500_100 + i * 13 + rng.randrange(10), slug=slug, name=name,
                 platform=platform, package=package, team=team,
-                created_ms=self.anchor_ms - (400 - 10 * i) * DAY_MS,
+                created_ms=self.anchor_ms - max(400 - 10 * i, 160 - i) * DAY_MS,  # copies: still in the past
                 user_offset=rng.randrange(self.scale.users),
             ))
         return projects

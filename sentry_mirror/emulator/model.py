@@ -37,6 +37,8 @@ SCALES = {
     "small": Scale(4, 200, 5_000, 300),
     "medium": Scale(8, 1_500, 75_000, 2_000),
     "large": Scale(12, 10_000, 1_000_000, 20_000),
+    "eight": Scale(8, 240, 4_000, 300),  # as many projects as medium, as little data as small
+    "wide": Scale(50, 300, 6_000, 300),  # many projects, little in each: what a sync costs per project
 }
 
 

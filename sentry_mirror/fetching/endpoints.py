@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class Endpoint:
     # rows it no longer returns are dropped (see store.PRUNE_KEYS).
     snapshot: bool = False
 
+    @property
+    def status(self) -> str | None:
+        return self.params.get("status")
+
     def paths(self, **scope: str) -> list[str]:
         return [p.format(**scope) for p in (self.path, *self.fallbacks)]
 
@@ -31,10 +36,12 @@ ORGANIZATION = Endpoint("organization", "organizations/{org}/", "organizations",
 
 PROJECTS = Endpoint("projects", "organizations/{org}/projects/", "projects")
 
-# The list hides archived releases unless asked: walk both statuses.
+# The list hides archived releases unless asked: walk both statuses. Newest first (`sort=date`,
+# Sentry's default: by date added), so new releases are on the first page.
 RELEASES = [
-    Endpoint("releases", "organizations/{org}/releases/", "releases", params={"status": "open"}),
-    Endpoint("releases_archived", "organizations/{org}/releases/", "releases", params={"status": "archived"}),
+    Endpoint("releases", "organizations/{org}/releases/", "releases", params={"status": "open", "sort": "date"}),
+    Endpoint("releases_archived", "organizations/{org}/releases/", "releases",
+             params={"status": "archived", "sort": "date"}),
 ]
 
 # `query` must be sent, even empty: without it Sentry applies `is:unresolved` and resolved issues
@@ -112,3 +119,11 @@ def route_of(path: str) -> str:
 
 
 _ROUTES = _route_patterns()  # after every endpoint above is defined
+
+
+# The slowly changing streams and how often each is re-read by default (a source's `refresh_hours`
+# overrides it). The rest are read every sync, each by the cheapest request that tells what changed.
+# Here, with the endpoints, so that the command line can name them without loading the HTTP client.
+CADENCES = {name: timedelta(days=1) for name in
+            ("organization", "projects", "teams", "members", "environments", "project_details",
+             "releases", "releases_archived")}  # releases: the whole lists; between, their newest pages

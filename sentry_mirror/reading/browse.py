@@ -89,8 +89,24 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
         clock = con.execute("SELECT extra->>'note' FROM _sync_state WHERE source = ? AND stream = '_clock'",
                             [source]).fetchone()
         src["clock"] = clock[0] if clock else None  # the Date header and Sentry's clock disagreed
+        src["cadences"] = _cadences(con, source)
         info["sources"][source] = src
     return info
+
+
+def _cadences(con: duckdb.DuckDBPyConnection, source: str) -> list[dict]:
+    """The slowly changing streams a sync reads whole on a cadence: each one's cadence in hours, when
+    it was last read whole and when it is next due (on Sentry's clock; 24 h when a sync from before
+    the cadence was recorded read it)."""
+    rows = con.execute("SELECT scope, extra->>'at', extra->>'hours' FROM _sync_state "
+                       "WHERE source = ? AND stream = '_cadence' ORDER BY scope", [source]).fetchall()
+    out = []
+    for name, at, hours in rows:
+        last = parse_ts(at)
+        every = float(hours) if hours is not None else 24.0
+        out.append({"stream": name, "every_hours": every, "last_read": last,
+                    "next_due": last + timedelta(hours=every) if last else None})
+    return out
 
 
 def scheduler_status(db_path: str) -> dict | None:
@@ -164,6 +180,11 @@ def format_status(path: str, info: dict) -> str:
             else:  # streams that keep no cursor (stats start from their latest stored bucket)
                 updated = "no cursor" if stream.get("last_rows") is not None else "not yet stored"
             lines.append(f"  {stream['stream']:<18} {updated}{extra}{resume}")
+        if src.get("cadences"):
+            lines.append("  read whole on a cadence (sync --refresh NAME reads one now):")
+        for c in src.get("cadences", []):
+            lines.append(f"    {c['stream']:<18} every {c['every_hours']:g} h, last read {_when(c['last_read'])} UTC, "
+                         f"next due {_when(c['next_due'])} UTC")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from .. import redact
 from ..errors import ConfigError
+from ..fetching.endpoints import CADENCES
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
                        "a table mapping project slugs to one of " + ", ".join(sorted(EVENT_POLICIES))),
     "concurrency": (_whole(1, 32), "a whole number from 1 to 32"),
     "refresh_per_project": (_whole(0, 10**7), "a whole number (0 re-reads every known issue each sync)"),
+    "refresh_hours": (lambda v: isinstance(v, dict) and all(k in CADENCES for k in v)
+                      and all(_number(0, 24 * 365)(x) for x in v.values()),
+                      "a table of hours (0 to 8760; 0: every sync) by stream: " + ", ".join(sorted(CADENCES))),
 }
 SCHEDULE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "cron": (_cron_ok, "a crontab line in quotes with five fields, e.g. '0 3 * * *'"),
@@ -245,6 +249,7 @@ class Source:
     project_events: dict[str, str] = field(default_factory=dict)
     concurrency: int = 4
     refresh_per_project: int = 500
+    refresh_hours: dict[str, float] = field(default_factory=dict)  # slowly changing stream -> hours (default 24)
     origins: dict[str, str] = field(default_factory=dict, repr=False)  # setting -> where its value came from
 
 
@@ -504,6 +509,7 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
     if isinstance(source.verify, str):
         source.verify = os.path.expanduser(source.verify)
     source.headers, source.project_events = dict(source.headers), dict(source.project_events)
+    source.refresh_hours = {k: float(v) for k, v in source.refresh_hours.items()}
     source.origins = {key: ("file" if key in raw else "default") for key in SOURCE_RULES if key != "token_env"}
     source.origins["url"] = url_from
     source.origins["token"] = token_from

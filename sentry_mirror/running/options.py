@@ -14,7 +14,7 @@ import click
 from ..errors import ConfigError
 from .defaults import DEFAULT_DB, DEFAULT_URL, ORG_ENV_VARS, TOKEN_ENV_VARS, URL_ENV_VARS, store_path
 
-SCALES = ["tiny", "small", "medium", "large"]  # the emulator's (emulator.world.SCALES), without importing it
+SCALES = ["tiny", "small", "medium", "large", "eight", "wide"]  # the emulator's (emulator.world.SCALES), without importing it
 
 
 def _env(names: tuple[str, ...]) -> str:

@@ -49,7 +49,7 @@ def give_large_blocks_back() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
 
 
-def sync_all(config: Config, *, full: bool = False, rebind: bool = False, stop: threading.Event | None = None,
+def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = frozenset(), rebind: bool = False, stop: threading.Event | None = None,
              progress: Callable[[str], None] | None = None, wait: bool = False,
              observer: Any = None) -> list[SyncResult]:
     results: list[SyncResult] = []
@@ -64,7 +64,8 @@ def sync_all(config: Config, *, full: bool = False, rebind: bool = False, stop: 
                 options = SyncOptions(full=full, overlap=timedelta(minutes=source.overlap_minutes),
                                       events=source.events, events_sample=source.events_sample,
                                       project_events=source.project_events, concurrency=source.concurrency,
-                                      refresh_per_project=source.refresh_per_project, rebind=rebind)
+                                      refresh_per_project=source.refresh_per_project, rebind=rebind,
+                                      refresh=refresh, cadence={k: timedelta(hours=h) for k, h in source.refresh_hours.items()})
                 client = client_for(source)
                 try:
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None

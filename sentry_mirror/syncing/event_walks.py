@@ -114,7 +114,8 @@ class EventWalks:
 
         # Whole projects first; their issues are then settled from the store, or left to walk.
         projects = sorted(((pid, slug) for pid, slug in self.store.select("projects", source=self.source)
-                           if self.options.project_events.get(slug, self.options.events) == "all"), key=lambda p: p[1])
+                           if self.options.project_events.get(slug, self.options.events) == "all"
+                           and self._project_due(pid, slug, by_project)), key=lambda p: p[1])
         if projects:
             self.progress(f"events of {len(projects)} projects…")
         walks = [self._plan_project_walk(project_id, slug) for project_id, slug in projects]
@@ -158,6 +159,15 @@ class EventWalks:
                 self.walker.finish_walk(ep.ISSUE_EVENTS.name, walk.issue_id, watermark=fmt_ts(walk.watermark)
                                   if walk.watermark else None)
         self.buffer.flush()
+
+    def _project_due(self, project_id: str, slug: str, by_project: dict) -> bool:
+        """A project is walked when one of its issues moved (count or lastSeen), when its last walk
+        was cut short, or when it was never walked; a project none of whose issues moved has no
+        new event (a late event moves its issue's count, which the known-issue refresh sees)."""
+        if (project_id, slug) in by_project or self.options.full:
+            return True
+        state = self.store.get_state(self.source, ep.PROJECT_EVENTS.name, project_id)
+        return state is None or bool(state.get("cursor"))
 
     def _project_walks(self, walks: list["ProjectWalk"]) -> Iterator[tuple["ProjectWalk", BaseException | None]]:
         """Project walks, up to PROJECT_WALKS at once (Sentry lets a token list a project's events

@@ -32,6 +32,7 @@ from ..fetching.client import Page, SentryClient
 from ..fetching.urls import display_url
 from ..storage.store import PRUNE_KEYS, Store
 from ..timestamps import fmt_ts, parse_ts
+from . import usage
 from .event_walks import EventWalks
 from .walker import RETENTION, SyncOptions, SyncResult, Walker
 
@@ -61,6 +62,9 @@ class Syncer:
         self.events = EventWalks(self.walker)
         self._configured_url = client.base_url  # before any move to the organization's region
         self._gone: list[str] = []  # known issues the server no longer lists, this sync (see _mark_gone)
+        self._stats_by_project = False  # this sync read every project's counters in one stats_v2 request
+        self._oldest_listed: datetime | None = None  # the open release list's walk reached back to here
+        self._vanished: set[str] = set()  # open releases it should have listed and did not: archived
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -75,19 +79,21 @@ class Syncer:
         self.client.stop_when(lambda: self.stop.is_set() or self.walker.abort.is_set())  # the fetchers' waits too
         try:
             self._stream("organization", self.sync_organization, fatal=True)
-            self._stream("projects", self.sync_list, ep.PROJECTS)
+            self._stream("projects", self._cadenced, "projects", self.sync_list, ep.PROJECTS)
             for endpoint in ep.RELEASES:
-                self._stream(endpoint.name, self.sync_list, endpoint)
+                self._stream(endpoint.name, self.sync_releases, endpoint)
             for endpoint in ep.ORG_LISTS:
-                self._stream(endpoint.name, self.walker.optional, endpoint.name, self.sync_list, endpoint)
+                self._stream(endpoint.name, self._cadenced, endpoint.name, self.walker.optional, endpoint.name,
+                             self.sync_list, endpoint)
             self._stream("deploys", self.sync_deploys)
             seen: set[str] = set()
             self._stream("issues", lambda: seen.update(self.sync_issues()))
             self._stream("issue_status", self.refresh_known_issues, seen)
             self._stream("events", self.events.run)
-            self._stream("project_stats", self.sync_project_stats)
-            self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
-            self._stream("project_details", self.sync_project_details)
+            self._stream("project_stats", self.sync_stats)
+            if not self._stats_by_project:  # otherwise that answer (or its failure) held the organization's too
+                self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
+            self._stream("project_details", self._cadenced, "project_details", self.sync_project_details)
             self._check_clock()
             self.buffer.flush()
             self.store.create_views()
@@ -158,7 +164,64 @@ class Syncer:
                 "error": error,
             }
 
+    def _due(self, name: str) -> bool:
+        """Whether a slowly changing stream is read this sync: its cadence has passed since it was
+        last read whole (or it never was), or `--full` or `--refresh NAME` asked for it."""
+        if self.options.full or name in self.options.refresh:
+            return True
+        at = parse_ts(((self.store.get_state(self.source, "_cadence", name) or {}).get("extra") or {}).get("at"))
+        return at is None or self.walker.server_now() - at >= self.options.cadence_of(name)
+
+    def _cadenced(self, name: str, step: Callable, *args: Any) -> None:
+        """Run a slowly changing stream when it is due; when it ran without error, note when."""
+        if not self._due(name):
+            return
+        errors = len(self.result.errors)
+        started = self.walker.server_now()
+        step(*args)
+        if len(self.result.errors) == errors and name not in self.walker.missing:
+            self._note_read(name, started)
+
+    def _note_read(self, name: str, started: datetime) -> None:
+        """When a slowly changing stream was last read whole, with its cadence (`status` shows both)."""
+        hours = self.options.cadence_of(name).total_seconds() / 3600
+        self.buffer.state("state", "_cadence", name, watermark=None, cursor=None, params=None,
+                          extra={"at": fmt_ts(started), "hours": round(hours, 3)})
+        self.buffer.flush()
+
+    def _projects_known(self, project_ids: set[str]) -> None:
+        """A project the store does not know (named by an issue or a stat) was created since the
+        project list was last read: read it now rather than at its cadence."""
+        known = {pid for pid, _ in self.store.select("projects", source=self.source)}
+        if project_ids - known:
+            log.info("%d projects not known yet; reading the project list", len(project_ids - known))
+            self._read_projects_now()
+
+    def _read_projects_now(self) -> None:
+        """Read the project list now, whatever its cadence, unless this sync already read it."""
+        if self._projects_read():
+            return
+        self.options.refresh = self.options.refresh | {"projects"}
+        self._cadenced("projects", self.sync_list, ep.PROJECTS)
+
+    def _projects_read(self) -> bool:
+        return bool((self.result.streams.get("projects") or {}).get("requests")) or "projects" in self.walker.counted
+
     def sync_organization(self) -> None:
+        """The organization's detail, at its cadence; between, when the source is bound to this very
+        URL and organization id, its region is kept from then. Any other URL, a store without the
+        binding, or --rebind reads it now: the binding is checked against what the server answers."""
+        bound = (self.store.get_state(self.source, "_binding", "") or {}).get("extra") or {}
+        here = bound.get("org_id") and bound.get("url") == display_url(self._configured_url)
+        if here and not self.options.rebind and not self._due("organization"):
+            if bound.get("region"):
+                self.client.use_region(bound["region"])
+            return
+        started = self.walker.server_now()
+        self._read_organization()
+        self._note_read("organization", started)
+
+    def _read_organization(self) -> None:
         try:
             org, _ = self.client.get(ep.ORGANIZATION.path.format(org=self.org))
         except NotFoundError as exc:
@@ -173,11 +236,13 @@ class Syncer:
             raise ApiError(200, "the organization endpoint did not answer with an organization",
                            self.client.base_url, hint="is --url a Sentry server?")
         binding = self._check_binding(str(org.get("id") or ""), org.get("slug"))
+        region = (org.get("links") or {}).get("regionUrl")
+        if region:
+            binding["region"] = region  # used between reads of the organization
         self.buffer.add("organizations", [org])
         self.result.add("organizations", 1)
         self.buffer.state("state", "_binding", "", watermark=None, cursor=None, params=None, extra=binding)
         self.buffer.flush()
-        region = (org.get("links") or {}).get("regionUrl")
         if region and self.client.use_region(region):
             self.progress(f"organization lives on {region}; reading from there")
 
@@ -225,6 +290,50 @@ class Syncer:
         if not scope:
             self.buffer.flush()
 
+    def sync_releases(self, endpoint: ep.Endpoint) -> None:
+        """A release list (open or archived), newest first: whole at its cadence; between, until a
+        page whose releases are all stored unchanged (new releases come first). Open releases the
+        walk should have listed and did not were archived: the archived list is then walked on
+        until it has listed them all."""
+        if self._due(endpoint.name):
+            listed: set[str] = set()
+            self._cadenced(endpoint.name, self._walk_releases, endpoint, listed, None)
+        else:
+            listed = set()
+            self._walk_releases(endpoint, listed, self._vanished if endpoint.status == "archived" else set())
+        if endpoint.status == "open" and self._oldest_listed is not None:
+            self._vanished = {v for (v,) in self.store.select("open_releases_since", source=self.source,
+                                                              since=self._oldest_listed)} - listed
+
+    def _walk_releases(self, endpoint: ep.Endpoint, listed: set[str], wanted: set[str] | None) -> None:
+        """Walk the list; with `wanted` (not None), stop after an unchanged page once every wanted
+        release was listed; without it (the whole walk), never stop early."""
+        self.progress(f"{endpoint.name}…")
+        path, params = endpoint.path.format(org=self.org), dict(endpoint.params)
+        oldest = None
+        for page in self.walker.walk(endpoint.name, "", path, params):
+            items = [i for i in page.items if isinstance(i, dict) and i.get("version")]
+            unchanged = wanted is not None and self._releases_unchanged(items)
+            self.walker.save_page(endpoint.name, endpoint.entity, "", page, params)
+            listed.update(str(i["version"]) for i in items)
+            created = [t for t in (parse_ts(i.get("dateCreated")) for i in items) if t]
+            oldest = min(created + ([oldest] if oldest else []), default=oldest)
+            if unchanged and not (wanted - listed):
+                break
+        self._oldest_listed = oldest if endpoint.status == "open" else self._oldest_listed
+        self.walker.finish_walk(endpoint.name, "", watermark=None)
+        self.buffer.flush()
+
+    def _releases_unchanged(self, items: list[dict]) -> bool:
+        """Every release of the page stored, with its status and counters as the page gives them."""
+        marks = {r[0]: r[1:] for r in self.store.select("release_marks", source=self.source,
+                                                        versions=[str(i["version"]) for i in items])}
+        text = lambda v: None if v is None else str(v)  # noqa: E731
+        return all(marks.get(str(i["version"])) == (i.get("status"), text(i.get("deployCount")),
+                                                      text(i.get("newGroups")), text(i.get("commitCount")),
+                                                      parse_ts(i.get("dateReleased")))
+                   for i in items)
+
     def sync_deploys(self) -> None:
         """Deploys of each release whose deployCount moved since its deploys were last read."""
         rows = self.store.select("deploys_to_read", source=self.source)
@@ -237,6 +346,59 @@ class Syncer:
                 self.buffer.state("state", "deploys", version, watermark=None, cursor=None, params=None,
                                   extra={"deploy_count": count})
         self.buffer.flush()
+
+    def sync_stats(self) -> None:
+        """Every project's counters and the organization's in one stats_v2 request (grouped by project,
+        outcome and category, hourly; days summed from hours); a server that cannot group by project
+        is asked the deprecated per-project route, 8 requests a project (remembered)."""
+        caps = self.walker.capabilities()
+        if caps.get("stats_v2_by_project", True):
+            self._stats_by_project = True  # until it says no: a failure fails both (the same route)
+            if self._stats_by_project_v2(caps):
+                return
+            self._stats_by_project = False
+        self.sync_project_stats()
+
+    def _stats_by_project_v2(self, caps: dict) -> bool:
+        """One stats_v2 read from the start of the earliest day still to complete; False when the
+        server refuses `groupBy=project` or ignores it (then nothing is stored)."""
+        now = self.walker.server_now()
+        projects = self.store.select("projects", source=self.source)
+        day = lambda t: t.replace(hour=0, minute=0, second=0, microsecond=0)  # noqa: E731
+        horizon = day(now - RETENTION) + timedelta(days=1)
+        lasts = {(p, r): ts if first <= horizon else None
+                 for p, s, r, ts, first in self.store.select("stats_starts", source=self.source) if s == "generated"}
+        marks = [lasts.get((pid, r)) for pid, _ in projects for r in ep.STAT_RESOLUTIONS]
+        org_last = self.store.select("last_org_stat", source=self.source, interval="1d")[0][0]
+        start = min([day(m) if m else horizon for m in marks] + [day(org_last) if org_last else horizon], default=horizon)
+        start = max(horizon, min(start, day(now)))
+        self.progress(f"stats of {len(projects)} projects…")
+        params = {**ep.ORG_STATS.params, "groupBy": ["project", "outcome", "category"], "interval": "1h",
+                  "start": fmt_ts(start), "end": fmt_ts(now)}
+        try:
+            data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params, probe=self.walker.probe)
+        except ApiError as exc:
+            if exc.status not in (400, 404, 422):
+                raise
+            data = None
+        if not usage.grouped_by_project(data):
+            log.info("stats_v2 does not group by project here; reading the per-project stats route")
+            self.walker.remember({**caps, "stats_v2_by_project": False})
+            return False
+        starts, series = usage.hourly(data, params["field"], now)
+        ids = [pid for pid, _ in projects]
+        for (project_id, stat, resolution), points in usage.project_points(starts, series, ids, start).items():
+            context = {"project_id": project_id, "stat": stat, "resolution": resolution}
+            self.buffer.add(ep.PROJECT_STATS.entity, points, context)
+            self.buffer.update("project_stats_future", **context, until=now)
+            self.result.add("project_stats", len(points))
+        hour_from = day(now - usage.ORG_HOURS) + timedelta(days=1)
+        for interval, points in usage.org_points(starts, series, start, hour_from).items():
+            self.buffer.add(ep.ORG_STATS.entity, points, {"interval": interval})
+            self.buffer.update("org_stats_future", interval=interval, until=now)
+            self.result.add("org_stats", len(points))
+        self.buffer.flush()
+        return True
 
     def sync_project_stats(self) -> None:
         """Stat buckets per project, stat and resolution, from the last stored bucket (re-read: it may
@@ -354,6 +516,7 @@ class Syncer:
         if self.options.full and state.get("cursor"):
             self._drop_cursor(name, scope, state)  # --full starts over
         seen: set[str] = set()
+        named: set[str] = set()  # the projects of the issues listed
         path = ep.ISSUES.path.format(org=self.org)
         while True:
             params = {**ep.ISSUES.params, "sort": learnt.get("issue_sort", "date")}
@@ -369,6 +532,8 @@ class Syncer:
                     oldest = None
                     for issue in page.items:
                         seen.add(str(issue.get("id")))
+                        project = issue.get("project")
+                        named.add(str(project.get("id") or "") if isinstance(project, dict) else "")
                         last = parse_ts(issue.get("lastSeen") or issue.get("last_seen"))
                         if last and (walk_max is None or last > walk_max):
                             walk_max = last
@@ -388,6 +553,7 @@ class Syncer:
         new_mark = max(filter(None, [parse_ts(state.get("watermark")), walk_max]), default=None)
         self.walker.finish_walk(name, scope, watermark=fmt_ts(new_mark) if new_mark else None)
         self.buffer.flush()
+        self._projects_known(named - {""})
         return seen
 
     def _drop_cursor(self, stream: str, scope: str, state: dict) -> None:
@@ -477,20 +643,30 @@ class Syncer:
         if not gone:
             return
         live = self.store.select("live_issue_count", source=self.source)[0][0]
-        # The issues of a project the server no longer lists went with it: that explains them.
-        listed = {key for _, key in self.walker.counted.get("projects", ())}
-        if (self.result.streams.get("projects") or {}).get("error"):
-            listed = set()  # a walk cut short lists too few: nothing is explained by it
-        unexplained = len(gone) if not listed else self.store.select(
-            "issues_in_projects", source=self.source, ids=gone, projects=sorted(listed))[0][0]
-        if unexplained > MASS_DELETION_MIN and unexplained > self.options.max_deleted_share * live \
-                and not self.options.full:
+        unexplained = self._unexplained(gone)
+        if self._too_many(unexplained, live) and not self._projects_read():
+            # The project list was not read this sync (its cadence): a deleted project may explain them.
+            self._read_projects_now()
+            unexplained = self._unexplained(gone)
+        if self._too_many(unexplained, live):
             raise ApiError(0, f"{unexplained:,} of {live:,} stored issues are no longer listed by the server; "
                                 f"not marking them deleted",
                            hint="if they were deleted in Sentry, run 'sentry-mirror sync --full' to accept it")
         self.buffer.update("issues_deleted", ids=gone, observed_at=now)
         self.buffer.flush()
         self.result.add("issues_deleted", len(gone))
+
+    def _unexplained(self, gone: list[str]) -> int:
+        """How many of the issues gone are not explained by their project's being gone with them."""
+        listed = {key for _, key in self.walker.counted.get("projects", ())}
+        if (self.result.streams.get("projects") or {}).get("error"):
+            listed = set()  # a walk cut short lists too few: nothing is explained by it
+        return len(gone) if not listed else self.store.select(
+            "issues_in_projects", source=self.source, ids=gone, projects=sorted(listed))[0][0]
+
+    def _too_many(self, unexplained: int, live: int) -> bool:
+        return unexplained > MASS_DELETION_MIN and unexplained > self.options.max_deleted_share * live \
+            and not self.options.full
 
     def _check_clock(self) -> None:
         """Say when the Date header and Sentry's clock disagree by more than a minute (kept for

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import ApiError, Interrupted
 from ..fetching import endpoints as ep
+from ..fetching.endpoints import CADENCES
 from ..fetching.client import Page, SentryClient
 from ..storage.store import ENTITY_KEYS, Store
 from .buffer import WriteBuffer
@@ -41,6 +42,15 @@ class SyncOptions:
     # More of the stored issues than this share (and than MASS_DELETION_MIN) gone from the server in
     # one sync is taken for a fault, not deletions, unless `full` asked for it.
     max_deleted_share: float = 0.25
+    # Slowly changing streams, each re-read when its cadence has passed since it was last read
+    # (CADENCES: the default); `refresh` names those to read this sync regardless (`full`: all).
+    cadence: dict[str, timedelta] = field(default_factory=dict)
+    refresh: frozenset[str] = frozenset()
+
+    def cadence_of(self, stream: str) -> timedelta:
+        return self.cadence.get(stream, CADENCES[stream])
+
+
 
 
 @dataclass
