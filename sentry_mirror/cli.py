@@ -759,7 +759,8 @@ def hooks():
               help="An environment variable holding an internal integration's client secret (repeatable).")
 @click.option("--refresh-after", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a new event's issue waits to be refreshed with others (100 a request).")
-@click.option("--port-file", type=click.Path(dir_okay=False), hidden=True)
+@click.option("--port-file", type=click.Path(dir_okay=False), hidden=True,
+              help="Write the port listened on to this file once listening (tests and scripts that ask for --port 0).")
 @hooks_options
 def hooks_serve(host, port, max_bytes, replay_window, integration_secret_env, refresh_after, port_file, **opts):
     """Receive Sentry's service hooks and integration webhooks and store them at once."""
