@@ -105,6 +105,8 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "events_sample": (_whole(1, 100), "a whole number from 1 to 100"),
     "project_events": (lambda v: isinstance(v, dict) and all(x in EVENT_POLICIES for x in v.values()),
                        "a table mapping project slugs to one of " + ", ".join(sorted(EVENT_POLICIES))),
+    "projects": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) and x.strip() for x in v),
+                 "a list of project slugs, e.g. [\"web\", \"api\"]"),
     "concurrency": (_whole(1, 32), "a whole number from 1 to 32"),
     "refresh_per_project": (_whole(0, 10**7), "a whole number (0 re-reads every known issue each sync)"),
     "refresh_hours": (lambda v: isinstance(v, dict) and all(k in CADENCES for k in v)
@@ -271,6 +273,7 @@ class Source:
     events: str = "all"
     events_sample: int = 10
     project_events: dict[str, str] = field(default_factory=dict)
+    projects: list[str] = field(default_factory=list)  # the slugs mirrored; none: every project
     concurrency: int = 4
     refresh_per_project: int = 500
     refresh_hours: dict[str, float] = field(default_factory=dict)  # slowly changing stream -> hours (default 24)
@@ -547,7 +550,7 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
     if isinstance(source.verify, str):
         source.verify = os.path.expanduser(source.verify)
     source.headers, source.project_events = dict(source.headers), dict(source.project_events)
-    source.headers_env = dict(source.headers_env)
+    source.headers_env, source.projects = dict(source.headers_env), list(source.projects)
     for header, variable in source.headers_env.items():  # check_config has found each set
         source.headers[header] = os.environ.get(variable) or ""
         redact.register(source.headers[header])  # never logged
