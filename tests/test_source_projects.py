@@ -71,3 +71,22 @@ def test_an_unknown_project_slug_is_one_error_naming_the_known_ones(emu, tmp_pat
     text = str(caught.value) + " " + (caught.value.hint or "")
     assert "no-such-project" in text
     assert all(p.slug in text for p in emu.world.projects)
+
+
+def test_the_config_key_reaches_the_sync_and_is_checked(emu, tmp_path):
+    from helpers import run, write
+
+    chosen = sorted((str(p.id), p.slug) for p in emu.world.projects)[0]
+    path = write(tmp_path, f"[[sources]]\norg = '{emu.org_slug}'\nurl = '{emu.url}'\ntoken_env = 'SM_TOKEN'\n"
+                           f"projects = ['{chosen[1]}']\n")
+    db = tmp_path / "s.duckdb"
+    result = run("sync", "-c", path, "--db", str(db), env={"SM_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    store = Store(str(db))
+    try:
+        assert {r[0] for r in store.con.execute("SELECT DISTINCT project_id FROM issues").fetchall()} == {chosen[0]}
+    finally:
+        store.close()
+    bad = write(tmp_path, f"[[sources]]\norg = 'acme'\ntoken_env = 'SM_TOKEN'\nprojects = '{chosen[1]}'\n")
+    result = run("config", "check", "-c", bad, env={"SM_TOKEN": TOKEN})
+    assert result.exit_code == 2 and "sources[0].projects must be a list of project slugs" in result.stderr
