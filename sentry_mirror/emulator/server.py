@@ -128,15 +128,23 @@ class RateLimiter:
 
 
 class RequestLog:
-    """Counts /api/0/ requests by `METHOD route-template`."""
+    """Counts /api/0/ requests by `METHOD route-template`, and keeps the paths asked (with their
+    query strings), so that a test can see which projects were asked for."""
 
     def __init__(self):
         self._counts: dict[str, int] = {}
+        self._paths: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def record(self, key: str) -> None:
+    def record(self, key: str, path: str = "") -> None:
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
+            if path:
+                self._paths[path] = self._paths.get(path, 0) + 1
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return sorted(self._paths)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -145,6 +153,7 @@ class RequestLog:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._paths.clear()
 
 
 class Emulator:
@@ -248,7 +257,7 @@ class Emulator:
         """Answer one /api/0/ request; returns the response and the fault rule that fired, if any."""
         match = resolve(raw_path, self.flavor)
         template = match[0] if match else "(unmatched)"
-        self.requests.record(f"{method} {template}")
+        self.requests.record(f"{method} {template}", raw_path + (f"?{query}" if query else ""))
         rule = self.faults.fire(template, raw_path, query)
         kind = rule.kind if rule else None
         if kind in GATEWAY_REASONS:

@@ -27,6 +27,13 @@ def normalise_base_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}/api/0"
 
 
+def host_as_url(value: str) -> str:
+    """`SENTRY_HOST` as sentry-cli's environment gives it, a bare host (`sentry.io`), means https://
+    that host; a value with a scheme is a URL already and is kept."""
+    value = (value or "").strip()
+    return value if "://" in value else f"https://{value}"
+
+
 def display_url(url: str) -> str:
     """A URL fit to show and to keep: scheme, host, port (unless the scheme's own) and path; no
     query string (filters can be long), never credentials."""

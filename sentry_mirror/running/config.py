@@ -81,6 +81,7 @@ def _timezone_ok(value: Any) -> bool:
 
 _TEXT = (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Every setting of the file: key -> (is it valid?, what it must be). The one place they are checked.
 SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -94,12 +95,18 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "headers": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
                 and all(_HEADER_NAME.fullmatch(k) for k in v),
                 "a table of strings whose keys are HTTP header names (letters, digits and -, no spaces)"),
+    "headers_env": (lambda v: isinstance(v, dict) and all(_HEADER_NAME.fullmatch(k) for k in v)
+                    and all(_ENV_NAME.fullmatch(x) if isinstance(x, str) else False for x in v.values()),
+                    "a table of HTTP header names to environment variable names, e.g. "
+                    "{ \"Maton-Connection\" = \"MATON_CONNECTION\" }"),
     "timeout": (_number(0.1, 3600), "a number from 0.1 to 3600"),
     "overlap_minutes": (_number(0, 7 * 24 * 60), "a number from 0 to 10080"),
     "events": (lambda v: v in EVENT_POLICIES, "one of " + ", ".join(sorted(EVENT_POLICIES))),
     "events_sample": (_whole(1, 100), "a whole number from 1 to 100"),
     "project_events": (lambda v: isinstance(v, dict) and all(x in EVENT_POLICIES for x in v.values()),
                        "a table mapping project slugs to one of " + ", ".join(sorted(EVENT_POLICIES))),
+    "projects": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) and x.strip() for x in v),
+                 "a list of project slugs, e.g. [\"web\", \"api\"]"),
     "concurrency": (_whole(1, 32), "a whole number from 1 to 32"),
     "refresh_per_project": (_whole(0, 10**7), "a whole number (0 re-reads every known issue each sync)"),
     "refresh_hours": (lambda v: isinstance(v, dict) and all(k in CADENCES for k in v)
@@ -227,9 +234,27 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
                                     "token_env for each source, so that no server is sent another's token "
                                     "(SENTRY_AUTH_TOKEN or ~/.sentryclirc would go to all of them)",
                                     where.line("sources", i)))
+        problems.extend(_header_env_problems(raw, label, where.line("sources", i, "headers_env")))
         if flag_token is None and SOURCE_RULES["token_env"][0](env_name) and not os.environ.get(env_name):
             problems.append(Problem(f"{label}: environment variable {env_name} is not set "
                                     f"(line {where.line('sources', i, 'token_env')}); export it with the token"))
+    return problems
+
+
+def _header_env_problems(raw: dict, label: str, line: int | None) -> list[Problem]:
+    """A header given in both tables (which value wins?), and a header whose variable is not set."""
+    from_env = raw.get("headers_env")
+    if not SOURCE_RULES["headers_env"][0](from_env):
+        return []
+    problems = []
+    literal = {k.lower() for k in raw.get("headers") or {}} if isinstance(raw.get("headers"), dict) else set()
+    where = f" (line {line})" if line else ""
+    for header, variable in from_env.items():
+        if header.lower() in literal:
+            problems.append(Problem(f"{label}: header {header} is in both headers and headers_env{where}; keep one"))
+        elif not os.environ.get(variable):
+            problems.append(Problem(f"{label}: header {header} comes from environment variable {variable}, which "
+                                    f"is not set{where}; export it with the header's value"))
     return problems
 
 
@@ -241,12 +266,14 @@ class Source:
     token: str | None = field(default=None, repr=False)
     auth: str = "bearer"
     verify: bool | str = True
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # with those of headers_env, once read
+    headers_env: dict[str, str] = field(default_factory=dict)  # header name -> environment variable name
     timeout: float = 30.0
     overlap_minutes: float = 10.0
     events: str = "all"
     events_sample: int = 10
     project_events: dict[str, str] = field(default_factory=dict)
+    projects: list[str] = field(default_factory=list)  # the slugs mirrored; none: every project
     concurrency: int = 4
     refresh_per_project: int = 500
     refresh_hours: dict[str, float] = field(default_factory=dict)  # slowly changing stream -> hours (default 24)
@@ -427,7 +454,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         if not resolved_token:
             raise ConfigError("no auth token given",
                               hint="set SENTRY_AUTH_TOKEN (a token with org:read, project:read, event:read)")
-        resolved_url, url_from = _first((url, "flag"), (_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
+        resolved_url, url_from = _first((url, "flag"), _env_url(),
                                         cli_rc.get("url", (None, "")), (DEFAULT_URL, "default"))
         config.sources.append(Source(name=resolved_org, url=resolved_url, org=resolved_org, token=resolved_token,
                                      origins={"url": url_from, "org": org_from, "token": token_from}))
@@ -467,6 +494,20 @@ def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
     return None, ""
 
 
+def _env_url() -> tuple[str | None, str]:
+    """The server the environment names: SENTRY_URL as given, else SENTRY_HOST, which sentry-cli's
+    environment gives as a bare host (`sentry.io`: https:// it)."""
+    from ..fetching.urls import host_as_url
+
+    for name in URL_ENV_VARS:
+        value = os.environ.get(name)
+        if value and name == "SENTRY_HOST" and "://" not in value:
+            return host_as_url(value), f"env {name} (a host: https://)"
+        if value:
+            return value, f"env {name}"
+    return None, ""
+
+
 def _env_name(names: tuple[str, ...]) -> str:
     return "env " + next((n for n in names if os.environ.get(n)), names[0])
 
@@ -496,7 +537,7 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
     # SENTRY_URL) is what must not happen, so a url set there asks for the source's own.
     url, url_from = (raw["url"], "file") if raw.get("url") else (DEFAULT_URL, "default")
     if not raw.get("url"):
-        elsewhere = next(((u, w) for u, w in ((_env(URL_ENV_VARS), _env_name(URL_ENV_VARS)),
+        elsewhere = next(((u, w) for u, w in (_env_url(),
                                              sentryclirc().get("url", (None, ""))) if u), None)
         if elsewhere and normalise_url(elsewhere[0]) != normalise_url(DEFAULT_URL):
             raise ConfigError(f"config: sources[{index}] has no url, and {elsewhere[1]} names {elsewhere[0]}",
@@ -509,6 +550,10 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
     if isinstance(source.verify, str):
         source.verify = os.path.expanduser(source.verify)
     source.headers, source.project_events = dict(source.headers), dict(source.project_events)
+    source.headers_env, source.projects = dict(source.headers_env), list(source.projects)
+    for header, variable in source.headers_env.items():  # check_config has found each set
+        source.headers[header] = os.environ.get(variable) or ""
+        redact.register(source.headers[header])  # never logged
     source.refresh_hours = {k: float(v) for k, v in source.refresh_hours.items()}
     source.origins = {key: ("file" if key in raw else "default") for key in SOURCE_RULES if key != "token_env"}
     source.origins["url"] = url_from

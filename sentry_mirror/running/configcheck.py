@@ -56,8 +56,10 @@ def source_rows(source: Source) -> list[str]:
         if key in ("url", "org", "name", "token_env"):
             continue
         value = getattr(source, key)
-        if key == "headers":
-            value = {name: mask(v) for name, v in value.items()} or "{}"
+        if key == "headers":  # those of headers_env have their own row, never with their value
+            value = {name: mask(v) for name, v in value.items() if name not in source.headers_env} or "{}"
+        elif key == "headers_env":
+            value = {name: f"from env {variable}" for name, variable in value.items()} or "{}"
         rows.append(_row(key, value, source.origins.get(key, "default")))
     return rows
 

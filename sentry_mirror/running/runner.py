@@ -65,7 +65,8 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
                                       events=source.events, events_sample=source.events_sample,
                                       project_events=source.project_events, concurrency=source.concurrency,
                                       refresh_per_project=source.refresh_per_project, rebind=rebind,
-                                      refresh=refresh, cadence={k: timedelta(hours=h) for k, h in source.refresh_hours.items()})
+                                      refresh=refresh, cadence={k: timedelta(hours=h) for k, h in source.refresh_hours.items()},
+                                      projects=tuple(source.projects))
                 client = client_for(source)
                 try:
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None

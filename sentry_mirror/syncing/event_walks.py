@@ -91,6 +91,8 @@ class EventWalks:
         rows = self.store.select("event_walks_to_plan", source=self.source, horizon=horizon, full=self.options.full)
         jobs, by_project = [], {}
         for issue_id, slug, times_seen, last_seen, watermark, cursor, saved, project_id, recent, listed_at in rows:
+            if not self.options.covers(slug):  # a project the source no longer names
+                continue
             policy = self.options.project_events.get(slug or "", self.options.events)
             if policy == "none":
                 continue
@@ -114,7 +116,8 @@ class EventWalks:
 
         # Whole projects first; their issues are then settled from the store, or left to walk.
         projects = sorted(((pid, slug) for pid, slug in self.store.select("projects", source=self.source)
-                           if self.options.project_events.get(slug, self.options.events) == "all"
+                           if self.options.covers(slug)
+                           and self.options.project_events.get(slug, self.options.events) == "all"
                            and self._project_due(pid, slug, by_project)), key=lambda p: p[1])
         if projects:
             self.progress(f"events of {len(projects)} projects…")

@@ -21,6 +21,7 @@ import bisect
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import quote
@@ -65,6 +66,7 @@ class Syncer:
         self._stats_by_project = False  # this sync read every project's counters in one stats_v2 request
         self._oldest_listed: datetime | None = None  # the open release list's walk reached back to here
         self._vanished: set[str] = set()  # open releases it should have listed and did not: archived
+        self._listed_slugs: set[str] = set()  # every project the project list named, this sync
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -277,6 +279,7 @@ class Syncer:
             _, key_fields, _ = PRUNE_KEYS[endpoint.entity]
             keep: set[str] = set()
             for page in self.walker.pages(path, params, None, probe=self.walker.probe):
+                page = self._mirrored_only(endpoint, page)
                 keep.update(str(k) for k in (next((i.get(f) for f in key_fields if i.get(f) is not None), None)
                                              for i in page.items if isinstance(i, dict)) if k is not None)
                 # no mid-walk checkpoint: a cut walk starts over
@@ -285,10 +288,48 @@ class Syncer:
             self.buffer.prune(endpoint.entity, context, keep)
         else:
             for page in self.walker.walk(endpoint.name, scope, path, params):
+                page = self._mirrored_only(endpoint, page)
                 self.walker.save_page(endpoint.name, endpoint.entity, scope, page, params, context=context)
+        if endpoint is ep.PROJECTS:
+            self._check_projects_named()
         self.walker.finish_walk(endpoint.name, scope, watermark=None)
         if not scope:
             self.buffer.flush()
+
+    def _mirrored_only(self, endpoint: ep.Endpoint, page: Page) -> Page:
+        """A page of the project list without the projects the source does not name (noting them all)."""
+        if endpoint is not ep.PROJECTS or not self.options.projects:
+            return page
+        self._listed_slugs.update(str(i.get("slug")) for i in page.items if isinstance(i, dict))
+        return replace(page, items=[i for i in page.items if isinstance(i, dict) and self.options.covers(i.get("slug"))])
+
+    def _check_projects_named(self) -> None:
+        """A slug the organization does not have is a mistake in the config: one error naming the
+        known ones (a project walk resumed mid-way has the earlier pages' in the store)."""
+        known = self._listed_slugs | {slug for _, slug in self._mirrored_projects()}
+        unknown = [slug for slug in self.options.projects if slug not in known]
+        if unknown:
+            raise ConfigError(f"source {self.source}: organization {self.org} has no project {', '.join(unknown)}",
+                              hint=f"its projects: {', '.join(sorted(self._listed_slugs)) or '(none listed)'}")
+
+    def _mirrored_projects(self) -> list[tuple[str, str]]:
+        """The stored projects this source mirrors (id, slug): all, or those its `projects` names."""
+        return [(pid, slug) for pid, slug in self.store.select("projects", source=self.source)
+                if self.options.covers(slug)]
+
+    def _project_filter(self) -> dict:
+        """`project=ID` params for the organization's issue list and stats_v2, when the source names
+        its projects (each must be known first: a project the store lacks sends for the list now)."""
+        if not self.options.projects:
+            return {}
+        ids = [pid for pid, _ in self._mirrored_projects()]
+        if len(ids) < len(set(self.options.projects)):
+            self._read_projects_now()
+            ids = [pid for pid, _ in self._mirrored_projects()]
+        if not ids:  # never the whole organization's instead
+            raise ApiError(0, f"none of the projects {', '.join(self.options.projects)} is known yet: the project "
+                              f"list could not be read", hint="the next sync tries again")
+        return {"project": ids}
 
     def sync_releases(self, endpoint: ep.Endpoint) -> None:
         """A release list (open or archived), newest first: whole at its cadence; between, until a
@@ -363,7 +404,7 @@ class Syncer:
         """One stats_v2 read from the start of the earliest day still to complete; False when the
         server refuses `groupBy=project` or ignores it (then nothing is stored)."""
         now = self.walker.server_now()
-        projects = self.store.select("projects", source=self.source)
+        projects = self._mirrored_projects()
         day = lambda t: t.replace(hour=0, minute=0, second=0, microsecond=0)  # noqa: E731
         horizon = day(now - RETENTION) + timedelta(days=1)
         lasts = {(p, r): ts if first <= horizon else None
@@ -374,7 +415,7 @@ class Syncer:
         start = max(horizon, min(start, day(now)))
         self.progress(f"stats of {len(projects)} projects…")
         params = {**ep.ORG_STATS.params, "groupBy": ["project", "outcome", "category"], "interval": "1h",
-                  "start": fmt_ts(start), "end": fmt_ts(now)}
+                  "start": fmt_ts(start), "end": fmt_ts(now), **self._project_filter()}
         try:
             data, _ = self.client.get(ep.ORG_STATS.path.format(org=self.org), params, probe=self.walker.probe)
         except ApiError as exc:
@@ -411,7 +452,7 @@ class Syncer:
         horizon = now - RETENTION + timedelta(days=1)
         last = {(p, s, r): ts if first <= horizon else None
                 for p, s, r, ts, first in self.store.select("stats_starts", source=self.source)}
-        projects = self.store.select("projects", source=self.source)
+        projects = self._mirrored_projects()
         self.progress(f"project stats ({len(projects)} projects)…")
         until = now.replace(tzinfo=timezone.utc).timestamp()
         def read(project_id: str, slug: str) -> None:
@@ -452,7 +493,8 @@ class Syncer:
             start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
             if last is not None:
                 start = max(start, min(last, now - step))  # never start == end
-            params = {**ep.ORG_STATS.params, "interval": interval, "start": fmt_ts(start), "end": fmt_ts(now)}
+            params = {**ep.ORG_STATS.params, "interval": interval, "start": fmt_ts(start), "end": fmt_ts(now),
+                      **self._project_filter()}
             if caps.get("stats_v2_category"):
                 params["category"] = "error"
             try:
@@ -483,7 +525,7 @@ class Syncer:
 
     def sync_project_details(self) -> None:
         """Tag values and users of each project whose issues moved (count or lastSeen) since last read."""
-        rows = self.store.select("projects_to_detail", source=self.source)
+        rows = [r for r in self.store.select("projects_to_detail", source=self.source) if self.options.covers(r[1])]
         if rows:
             self.progress(f"tag values and users of {len(rows)} projects…")
         for project_id, slug, mark in rows:
@@ -518,8 +560,9 @@ class Syncer:
         seen: set[str] = set()
         named: set[str] = set()  # the projects of the issues listed
         path = ep.ISSUES.path.format(org=self.org)
+        only = self._project_filter()
         while True:
-            params = {**ep.ISSUES.params, "sort": learnt.get("issue_sort", "date")}
+            params = {**ep.ISSUES.params, "sort": learnt.get("issue_sort", "date"), **only}
             if since is not None and learnt.get("last_seen_query", True):
                 params["query"] = f"lastSeen:>{since.strftime('%Y-%m-%dT%H:%M:%S')}"
             pages = 0
@@ -530,6 +573,8 @@ class Syncer:
                         self.walker.remember(learnt)
                         caps = dict(learnt)
                     oldest = None
+                    if only:  # a server that ignores `project` lists the others too: not stored
+                        page = replace(page, items=[i for i in page.items if self._issue_mirrored(i)])
                     for issue in page.items:
                         seen.add(str(issue.get("id")))
                         project = issue.get("project")
@@ -555,6 +600,10 @@ class Syncer:
         self.buffer.flush()
         self._projects_known(named - {""})
         return seen
+
+    def _issue_mirrored(self, issue: Any) -> bool:
+        project = issue.get("project") if isinstance(issue, dict) else None
+        return isinstance(project, dict) and self.options.covers(project.get("slug"))
 
     def _drop_cursor(self, stream: str, scope: str, state: dict) -> None:
         """Forget a walk's saved cursor (its query changed), keeping its watermark."""

@@ -46,9 +46,14 @@ class SyncOptions:
     # (CADENCES: the default); `refresh` names those to read this sync regardless (`full`: all).
     cadence: dict[str, timedelta] = field(default_factory=dict)
     refresh: frozenset[str] = frozenset()
+    projects: tuple[str, ...] = ()  # the project slugs mirrored; none: every project of the organization
 
     def cadence_of(self, stream: str) -> timedelta:
         return self.cadence.get(stream, CADENCES[stream])
+
+    def covers(self, slug: str | None) -> bool:
+        """Whether a project is mirrored (the source names none, or names it)."""
+        return not self.projects or slug in self.projects
 
 
 
