@@ -4,8 +4,9 @@ issues new events belong to.
 It takes the writer lock for one batch at a time and lets go of it (and of the store file) after
 each, so a sync started meanwhile gets in within its half second of patience; while a sync holds
 the lock, deliveries wait in the spool. Events are stored as the sync stores them
-(`Store.upsert("events")`: sql/upserts/events.sql, keyed by event id, rewritten only when the
-payload differs), so one received twice, or received and then synced, is one row.
+(`Store.upsert_pages("events")`: sql/upserts/events.sql, keyed by event id, rewritten only when the
+payload differs), so one received twice, or received and then synced, is one row. Their JSON is
+read by DuckDB (sql/queries/hook_events.sql), never decoded in Python.
 
 Each event's issue is queued for a targeted refresh: the sync's known-issue refresh request
 (the organization's issue list with up to 100 `group` ids), sent once the oldest queued id has
@@ -22,18 +23,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import duckdb
+
 from ...errors import MirrorError, StoreError
 from ...fetching import endpoints as ep
 from ...storage.locking import writer_lock
+from ...storage.sqlfiles import load_sql
 from ...storage.store import Store
 from .spool import Delivery, HookSpool
 
 log = logging.getLogger(__name__)
 
 GROUP_BATCH = 100  # ids per issue-list request, as the sync's known-issue refresh
-# Fields Sentry adds to a webhook's event that its API's event does not have: dropped, so the
-# stored payload is the API's.
-LINK_FIELDS = ("url", "web_url", "issue_url")
 
 
 def utcnow() -> datetime:
@@ -44,7 +45,7 @@ def utcnow() -> datetime:
 class Batch:
     """What a batch of deliveries becomes, per source."""
 
-    events: dict[str, list[tuple[dict, dict | None]]] = field(default_factory=dict)
+    events: dict[str, list[tuple[str, dict | None]]] = field(default_factory=dict)  # (JSON text, context)
     issues: dict[str, list[dict]] = field(default_factory=dict)  # from integration `issue` webhooks
     refresh: dict[str, set[str]] = field(default_factory=dict)
     skipped: int = 0
@@ -55,41 +56,60 @@ class Batch:
 
 def read_batch(deliveries: list[Delivery], default_source: str | None) -> Batch:
     batch = Batch()
+    carried = []  # (source, kind, body) of the deliveries that carry an event: parsed by DuckDB
     for d in deliveries:
         source = d.meta.get("source") or default_source
-        try:
-            payload = json.loads(d.body)
-        except ValueError:
-            payload = None
-        if not source or not isinstance(payload, dict):
+        kind = "service" if d.meta.get("kind") == "service" else d.meta.get("resource")
+        if not source or kind not in ("service", "error", "issue"):
+            batch.skipped += 1
+        elif kind == "issue":
+            _add_issue(batch, source, d.body)
+        else:
+            carried.append((source, kind, d.body))
+    for (source, _, _), (event, issue_id) in zip(carried, _events([(k, b) for _, k, b in carried])):
+        if event is None:
             batch.skipped += 1
             continue
-        if d.meta.get("kind") == "service":
-            event, group = payload.get("event"), payload.get("group") or {}
-            _add_event(batch, source, event, group.get("id") if isinstance(group, dict) else None)
-        elif d.meta.get("resource") == "error":
-            error = (payload.get("data") or {}).get("error")
-            _add_event(batch, source, error, (error or {}).get("issue_id") if isinstance(error, dict) else None)
-        elif d.meta.get("resource") == "issue":
-            issue = (payload.get("data") or {}).get("issue")
-            if isinstance(issue, dict) and issue.get("id") is not None:
-                batch.issues.setdefault(source, []).append(issue)
-            else:
-                batch.skipped += 1
-        else:
-            batch.skipped += 1
+        batch.events.setdefault(source, []).append((event, {"issue_id": issue_id} if issue_id else None))
+        if issue_id:
+            batch.refresh.setdefault(source, set()).add(issue_id)
     return batch
 
 
-def _add_event(batch: Batch, source: str, event, issue_id) -> None:
-    if not isinstance(event, dict):
+def _add_issue(batch: Batch, source: str, body: bytes) -> None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    issue = data.get("issue") if isinstance(data, dict) else None
+    if isinstance(issue, dict) and issue.get("id") is not None:
+        batch.issues.setdefault(source, []).append(issue)
+    else:
         batch.skipped += 1
-        return
-    issue_id = str(issue_id or event.get("groupID") or "") or None
-    event = {k: v for k, v in event.items() if k not in LINK_FIELDS and k != "issue_id"}
-    batch.events.setdefault(source, []).append((event, {"issue_id": issue_id} if issue_id else None))
-    if issue_id:
-        batch.refresh.setdefault(source, set()).add(issue_id)
+
+
+_parser = threading.local()  # a small in-memory DuckDB per thread, to parse deliveries with
+
+
+def _events(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str | None]]:
+    """(event JSON text, issue id) of each (kind, body), in one DuckDB query (sql/queries/hook_events.sql);
+    (None, None) for a delivery without a usable event."""
+    texts, kinds, out = [], [], [(None, None)] * len(carried)
+    for kind, body in carried:
+        try:
+            texts.append(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append("")  # not JSON as DuckDB reads it: no event
+        kinds.append(kind)
+    if not carried:
+        return out
+    con = getattr(_parser, "con", None)
+    if con is None:
+        con = _parser.con = duckdb.connect(":memory:", config={"threads": 1})
+    for n, event, issue_id in con.execute(load_sql("queries", "hook_events"), {"bodies": texts, "kinds": kinds}).fetchall():
+        out[n] = (event, issue_id)
+    return out
 
 
 def assignee(value) -> str | None:
@@ -104,13 +124,21 @@ def store_batch(store: Store, batch: Batch, refreshed: dict[str, list[dict]]) ->
     now = utcnow()
     with store.transaction() as con:
         for source, pairs in batch.events.items():
-            store.upsert("events", [e for e, _ in pairs], source=source, contexts=[c for _, c in pairs], observed_at=now)
+            store.upsert_pages("events", pages(pairs), source=source, observed_at=now)
         for source, issues in batch.issues.items():
             for issue in issues:
                 store_issue_change(store, con, source, issue, now)
         for source, issues in refreshed.items():
             if issues:
                 store.upsert("issues", issues, source=source, observed_at=now)
+
+
+def pages(pairs: list[tuple[str, dict | None]]) -> list[tuple[str, dict | None]]:
+    """Events as `Store.upsert_pages` takes them: a JSON array per issue they were received for."""
+    groups: dict[str | None, tuple[list[str], dict | None]] = {}
+    for text, ctx in pairs:
+        groups.setdefault(ctx and ctx["issue_id"], ([], ctx))[0].append(text)
+    return [("[" + ",".join(texts) + "]", ctx) for texts, ctx in groups.values()]
 
 
 def store_issue_change(store: Store, con, source: str, issue: dict, now: datetime) -> None:
@@ -217,7 +245,9 @@ class Drainer:
                 self.stop.wait(0.5)
                 continue
             if stored and self.spool.pending(1):
-                continue  # more waiting: the next batch at once
+                if len(self.spool.pending(self.batch_size)) < self.batch_size:
+                    self.stop.wait(GATHER)  # a transaction costs ~70 ms whatever its size: let more come
+                continue
             due = self.refresher.due_in()
             self.wake.wait(0.5 if due is None else min(0.5, due))
             if self.wake.is_set():  # a delivery came: let the burst it may open gather first
