@@ -17,7 +17,6 @@ import multiprocessing
 import socket
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
