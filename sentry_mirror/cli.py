@@ -613,14 +613,10 @@ def show_triage_plan(action, targets, *, dry_run: bool) -> None:
 
 
 def confirm_triage(action, count: int, yes: bool) -> None:
-    """Ask on a terminal (deleting asks twice, naming the count); elsewhere only --yes goes on."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ConfigError("triage changes Sentry: pass --yes to confirm, or --dry-run to only show")
-    if not click.confirm("Change these issues in Sentry?", default=False):
-        raise ConfigError("nothing was changed")
-    if action.method == "DELETE" and not click.confirm(
+    """As every write (confirm_write); deleting asks a second time, naming the count."""
+    confirm_write(yes, question="Change these issues in Sentry?",
+                  refusal="triage changes Sentry: pass --yes to confirm, or --dry-run to only show")
+    if not yes and action.method == "DELETE" and not click.confirm(
             f"Delete {count} issue{'s' if count != 1 else ''} and all their events for good?", default=False):
         raise ConfigError("nothing was deleted")
 
@@ -731,14 +727,14 @@ def hooks_config(opts: dict, *, one: bool = True) -> Config:
     return config
 
 
-def confirm_write(what: str, yes: bool) -> None:
-    """Ask on a terminal; elsewhere only --yes goes on (as triage)."""
-    click.echo(f"About to {what}")
+def confirm_write(yes: bool, *, question: str = "Go ahead?",
+                  refusal: str = "this changes Sentry: pass --yes to confirm") -> None:
+    """Writes change someone's Sentry: ask on a terminal; elsewhere only --yes goes on."""
     if yes:
         return
     if not sys.stdin.isatty():
-        raise ConfigError("this changes Sentry: pass --yes to confirm")
-    if not click.confirm("Go ahead?", default=False):
+        raise ConfigError(refusal)
+    if not click.confirm(question, default=False):
         raise ConfigError("nothing was changed")
 
 
@@ -802,8 +798,9 @@ def hooks_install(project, public_url, events, secret_env, yes, **opts):
     wanted = [e.strip() for e in events.split(",") if e.strip()]
     check_install(public_url, wanted)
     path = secrets_path(config, opts["secrets_path"])
-    confirm_write(f"create a service hook on {source.org}/{project} sending {', '.join(wanted)} to {public_url}; "
-                  f"its secret is kept in {path}", yes)
+    click.echo(f"About to create a service hook on {source.org}/{project} sending {', '.join(wanted)} to {public_url}; "
+               f"its secret is kept in {path}")
+    confirm_write(yes)
     client = client_for(source)
     try:
         hook = install(client, source.org, project, public_url, wanted, HookSecrets(path), source=source.name,
@@ -861,7 +858,8 @@ def hooks_remove(hook_id, project, yes, **opts):
     project = project or (secrets.read()["hooks"].get(hook_id) or {}).get("project")
     if not project:
         raise ConfigError(f"the secrets file does not know hook {hook_id}", hint="name its project with --project")
-    confirm_write(f"delete service hook {hook_id} of {source.org}/{project}", yes)
+    click.echo(f"About to delete service hook {hook_id} of {source.org}/{project}")
+    confirm_write(yes)
     client = client_for(source)
     try:
         remove(client, source.org, project, hook_id, secrets)

@@ -4,12 +4,11 @@ restricted to the projects named."""
 
 import pytest
 import requests
+from helpers import sync
 
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.errors import ConfigError
-from sentry_mirror.fetching.client import SentryClient
 from sentry_mirror.storage.store import Store
-from sentry_mirror.syncing.syncer import Syncer, SyncOptions
 
 TOKEN = "sntryu_" + "7" * 64
 
@@ -18,14 +17,6 @@ TOKEN = "sntryu_" + "7" * 64
 def emu():
     with Emulator(seed=5, scale="tiny", token=TOKEN) as e:
         yield e
-
-
-def sync(store, emu, **options):
-    client = SentryClient(emu.url, emu.token, backoff_base=0.01)
-    try:
-        return Syncer(store, client, emu.org_slug, options=SyncOptions(**options)).run()
-    finally:
-        client.close()
 
 
 def test_a_source_with_projects_mirrors_those_alone(emu, tmp_path):
