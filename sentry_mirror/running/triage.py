@@ -25,7 +25,7 @@ import duckdb
 from .. import redact
 from ..errors import ApiError, AuthError, ConfigError, NotFoundError
 from ..fetching.client import SentryClient
-from ..storage.store import Store
+from ..storage.store import Store, assignee_text
 
 log = logging.getLogger(__name__)
 
@@ -315,15 +315,8 @@ def _said(action: Action, answer: dict) -> str:
         return f"now {answer.get('status')}{f' ({sub})' if sub else ''}"
     if "assignedTo" in (action.body or {}):
         who = answer.get("assignedTo")
-        return f"assigned to {_assignee(who) or 'nobody'}"
+        return f"assigned to {assignee_text(who) or 'nobody'}"
     return "done"
-
-
-def _assignee(value: Any) -> str | None:
-    """As the issues upsert stores it: type:email, else type:name, else type:id."""
-    if not isinstance(value, dict):
-        return None
-    return f"{value.get('type')}:{value.get('email') or value.get('name') or value.get('id')}"
 
 
 def _substatus(status: str, body: dict, answer: dict) -> str | None:
@@ -363,7 +356,7 @@ def _store(store: Store, source: str, action: Action, done: RequestResult) -> No
     clear = {"statusDetails": None} if set_status else {}
     store.run_statements("updates", "triage_issues", source=source, ids=done.ids, observed_at=now,
                          set_status=set_status, status=status, substatus=substatus, release=release,
-                         set_assignee=set_assignee, assigned_to=_assignee(answer.get("assignedTo")),
+                         set_assignee=set_assignee, assigned_to=assignee_text(answer.get("assignedTo")),
                          clear=json.dumps(clear), patch=json.dumps(patch))
 
 

@@ -94,6 +94,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def assignee_text(value: Any) -> str | None:
+    """An issue's `assignedTo` object as sql/upserts/issues.sql stores it in `assigned_to`:
+    type:email, else type:name, else type:id (for the writes stored from Sentry's answer)."""
+    if not isinstance(value, dict):
+        return None
+    return f"{value.get('type')}:{value.get('email') or value.get('name') or value.get('id')}"
+
+
 class Store:
     """The one writer of a store file."""
 

@@ -67,6 +67,7 @@ class Syncer:
         self._oldest_listed: datetime | None = None  # the open release list's walk reached back to here
         self._vanished: set[str] = set()  # open releases it should have listed and did not: archived
         self._listed_slugs: set[str] = set()  # every project the project list named, this sync
+        self._forced: set[str] = set()  # slowly changing streams this sync found it must read now
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ class Syncer:
     def _due(self, name: str) -> bool:
         """Whether a slowly changing stream is read this sync: its cadence has passed since it was
         last read whole (or it never was), or `--full` or `--refresh NAME` asked for it."""
-        if self.options.full or name in self.options.refresh:
+        if self.options.full or name in self.options.refresh or name in self._forced:
             return True
         at = parse_ts(((self.store.get_state(self.source, "_cadence", name) or {}).get("extra") or {}).get("at"))
         return at is None or self.walker.server_now() - at >= self.options.cadence_of(name)
@@ -203,7 +204,7 @@ class Syncer:
         """Read the project list now, whatever its cadence, unless this sync already read it."""
         if self._projects_read():
             return
-        self.options.refresh = self.options.refresh | {"projects"}
+        self._forced.add("projects")
         self._cadenced("projects", self.sync_list, ep.PROJECTS)
 
     def _projects_read(self) -> bool:

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import duckdb
 
@@ -29,16 +29,12 @@ from ...errors import MirrorError, StoreError
 from ...fetching import endpoints as ep
 from ...storage.locking import writer_lock
 from ...storage.sqlfiles import load_sql
-from ...storage.store import Store
+from ...syncing.syncer import GROUP_BATCH  # ids per issue-list request, as the sync's refresh
+from ...storage.store import Store, assignee_text, utcnow
 from .spool import Delivery, HookSpool
 
 log = logging.getLogger(__name__)
 
-GROUP_BATCH = 100  # ids per issue-list request, as the sync's known-issue refresh
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
@@ -112,13 +108,6 @@ def _events(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str | No
     return out
 
 
-def assignee(value) -> str | None:
-    """As sql/upserts/issues.sql writes `assigned_to`: type:email|name|id."""
-    if not isinstance(value, dict):
-        return None
-    return f"{value.get('type')}:{value.get('email') or value.get('name') or value.get('id')}"
-
-
 def store_batch(store: Store, batch: Batch, refreshed: dict[str, list[dict]]) -> None:
     """Everything in one transaction: the spool's files are removed only after it commits."""
     now = utcnow()
@@ -151,7 +140,7 @@ def store_issue_change(store: Store, con, source: str, issue: dict, now: datetim
     store.run_statements("updates", "webhook_issues", source=source, id=str(issue["id"]), observed_at=now,
                          status=issue.get("status"), substatus=issue.get("substatus"),
                          release=details.get("inRelease"), set_assignee="assignedTo" in issue,
-                         assigned_to=assignee(issue.get("assignedTo")), patch=json.dumps(issue))
+                         assigned_to=assignee_text(issue.get("assignedTo")), patch=json.dumps(issue))
 
 
 class Refresher:
