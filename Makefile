@@ -35,9 +35,15 @@ notebook: $(BIN)/jupyter-lab
 
 SCALE ?= small
 REPORT_EVENTS ?= 1000000
+HOOK_EVENTS ?= 3000
+COST_SCALES ?= small,eight,wide
 
+# Sync speed at SCALE, requests per sync at 4, 8 and 50 projects (exact counts), and the events per
+# second the webhook receiver stores.
 bench: $(BIN)/sentry-mirror
 	$(BIN)/python benchmarks/bench_sync.py --scale $(SCALE) --report-events $(REPORT_EVENTS)
+	$(BIN)/python benchmarks/bench_cost.py --scales $(COST_SCALES)
+	$(BIN)/python benchmarks/bench_hooks.py $(HOOK_EVENTS)
 
 # The reading commands as a user runs them, on a store of scale small (benchmarks/results/cli.md).
 .PHONY: bench-cli
