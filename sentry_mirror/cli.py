@@ -462,6 +462,29 @@ def config_check(config_path, url, org, token, online, db):
     click.echo("config OK")
 
 
+@config.command("from-gitlab")
+@handle_errors
+@click.option("--gitlab-url", required=True, help="The GitLab server, e.g. https://gitlab.com.")
+@click.option("--project", required=True, help="The project's numeric id or full path (group/sub/project); "
+                                                "with --all, a group.")
+@click.option("--token-env", default="GITLAB_TOKEN", show_default=True,
+              help="Environment variable holding the GitLab token (read_api, Maintainer role).")
+@click.option("--sentry-token-env", default="SENTRY_AUTH_TOKEN", show_default=True,
+              help="The token_env the source names: the variable that will hold the Sentry token.")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False),
+              help="Append the source to this config file (created if missing) instead of printing it.")
+@click.option("--all", "every", is_flag=True, help="Every project of the group --project names, and its subgroups.")
+@click.option("--client-keys", is_flag=True, help="List the project's client keys (public key, active, DSN) instead.")
+def config_from_gitlab(gitlab_url, project, token_env, sentry_token_env, write_path, every, client_keys):
+    """Print a config source for the Sentry project a GitLab project's error tracking points at."""
+    from .running.gitlab import from_gitlab, gitlab_token  # lazy: see sync
+
+    token = gitlab_token(token_env, os.environ)
+    from_gitlab(gitlab_url=gitlab_url, project=project, token=token, sentry_token_env=sentry_token_env,
+                write=write_path, every=every, client_keys=client_keys,
+                say=lambda text, err: click.echo(redact.scrub(text), err=err))
+
+
 @cli.command()
 @handle_errors
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1 (0 = any free port).")

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from . import glitchtip
+from . import gitlab, glitchtip
 from .api import MUTATIONS, NOT_FOUND, Api, Request, Response, resolve
 from .hooks import Deliverer
 from .faults import FaultRegistry, FaultRule, drift, hostile, huge
@@ -518,6 +518,8 @@ class _Handler(BaseHTTPRequestHandler):
             resp, rule = emulator.serve_api(self.command, split.path, split.query, self.headers, host,
                                             self.client_address[0], body)
             self._send(resp, rule.kind if rule else None)
+        elif split.path.startswith("/api/v4/"):  # GitLab's error-tracking routes (gitlab.py)
+            self._send(gitlab.serve(emulator, self.command, split.path, split.query, self.headers))
         else:
             self._send(Response(404, {"detail": "Not found"}))
 
