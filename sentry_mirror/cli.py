@@ -106,10 +106,12 @@ def cli():
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (never do this over the internet).")
 @click.option("--wait", is_flag=True, help="If another sync (or the scheduler) is writing the store, wait for it "
                                            "instead of exiting.")
+@click.option("--all-orgs", is_flag=True, help="Mirror every organization the token sees, each as source "
+                                               "NAME/<slug> at its region (as org = \"*\" in a source).")
 @json_option("Print a machine-readable summary (per source and stream).")
 @db_option
 @verbosity_options
-def sync(url, org, token, config_path, source_names, full, refresh, rebind, ca_bundle, insecure, wait, as_json, db, quiet, verbose):
+def sync(url, org, token, config_path, source_names, full, refresh, rebind, ca_bundle, insecure, wait, all_orgs, as_json, db, quiet, verbose):
     """Fetch what changed in Sentry into the store (resumable; safe to interrupt).
 
     Exit status: 0 all stored; 6 some streams failed and the rest were stored; 2 bad configuration;
@@ -117,11 +119,16 @@ def sync(url, org, token, config_path, source_names, full, refresh, rebind, ca_b
     """
     setup_logging(verbose, quiet)
     from .running.progress import terminal_progress  # lazy, to keep start-up short: rich
-    from .running.config import resolve  # lazy: readers need none of the config machinery
+    from .running.config import ALL_ORGS, all_orgs_of, resolve  # lazy: readers need none of the config machinery
     from .running.runner import describe_result, stop_on_signals, sync_all  # lazy: requests, the syncer
 
     try:  # with --json, every failure is a JSON object too (a cron job keeps it as its record)
-        config = resolve(config_path=config_path, url=url, org=org, token=token, db=db, source_names=source_names)
+        if all_orgs and org:
+            raise ConfigError("--all-orgs mirrors every organization; --org names one", hint="pass one of them")
+        config = resolve(config_path=config_path, url=url, org=ALL_ORGS if all_orgs and not config_path else org,
+                         token=token, db=db, source_names=source_names)
+        if all_orgs:
+            all_orgs_of(config)
         apply_tls_options(config, ca_bundle, insecure)
         with stop_on_signals() as stop, terminal_progress(quiet or as_json) as (progress, observer):
             results = sync_all(config, full=full, refresh=frozenset(refresh), rebind=rebind, stop=stop, progress=progress, wait=wait, observer=observer)
@@ -503,7 +510,10 @@ def config_from_gitlab(gitlab_url, project, token_env, sentry_token_env, write_p
               help="Let the clock's advance delete issues too.")
 @click.option("--merges/--no-merges", default=False, show_default=True,
               help="Let the clock's advance merge issues too.")
-def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor, deletions, merges):
+@click.option("--orgs", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="How many organizations: the first in region us, the others in de and us by turns, each "
+                   "served at /_region/<region>/api/0/ and listed at /api/0/organizations/.")
+def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor, deletions, merges, orgs):
     """Serve a generated organization through Sentry's API on 127.0.0.1, for trying and testing."""
     from .emulator import parse_spec, run_emulator  # lazy: the emulator's server and data generator
 
@@ -514,7 +524,7 @@ def emulator(port, seed, scale, token, rate_limit, strict_limits, faults, flavor
             raise ConfigError(f"bad --fault {spec!r}: {exc}", hint="e.g. kind=503,route=*/issues/*,rate=0.2") from None
     try:
         run_emulator(port=port, seed=seed, scale=scale, token=token, rate_limit=rate_limit, faults=list(faults),
-                     flavor=flavor, deletions=deletions, merges=merges, strict_limits=strict_limits)
+                     flavor=flavor, deletions=deletions, merges=merges, strict_limits=strict_limits, orgs=orgs)
     except OSError as exc:  # binding the port: in use, or not ours to take
         raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
                           hint="pick another --port, or --port 0 for any free one") from None

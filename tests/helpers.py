@@ -50,19 +50,23 @@ def walk(s: requests.Session, url: str, strict: bool = True) -> tuple[list, list
         url = nxt_url
 
 
-def assert_level(store, emu):
-    """The store holds what the emulator serves: projects, issues, releases, each event once."""
-    truth = emu.truth()
-    events = requests.get(emu.url + "/_emulator/truth/events", timeout=30).json()["event_ids"]
+def assert_level(store, emu, org: str | None = None, source: str | None = None):
+    """The store holds what the emulator serves: projects, issues, releases, each event once. With
+    `org` and `source`: that organization of the emulator (regions.py) in that source's rows."""
+    truth = emu.truth() if org is None else requests.get(f"{emu.url}/_emulator/truth?org={org}", timeout=30).json()
+    events = requests.get(emu.url + "/_emulator/truth/events" + (f"?org={org}" if org else ""),
+                          timeout=30).json()["event_ids"]
     con = store.con
-    assert {r[0] for r in con.execute("SELECT id FROM projects").fetchall()} == set(truth["projects"])
+    where, params = ("source = ?", [source]) if source else ("true", [])
+    assert {r[0] for r in con.execute(f"SELECT id FROM projects WHERE {where}", params).fetchall()} == set(truth["projects"])
     got = {r[0]: (r[1], r[2]) for r in con.execute(
-        "SELECT id, status, times_seen FROM issues WHERE deleted_at IS NULL").fetchall()}
+        f"SELECT id, status, times_seen FROM issues WHERE deleted_at IS NULL AND {where}", params).fetchall()}
     assert got == {i: (v["status"], v["count"]) for i, v in truth["issues"].items()}
-    stored = [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
+    stored = [r[0] for r in con.execute(f"SELECT event_id FROM events WHERE {where}", params).fetchall()]
     assert len(stored) == len(set(stored))  # no duplicates (events have no primary key to refuse them)
     assert set(stored) == set(events)
-    assert {r[0] for r in con.execute("SELECT version FROM releases").fetchall()} == set(truth["releases"])
+    assert {r[0] for r in con.execute(f"SELECT version FROM releases WHERE {where}", params).fetchall()} \
+        == set(truth["releases"])
 
 
 def session(emu, token: str | None = None) -> requests.Session:

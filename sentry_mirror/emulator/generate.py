@@ -42,9 +42,9 @@ class Generation(Served):
     def _generate(self, rng: random.Random) -> None:
         """The organization, its projects, releases and issues (in this order of draws), then the
         teams and members, which draw nothing."""
-        self.org_id = str(4_500_000 + rng.randrange(100_000))
-        self.org_slug = "acme"
-        self.org_name = "Acme Corp"
+        self.org_id = str(4_500_000 + rng.randrange(100_000) + self.index * 100_000)
+        self.org_slug = self.slug
+        self.org_name = "Acme Corp" if not self.index else f"{self.slug.title()} Inc"
         self.org_created_ms = self.anchor_ms - 500 * DAY_MS
         self.projects = self._build_projects(rng)
         self.releases = []
@@ -175,7 +175,7 @@ class Generation(Served):
         users = self._draw_users(rng, project, n) if has_users else array("l", [-1]) * n
         level = rng.choices(("error", "warning", "fatal", "info"), weights=(80, 10, 5, 5))[0]
         issue = Issue(
-            idx=idx, id=5_100_000_000 + idx * 3 + rng.randrange(3), project=project,
+            idx=idx, id=5_100_000_000 + self.index * 100_000_000 + idx * 3 + rng.randrange(3), project=project,
             short_id=f"{project.slug.upper()}-{catalog.base32(project.short_counter)}",
             exc_type=exc_type, exc_value=value_tpl.format(n=rng.randrange(1, 9999)),
             module=rng.choice(fam.modules), function=rng.choice(fam.functions),

@@ -28,6 +28,7 @@ from .api import MUTATIONS, NOT_FOUND, Api, Request, Response, resolve
 from .hooks import Deliverer
 from .faults import FaultRegistry, FaultRule, drift, hostile, huge
 from .pagination import ApiError, bad_request
+from .regions import DEFAULT_REGIONS, REGION_PATH, Regions
 from .world import World
 
 DEFAULT_TOKEN = "sntryu_" + "0" * 64
@@ -39,6 +40,7 @@ GATEWAY_PAGE = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1>
 GATEWAY_REASONS = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable",
                    "html500": "500 Internal Server Error"}  # a proxy's own page, not Sentry's JSON
 FLAVORS = ("sentry", glitchtip.FLAVOR)
+EXTRA_ORGS = ("globex", "initech", "hooli", "umbrella")  # the slugs of `orgs=N`'s other organizations
 # A token that lacks a route's scope (fault `forbidden`): DRF's message on Sentry, GlitchTip's own.
 FORBIDDEN = {"sentry": "You do not have permission to perform this action.", glitchtip.FLAVOR: "Permission denied"}
 
@@ -163,7 +165,7 @@ class Emulator:
                  rate_limit: int | None = None, port: int = 0, now: datetime | None = None,
                  flavor: str = "sentry", concurrent_limit: int | None = None, strict_limits: bool = False,
                  deletions: bool = False, project_event_days: int | None = None, seen_in_seconds: bool = False,
-                 merges: bool = False):
+                 merges: bool = False, orgs: int = 1):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
         self.world = World(seed=seed, scale=scale, now=now, deletions=deletions, merges=merges)
@@ -177,6 +179,13 @@ class Emulator:
         self.limiter = RateLimiter(rate_limit, concurrent_limit, strict_limits, clock=self.server_time)
         self.requests = RequestLog()
         self.api = Api(self.world, project_event_days=project_event_days)
+        # Other organizations, each at its region (regions.py); with orgs=1 only the one above.
+        self.regions = Regions(self.world, self.api, lambda w: Api(w, project_event_days=project_event_days))
+        if orgs > 1:
+            self.regions.place_primary(DEFAULT_REGIONS[0])
+        for k in range(1, orgs):
+            slug = EXTRA_ORGS[k - 1] if k <= len(EXTRA_ORGS) else f"org-{k}"
+            self.regions.add(slug, DEFAULT_REGIONS[k % len(DEFAULT_REGIONS)])
         self._port = port
         self._revoked: set[str] = set()
         # Cursors handed out by `emptypage`/`shortpage`: token -> (the cursor of the page that was cut
@@ -237,6 +246,9 @@ class Emulator:
             sent = self.hooks.enqueue(self.world, self.world.last_added, self.url)
             if sent:
                 summary["hook_deliveries"] = sent
+        for site in list(self.regions.sites.values())[1:]:  # one server, one clock
+            with site.world.lock:
+                site.world.advance(hours)
         return summary
 
     def request_counts(self) -> dict:
@@ -253,11 +265,13 @@ class Emulator:
 
     # ----- /api/0/ --------------------------------------------------------------------------------
     def serve_api(self, method: str, raw_path: str, query: str, headers, host: str,
-                  client_ip: str, body: bytes = b"") -> tuple[Response, FaultRule | None]:
-        """Answer one /api/0/ request; returns the response and the fault rule that fired, if any."""
+                  client_ip: str, body: bytes = b"", region: str | None = None) -> tuple[Response, FaultRule | None]:
+        """Answer one /api/0/ request (at the main URL, or at `region`'s, regions.py); returns the
+        response and the fault rule that fired, if any."""
         match = resolve(raw_path, self.flavor)
         template = match[0] if match else "(unmatched)"
-        self.requests.record(f"{method} {template}", raw_path + (f"?{query}" if query else ""))
+        prefix = f"/_region/{region}" if region else ""
+        self.requests.record(f"{method} {template}", prefix + raw_path + (f"?{query}" if query else ""))
         rule = self.faults.fire(template, raw_path, query)
         kind = rule.kind if rule else None
         if kind in GATEWAY_REASONS:
@@ -279,8 +293,9 @@ class Emulator:
                 resp = Response(429, ticket.refusal)
             else:
                 pairs, served = self._undefer(parse_qsl(query, keep_blank_values=True))
-                req = Request(method, raw_path, pairs, host, self.url, flavor=self.flavor, body=_json_or_none(body))
-                resp = self._app(req, match, auth, kind)
+                req = Request(method, prefix + raw_path, pairs, host, self.url + prefix, flavor=self.flavor,
+                              body=_json_or_none(body))
+                resp = self._app(req, match, auth, kind, region)
                 self._shape_page(resp, kind, dict(pairs).get("cursor"), served)
             if self.flavor == "sentry":  # GlitchTip sends no rate-limit headers
                 resp.headers += ticket.headers()
@@ -288,7 +303,7 @@ class Emulator:
             self.limiter.release(ticket)
         return resp, rule
 
-    def _app(self, req: Request, match, auth: str | None, kind: str | None) -> Response:
+    def _app(self, req: Request, match, auth: str | None, kind: str | None, region: str | None = None) -> Response:
         """What the Sentry application answers (after the proxy and the rate limiter)."""
         try:
             if kind == "500":
@@ -309,7 +324,12 @@ class Emulator:
                 raise bad_request("Invalid cursor parameter.")
             if kind == "forbidden":  # a valid token without the scope this route needs
                 raise ApiError(403, FORBIDDEN.get(self.flavor, FORBIDDEN["sentry"]))
-            return self.api.handle(name, req, **params)
+            if name == "org_list" and self.regions.several:
+                return self.regions.org_list(req, region, self.url)
+            resp = self.regions.api_for(params, region).handle(name, req, **params)
+            if name == "org_detail":
+                self.regions.linked(resp.payload, self.url)
+            return resp
         except ApiError as err:
             return Response(err.status, err.payload)
         except Exception:  # a bug in the emulator: answer like Sentry does, keep serving
@@ -356,11 +376,13 @@ class Emulator:
         return True
 
     # ----- /_emulator/ ------------------------------------------------------------------------------
-    def control(self, method: str, path: str, body: bytes) -> Response:
-        """The unauthenticated control API; never subject to faults or rate limits."""
+    def control(self, method: str, path: str, body: bytes, query: str = "") -> Response:
+        """The unauthenticated control API; never subject to faults or rate limits. `?org=SLUG` asks
+        the truth of another organization (regions.py)."""
+        org = dict(parse_qsl(query)).get("org")
         routes = {
-            ("GET", "/_emulator/truth"): lambda: self.truth(),
-            ("GET", "/_emulator/truth/events"): lambda: {"event_ids": self.world.event_ids()},
+            ("GET", "/_emulator/truth"): lambda: self.regions.world(org).truth(),
+            ("GET", "/_emulator/truth/events"): lambda: {"event_ids": self.regions.world(org).event_ids()},
             ("GET", "/_emulator/truth/event_rows"): self.world.truth_event_rows,
             ("GET", "/_emulator/truth/history"): self.world.truth_history,
             ("GET", "/_emulator/requests"): lambda: self.request_counts(),
@@ -370,6 +392,9 @@ class Emulator:
             ("GET", "/_emulator/faults"): lambda: self.faults.rules(),
             ("POST", "/_emulator/faults"): lambda: self._add_fault(_json_body(body)),
             ("DELETE", "/_emulator/faults"): lambda: {"cleared": self.faults.clear()},
+            ("GET", "/_emulator/orgs"): self.regions.listing,
+            ("POST", "/_emulator/orgs"): lambda: self.regions.add(**_json_body(body)),
+            ("DELETE", "/_emulator/orgs"): lambda: self.regions.drop(**_json_body(body)),
         }
         key = (method, path.rstrip("/"))
         if key not in routes:
@@ -379,7 +404,7 @@ class Emulator:
             result = routes[key]()
         except (ValueError, TypeError) as err:
             return Response(400, {"detail": str(err)})
-        return Response(201 if key == ("POST", "/_emulator/faults") else 200, result)
+        return Response(201 if key in (("POST", "/_emulator/faults"), ("POST", "/_emulator/orgs")) else 200, result)
 
     def _reset_requests(self) -> dict:
         self.requests.reset()
@@ -510,13 +535,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if split.path == "/_emulator" or split.path.startswith("/_emulator/"):
-            self._send(emulator.control(self.command, split.path, body))
-        elif split.path == "/api/0" or split.path.startswith("/api/0/"):
-            match = resolve(split.path, emulator.flavor)
-            self._date_offset = emulator.faults.date_offset(match[0] if match else "(unmatched)", split.path)
+            self._send(emulator.control(self.command, split.path, body, split.query))
+        elif split.path == "/api/0" or split.path.startswith("/api/0/") or (
+                emulator.regions.several and REGION_PATH.match(split.path)):
+            region_path = REGION_PATH.match(split.path)
+            region, path = region_path.groups() if region_path else (None, split.path)
+            match = resolve(path, emulator.flavor)
+            self._date_offset = emulator.faults.date_offset(match[0] if match else "(unmatched)", path)
             host = self.headers.get("Host") or emulator.url.split("//", 1)[1]
-            resp, rule = emulator.serve_api(self.command, split.path, split.query, self.headers, host,
-                                            self.client_address[0], body)
+            resp, rule = emulator.serve_api(self.command, path, split.query, self.headers, host,
+                                            self.client_address[0], body, region)
             self._send(resp, rule.kind if rule else None)
         elif split.path.startswith("/api/v4/"):  # GitLab's error-tracking routes (gitlab.py)
             self._send(gitlab.serve(emulator, self.command, split.path, split.query, self.headers))
@@ -574,15 +602,17 @@ def serve_forever(emu: Emulator) -> None:
 
 def run_emulator(port: int, seed: int, scale: str, token: str | None, rate_limit: int | None,
                  faults: list[str], flavor: str = "sentry", concurrent_limit: int | None = None,
-                 strict_limits: bool = False, deletions: bool = False, merges: bool = False) -> None:
+                 strict_limits: bool = False, deletions: bool = False, merges: bool = False, orgs: int = 1) -> None:
     """CLI entry point: start, print how to connect, serve until interrupted."""
     emu = Emulator(seed=seed, scale=scale, token=token or DEFAULT_TOKEN, rate_limit=rate_limit, port=port,
                    flavor=flavor, concurrent_limit=concurrent_limit, strict_limits=strict_limits,
-                   deletions=deletions, merges=merges)
+                   deletions=deletions, merges=merges, orgs=orgs)
     for spec in faults or []:
         emu.faults.add_spec(spec)
     emu.start()
     print(f"base URL: {emu.url}")
     print(f"organization: {emu.org_slug}")
+    if orgs > 1:
+        print("organizations: " + ", ".join(f"{o['slug']} ({o['region']})" for o in emu.regions.listing()))
     print(f"token: {emu.token}", flush=True)
     serve_forever(emu)

@@ -23,10 +23,13 @@ class World(Advance, Truth):
     """Ground truth of one emulated Sentry organization, advanced by a virtual clock."""
 
     def __init__(self, seed: int = 1, scale: str = "tiny", now: datetime | None = None,
-                 deletions: bool = False, merges: bool = False):
+                 deletions: bool = False, merges: bool = False, slug: str = "acme", index: int = 0):
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
         self.seed = seed
+        # Another organization of the same server (emulator/regions.py): its own slug, and ids of
+        # its own, as Sentry's ids are unique across organizations.
+        self.slug, self.index = slug, index
         self.seen_in_seconds = False  # render issues' firstSeen/lastSeen cut to the second (Emulator)
         self.scale_name = scale
         self.scale = SCALES[scale]

@@ -90,8 +90,17 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
                             [source]).fetchone()
         src["clock"] = clock[0] if clock else None  # the Date header and Sentry's clock disagreed
         src["cadences"] = _cadences(con, source)
+        src["organization_gone_at"] = _gone_at(con, source)
         info["sources"][source] = src
     return info
+
+
+def _gone_at(con: duckdb.DuckDBPyConnection, source: str):
+    """When the source's organization left its token's list (`org = "*"`), if it did."""
+    try:
+        return con.execute("SELECT max(gone_at) FROM organizations WHERE source = ?", [source]).fetchone()[0]
+    except duckdb.Error:  # a store from before migration 010
+        return None
 
 
 def _cadences(con: duckdb.DuckDBPyConnection, source: str) -> list[dict]:
@@ -155,6 +164,9 @@ def format_status(path: str, info: dict) -> str:
                          f"({_ago(src['lag_seconds'])})")
         else:
             lines.append(f"source {name}: no successful sync yet")
+        if src.get("organization_gone_at"):
+            lines.append(f"  organization gone: no longer listed for the token since {_when(src['organization_gone_at'])} "
+                         "UTC; its rows are kept, no longer synced")
         run = src.get("last_run")
         if run:
             figures = (f"{_count(run['requests'], 'request')}, {_count(run['retries'], 'retry', 'retries')}, "

@@ -38,6 +38,7 @@ from .defaults import (  # noqa: E402,F401
 )
 
 AUTH_SCHEMES = {"bearer", "basic", "dsn"}
+ALL_ORGS = "*"  # `org = "*"`: every organization the token sees, each its own source (running/allorgs.py)
 EVENT_POLICIES = {"all", "sample", "none"}
 
 
@@ -87,7 +88,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "name": _TEXT,
     "url": (_url_ok, "an http(s) URL such as https://sentry.io"),
-    "org": (_TEXT[0], "the organization slug (a string)"),
+    "org": (_TEXT[0], "the organization slug (a string), or \"*\" for every organization the token sees"),
     "token_env": (lambda v: isinstance(v, str) and v.replace("_", "a").isalnum() and not looks_like_token(v),
                   "the name of an environment variable, e.g. SENTRY_AUTH_TOKEN"),
     "auth": (lambda v: v in AUTH_SCHEMES, "one of " + ", ".join(sorted(AUTH_SCHEMES))),
@@ -224,7 +225,7 @@ def check_config(data: dict[str, Any], text: str, *, flag_token: str | None = No
         if isinstance(verify, str) and not Path(verify).expanduser().exists():
             problems.append(Problem(f"{label}.verify: no CA bundle at {verify!r}; give true, false, or the path "
                                     "of a PEM file or a folder of certificates", where.line("sources", i, "verify")))
-        name = raw.get("name") or raw.get("org")
+        name = source_name(raw) if raw.get("name") or raw.get("org") else None
         if isinstance(name, str) and name and name in names_of(sources[:i]):
             problems.append(Problem(f"{label}: another source is named {name!r} too; each needs its own name "
                                     "(its rows are tagged with it): set name", where.line("sources", i)))
@@ -456,7 +457,8 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
                               hint="set SENTRY_AUTH_TOKEN (a token with org:read, project:read, event:read)")
         resolved_url, url_from = _first((url, "flag"), _env_url(),
                                         cli_rc.get("url", (None, "")), (DEFAULT_URL, "default"))
-        config.sources.append(Source(name=resolved_org, url=resolved_url, org=resolved_org, token=resolved_token,
+        name = _host_name(resolved_url) if resolved_org == ALL_ORGS else resolved_org
+        config.sources.append(Source(name=name, url=resolved_url, org=resolved_org, token=resolved_token,
                                      origins={"url": url_from, "org": org_from, "token": token_from}))
     for source in config.sources:
         source.token = _clean_secret(source.token, f"the token for {source.name}")
@@ -479,7 +481,27 @@ def _servers(raw_sources: list) -> set[str]:
 
 def names_of(raw_sources: list) -> list[str]:
     """The names [[sources]] tables go by (their org when they give none)."""
-    return [str(r.get("name") or r.get("org")) for r in raw_sources if isinstance(r, dict)]
+    return [source_name(r) for r in raw_sources if isinstance(r, dict)]
+
+
+def source_name(raw: dict) -> str:
+    """A [[sources]] table's name: its own, else its org; one for every organization (`org = "*"`)
+    is named after its server's host, so its organizations are stored as `sentry.io/<slug>`."""
+    if raw.get("name") or raw.get("org") != ALL_ORGS:
+        return str(raw.get("name") or raw.get("org"))
+    return _host_name(raw.get("url") if isinstance(raw.get("url"), str) else DEFAULT_URL)
+
+
+def _host_name(url: str) -> str:
+    with contextlib.suppress(ValueError):
+        return urlsplit(url.strip()).hostname or ALL_ORGS
+    return ALL_ORGS
+
+
+def all_orgs_of(config: Config) -> None:
+    """`sync --all-orgs`: each selected source mirrors every organization its token sees."""
+    for source in config.sources:
+        source.org, source.origins["org"] = ALL_ORGS, "flag --all-orgs"
 
 
 def normalise_url(url: str) -> str:
@@ -545,7 +567,7 @@ def _source_from_table(raw: dict, index: int, flag_token: str | None) -> Source:
                                    "goes to a server it is not for")
     defaults = Source(name="", url=DEFAULT_URL, org="")
     values = {key: raw.get(key, getattr(defaults, key)) for key in SOURCE_RULES if key not in ("token_env", "name", "url")}
-    source = Source(name=str(raw.get("name") or raw["org"]), token=token, url=url, **values)
+    source = Source(name=source_name(raw), token=token, url=url, **values)
     source.timeout, source.overlap_minutes = float(source.timeout), float(source.overlap_minutes)
     if isinstance(source.verify, str):
         source.verify = os.path.expanduser(source.verify)

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from .. import redact
 from ..errors import MirrorError
-from .config import SOURCE_RULES, Config, Source
+from .config import ALL_ORGS, SOURCE_RULES, Config, Source
 
 
 def mask(secret: str | None) -> str:
@@ -50,7 +50,7 @@ def schedule_line(config: Config) -> str:
 
 def source_rows(source: Source) -> list[str]:
     rows = [_row("url", redact.scrub(source.url), source.origins.get("url", "default")),  # user:password@
-            _row("org", source.org, source.origins.get("org", "file")),
+            _row("org", _org_shown(source), source.origins.get("org", "file")),
             _row("token", mask(source.token), source.origins.get("token", "?"))]
     for key in SOURCE_RULES:
         if key in ("url", "org", "name", "token_env"):
@@ -62,6 +62,13 @@ def source_rows(source: Source) -> list[str]:
             value = {name: f"from env {variable}" for name, variable in value.items()} or "{}"
         rows.append(_row(key, value, source.origins.get(key, "default")))
     return rows
+
+
+def _org_shown(source: Source) -> str:
+    if source.org != ALL_ORGS:
+        return source.org
+    return (f"* (every organization the token sees, each synced as source {source.name}/<slug> "
+            "at its region; one no longer listed is kept and marked gone)")
 
 
 def online_check(config: Config) -> Iterator[tuple[str, bool]]:
@@ -87,5 +94,7 @@ def online_check(config: Config) -> Iterator[tuple[str, bool]]:
         missing = {"org:read", "project:read", "event:read"} - set(scopes)
         if scopes and missing:
             yield f"{source.name}: the token lacks {', '.join(sorted(missing))}", False
-        if source.org not in slugs:
+        if source.org == ALL_ORGS:
+            yield f"{source.name}: org = \"*\" mirrors {', '.join(f'{source.name}/{s}' for s in slugs) or 'nothing'}", True
+        elif source.org not in slugs:
             yield f"{source.name}: the token does not see organization '{source.org}'", False

@@ -17,7 +17,7 @@ from ..fetching.client import SentryClient
 from ..storage.locking import writer_lock
 from ..storage.store import Store, check_store_path
 from ..syncing.syncer import Syncer, SyncOptions, SyncResult
-from .config import Config, Source
+from .config import ALL_ORGS, Config, Source
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
     with writer_lock(config.db, wait=wait, stop=stop, on_wait=progress or log.warning):
         store = Store(config.db, stop=stop)
         try:
-            for source in config.sources:
+            sources = _planned(config.sources, store, results, failures)
+            for source in sources:
                 options = SyncOptions(full=full, overlap=timedelta(minutes=source.overlap_minutes),
                                       events=source.events, events_sample=source.events_sample,
                                       project_events=source.project_events, concurrency=source.concurrency,
@@ -76,7 +77,7 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
                     # One source's server or token failing, or a source pointed at another server, is
                     # no reason to leave the others unsynced; the run row says it failed, and the
                     # sync ends partial (or with this error alone).
-                    if len(config.sources) == 1:
+                    if len(sources) == 1 and not failures:
                         raise
                     log.error("%s: %s", source.name, redact.scrub(str(exc)))
                     results.append(SyncResult(source=source.name, status="failed", errors=[redact.scrub(str(exc))],
@@ -89,6 +90,32 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
     if failures and len(failures) == len(results):
         raise failures[0]
     return results
+
+
+def _planned(sources: list[Source], store: Store, results: list[SyncResult],
+             failures: list[MirrorError]) -> list[Source]:
+    """The sources to sync: each as configured, and for one with `org = "*"` one per organization its
+    token sees (running/allorgs.py). A list that cannot be read fails that source alone."""
+    from .allorgs import expand
+
+    planned = []
+    for source in sources:
+        if source.org != ALL_ORGS:
+            planned.append(source)
+            continue
+        client = client_for(source)
+        try:
+            planned.extend(expand(source, store, client))
+        except ApiError as exc:
+            if len(sources) == 1:
+                raise
+            log.error("%s: %s", source.name, redact.scrub(str(exc)))
+            results.append(SyncResult(source=source.name, status="failed", errors=[redact.scrub(str(exc))],
+                                      requests=client.stats.requests, retries=client.stats.retries))
+            failures.append(exc)
+        finally:
+            client.close()
+    return planned
 
 
 def describe_result(result) -> str:

@@ -3,7 +3,7 @@
 -- is left as it is, so a sync with nothing new leaves the table identical.
 INSERT INTO organizations
 SELECT $source, j->>'id', j->>'slug', j->>'name', iso_ts(j->>'dateCreated'),
-       j->'links'->>'regionUrl', j, $synced_at
+       j->'links'->>'regionUrl', j, $synced_at, NULL
 FROM _page
 ON CONFLICT (source, id) DO UPDATE SET
     slug = excluded.slug, name = excluded.name, date_created = excluded.date_created,

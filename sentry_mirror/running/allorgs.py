@@ -1,0 +1,71 @@
+"""Every organization a token sees (`org = "*"` in a source, `sync --all-orgs`): the source lists
+`GET /api/0/organizations/` and each organization is synced as a source of its own, named
+`<source>/<slug>`, read at its region (`links.regionUrl`), with the source's other settings.
+
+On sentry.io the list is the control silo's (sentry.io itself), and each organization's data lives
+on a region host (us.sentry.io, de.sentry.io). An organization no longer listed keeps its rows and
+is marked gone (`organizations.gone_at`), never deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from urllib.parse import urlsplit
+
+from ..fetching.client import SentryClient
+from ..fetching.urls import display_url, normalise_base_url
+from ..storage.store import Store, utcnow
+from .config import ALL_ORGS, Source
+
+log = logging.getLogger(__name__)
+
+
+def list_organizations(client: SentryClient) -> list[dict]:
+    """Every organization the token sees, walking the list's pages."""
+    orgs = []
+    for page in client.paginate("organizations/"):
+        orgs.extend(o for o in page.items if isinstance(o, dict) and o.get("slug") and o.get("id") is not None)
+    return orgs
+
+
+def region_url(source_url: str, region: str | None) -> str:
+    """Where an organization's data is read: its `regionUrl` when the token may go there (the same
+    server, or from one https host of sentry.io to another), else the source's own URL (GlitchTip
+    and self-hosted Sentry give no regions; a token never follows a server's answer elsewhere)."""
+    if not region:
+        return source_url
+    try:
+        here, there = urlsplit(normalise_base_url(source_url)), urlsplit(normalise_base_url(region))
+    except Exception:
+        return source_url
+    same_server = (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port)
+    on_sentry_io = all(h == "sentry.io" or h.endswith(".sentry.io") for h in (here.hostname or "", there.hostname or ""))
+    if same_server or (on_sentry_io and here.scheme == there.scheme == "https" and not there.port):
+        return display_url(region).rstrip("/")
+    log.info("not following regionUrl %s: only the source's own server or sentry.io's hosts are followed", region)
+    return source_url
+
+
+def org_sources(source: Source, orgs: list[dict]) -> list[Source]:
+    """One source per organization: `<source>/<slug>`, at its region, with every other setting."""
+    out = []
+    for org in orgs:
+        url = region_url(source.url, (org.get("links") or {}).get("regionUrl"))
+        origins = {**source.origins, "org": f"listed by {source.name}",
+                   "url": "links.regionUrl" if url != source.url else source.origins.get("url", "default")}
+        out.append(dataclasses.replace(source, name=f"{source.name}/{org['slug']}", org=org["slug"], url=url,
+                                       origins=origins))
+    return out
+
+
+def expand(source: Source, store: Store, client: SentryClient) -> list[Source]:
+    """List the token's organizations, mark those no longer listed gone (and those back not), and
+    return a source for each."""
+    assert source.org == ALL_ORGS
+    orgs = list_organizations(client)
+    store.run_statements("updates", "orgs_listed", parent=source.name, ids=[str(o["id"]) for o in orgs],
+                         observed_at=utcnow())
+    if not orgs:
+        log.warning("%s: the token sees no organizations", source.name)
+    return org_sources(source, orgs)

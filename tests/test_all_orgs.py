@@ -1,0 +1,136 @@
+"""Every organization a token sees (`org = "*"`, `sync --all-orgs`), against the emulator serving
+two organizations in two regions (emulator/regions.py): each mirrored level with its own world, each
+read at its region, a new one appearing at the next sync, one dropped kept and marked gone, one
+refused (403) leaving the others synced, and what `config check` says `org = "*"` means."""
+
+import json
+import re
+
+import pytest
+import requests
+from helpers import TOKEN, assert_level, run, session, write
+
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.errors import PARTIAL_EXIT
+from sentry_mirror.storage.store import Store
+
+
+@pytest.fixture
+def emu():
+    with Emulator(seed=23, scale="tiny", token=TOKEN, orgs=2) as e:
+        yield e
+
+
+def _config(tmp_path, emu, extra: str = "") -> str:
+    return write(tmp_path, f'db = "{tmp_path / "m.duckdb"}"\n[[sources]]\nname = "main"\nurl = "{emu.url}"\n'
+                           f'org = "*"\ntoken_env = "SM_TOKEN"\n{extra}')
+
+
+def _sync(path: str, *more: str):
+    return run("sync", "-c", path, "--json", *more, env={"SM_TOKEN": TOKEN})
+
+
+def _org_paths(emu, slug: str) -> set[str]:
+    """The region prefixes of every request made for an organization's data."""
+    pattern = re.compile(rf"^(.*?)/api/0/(?:organizations|projects)/{slug}/")
+    return {m.group(1) for p in emu.requests.paths() if (m := pattern.match(p))}
+
+
+def test_emulator_lists_each_org_with_its_region_and_refuses_the_wrong_one(emu):
+    s = session(emu)
+    listed = s.get(f"{emu.url}/api/0/organizations/").json()
+    assert {o["slug"]: o["links"]["regionUrl"] for o in listed} == {
+        "acme": f"{emu.url}/_region/us", "globex": f"{emu.url}/_region/de"}
+    assert s.get(f"{emu.url}/_region/de/api/0/organizations/globex/").status_code == 200
+    assert s.get(f"{emu.url}/_region/us/api/0/organizations/globex/projects/").status_code == 404
+    assert s.get(f"{emu.url}/api/0/organizations/globex/").status_code == 404  # the main URL serves acme alone
+    assert [o["slug"] for o in s.get(f"{emu.url}/_region/de/api/0/organizations/").json()] == ["globex"]
+    assert requests.get(f"{emu.url}/_emulator/truth?org=globex").json()["organization"] == "globex"
+    # the two worlds share no issue id (Sentry's ids are unique across organizations)
+    assert not set(emu.truth()["issues"]) & set(emu.regions.world("globex").truth()["issues"])
+
+
+def test_default_emulator_still_serves_one_org_at_its_url():
+    with Emulator(seed=23, scale="tiny", token=TOKEN) as one:
+        s = session(one)
+        listed = s.get(f"{one.url}/api/0/organizations/").json()
+        assert [(o["slug"], o["links"]["regionUrl"]) for o in listed] == [("acme", one.url)]
+        assert s.get(f"{one.url}/_region/us/api/0/organizations/acme/").status_code == 404
+
+
+def test_every_org_mirrored_at_its_region_then_one_added_and_one_dropped(tmp_path, emu):
+    path = _config(tmp_path, emu)
+    result = _sync(path)
+    assert result.exit_code == 0, result.output
+    assert [s["source"] for s in json.loads(result.stdout)["sources"]] == ["main/acme", "main/globex"]
+    store = Store(str(tmp_path / "m.duckdb"))
+    try:
+        assert_level(store, emu, "acme", "main/acme")
+        assert_level(store, emu, "globex", "main/globex")
+        # each organization's data was read at its own region, and only there
+        assert _org_paths(emu, "acme") == {"/_region/us"}
+        assert _org_paths(emu, "globex") == {"/_region/de"}
+    finally:
+        store.close()
+
+    globex_issues = set(emu.regions.world("globex").truth()["issues"])
+    requests.post(f"{emu.url}/_emulator/orgs", json={"slug": "gamma", "region": "de"}).raise_for_status()
+    requests.delete(f"{emu.url}/_emulator/orgs", json={"slug": "globex"}).raise_for_status()
+    result = _sync(path)
+    assert result.exit_code == 0, result.output
+    assert [s["source"] for s in json.loads(result.stdout)["sources"]] == ["main/acme", "main/gamma"]
+    store = Store(str(tmp_path / "m.duckdb"))
+    try:
+        assert_level(store, emu, "gamma", "main/gamma")
+        gone = dict(store.con.execute("SELECT source, gone_at IS NOT NULL FROM organizations").fetchall())
+        assert gone == {"main/acme": False, "main/globex": True, "main/gamma": False}
+        kept = {r[0] for r in store.con.execute("SELECT id FROM issues WHERE source = 'main/globex'").fetchall()}
+        assert kept == globex_issues  # never deleted
+    finally:
+        store.close()
+    status = run("status", "--db", str(tmp_path / "m.duckdb"))
+    block = status.output.split("source main/globex")[1].split("\nsource ")[0]
+    assert "organization gone" in block
+    assert "organization gone" not in status.output.split("source main/acme")[1].split("\nsource ")[0]
+
+
+def test_one_org_refused_leaves_the_others_synced(tmp_path, emu):
+    emu.faults.add(kind="forbidden", route="*/globex/*")
+    result = _sync(_config(tmp_path, emu))
+    assert result.exit_code == PARTIAL_EXIT, result.output
+    by_source = {s["source"]: s["status"] for s in json.loads(result.stdout)["sources"]}
+    assert by_source == {"main/acme": "ok", "main/globex": "failed"}
+    store = Store(str(tmp_path / "m.duckdb"))
+    try:
+        assert_level(store, emu, "acme", "main/acme")
+    finally:
+        store.close()
+
+
+def test_config_check_says_what_star_means(tmp_path, emu):
+    result = run("config", "check", "-c", _config(tmp_path, emu), "--online", env={"SM_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    assert "every organization the token sees, each synced as source main/<slug>" in result.output
+    assert "mirrors main/acme, main/globex" in result.output
+
+
+def test_sync_all_orgs_flag(tmp_path, emu):
+    db = str(tmp_path / "flag.duckdb")
+    result = run("sync", "--url", emu.url, "--all-orgs", "--db", db, "--json", env={"SENTRY_AUTH_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    assert [s["source"] for s in json.loads(result.stdout)["sources"]] == ["127.0.0.1/acme", "127.0.0.1/globex"]
+    both = run("sync", "--url", emu.url, "--all-orgs", "--org", "acme", "--db", db, env={"SENTRY_AUTH_TOKEN": TOKEN})
+    assert both.exit_code == 2 and "--all-orgs" in both.stderr
+
+
+@pytest.mark.parametrize("source, region, expected", [
+    ("http://127.0.0.1:9000", "http://127.0.0.1:9000/_region/de", "http://127.0.0.1:9000/_region/de"),
+    ("https://sentry.io", "https://de.sentry.io", "https://de.sentry.io"),
+    ("https://sentry.io", None, "https://sentry.io"),  # GlitchTip, self-hosted: no regions
+    ("https://sentry.io", "https://evil.example", "https://sentry.io"),  # the token never follows elsewhere
+    ("https://sentry.example.com", "http://sentry.example.com:81", "https://sentry.example.com"),
+])
+def test_region_url_followed_only_where_the_token_may_go(source, region, expected):
+    from sentry_mirror.running.allorgs import region_url
+
+    assert region_url(source, region) == expected
