@@ -134,3 +134,21 @@ def test_region_url_followed_only_where_the_token_may_go(source, region, expecte
     from sentry_mirror.running.allorgs import region_url
 
     assert region_url(source, region) == expected
+
+
+def test_source_slash_slug_syncs_that_organization_alone(tmp_path, emu):
+    path = _config(tmp_path, emu)
+    result = _sync(path, "--source", "main/globex")
+    assert result.exit_code == 0, result.output
+    assert [s["source"] for s in json.loads(result.stdout)["sources"]] == ["main/globex"]
+    assert not _org_paths(emu, "acme")  # the other organization was not read at all
+    store = Store(str(tmp_path / "m.duckdb"))
+    try:
+        assert_level(store, emu, "globex", "main/globex")
+    finally:
+        store.close()
+    result = _sync(path, "--source", "main/nope")
+    assert result.exit_code == 2
+    assert "no organization nope" in result.stderr and "acme, globex" in result.stderr
+    result = _sync(path, "--source", "other/acme")
+    assert result.exit_code == 2 and "NAME/SLUG" in result.stderr

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from urllib.parse import urlsplit
 
+from ..errors import ConfigError
 from ..fetching.client import SentryClient
 from ..fetching.urls import display_url, normalise_base_url
 from ..storage.store import Store, utcnow
@@ -68,4 +69,10 @@ def expand(source: Source, store: Store, client: SentryClient) -> list[Source]:
                          observed_at=utcnow())
     if not orgs:
         log.warning("%s: the token sees no organizations", source.name)
+    if source.only_orgs:  # `--source NAME/SLUG`: those alone are synced (the list is still kept)
+        unknown = source.only_orgs - {o["slug"] for o in orgs}
+        if unknown:
+            raise ConfigError(f"{source.name}: the token sees no organization {', '.join(sorted(unknown))}",
+                              hint="known: " + (", ".join(o["slug"] for o in orgs) or "none"))
+        orgs = [o for o in orgs if o["slug"] in source.only_orgs]
     return org_sources(source, orgs)

@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import tomllib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -279,6 +280,7 @@ class Source:
     refresh_per_project: int = 500
     refresh_hours: dict[str, float] = field(default_factory=dict)  # slowly changing stream -> hours (default 24)
     origins: dict[str, str] = field(default_factory=dict, repr=False)  # setting -> where its value came from
+    only_orgs: frozenset[str] = frozenset()  # with org = "*": the organizations `--source NAME/SLUG` picked
 
 
 @dataclass
@@ -405,6 +407,26 @@ def _env(names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _selected(sources: list[Source], names: tuple[str, ...]) -> list[Source]:
+    """The sources `--source` names. `NAME/SLUG` picks one organization of a source whose `org` is
+    "*" (each organization is synced as a source of that name); NAME itself picks them all."""
+    by_name = {s.name: s for s in sources}
+    whole, orgs = set(), {}
+    for name in names:
+        parent, _, slug = name.rpartition("/")
+        if name in by_name:
+            whole.add(name)
+        elif slug and parent in by_name and by_name[parent].org == ALL_ORGS:
+            orgs.setdefault(parent, set()).add(slug)
+        else:
+            hint = f"known: {', '.join(by_name)}"
+            if any(s.org == ALL_ORGS for s in sources):
+                hint += "; one organization of a source with org = \"*\" is NAME/SLUG"
+            raise ConfigError(f"no source named {name} in the config", hint=hint)
+    return [s if s.name in whole else dataclasses.replace(s, only_orgs=frozenset(orgs[s.name]))
+            for s in sources if s.name in whole or s.name in orgs]
+
+
 def resolve(*, config_path: str | None, url: str | None, org: str | None, token: str | None,
             db: str | None, source_names: tuple[str, ...] = ()) -> Config:
     """Build the effective configuration; flags win over everything else."""
@@ -420,12 +442,7 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         for i, raw in enumerate(raw_sources):
             config.sources.append(_source_from_table(raw, i, token))
         if source_names:
-            wanted = set(source_names)
-            missing = wanted - {s.name for s in config.sources}
-            if missing:
-                raise ConfigError(f"no source named {', '.join(sorted(missing))} in the config",
-                                  hint=f"known: {', '.join(s.name for s in config.sources)}")
-            config.sources = [s for s in config.sources if s.name in wanted]
+            config.sources = _selected(config.sources, source_names)
         if (url or org or token) and len(config.sources) > 1:
             # one token for several sources would reach servers it is not for
             raise ConfigError(f"--url, --org and --token change one source, and the config gives {len(config.sources)}",
