@@ -74,7 +74,8 @@ def _summarise(world: Served, p: Project) -> Summary:
     tags: dict[str, dict] = {k: {} for k in TAG_KEYS + OTHER_TAG_KEYS}
     env, rel_t, br_t, os_t, user_t, level_t = (tags[k] for k in
                                                 ("environment", "release", "browser", "os", "user", "level"))
-    handled_t, mech_t, os_name_t, br_name_t, url_t, runtime_t, server_t = (tags[k] for k in OTHER_TAG_KEYS)
+    handled_t, mech_t, os_name_t, br_name_t, url_t, runtime_t, server_t = (tags[k] for k in (
+        "handled", "mechanism", "os.name", "browser.name", "url", "runtime", "server_name"))
     runtime = " ".join(fam.runtime) if fam.runtime else None
     users: dict[int, list[int]] = {}
     rejected, blacklisted = array("q"), array("q")
