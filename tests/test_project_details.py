@@ -200,3 +200,23 @@ def test_savers_take_real_shaped_json():
     assert str(row[4]) == "2018-11-06 21:20:08.143000" and "secret" not in json.loads(row[5])
     assert details.keys_to_read(None, None) == list(aggregates.TAG_KEYS)
     assert details.keys_to_read(["a", "b"], ("b", "c")) == ["b"]
+
+
+def test_the_tag_keys_setting_is_all_or_a_list(monkeypatch, tmp_path):
+    import pytest
+
+    from sentry_mirror.errors import ConfigError
+    from sentry_mirror.running.config import resolve
+
+    monkeypatch.setenv("ACME_TOKEN", "t")
+    monkeypatch.setenv("SENTRYCLIRC", str(tmp_path / "none"))
+    path = tmp_path / "c.toml"
+    base = '[[sources]]\nurl = "https://sentry.io"\norg = "acme"\ntoken_env = "ACME_TOKEN"\n'
+    path.write_text(base)
+    assert resolve(config_path=str(path), url=None, org=None, token=None, db=None).sources[0].tag_keys == "all"
+    path.write_text(base + 'tag_keys = ["environment", "release"]\n')
+    source = resolve(config_path=str(path), url=None, org=None, token=None, db=None).sources[0]
+    assert source.tag_keys == ["environment", "release"]
+    path.write_text(base + 'tag_keys = "some"\n')
+    with pytest.raises(ConfigError, match="tag_keys must be"):
+        resolve(config_path=str(path), url=None, org=None, token=None, db=None)
