@@ -21,7 +21,7 @@ import pytest
 import requests
 from helpers import LINK_RE, links, org, session, walk
 
-from sentry_mirror.emulator import Emulator, api
+from sentry_mirror.emulator import Emulator, aggregates, api
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 NOW_S = int(NOW.timestamp())
@@ -289,7 +289,9 @@ def test_tag_values_count_exactly_the_served_events(emu):
     for pid in truth["projects"]:
         events = project_events(s, emu, pid)
         counted = event_tag_counts(events)
-        for key in ("environment", "release", "browser", "os", "user", "level"):
+        listed = s.get(proj(emu, pid, "tags/")).json()  # the project's tag keys: every key its events carry
+        assert [(t["key"], t["uniqueValues"]) for t in listed] == sorted((k, len(v)) for k, v in counted.items())
+        for key in aggregates.TAG_KEYS + aggregates.OTHER_TAG_KEYS:
             if key not in counted:
                 assert s.get(proj(emu, pid, f"tags/{key}/values/")).json() == []
                 assert key not in truth["tag_values"][pid]
@@ -303,7 +305,7 @@ def test_tag_values_count_exactly_the_served_events(emu):
                     for v in counted[key]}
             assert {r["value"]: r["lastSeen"] for r in rows} == last
     assert seen_browser
-    assert s.get(proj(emu, truth["projects"][0], "tags/handled/values/")).status_code == 404
+    assert s.get(proj(emu, truth["projects"][0], "tags/no.such.key/values/")).status_code == 404
     n = sum(len(v) for t in truth["tag_values"].values() for v in t.values())
     assert truth["counts"]["tag_values"] == n
 

@@ -302,4 +302,5 @@ def test_glitchtip_flavour_serves_all_but_the_routes_it_lacks(values):
                 assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["query", "category"]
             else:
                 assert resp.status_code == 200, f"{path}: {resp.status_code} {resp.text[:120]}"
-        assert missing_seen == glitchtip.MISSING_ROUTES
+        # the project tag key list is no route of Sentry's schema (GETS): its own tests are in test_project_details
+        assert missing_seen == glitchtip.MISSING_ROUTES - {"/api/0/projects/{org}/{project}/tags/"}

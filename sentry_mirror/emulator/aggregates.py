@@ -24,6 +24,9 @@ from .model import SEQ_BITS, Project
 from .served import Served
 
 TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
+# The other keys render._tags puts on every event, counted too: the project's tag key list
+# (`/projects/{org}/{p}/tags/`) names every key its events carry.
+OTHER_TAG_KEYS = ("handled", "mechanism", "os.name", "browser.name", "url", "runtime", "server_name")
 STATS = ("received", "rejected", "blacklisted", "generated")
 ENVIRONMENTS = ("production", "staging")
 _SEQ_MASK = (1 << SEQ_BITS) - 1
@@ -68,9 +71,12 @@ def summary(world: Served, p: Project) -> Summary:
 def _summarise(world: Served, p: Project) -> Summary:
     fam = catalog.platform_family(p.platform)
     oses, browsers = fam.os_choices, fam.browsers
-    tags: dict[str, dict] = {k: {} for k in TAG_KEYS}
+    tags: dict[str, dict] = {k: {} for k in TAG_KEYS + OTHER_TAG_KEYS}
     env, rel_t, br_t, os_t, user_t, level_t = (tags[k] for k in
                                                 ("environment", "release", "browser", "os", "user", "level"))
+    handled_t, mech_t, os_name_t, br_name_t, url_t, runtime_t, server_t = (tags[k] for k in (
+        "handled", "mechanism", "os.name", "browser.name", "url", "runtime", "server_name"))
+    runtime = " ".join(fam.runtime) if fam.runtime else None
     users: dict[int, list[int]] = {}
     rejected, blacklisted = array("q"), array("q")
     lo = bisect_left(p.ev_times, world.retention_ms)
@@ -87,8 +93,16 @@ def _summarise(world: Served, p: Project) -> Summary:
         if browsers:
             b_name, b_ver = browsers[(h >> 20) % len(browsers)]
             _bump(br_t, f"{b_name} {b_ver}", t)
+            _bump(br_name_t, b_name, t)
+            _bump(url_t, f"https://app.acme.example/{issue.module.rsplit('/', 1)[-1].lower()}", t)
         os_name, os_ver = oses[(h >> 16) % len(oses)]
         _bump(os_t, f"{os_name} {os_ver}", t)
+        _bump(os_name_t, os_name, t)
+        _bump(handled_t, "yes" if issue.handled else "no", t)
+        _bump(mech_t, fam.mechanism, t)
+        if runtime:
+            _bump(runtime_t, runtime, t)
+            _bump(server_t, f"{p.slug}-{(h >> 24) % 6}", t)
         u = issue.users[seq]
         if u >= 0:
             _bump(user_t, f"id:{10_000 + u}", t)

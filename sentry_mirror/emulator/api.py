@@ -116,6 +116,7 @@ ROUTES = [
     ("/api/0/projects/{org}/{project}/stats/", "project_stats"),
     ("/api/0/organizations/{org}/stats_v2/", "stats_v2"),
     ("/api/0/projects/{org}/{project}/tags/{key}/values/", "tag_values"),
+    ("/api/0/projects/{org}/{project}/tags/", "project_tags"),
     ("/api/0/projects/{org}/{project}/users/", "project_users"),
     ("/api/0/organizations/{org}/issues/{issue_id}/hashes/", "issue_hashes"),
     ("/api/0/issues/{issue_id}/hashes/", "issue_hashes"),
@@ -511,14 +512,28 @@ class Api:
         return Response(200, stats.stats_v2(self.world, req.params, chosen))
 
     # ----- tag values, users, hashes --------------------------------------------------------------------
+    def project_tags(self, req: Request, org: str, project: str) -> Response:
+        """The tag keys the project's served events carry, by key (not paginated), as Sentry's
+        ProjectTagsEndpoint answers: key, name, canDelete, and uniqueValues unless
+        `includeValuesSeen=0`."""
+        p = self._project(org, project)
+        rows = []
+        for key, values in sorted(aggregates.summary(self.world, p).tags.items()):
+            row = {"key": key, "name": key.replace(".", " ").replace("_", " ").title(),
+                   "canDelete": key not in ("environment", "release")}
+            if req.get("includeValuesSeen") != "0":
+                row["uniqueValues"] = len(values)
+            rows.append(row)
+        return Response(200, rows)
+
     def tag_values(self, req: Request, org: str, project: str, key: str) -> Response:
         """Values of one tag over the project's served events, most recently seen first (max 1000).
 
-        Keys outside aggregates.TAG_KEYS are a 404. A listed key no event carries (browser on a
-        backend project) is an empty list here; real Sentry's tagstore may answer 404 for it.
+        Keys no generated event can carry are a 404. A known key no event of this project carries
+        (browser on a backend project) is an empty list here; real Sentry's tagstore may answer 404.
         """
         p = self._project(org, project)
-        if key not in aggregates.TAG_KEYS:
+        if key not in aggregates.TAG_KEYS + aggregates.OTHER_TAG_KEYS:
             raise ApiError(404, NOT_FOUND)
         values = aggregates.summary(self.world, p).tags.get(key, {})
         needle = req.get("query") or ""

@@ -20,13 +20,19 @@ FLAVOR = "glitchtip"
 PAGE_SIZE = 50
 ERROR_PAGE = (b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n'
               b'<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n')
-# Routes GlitchTip does not serve (by template): org-scoped issue sub-routes, project stats, deploys.
+# Routes GlitchTip does not serve (by template): org-scoped issue sub-routes, project stats, deploys,
+# the project tag key list and service hooks.
 MISSING_ROUTES = {
     "/api/0/organizations/{org}/issues/{issue_id}/events/",
     "/api/0/organizations/{org}/issues/{issue_id}/events/{event_id}/",
     "/api/0/organizations/{org}/issues/{issue_id}/hashes/",
     "/api/0/projects/{org}/{project}/stats/",
     "/api/0/organizations/{org}/releases/{version}/deploys/",
+    # Its project tag values answer this HTML 500 (GLITCHTIP.md): it keeps no project tag key list.
+    "/api/0/projects/{org}/{project}/tags/",
+    # Assumed: GlitchTip has alert webhooks of its own, not Sentry's project service hooks.
+    "/api/0/projects/{org}/{project}/hooks/",
+    "/api/0/projects/{org}/{project}/hooks/{hook_id}/",
 }
 SORTS = ("last_seen", "first_seen", "count", "priority")
 _SNAKE = {"eventID": "event_id", "groupID": "group_id", "projectID": "project_id",

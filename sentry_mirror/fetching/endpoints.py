@@ -75,7 +75,14 @@ ORG_STATS = Endpoint("org_stats", "organizations/{org}/stats_v2/", "org_stats", 
 ORG_STAT_INTERVALS = (("1h", 30), ("1d", 90))
 
 TAG_VALUES = Endpoint("tag_values", "projects/{org}/{project}/tags/{key}/values/", "tag_values", snapshot=True)
+# A project's tag keys (Sentry's ProjectTagsEndpoint: key, name, uniqueValues, canDelete; one list,
+# not paged); each key's values are then read. A server without the list (GlitchTip) has these read.
+PROJECT_TAG_KEYS = Endpoint("project_tag_keys", "projects/{org}/{project}/tags/", "project_tag_keys", snapshot=True)
 TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
+
+# A project's service hooks. Sentry answers each with its signing `secret`: dropped before storing.
+# 403 "You do not have that feature enabled" where the project lacks the servicehooks feature.
+PROJECT_HOOKS = Endpoint("project_hooks", "projects/{org}/{project}/hooks/", "project_hooks", snapshot=True)
 
 PROJECT_USERS = Endpoint("project_users", "projects/{org}/{project}/users/", "project_users", snapshot=True)
 
@@ -89,7 +96,7 @@ SCOPES = {
     ENVIRONMENTS.path: "org:read", ISSUES.path: "event:read", ISSUE_EVENTS.path: "event:read",
     ISSUE_EVENTS.fallbacks[0]: "event:read", PROJECT_EVENTS.path: "project:read",
     PROJECT_STATS.path: "project:read", ORG_STATS.path: "org:read", TAG_VALUES.path: "project:read",
-    PROJECT_USERS.path: "project:read",
+    PROJECT_USERS.path: "project:read", PROJECT_TAG_KEYS.path: "project:read", PROJECT_HOOKS.path: "project:read",
 }
 
 

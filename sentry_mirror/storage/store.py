@@ -52,6 +52,8 @@ ENTITY_KEYS: dict[str, tuple[str | int, ...]] = {
     "deploys": ("id",),
     "tag_values": ("value", "name"),
     "project_users": ("tagValue",),
+    "project_tag_keys": ("key",),
+    "project_hooks": ("id",),
     "project_stats": (0,),  # [unix_seconds, count]
     "org_stats": ("key",),
 }
@@ -64,6 +66,8 @@ PRUNE_KEYS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "environments": ("name", ("name",), ()),
     "tag_values": ("value", ("value", "name"), ("project_id", "key")),
     "project_users": ("tag_value", ("tagValue",), ("project_id",)),
+    "project_tag_keys": ("key", ("key",), ("project_id",)),
+    "project_hooks": ("hook_id", ("id",), ("project_id",)),
 }
 
 

@@ -33,9 +33,10 @@ from ..fetching.client import Page, SentryClient
 from ..fetching.urls import display_url
 from ..storage.store import PRUNE_KEYS, Store
 from ..timestamps import fmt_ts, parse_ts
+from . import project_details as details
 from . import usage
 from .event_walks import EventWalks
-from .walker import RETENTION, SyncOptions, SyncResult, Walker
+from .walker import PROBE_RETRIES, RETENTION, SyncOptions, SyncResult, Walker, route_missing
 
 log = logging.getLogger(__name__)
 
@@ -525,21 +526,77 @@ class Syncer:
             self.buffer.prune(ep.TAG_VALUES.entity, context, set())  # none now: drop what was there
 
     def sync_project_details(self) -> None:
-        """Tag values and users of each project whose issues moved (count or lastSeen) since last read."""
+        """Tag keys and their values, users and service hooks of each project whose issues moved
+        (count or lastSeen) since last read."""
         rows = [r for r in self.store.select("projects_to_detail", source=self.source) if self.options.covers(r[1])]
         if rows:
-            self.progress(f"tag values and users of {len(rows)} projects…")
+            self.progress(f"tag values, users and hooks of {len(rows)} projects…")
+        unavailable = details.Unavailable(self.walker, self.options.full or "project_details" in self.options.refresh)
         for project_id, slug, mark in rows:
-            settled = True
-            for key in ep.TAG_KEYS:
-                self.walker.check_stop()
-                settled &= self.walker.optional("tag_values", self._tag_values, project_id, slug, key)
+            settled = self._project_tags(project_id, slug, unavailable)
             settled &= self.walker.optional("project_users", self.sync_list, ep.PROJECT_USERS, project_id,
                                      context={"project_id": project_id}, project=slug)
+            settled &= self._project_hooks(project_id, slug, unavailable)
             if settled:  # otherwise the next sync tries this project again
                 self.buffer.state("state", "project_details", project_id, watermark=None, cursor=None, params=None,
                                   extra={"mark": mark})
         self.buffer.flush()
+
+    def _project_tags(self, project_id: str, slug: str, unavailable: details.Unavailable) -> bool:
+        """The project's tag keys, then each key's values (the `tag_keys` setting may narrow them);
+        values of keys it no longer has are dropped. A server without the key list (GlitchTip) has
+        the six fixed keys read. True when every read settled."""
+        listed: list[str] | None = None
+        read = ep.PROJECT_TAG_KEYS.name
+        if not unavailable.has(read):
+            answer: dict[str, list] = {}
+            def keys() -> None:
+                try:
+                    answer["keys"] = details.read_whole(self.walker, ep.PROJECT_TAG_KEYS, project_id, slug)
+                except ApiError as exc:
+                    if exc.status == 401 or not route_missing(exc):
+                        raise
+                    unavailable.remember(read, None, f"{exc.status or 'no answer'}: {exc.message[:60]}")
+            if not self.walker.optional(read, keys):
+                return False
+            if "keys" in answer:
+                listed = [str(k["key"]) for k in answer["keys"] if k.get("key")]
+        settled = True
+        wanted = details.keys_to_read(listed, self.options.tag_keys)
+        for key in wanted:
+            self.walker.check_stop()
+            settled &= self.walker.optional("tag_values", self._tag_values, project_id, slug, key)
+        if "tag_values" not in self.walker.missing:
+            self.buffer.update("tag_values_keys_gone", project_id=project_id, keys=wanted)
+        return settled
+
+    def _project_hooks(self, project_id: str, slug: str, unavailable: details.Unavailable) -> bool:
+        """The project's service hooks, stored without their secrets. A route the server lacks, a
+        403 (the servicehooks feature off) or a 404 is remembered, not asked again each sync."""
+        read = ep.PROJECT_HOOKS.name
+        if unavailable.has(read, project_id):
+            return True
+        self.walker.check_stop()
+        self.walker.probe = PROBE_RETRIES
+        try:
+            details.read_whole(self.walker, ep.PROJECT_HOOKS, project_id, slug, clean=details.without_secrets)
+            return True
+        except ApiError as exc:
+            if exc.status == 401:
+                raise
+            why = f"{exc.status or 'no answer'}: {exc.message[:80]}"
+            if route_missing(exc):
+                unavailable.remember(read, None, why)
+                return True
+            if exc.status in (403, 404):
+                unavailable.remember(read, project_id, why)
+                return True
+            if exc.status >= 500:
+                self.result.errors.append(f"{read}: skipped {exc.url} ({exc.status}: {exc.message[:60]})")
+                return False
+            raise
+        finally:
+            self.walker.probe = None
 
     def sync_issues(self) -> set[str]:
         """Issues seen since the watermark (all statuses), newest `lastSeen` first.
