@@ -28,8 +28,10 @@ MISSING_ROUTES = {
     "/api/0/organizations/{org}/issues/{issue_id}/hashes/",
     "/api/0/projects/{org}/{project}/stats/",
     "/api/0/organizations/{org}/releases/{version}/deploys/",
-    # Its project tag values answer this HTML 500 (GLITCHTIP.md): it keeps no project tag key list.
+    # Project tag values and users answer this HTML 500 (GLITCHTIP.md); it keeps no tag key list either.
     "/api/0/projects/{org}/{project}/tags/",
+    "/api/0/projects/{org}/{project}/tags/{key}/values/",
+    "/api/0/projects/{org}/{project}/users/",
     # Assumed: GlitchTip has alert webhooks of its own, not Sentry's project service hooks.
     "/api/0/projects/{org}/{project}/hooks/",
     "/api/0/projects/{org}/{project}/hooks/{hook_id}/",
