@@ -568,14 +568,14 @@ class Api:
     def issue_hashes(self, req: Request, issue_id: str, org: str | None = None) -> Response:
         """The issue's grouping hashes with each one's latest served event (`full` defaults to true)."""
         issue = self._issue(issue_id, org)
-        hashes = render.issue_hashes(self.world, issue)
+        hashes = render.absorbed_hashes(self.world, issue)  # a merged issue's moved here with its events
         lo = self.world.agg(issue).lo
-        latest: dict[int, int] = {}
+        latest: dict[str, int] = {}
         for seq in range(len(issue.times) - 1, lo - 1, -1):
-            latest.setdefault(render.event_hash_index(self.world, issue, seq, len(hashes)), seq)
+            latest.setdefault(render.event_grouping_hash(self.world, issue, seq), seq)
             if len(latest) == len(hashes):
                 break
-        rows = [(h, latest[k]) for k, h in enumerate(hashes) if k in latest]
+        rows = [(h, latest[h]) for h in hashes if h in latest]
         page = offset_page(rows, req.page_size(), req.cursor())
         draw = render.event_simple if req.get("full") in ("0", "false") else render.event_full
         return paginated(req, page, [{"id": h, "latestEvent": draw(self.world, issue, seq), "mergedBySeer": False,

@@ -26,6 +26,7 @@ MISSING_ROUTES = {
     "/api/0/organizations/{org}/issues/{issue_id}/events/",
     "/api/0/organizations/{org}/issues/{issue_id}/events/{event_id}/",
     "/api/0/organizations/{org}/issues/{issue_id}/hashes/",
+    "/api/0/organizations/{org}/issues/{issue_id}/tags/{key}/",  # it lists /issues/{id}/tags/ only
     "/api/0/projects/{org}/{project}/stats/",
     "/api/0/organizations/{org}/releases/{version}/deploys/",
     # Project tag values and users answer this HTML 500 (GLITCHTIP.md); it keeps no tag key list either.

@@ -257,6 +257,25 @@ def event_hash_index(world: Served, issue: Issue, seq: int, n_hashes: int) -> in
     return 1 if n_hashes > 1 and (world.event_hash(issue.idx, seq) >> 58) & 3 == 0 else 0
 
 
+def event_grouping_hash(world: Served, issue: Issue, seq: int) -> str:
+    """The hash an event was grouped by: one of the hashes of the issue it was born in. A merge
+    moves the event and its hash to the surviving issue, as Sentry moves the GroupHash rows."""
+    own = issue_hashes(world, world.event_source(issue, seq))
+    return own[event_hash_index(world, issue, seq, len(own))]
+
+
+def absorbed_hashes(world: Served, issue: Issue) -> list[str]:
+    """Every hash an issue holds: its own, then those of the issues merged into it (at any depth)."""
+    out = list(issue_hashes(world, issue))
+    for other in world.merged:
+        survivor = other
+        while survivor.merged_into is not None:
+            survivor = survivor.merged_into
+        if survivor is issue:
+            out.extend(h for h in issue_hashes(world, other) if h not in out)
+    return out
+
+
 # ----- issues -------------------------------------------------------------------------------------
 def _stats(world: Served, issue: Issue, period: str) -> list[list[int]]:
     """Event counts per bucket ending at the virtual now, as [[bucket_start_sec, n], ...]."""
@@ -455,7 +474,7 @@ def event_full(world: Served, issue: Issue, seq: int) -> dict:
         entries.append(_breadcrumbs_entry(t, h))
     if fam.web:
         entries.append(_request_entry(issue, fam, h))
-    fingerprint = hashlib.md5(f"{world.seed}:{issue.id}".encode()).hexdigest()
+    fingerprint = issue_hashes(world, world.event_source(issue, seq))[0]  # the issue it was born in
     return {
         "id": eid, "groupID": str(issue.id), "eventID": eid, "projectID": str(issue.project.id),
         "message": issue.title, "title": issue.title, "location": issue.filename, "culprit": issue.culprit,

@@ -385,6 +385,7 @@ class Emulator:
             ("GET", "/_emulator/truth/events"): lambda: {"event_ids": self.regions.world(org).event_ids()},
             ("GET", "/_emulator/truth/event_rows"): self.world.truth_event_rows,
             ("GET", "/_emulator/truth/history"): self.world.truth_history,
+            ("GET", "/_emulator/truth/hashes"): self.world.truth_hashes,
             ("GET", "/_emulator/requests"): lambda: self.request_counts(),
             ("POST", "/_emulator/requests/reset"): self._reset_requests,
             ("POST", "/_emulator/advance"): lambda: self.advance(_json_body(body).get("hours", 0)),

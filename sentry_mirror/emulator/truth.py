@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .aggregates import ENVIRONMENTS, summary
 from .model import Issue, iso
-from .render import assignee
+from .render import assignee, event_grouping_hash
 from .served import Served
 
 
@@ -72,6 +72,13 @@ class Truth(Served):
                                  self.event_level(issue, seq),
                                  str(10_000 + u) if u >= 0 else None])
         return {"columns": columns, "rows": rows}
+
+    def truth_hashes(self) -> dict:
+        """Each served issue's grouping hashes: those its served events were grouped by, from the
+        model (the issue each event was born in), so a merge shows as hashes that moved."""
+        with self.lock:
+            return {str(i.id): sorted({event_grouping_hash(self, i, s) for s in range(self.agg(i).lo, len(i.times))})
+                    for i in self.served_issues()}
 
     def truth_history(self) -> dict:
         """Each served issue's status changes as the world made them: (type, time, details)."""

@@ -56,6 +56,16 @@ ISSUE_EVENTS = Endpoint("events", "organizations/{org}/issues/{issue}/events/", 
 # per project). Offset cursors over a fixed start/end window; the order is not relied on.
 PROJECT_EVENTS = Endpoint("project_events", "projects/{org}/{project}/events/", "events", params={"full": "true"})
 
+# An issue's grouping hashes, each with its latest event (`full=false`: the short event, its id is
+# all that is kept). Read for issues whose count or lastSeen moved (syncing/issue_details.py).
+ISSUE_HASHES = Endpoint("issue_hashes", "organizations/{org}/issues/{issue}/hashes/", "issue_hashes",
+                        params={"full": "false"}, fallbacks=("issues/{issue}/hashes/",))
+# One tag key of an issue: its top values (Sentry: up to 9) with counts, and the key's totals. Read
+# for issues of projects whose events are sampled or not read, so their pages still have tags.
+ISSUE_TAG = Endpoint("issue_tags", "organizations/{org}/issues/{issue}/tags/{key}/", "issue_tag_values",
+                     paged=False)
+ISSUE_TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
+
 TEAMS = Endpoint("teams", "organizations/{org}/teams/", "teams", snapshot=True)
 MEMBERS = Endpoint("members", "organizations/{org}/members/", "members", snapshot=True)
 ENVIRONMENTS = Endpoint("environments", "organizations/{org}/environments/", "environments",
@@ -98,6 +108,7 @@ SCOPES = {
     PROJECT_STATS.path: "project:read", ORG_STATS.path: "org:read", TAG_VALUES.path: "project:read",
     PROJECT_USERS.path: "project:read", PROJECT_TAG_KEYS.path: "project:read", PROJECT_HOOKS.path: "project:read",
 }
+SCOPES.update({ISSUE_HASHES.path: "event:read", ISSUE_HASHES.fallbacks[0]: "event:read", ISSUE_TAG.path: "event:read"})
 
 
 def scope_of(path: str) -> str | None:

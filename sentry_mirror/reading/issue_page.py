@@ -77,6 +77,12 @@ def read_page(con: duckdb.DuckDBPyConnection, ref: str, *, source: str | None = 
     except duckdb.CatalogException:
         raise ConfigError("this store has no issues yet", hint="run 'sentry-mirror sync' first") from None
     notes = []
+    if (issue["stored_events"] or 0) < (issue["times_seen"] or 0):
+        breakdown = _tags(con, src, issue_id, "issue_page_tag_breakdown")
+        if breakdown:
+            tags = breakdown
+            notes.append(f"tags are Sentry's counts over all {issue['times_seen']:,} events; the store holds "
+                         f"{issue['stored_events']:,} of them (sampled)")
     if event is None and event_id:
         raise ConfigError(f"no event {event_id} of issue {issue['short_id'] or issue_id} in the store",
                           hint=f"its latest: sentry-mirror issue {issue['short_id'] or issue_id}")
@@ -139,10 +145,15 @@ def _window(minutes: Any) -> str:
     return f" in {minutes} minutes"
 
 
-def _tags(con, source: str, issue_id: str) -> list[dict[str, Any]]:
-    """Per key: its top values with their share of the events that carry the key."""
+def _tags(con, source: str, issue_id: str, query: str = "issue_page_tags") -> list[dict[str, Any]]:
+    """Per key: its top values with their share of the events that carry the key; from the stored
+    events, or (`issue_page_tag_breakdown`) from Sentry's breakdown when the store lacks events."""
     keys: dict[str, dict[str, Any]] = {}
-    for row in _select(con, "issue_page_tags", source=source, issue_id=issue_id, top=TOP_VALUES):
+    try:
+        rows = _select(con, query, source=source, issue_id=issue_id, top=TOP_VALUES)
+    except duckdb.CatalogException:  # a store from before issue_tag_values
+        return []
+    for row in rows:
         key = keys.setdefault(row["key"], {"key": row["key"], "events": row["key_events"],
                                            "distinct_values": row["key_values"], "top": []})
         key["top"].append({"value": row["value"], "events": row["events"],

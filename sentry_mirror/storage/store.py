@@ -44,6 +44,8 @@ ENTITY_KEYS: dict[str, tuple[str | int, ...]] = {
     "organizations": ("id",),
     "projects": ("id",),
     "issues": ("id",),
+    "issue_hashes": ("id",),
+    "issue_tag_values": ("value",),
     "events": ("eventID", "event_id", "id"),
     "releases": ("version",),
     "teams": ("id",),

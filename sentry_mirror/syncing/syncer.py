@@ -36,6 +36,7 @@ from ..timestamps import fmt_ts, parse_ts
 from . import project_details as details
 from . import usage
 from .event_walks import EventWalks
+from .issue_details import IssueDetails
 from .walker import PROBE_RETRIES, RETENTION, SyncOptions, SyncResult, Walker, route_missing
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Syncer:
                              observer)
         self.buffer = self.walker.buffer  # every write of the sync goes through it
         self.events = EventWalks(self.walker)
+        self.issue_details = IssueDetails(self.walker)
         self._configured_url = client.base_url  # before any move to the organization's region
         self._gone: list[str] = []  # known issues the server no longer lists, this sync (see _mark_gone)
         self._stats_by_project = False  # this sync read every project's counters in one stats_v2 request
@@ -94,6 +96,7 @@ class Syncer:
             self._stream("issues", lambda: seen.update(self.sync_issues()))
             self._stream("issue_status", self.refresh_known_issues, seen)
             self._stream("events", self.events.run)
+            self._stream("issue_details", self.issue_details.run)
             self._stream("project_stats", self.sync_stats)
             if not self._stats_by_project:  # otherwise that answer (or its failure) held the organization's too
                 self._stream("org_stats", self.walker.optional, "org_stats", self.sync_org_stats)
