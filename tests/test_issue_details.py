@@ -157,6 +157,17 @@ def test_a_project_whose_events_are_all_read_requests_no_breakdown():
         assert store.con.execute("SELECT count(*) FROM issue_tag_values").fetchone() == (0,)
 
 
+def test_issue_hashes_false_reads_none_and_true_again_reads_every_issue():
+    with Emulator(seed=3, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        assert sync(store, emu, issue_hashes=False).status == "ok"
+        assert requested(emu, *HASHES) == 0 and stored_hashes(store) == {}
+        emu.requests.reset()
+        assert sync(store, emu).status == "ok"  # turned on: every issue's hashes, none of it skipped for good
+        assert requested(emu, *HASHES) == len(emu.truth()["issues"])
+        assert stored_hashes(store) == truth_hashes(emu)
+
+
 def test_glitchtip_lacks_the_tag_route_which_is_remembered_not_asked_again():
     with Emulator(seed=10, scale="tiny", token=TOKEN, flavor="glitchtip") as emu:
         store = Store(":memory:")

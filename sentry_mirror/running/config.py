@@ -112,6 +112,7 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tag_keys": (lambda v: v == "all" or (isinstance(v, list) and bool(v) and all(isinstance(x, str) and x.strip()
                                                                                for x in v)),
                  "\"all\" or a list of tag keys, e.g. [\"environment\", \"release\"]"),
+    "issue_hashes": (lambda v: isinstance(v, bool), "true or false"),
     "concurrency": (_whole(1, 32), "a whole number from 1 to 32"),
     "refresh_per_project": (_whole(0, 10**7), "a whole number (0 re-reads every known issue each sync)"),
     "refresh_hours": (lambda v: isinstance(v, dict) and all(k in CADENCES for k in v)
@@ -280,6 +281,7 @@ class Source:
     project_events: dict[str, str] = field(default_factory=dict)
     projects: list[str] = field(default_factory=list)  # the slugs mirrored; none: every project
     tag_keys: str | list[str] = "all"  # the tag keys whose values are read: all a project has, or these
+    issue_hashes: bool = True  # read each changed issue's grouping hashes (a request per changed issue)
     concurrency: int = 4
     refresh_per_project: int = 500
     refresh_hours: dict[str, float] = field(default_factory=dict)  # slowly changing stream -> hours (default 24)

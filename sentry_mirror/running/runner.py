@@ -68,7 +68,8 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
                                       refresh_per_project=source.refresh_per_project, rebind=rebind,
                                       refresh=refresh, cadence={k: timedelta(hours=h) for k, h in source.refresh_hours.items()},
                                       projects=tuple(source.projects),
-                                      tag_keys=None if source.tag_keys == "all" else tuple(source.tag_keys))
+                                      tag_keys=None if source.tag_keys == "all" else tuple(source.tag_keys),
+                                      issue_hashes=source.issue_hashes)
                 client = client_for(source)
                 try:
                     say = (lambda m, n=source.name: progress(f"[{n}] {m}")) if progress else None

@@ -41,6 +41,7 @@ class IssueDetails:
         self.buffer.update("issue_hashes_deleted")  # merged or deleted issues hold no hash
         caps = self.walker.capabilities()
         serves = {name: self.options.full or caps.get(name, True) for name in (ep.ISSUE_HASHES.name, ep.ISSUE_TAG.name)}
+        serves[ep.ISSUE_HASHES.name] &= self.options.issue_hashes  # the source's setting: none read
         rows = self.store.select("issue_details_to_read", source=self.source, full=self.options.full,
                                  since=self.walker.server_now() - RETENTION)
         due = [(i, slug, mark, h, t and self._sampled(slug)) for i, slug, mark, h, t in rows if self.options.covers(slug)]
