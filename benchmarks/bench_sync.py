@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 from sentry_mirror.emulator import Emulator  # noqa: E402
 from sentry_mirror.fetching import rawpage  # noqa: E402
-from sentry_mirror.fetching.endpoints import TAG_KEYS  # noqa: E402
 from sentry_mirror.storage.store import MEMORY_LIMIT, Store  # noqa: E402
 from sentry_mirror.syncing.buffer import WriteBuffer  # noqa: E402
 from sentry_mirror.syncing.event_walks import PROJECT_WALKS  # noqa: E402
@@ -113,7 +112,8 @@ def one_new_event(emu: Emulator) -> int:
 def minimum_requests(emu: Emulator) -> int:
     """Every list in pages of 100: organization, projects, releases (2 statuses), teams, members,
     environments, issues, events by project, deploys per release, stats (one stats_v2 request grouped
-    by project, which holds the organization's too), and per project the values of 6 tag keys (Sentry lists at most 1,000) and its users."""
+    by project, which holds the organization's too); per project its tag key list, the values of each key
+    (Sentry lists at most 1,000), its users and its service hooks; per issue its hashes."""
     t = emu.truth()
     c = t["counts"]
     pages = lambda n: max(1, math.ceil(n / PAGE))  # noqa: E731
@@ -126,8 +126,9 @@ def minimum_requests(emu: Emulator) -> int:
     n += 1
     for project in t["projects"]:
         values = t["tag_values"].get(project, {})
-        n += sum(pages(min(1000, len(values.get(key, {})))) for key in TAG_KEYS)
-        n += pages(len(t["users"].get(project, [])))
+        # its tag key list, every key's values, its users and its service hooks
+        n += 1 + sum(pages(min(1000, len(v))) for v in values.values()) + pages(len(t["users"].get(project, []))) + 1
+    n += sum(pages(len(h)) for h in emu.world.truth_hashes().values())  # each issue's hashes
     return n
 
 
