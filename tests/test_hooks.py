@@ -134,6 +134,19 @@ def test_signature_good_bad_missing_and_stale(synced, emu):
     assert stored_events(synced, event["event"]["eventID"]) == 1 == max(before, 1)
 
 
+def test_a_hook_removed_while_serving_is_refused(synced, emu):
+    """The receiver keeps the secrets file read, and reads it again when it changes."""
+    with_secret(synced)
+    body = json.dumps(an_event(emu)[0]).encode()
+    with service(synced, emu) as svc:
+        assert post(svc, body).status_code == 202
+        assert HookSecrets(sidefiles.hook_secrets(synced)).remove_hook(GUID)
+        assert post(svc, body).status_code == 401
+        with_secret(synced)
+        assert post(svc, body).status_code == 202
+        wait_for(lambda: svc.drainer.stored == 2)
+
+
 def test_size_method_type_and_malformed(synced, emu):
     with_secret(synced)
     with service(synced, emu, max_bytes=1000) as svc:
