@@ -252,6 +252,7 @@ class Drainer:
                 with contextlib.suppress(MirrorError):
                     self._store.close()
                 self._store = None
+            self.spool.settle()
 
     def _let_go(self) -> None:
         """Close the store file (the Store stays, migrated). Between the batches of a burst the
