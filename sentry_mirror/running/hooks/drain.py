@@ -193,6 +193,7 @@ class Refresher:
         return out
 
 
+LEASE_SECONDS = 5.0  # each reopening of the file costs ~0.2 s (a checkpoint and an open)
 GATHER = 0.25  # seconds a first delivery waits for others, so a burst is one transaction, not hundreds
 
 
@@ -289,7 +290,9 @@ class Drainer:
                 log.info("the sync let go of %s; writing the spool", self.db)
                 self._busy_since = None
             if self._store is None:
-                self._store = Store(self.db)  # migrates once, not per batch
+                # migrated once, not per batch; a reader that waits still gets the file at the next
+                # commit (the readers' signal), the lease only bounds how long it stays open else
+                self._store = Store(self.db, lease_seconds=LEASE_SECONDS)
             try:
                 store_batch(self._store, batch, refreshed)
             except BaseException:
