@@ -5,9 +5,11 @@ Two kinds of deliveries (FACTS.md §6):
   hex HMAC-SHA256 of the raw body with its secret, `X-ServiceHook-Timestamp` unix seconds;
 - an integration's webhooks: `Sentry-Hook-Signature` (HMAC-SHA256 of the body with the
   integration's client secret), `Sentry-Hook-Resource`, `Sentry-Hook-Timestamp`.
-Answers: 405 anything but POST, 415 not JSON, 413 over the size limit, 401 an unknown hook, a
-missing or wrong signature, or a timestamp outside the replay window, 400 a body that is not a
-JSON object, 503 when the spool cannot keep it (Sentry retries), 202 once it is on disk.
+Answers: 405 anything but POST, 415 not JSON, 411 no Content-Length (chunked bodies are refused),
+400 a bogus one or a malformed request, 413 over the size limit, 431 headers over 64 KB, 401 an
+unknown hook, a missing or wrong signature, or a timestamp outside the replay window, 400 a body
+that is not a UTF-8 JSON object, 503 when the spool cannot keep it (Sentry retries), 202 once it
+is on disk.
 """
 
 from __future__ import annotations
