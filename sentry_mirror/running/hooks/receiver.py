@@ -205,13 +205,14 @@ class Receiver:
     """HTTP/1.1 with keep-alive on one asyncio event loop in a thread of its own.
 
     http.server spent a thread per connection, parsed each head with the email package and made
-    the threads take turns on the GIL; here the connections share one thread, and a delivery's
-    answer waits for the spool's group commit without holding a thread. A slow or silent client
-    holds only its own connection (and is dropped after CLIENT_TIMEOUT)."""
+    the threads take turns on the GIL; here the connections share one thread (an asyncio Protocol
+    per connection: no coroutine per request), and a delivery's answer waits for the spool's group
+    commit without holding a thread. A slow or silent client holds only its own connection, and is
+    dropped when a request (or the wait for the next one) takes over CLIENT_TIMEOUT."""
 
     def __init__(self, host: str, port: int, checker: Checker):
         self.checker = checker
-        self._sock = socket.create_server((host, port), reuse_port=False)
+        self._sock = socket.create_server((host, port))
         self._sock.setblocking(False)
         self.server_address = self._sock.getsockname()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -231,13 +232,11 @@ class Receiver:
     async def _serve_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        server = await asyncio.start_server(self._connection, sock=self._sock, limit=HEAD_LIMIT)
+        server = await self._loop.create_server(lambda: _Connection(self.checker, self._loop), sock=self._sock)
         self._started.set()
         async with server:
             await self._stopping.wait()
             server.close()
-        for task in [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
-            task.cancel()
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
@@ -245,63 +244,104 @@ class Receiver:
             self._thread.join()
         self._sock.close()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
+
+class _Connection(asyncio.Protocol):
+    """One client's connection: requests read off it in turn, each answered once it is kept."""
+
+    def __init__(self, checker: Checker, loop: asyncio.AbstractEventLoop):
+        self.checker, self.loop = checker, loop
+        self.buffer = bytearray()
+        self.request: tuple[str, Headers, int] | None = None  # (version, headers, body length) read so far
+        self.waiting = False  # for the spool: what follows on the connection waits too
+        self.closed = False
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            while await self._one_request(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
-            pass  # the client went away or stalled: nothing of its request was kept
-        finally:
-            writer.close()
+        self._arm()
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Read, check and answer one request; False when the connection is to be closed."""
-        try:
-            async with asyncio.timeout(CLIENT_TIMEOUT):
-                head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return False  # closed between requests, the usual end of a kept-alive connection
-        except asyncio.LimitOverrunError:
-            return await self._refuse(writer, 431, "the request's headers are too large")
-        try:
-            method, version, headers = read_head(head)
-            if method != "POST":
-                raise BadRequest(405, "only POST is accepted")
-            kind = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if kind != "application/json":
-                raise BadRequest(415, "send application/json")
-            length = body_length(headers, self.checker.limits.max_bytes)
-        except BadRequest as refused:
-            return await self._refuse(writer, refused.status, refused.message)
-        async with asyncio.timeout(CLIENT_TIMEOUT):
-            body = await reader.readexactly(length)
-        verdict = self.checker.admit(headers, body)
-        if verdict.meta is not None and verdict.status == 202:
-            verdict = await self._kept(verdict, body)
-        alive = keeps_alive(version, headers)
-        writer.write(answer(verdict.status, verdict.message, close=not alive))
-        await writer.drain()
+    def connection_lost(self, exc) -> None:
+        self.closed = True  # a client gone mid-request leaves nothing kept
+        if self.timer:
+            self.timer.cancel()
+
+    def _arm(self) -> None:
+        """The client has CLIENT_TIMEOUT from now to send a whole request."""
+        if self.timer:
+            self.timer.cancel()
+        self.timer = self.loop.call_later(CLIENT_TIMEOUT, self._close)
+
+    def _close(self) -> None:
+        self.closed = True
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._advance()
+
+    def _advance(self) -> None:
+        """Take the requests the buffer holds, one at a time."""
+        while not self.waiting and not self.closed:
+            if self.request is None:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0 or end + 4 > HEAD_LIMIT:
+                    if end + 4 > HEAD_LIMIT or len(self.buffer) > HEAD_LIMIT:
+                        self._refuse(431, "the request's headers are too large")
+                    return
+                head = bytes(self.buffer[:end + 4])
+                del self.buffer[:end + 4]
+                try:
+                    self.request = self._head(head)
+                except BadRequest as refused:
+                    return self._refuse(refused.status, refused.message)
+            version, headers, length = self.request
+            if len(self.buffer) < length:
+                return
+            body = bytes(self.buffer[:length])
+            del self.buffer[:length]
+            self.request = None
+            verdict = self.checker.admit(headers, body)
+            alive = keeps_alive(version, headers)
+            if verdict.meta is None or verdict.status != 202:
+                self._answer(verdict, alive)
+                continue
+            self.waiting = True
+            self.timer.cancel()  # the wait for the disk is not the client's
+            self.transport.pause_reading()
+            self.checker.spool.submit(verdict.meta, body, lambda name, error: self.loop.call_soon_threadsafe(
+                self._kept, verdict, error, alive))
+
+    def _head(self, head: bytes) -> tuple[str, Headers, int]:
+        method, version, headers = read_head(head)
+        if method != "POST":
+            raise BadRequest(405, "only POST is accepted")
+        kind = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise BadRequest(415, "send application/json")
+        return version, headers, body_length(headers, self.checker.limits.max_bytes)
+
+    def _kept(self, verdict: Verdict, error: OSError | None, alive: bool) -> None:
+        self.waiting = False
+        verdict = self.checker.kept(verdict, error)
+        if self.closed:
+            return
+        self._answer(verdict, alive)
+        self.transport.resume_reading()
+        self._advance()
+
+    def _answer(self, verdict: Verdict, alive: bool) -> None:
+        self.transport.write(answer(verdict.status, verdict.message, close=not alive))
         if verdict.status >= 400:
             log.info("refused a delivery: %d %s", verdict.status, verdict.message)
-        return alive
+        if alive:
+            self._arm()
+        else:
+            self._close()
 
-    async def _kept(self, verdict: Verdict, body: bytes) -> Verdict:
-        """Wait, without holding the loop, for the spool to have the delivery on disk."""
-        loop = self._loop
-        done: asyncio.Future = loop.create_future()
-
-        def on_done(name, error):
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(error))
-
-        self.checker.spool.submit(verdict.meta, body, on_done)
-        return self.checker.kept(verdict, await done)
-
-    async def _refuse(self, writer: asyncio.StreamWriter, status: int, message: str) -> bool:
+    def _refuse(self, status: int, message: str) -> None:
         """Answer and close: what is left of the request is not read."""
-        writer.write(answer(status, message, close=True))
-        await writer.drain()
-        log.info("refused a delivery: %d %s", status, message)
-        return False
+        self._answer(Verdict(status, message), alive=False)
