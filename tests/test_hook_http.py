@@ -37,11 +37,12 @@ def svc(tmp_path, emu):
 
 
 def signed(body: bytes, *, extra: str = "", length: str | None = None, version: str = "HTTP/1.1") -> bytes:
+    """A signed request as bytes on the wire (its head in Latin-1, as HTTP/1.1 reads it)."""
     sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     size = f"Content-Length: {len(body) if length is None else length}\r\n" if length != "" else ""
     return (f"POST / {version}\r\nHost: x\r\nContent-Type: application/json\r\n{size}"
             f"X-ServiceHook-GUID: {GUID}\r\nX-ServiceHook-Timestamp: {int(time.time())}\r\n"
-            f"X-ServiceHook-Signature: {sig}\r\n{extra}\r\n").encode() + body
+            f"X-ServiceHook-Signature: {sig}\r\n{extra}\r\n").encode("latin-1") + body
 
 
 def connect(svc) -> socket.socket:
@@ -106,7 +107,8 @@ def test_http_1_0_and_connection_close_end_the_connection(svc, emu):
     wait_for(lambda: svc.drainer.stored == 2)
 
 
-@pytest.mark.parametrize("length, status", [("", 411), ("abc", 400), ("-5", 400), ("1e3", 400), ("12, 12", 400)])
+@pytest.mark.parametrize("length, status", [("", 411), ("abc", 400), ("-5", 400), ("1e3", 400), ("12, 12", 400),
+                                            ("\u00b2", 400), ("7\r\nContent-Length: 7", 400)])
 def test_content_length_missing_or_bogus(svc, emu, length, status):
     body = bodies(emu, 1)[0]
     with connect(svc) as sock:
