@@ -73,3 +73,25 @@ def test_a_body_the_store_cannot_read_does_not_hold_up_the_rest(tmp_path, emu):
         assert post(svc, json.dumps(event).encode()).status_code == 202
         wait_for(lambda: stored_events(db, event["event"]["eventID"]) == 1 and not svc.spool.pending())
     assert stored_events(db, "e" * 32) == 0
+
+
+def test_a_big_batch_parsed_in_halves_keeps_each_event_with_its_issue(emu):
+    """Batches of SPLIT_FROM deliveries or more are parsed on two threads: each event keeps its own
+    issue, and the one body DuckDB cannot read is the one set aside."""
+    from sentry_mirror.running.hooks import drain
+    from sentry_mirror.running.hooks.spool import Delivery
+
+    event, _ = an_event(emu)
+    deliveries = []
+    for k in range(drain.SPLIT_FROM + 51):
+        event["event"]["eventID"] = event["event"]["id"] = f"{k:032x}"
+        event["group"]["id"] = str(1000 + k)
+        body = json.dumps(event).encode()
+        if k == drain.SPLIT_FROM - 10:  # in the second half
+            body = b'{"event": {"eventID": "' + b"e" * 32 + b'", "title": "\\ud800"}}'
+        deliveries.append(Delivery("f", {"kind": "service", "source": "s"}, body))
+    batch = drain.read_batch(deliveries, None)
+    pairs = [(json.loads(text)["eventID"], ctx["issue_id"]) for text, ctx in batch.events["s"]]
+    bad = drain.SPLIT_FROM - 10
+    assert batch.skipped == 1 and len(pairs) == len(deliveries) - 1
+    assert pairs == [(f"{k:032x}", str(1000 + k)) for k in range(len(deliveries)) if k != bad]

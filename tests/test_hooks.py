@@ -134,6 +134,19 @@ def test_signature_good_bad_missing_and_stale(synced, emu):
     assert stored_events(synced, event["event"]["eventID"]) == 1 == max(before, 1)
 
 
+def test_a_hook_removed_while_serving_is_refused(synced, emu):
+    """The receiver keeps the secrets file read, and reads it again when it changes."""
+    with_secret(synced)
+    body = json.dumps(an_event(emu)[0]).encode()
+    with service(synced, emu) as svc:
+        assert post(svc, body).status_code == 202
+        assert HookSecrets(sidefiles.hook_secrets(synced)).remove_hook(GUID)
+        assert post(svc, body).status_code == 401
+        with_secret(synced)
+        assert post(svc, body).status_code == 202
+        wait_for(lambda: svc.drainer.stored == 2)
+
+
 def test_size_method_type_and_malformed(synced, emu):
     with_secret(synced)
     with service(synced, emu, max_bytes=1000) as svc:
@@ -358,3 +371,27 @@ def test_a_hook_is_never_created_twice_by_a_retry(synced, emu, tmp_path):
             source=emu.org_slug)
     assert posts() - sent == 2 and len(emu.world.hooks.get(project, [])) == before + 1
     client.close()
+
+
+def test_a_sync_that_takes_the_lock_mid_burst_gets_the_store(synced, emu):
+    """The writer keeps the store open between the batches of a burst, but lets go of the writer
+    lock after each: a sync that takes the lock then must still get the file."""
+    from sentry_mirror.running.hooks.drain import Drainer, Refresher
+    from sentry_mirror.running.hooks.spool import HookSpool
+
+    event, _ = an_event(emu)
+    spool = HookSpool(sidefiles.hook_spool(synced))
+    for k in range(2):
+        event["event"]["eventID"] = event["event"]["id"] = f"{k:032x}"
+        spool.put({"kind": "service", "source": emu.org_slug, "received_at": time.time()}, json.dumps(event).encode())
+    drainer = Drainer(synced, spool, Refresher({}), default_source=emu.org_slug, batch_size=1)
+    assert drainer.cycle() == 1 and len(spool.pending()) == 1  # mid-burst: one batch stored, one waits
+    with writer_lock(synced):  # a sync starts between the two batches
+        assert drainer.cycle() == 0  # the writer cannot take the lock...
+        # ...and has let go of the file: a sync in another process opens it (within its patience)
+        opened = subprocess.run([sys.executable, "-c", "import sys; from sentry_mirror.storage.store import Store; "
+                                 "Store(sys.argv[1], reader_wait=5.0).close()", synced], capture_output=True, text=True)
+        assert opened.returncode == 0, opened.stderr[-300:]
+    assert drainer.cycle() == 1 and not spool.pending()
+    drainer._let_go()
+    assert stored_events(synced, f"{0:032x}", f"{1:032x}") == 2

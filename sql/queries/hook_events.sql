@@ -4,8 +4,9 @@
 -- 'service' (a service hook: `event`, its issue `group.id`) or 'error' (an integration's `error`
 -- resource: `data.error`, its issue `issue_id`). The fields Sentry adds to a webhook's event that
 -- the API's event lacks are dropped, so the stored payload is the API's. A body that is not a JSON
--- object, or carries no event object, gives a NULL event. Each body is parsed three times (checked,
--- split, the event rewritten): every `->` on the body would parse it again.
+-- object, or carries no event object, gives a NULL event (`try`: a body DuckDB cannot read is not
+-- checked by a parse of its own first). Each body is parsed once and its event once more (rewritten):
+-- every `->` on the body would parse it again.
 SELECT n,
        CASE WHEN starts_with(ev, '{')
             THEN json_merge_patch(ev, '{"url": null, "web_url": null, "issue_url": null, "issue_id": null}')::VARCHAR
@@ -19,9 +20,9 @@ FROM (
     SELECT n, p[1]::VARCHAR AS ev,
            p[2]->>'$' AS gid
     FROM (
-        SELECT n, CASE WHEN json_valid(t) AND starts_with(ltrim(t, E' \t\n\r'), '{') THEN
-                       CASE k WHEN 'service' THEN json_extract(t, ['$.event', '$.group.id'])
-                              ELSE json_extract(t, ['$.data.error', '$.data.error.issue_id']) END
+        SELECT n, CASE WHEN starts_with(ltrim(t, E' \t\n\r'), '{') THEN
+                       try(CASE k WHEN 'service' THEN json_extract(t, ['$.event', '$.group.id'])
+                                  ELSE json_extract(t, ['$.data.error', '$.data.error.issue_id']) END)
                   END AS p
         FROM (SELECT unnest($bodies) AS t, unnest($kinds) AS k, unnest(range(len($bodies))) AS n)
     )

@@ -30,6 +30,20 @@ class HookSecrets:
 
     def __init__(self, path: str):
         self.path = path
+        self._seen: tuple | None = None  # the file's (inode, size, mtime) when it was last read
+        self._data: dict | None = None
+
+    def _current(self) -> dict:
+        """The file as the receiver checks each delivery with: read again only when it changed (a
+        stat, not a read and a JSON parse, per delivery; `hooks install` renames a new file in)."""
+        try:
+            st = os.stat(self.path)
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            seen = None
+        if self._data is None or seen != self._seen:
+            self._data, self._seen = self.read(), seen
+        return self._data
 
     def read(self) -> dict:
         try:
@@ -47,11 +61,11 @@ class HookSecrets:
         return data
 
     def hook(self, guid: str) -> Secret | None:
-        entry = self.read()["hooks"].get(guid)
+        entry = self._current()["hooks"].get(guid)
         return _secret(entry)
 
     def integrations(self) -> list[Secret]:
-        return [s for s in (_secret(e) for e in self.read()["integrations"].values()) if s]
+        return [s for s in (_secret(e) for e in self._current()["integrations"].values()) if s]
 
     def add_hook(self, guid: str, secret: str, *, source: str, project: str, url: str) -> None:
         data = self.read()

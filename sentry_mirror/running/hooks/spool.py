@@ -14,13 +14,18 @@ arrive during a commit, not by the disk.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable
 
 SUFFIX = ".hook"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,9 +38,21 @@ class Delivery:
 @dataclass
 class _Waiting:
     record: bytes
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | None = field(default_factory=threading.Event)
     name: str | None = None
     error: OSError | None = None
+    on_done: Callable[[str | None, OSError | None], None] | None = None
+
+    def finish(self) -> None:
+        if self.on_done is not None:
+            self.on_done(self.name, self.error)
+        else:
+            self.done.set()
+
+
+def _record(meta: dict, body: bytes) -> bytes:
+    head = json.dumps({**meta, "length": len(body)}, sort_keys=True).encode()
+    return head + b"\n" + body + b"\n"
 
 
 class HookSpool:
@@ -45,21 +62,32 @@ class HookSpool:
         self._queue: list[_Waiting] = []
         self._cond = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._removing: set[str] = set()  # stored, being unlinked by the remover thread
+        self._unlinks: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._remover: threading.Thread | None = None
+        self._removed = threading.Condition()  # apart from _cond, whose notify() must reach the writer
 
     def put(self, meta: dict, body: bytes) -> str:
         """Keep one verified delivery durably (returns once it is on disk); returns its file name."""
-        head = json.dumps({**meta, "length": len(body)}, sort_keys=True).encode()
-        waiting = _Waiting(head + b"\n" + body + b"\n")
+        waiting = self._queued(_Waiting(_record(meta, body)))
+        waiting.done.wait()
+        if waiting.error is not None:
+            raise waiting.error
+        return waiting.name
+
+    def submit(self, meta: dict, body: bytes, on_done: Callable[[str | None, OSError | None], None]) -> None:
+        """As `put`, without waiting: `on_done(name, error)` is called from the spool's thread once
+        the delivery is on disk (error None) or could not be kept (the receiver's event loop)."""
+        self._queued(_Waiting(_record(meta, body), done=None, on_done=on_done))
+
+    def _queued(self, waiting: _Waiting) -> _Waiting:
         with self._cond:
             self._queue.append(waiting)
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_forever, name="hook-spool", daemon=True)
                 self._writer.start()
             self._cond.notify()
-        waiting.done.wait()
-        if waiting.error is not None:
-            raise waiting.error
-        return waiting.name
+        return waiting
 
     def _write_forever(self) -> None:
         while True:
@@ -75,7 +103,7 @@ class HookSpool:
                     w.error = exc
             for w in group:
                 w.name = name
-                w.done.set()
+                w.finish()
 
     def _write(self, records: bytes) -> str:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex}{SUFFIX}"
@@ -101,7 +129,10 @@ class HookSpool:
 
     def pending(self, limit: int | None = None) -> list[str]:
         """Names of the deliveries waiting, oldest first."""
-        names = sorted(n for n in os.listdir(self.folder) if n.endswith(SUFFIX) and not n.startswith("."))
+        with self._removed:
+            gone = set(self._removing)
+        names = sorted(n for n in os.listdir(self.folder)
+                       if n.endswith(SUFFIX) and not n.startswith(".") and n not in gone)
         return names[:limit] if limit else names
 
     def read(self, name: str) -> list[Delivery]:
@@ -129,8 +160,32 @@ class HookSpool:
         return out
 
     def remove(self, names: list[str]) -> None:
+        """Forget stored deliveries: at once for `pending`, on disk by a thread of their own (an unlink
+        took ~2 ms here, a file per handful of deliveries, and the writer need not wait for it). A
+        crash before the unlink stores them again at the next start, which changes nothing."""
+        with self._removed:
+            self._removing.update(names)
+            if self._remover is None or not self._remover.is_alive():
+                self._remover = threading.Thread(target=self._unlink_forever, name="hook-spool-remover", daemon=True)
+                self._remover.start()
         for name in names:
+            self._unlinks.put(name)
+
+    def _unlink_forever(self) -> None:
+        while True:
+            name = self._unlinks.get()
             try:
                 os.unlink(os.path.join(self.folder, name))
             except FileNotFoundError:
                 pass
+            except OSError as exc:  # still on disk: the next start stores it again, harmlessly
+                log.warning("could not remove %s from the hook spool: %s", name, exc.strerror)
+            with self._removed:
+                self._removing.discard(name)
+                if not self._removing:
+                    self._removed.notify_all()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait for the removals under way to reach the disk (at shutdown); False if they did not."""
+        with self._removed:
+            return self._removed.wait_for(lambda: not self._removing, timeout)
