@@ -97,16 +97,26 @@ def run_sync(emu: Emulator, db: Path) -> dict:
             "retries": source.get("retries"), "rate_limited": source.get("rate_limited"),
             "status": summary.get("status"), "events_written": (source.get("rows") or {}).get("events", 0),
             "refresh_requests": ((source.get("streams") or {}).get("issue_status") or {}).get("requests", 0),
+            # the slowly changing streams read because their cadence came due (not because of the change)
+            "cadenced_requests": sum(((source.get("streams") or {}).get(name) or {}).get("requests", 0)
+                                     for name in CADENCED),
             "peak_rss_mb": round(peak.kb / 1024, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
             "stderr": errors.strip()[-300:]}
 
 
-def one_new_event(emu: Emulator) -> int:
-    """Move the emulator's clock by the smallest steps until at least one event is new; how many are."""
-    before = emu.truth()["counts"]["events"]
+# Streams read whole on a cadence (a day by default). The release lists are left out: their newest
+# pages are read every sync, and the stream's figures do not split the two.
+CADENCED = ("organization", "projects", "teams", "members", "environments", "project_details")
+
+
+def one_new_event(emu: Emulator) -> tuple[int, float]:
+    """Move the emulator's clock by the smallest steps until at least one event is new; how many
+    are, and how many hours the clock moved (in a small world, long enough for cadences to pass)."""
+    before, hours = emu.truth()["counts"]["events"], 0.0
     while emu.truth()["counts"]["events"] == before:
         emu.advance(0.02)
-    return emu.truth()["counts"]["events"] - before
+        hours += 0.02
+    return emu.truth()["counts"]["events"] - before, round(hours, 2)
 
 
 def minimum_requests(emu: Emulator) -> int:
@@ -221,7 +231,7 @@ def bench(scale: str, seed: int, rate_limit: int, report_events: int) -> dict:
             out["day_changes"] = {k: v for k, v in emu.advance(24).items() if isinstance(v, int)}
             out["after_a_day"] = run_sync(emu, db)
             out["nothing_new"] = run_sync(emu, db)
-            out["new_events"] = one_new_event(emu)
+            out["new_events"], out["new_event_hours"] = one_new_event(emu)
             out["one_new_event"] = run_sync(emu, db)
             con = duckdb.connect(str(db), read_only=True)
             out["level_with_truth"] = con.execute("SELECT count(*) FROM events").fetchone()[0] == \
@@ -289,8 +299,11 @@ def markdown(r: dict) -> str:
         f"- No-change sync: {none['requests']} requests, {none['requests'] - none['refresh_requests']} besides "
         f"the known-issue refresh ({none['refresh_requests']}; target 4 or fewer: "
         f"{target(none['requests'] - none['refresh_requests'] <= 4)}). After {r['new_events']} new event: "
-        f"{one['requests']} requests, {one['requests'] - one['refresh_requests']} besides the refresh "
-        f"(target 8 or fewer: {target(one['requests'] - one['refresh_requests'] <= 8)}).",
+        f"{one['requests']} requests, {one['requests'] - one['refresh_requests']} besides the refresh"
+        + (f", {one['requests'] - one['refresh_requests'] - one.get('cadenced_requests', 0)} besides the "
+           f"{one['cadenced_requests']} of streams whose cadence came due while the clock moved "
+           f"{r.get('new_event_hours')} h to bring it" if one.get('cadenced_requests') else "")
+        + f" (target 8 or fewer: {target(one['requests'] - one['refresh_requests'] - one.get('cadenced_requests', 0) <= 8)}).",
         f"- Peak RSS of the syncer, the largest of the four runs: {max(x['peak_rss_mb'] for x in (first, day, none, lim))} MB "
         f"(target under 300 MB: {target(max(x['peak_rss_mb'] for x in (first, day, none, lim)) < 300)}).",
         f"- Under a rate limit of {lim['rate_limit']}/s: {lim['seconds']} s against a floor of {lim['floor_seconds']} s "
