@@ -37,6 +37,11 @@ class BindingError(ConfigError):
     """A source pointed at another server or organization than the one it mirrors (syncing/syncer.py)."""
 
 
+class NothingToMirror(MirrorError):
+    """A source of `org = "*"` met an organization with none of the projects it names: that
+    organization is skipped, not failed."""
+
+
 class StoreError(MirrorError):
     """The DuckDB store cannot be opened, migrated or written."""
 

@@ -152,3 +152,46 @@ def test_source_slash_slug_syncs_that_organization_alone(tmp_path, emu):
     assert "no organization nope" in result.stderr and "acme, globex" in result.stderr
     result = _sync(path, "--source", "other/acme")
     assert result.exit_code == 2 and "NAME/SLUG" in result.stderr
+
+
+def test_projects_with_every_org_name_projects_in_any_and_an_org_without_them_is_skipped(tmp_path):
+    """`projects` under `org = "*"` is a filter over all the organizations: one that lacks some of
+    them mirrors those it has, one that has none is skipped (not failed), and naming a project no
+    organization has is a config error."""
+    with Emulator(seed=23, scale="tiny", token=TOKEN) as emu:
+        requests.post(f"{emu.url}/_emulator/orgs", json={"slug": "gamma", "region": "de", "scale": "small"}
+                      ).raise_for_status()
+        path = _config(tmp_path, emu, 'projects = ["payments", "backend"]\n')
+        result = _sync(path)
+        assert result.exit_code == 0, result.output
+        by_source = {s["source"]: s for s in json.loads(result.stdout)["sources"]}
+        assert by_source["main/acme"]["status"] == "ok"  # acme has backend, not payments
+        assert by_source["main/gamma"]["status"] == "ok"
+        store = Store(str(tmp_path / "m.duckdb"))
+        try:
+            slugs = store.con.execute("SELECT DISTINCT i.source, p.slug FROM issues i JOIN projects p "
+                                      "ON p.id = i.project_id AND p.source = i.source "
+                                      "ORDER BY 1, 2").fetchall()
+        finally:
+            store.close()
+        assert slugs == [("main/acme", "backend"), ("main/gamma", "backend"), ("main/gamma", "payments")]
+
+        path = _config(tmp_path, emu, 'projects = ["payments"]\n')
+        result = _sync(path)
+        assert result.exit_code == 0, result.output
+        by_source = {s["source"]: s["status"] for s in json.loads(result.stdout)["sources"]}
+        assert by_source == {"main/acme": "skipped", "main/gamma": "ok"}
+
+        path = _config(tmp_path, emu, 'projects = ["nowhere"]\n')
+        result = _sync(path)
+        assert result.exit_code == 2
+        assert "no organization the token sees has any of the projects" in result.stderr
+
+
+def test_all_orgs_flag_refuses_several_sources(tmp_path, emu):
+    path = write(tmp_path, f'db = "{tmp_path / "m.duckdb"}"\n'
+                           f'[[sources]]\nname = "a"\nurl = "{emu.url}"\norg = "acme"\ntoken_env = "SM_TOKEN"\n'
+                           f'[[sources]]\nname = "b"\nurl = "{emu.url}"\norg = "acme"\ntoken_env = "SM_TOKEN"\n')
+    result = _sync(path, "--all-orgs")
+    assert result.exit_code == 2 and "--source NAME" in result.stderr
+    assert _sync(path, "--all-orgs", "--source", "a").exit_code == 0

@@ -56,7 +56,7 @@ def org_sources(source: Source, orgs: list[dict]) -> list[Source]:
         origins = {**source.origins, "org": f"listed by {source.name}",
                    "url": "links.regionUrl" if url != source.url else source.origins.get("url", "default")}
         out.append(dataclasses.replace(source, name=f"{source.name}/{org['slug']}", org=org["slug"], url=url,
-                                       origins=origins))
+                                       origins=origins, listed=True))
     return out
 
 

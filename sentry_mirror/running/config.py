@@ -287,6 +287,7 @@ class Source:
     refresh_hours: dict[str, float] = field(default_factory=dict)  # slowly changing stream -> hours (default 24)
     origins: dict[str, str] = field(default_factory=dict, repr=False)  # setting -> where its value came from
     only_orgs: frozenset[str] = frozenset()  # with org = "*": the organizations `--source NAME/SLUG` picked
+    listed: bool = False  # one organization of a source with org = "*" (running/allorgs.py)
 
 
 @dataclass
@@ -522,7 +523,11 @@ def _host_name(url: str) -> str:
 
 
 def all_orgs_of(config: Config) -> None:
-    """`sync --all-orgs`: each selected source mirrors every organization its token sees."""
+    """`sync --all-orgs`: the source mirrors every organization its token sees. One source only:
+    two sources' tokens would each mirror the organizations both see."""
+    if len(config.sources) > 1:
+        raise ConfigError(f"--all-orgs makes one source mirror every organization, and the config gives "
+                          f"{len(config.sources)}", hint="pick one with --source NAME, or set org = \"*\" in it")
     for source in config.sources:
         source.org, source.origins["org"] = ALL_ORGS, "flag --all-orgs"
 

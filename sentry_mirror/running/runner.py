@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Callable, Iterator
 
 from .. import redact
-from ..errors import ApiError, BindingError, MirrorError
+from ..errors import ApiError, BindingError, ConfigError, MirrorError
 from ..fetching.client import SentryClient
 from ..storage.locking import writer_lock
 from ..storage.store import Store, check_store_path
@@ -68,6 +68,7 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
                                       refresh_per_project=source.refresh_per_project, rebind=rebind,
                                       refresh=refresh, cadence={k: timedelta(hours=h) for k, h in source.refresh_hours.items()},
                                       projects=tuple(source.projects),
+                                      projects_anywhere=source.listed,
                                       tag_keys=None if source.tag_keys == "all" else tuple(source.tag_keys),
                                       issue_hashes=source.issue_hashes)
                 client = client_for(source)
@@ -91,6 +92,9 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
             store.close()
     if failures and len(failures) == len(results):
         raise failures[0]
+    if results and all(r.status == "skipped" for r in results):  # `projects` names none of any organization's
+        raise ConfigError("no organization the token sees has any of the projects the config names",
+                          hint="; ".join(n for r in results for n in r.notes))
     return results
 
 
@@ -123,6 +127,8 @@ def _planned(sources: list[Source], store: Store, results: list[SyncResult],
 def describe_result(result) -> str:
     if result.status == "failed":  # a source that failed while others synced (runner.sync_all)
         return f"FAILED {result.source}: {'; '.join(result.errors)}"
+    if result.status == "skipped":
+        return f"skipped {result.source}: {'; '.join(result.notes)}"
     rows = ", ".join(f"{n:,} {entity}" for entity, n in sorted(result.rows.items())) or "nothing"
     text = (f"synced {result.source} in {result.seconds:.1f}s with {result.requests:,} requests "
             f"({result.retries} retried); read {rows}")

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from .. import redact
-from ..errors import ApiError, AuthError, BindingError, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
+from ..errors import ApiError, AuthError, BindingError, ConfigError, Interrupted, MirrorError, NotFoundError, NothingToMirror, StoreError
 from ..fetching import endpoints as ep
 from ..fetching.client import Page, SentryClient
 from ..fetching.urls import display_url
@@ -86,6 +86,8 @@ class Syncer:
         try:
             self._stream("organization", self.sync_organization, fatal=True)
             self._stream("projects", self._cadenced, "projects", self.sync_list, ep.PROJECTS)
+            if self.options.projects_anywhere:
+                self._some_project_here()
             for endpoint in ep.RELEASES:
                 self._stream(endpoint.name, self.sync_releases, endpoint)
             for endpoint in ep.ORG_LISTS:
@@ -110,6 +112,10 @@ class Syncer:
             self.buffer.flush()  # keep the pages already fetched; the next sync resumes after them
             status = "interrupted"
             raise
+        except NothingToMirror as exc:  # the organization was read, and holds none of what is asked
+            self.buffer.flush()
+            status, error = "skipped", str(exc)
+            self.result.notes.append(str(exc))
         except MirrorError as exc:
             error = str(exc)
             raise
@@ -152,7 +158,7 @@ class Syncer:
         self.client.share_budget()  # one outage budget for the whole stream
         try:
             step(*args)
-        except (Interrupted, StoreError, ConfigError):
+        except (Interrupted, StoreError, ConfigError, NothingToMirror):
             raise
         except MirrorError as exc:
             if fatal or (isinstance(exc, AuthError) and exc.status != 403):
@@ -313,9 +319,22 @@ class Syncer:
         known ones (a project walk resumed mid-way has the earlier pages' in the store)."""
         known = self._listed_slugs | {slug for _, slug in self._mirrored_projects()}
         unknown = [slug for slug in self.options.projects if slug not in known]
-        if unknown:
+        if unknown and self.options.projects_anywhere:  # named for every organization: those it has
+            if len(unknown) == len(set(self.options.projects)):
+                raise NothingToMirror(f"organization {self.org} has none of the projects {', '.join(unknown)}")
+            self.result.notes.append(f"organization {self.org} has no project {', '.join(unknown)}")
+        elif unknown:
             raise ConfigError(f"source {self.source}: organization {self.org} has no project {', '.join(unknown)}",
                               hint=f"its projects: {', '.join(sorted(self._listed_slugs)) or '(none listed)'}")
+
+    def _some_project_here(self) -> None:
+        """With `org = "*"`, an organization that has none of the projects named is skipped before
+        anything else of it is read (the project list is read now if the store knows none)."""
+        if not self._mirrored_projects():
+            self._read_projects_now()
+        if not self._mirrored_projects():
+            raise NothingToMirror(f"organization {self.org} has none of the projects "
+                                  f"{', '.join(self.options.projects)}")
 
     def _mirrored_projects(self) -> list[tuple[str, str]]:
         """The stored projects this source mirrors (id, slug): all, or those its `projects` names."""

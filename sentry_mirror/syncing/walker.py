@@ -47,6 +47,8 @@ class SyncOptions:
     cadence: dict[str, timedelta] = field(default_factory=dict)
     refresh: frozenset[str] = frozenset()
     projects: tuple[str, ...] = ()  # the project slugs mirrored; none: every project of the organization
+    # `org = "*"`: `projects` names projects in any of the organizations; one that has none of them is skipped
+    projects_anywhere: bool = False
     issue_hashes: bool = True  # each changed issue's hashes (`issue_hashes = false`: none, and no request)
     tag_keys: tuple[str, ...] | None = None  # the tag keys whose values are read; None: every key a project has
 
