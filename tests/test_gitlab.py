@@ -2,10 +2,17 @@
 GitLab routes) become a config source that the loader accepts and that, synced, mirrors that one
 Sentry project; every setting that gives no source is one clear line; `--all` walks a group
 across GitLab's pages; `--client-keys` lists DSNs; `--write` appends and never clobbers; neither
-token is ever printed."""
+token is ever printed, and the GitLab token never goes to another server than --gitlab-url's
+(by a next-page link or a redirect); projects on one Sentry organization make one source."""
 
+import json
 import socket
+import threading
 import tomllib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import requests
 
 import pytest
 from helpers import one_line_error, run, write
@@ -105,9 +112,10 @@ def test_all_walks_the_group_across_pages_and_lists_the_skipped(emu, tmp_path, m
     result = from_gitlab(emu, "--project", "acme", "--all")
     assert result.exit_code == 0, result.stderr
     sources = sources_of(result.stdout, tmp_path, monkeypatch)
+    # both point at the same Sentry organization: one source for it, so its organization-wide
+    # streams are read once, not once per GitLab project
     assert {s.name: s.projects for s in sources} == {
-        "gitlab-acme-web": [emu.world.projects[0].slug],
-        "gitlab-acme-backend-worker": [emu.world.projects[1].slug]}
+        "gitlab-acme": sorted({emu.world.projects[0].slug, emu.world.projects[1].slug})}
     skipped = sorted(line.split(":")[0] for line in result.stderr.splitlines())
     assert skipped == ["skipped acme/api", "skipped acme/docs", "skipped acme/mobile", "skipped acme/secret"]
 
@@ -125,7 +133,7 @@ def test_client_keys_lists_keys_and_dsns(emu):
 
 def test_write_appends_and_refuses_a_name_already_there(emu, tmp_path, monkeypatch):
     path = tmp_path / "c.toml"
-    before = f"db = 'x.duckdb'\n\n[[sources]]\nname = 'mine'\norg = '{emu.org_slug}'\nurl = '{emu.url}'\ntoken_env = 'SM_TOKEN'"
+    before = f"db = 'x.duckdb'\n\n[[sources]]\nname = 'mine'\norg = 'other'\nurl = '{emu.url}'\ntoken_env = 'SM_TOKEN'"
     path.write_text(before)  # no final newline: the table added must still start on its own line
     result = from_gitlab(emu, "--project", "acme/web", "--write", str(path))
     assert result.exit_code == 0, result.stderr
@@ -138,9 +146,23 @@ def test_write_appends_and_refuses_a_name_already_there(emu, tmp_path, monkeypat
     assert path.read_text() == text
     every = from_gitlab(emu, "--project", "acme", "--all", "--write", str(path))
     assert every.exit_code == 0, every.stderr
-    assert "already has a source named 'gitlab-acme-web'" in every.stderr
-    assert [s.name for s in sources_of(path.read_text(), tmp_path, monkeypatch)] == [
-        "mine", "gitlab-acme-web", "gitlab-acme-backend-worker"]
+    # that organization has its source already: no second one, but what to add to it by hand
+    [line] = [line for line in every.stderr.splitlines() if "gitlab-acme-web" in line]
+    assert line == (f"skipped gitlab-acme: source 'gitlab-acme-web' in {path} already mirrors {emu.org_slug} "
+                    f"at {emu.url}; add to its projects by hand: {emu.world.projects[1].slug}")
+    assert path.read_text() == text
+
+
+def test_write_adds_no_source_for_an_organization_a_source_already_mirrors_whole(emu, tmp_path):
+    path = tmp_path / "c.toml"
+    before = f"[[sources]]\nname = 'mine'\norg = '{emu.org_slug}'\nurl = '{emu.url}/'\ntoken_env = 'SM_TOKEN'\n"
+    path.write_text(before)
+    line = one_line_error(from_gitlab(emu, "--project", "acme/web", "--write", str(path)), code=2)
+    assert f"source 'mine' in {path} already mirrors {emu.org_slug} at {emu.url}, every project of it" in line
+    every = from_gitlab(emu, "--project", "acme", "--all", "--write", str(path))
+    assert every.exit_code == 0, every.stderr
+    assert "skipped gitlab-acme: source 'mine'" in every.stderr
+    assert path.read_text() == before
 
 
 @pytest.mark.parametrize("api_url, want", [
@@ -160,5 +182,125 @@ def test_an_api_url_that_is_not_a_sentry_project_is_refused():
 
 def test_the_printed_table_is_valid_toml_with_awkward_names():
     found = gitlab.Found("g/p", url="https://s.example", org='we"ird', project="a\\b")
-    data = tomllib.loads(gitlab.toml_block(found, "SENTRY_AUTH_TOKEN", "https://gitlab.example"))
+    data = tomllib.loads(gitlab.toml_block(gitlab.merged([found])[0], "SENTRY_AUTH_TOKEN", "https://gitlab.example"))
     assert data["sources"][0]["org"] == 'we"ird' and data["sources"][0]["projects"] == ["a\\b"]
+
+
+class Tiny:
+    """A small HTTP server on 127.0.0.1 (another origin than the emulator: another port): `routes`
+    maps a path (as sent, still encoded) to (status, headers, JSON body); every request it gets is
+    kept as (path, headers)."""
+
+    def __init__(self, routes: dict | None = None):
+        self.routes, self.got = routes or {}, []
+        tiny = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                tiny.got.append((self.path, dict(self.headers)))
+                status, headers, body = tiny.routes.get(urlsplit(self.path).path, (200, {}, []))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def tokens(self) -> list:
+        return [h.get("PRIVATE-TOKEN") for _, h in self.got if h.get("PRIVATE-TOKEN")]
+
+
+def test_a_next_page_on_another_server_never_gets_the_token(emu):
+    with Tiny() as other, Tiny() as gl:
+        gl.routes["/api/v4/groups/acme/projects"] = (
+            200, {"Link": f'<{other.url}/api/v4/groups/acme/projects?page=2>; rel="next"'}, [])
+        line = one_line_error(from_gitlab(emu, "--project", "acme", "--all", url=gl.url), code=2)
+    assert gl.tokens() == [GL_TOKEN]  # the first page was asked, with the token
+    assert other.tokens() == [], "the token went to another server"
+    assert other.got == []
+    assert f"GitLab's next page of the projects of group acme is at {other.url}" in line
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_to_another_server_never_gets_the_token(emu, status):
+    with Tiny() as other, Tiny() as gl:
+        gl.routes["/api/v4/projects/acme%2Fweb"] = (status, {"Location": f"{other.url}/api/v4/projects/101"}, {})
+        other.routes["/api/v4/projects/101"] = (200, {}, {"id": 101, "path_with_namespace": "acme/web"})
+        line = one_line_error(from_gitlab(emu, "--project", "acme/web", url=gl.url), code=2)
+    assert other.tokens() == [], "the token went to another server"
+    assert other.got == []
+    assert f"GitLab redirected the request for project acme/web to {other.url}" in line
+
+
+def test_a_redirect_on_the_same_server_is_followed(emu, tmp_path, monkeypatch):
+    setting = {"active": True, "integrated": False, "api_url": f"{emu.url}/api/0/projects/{emu.org_slug}/web/"}
+    with Tiny() as gl:
+        gl.routes["/api/v4/projects/acme%2Fweb"] = (301, {"Location": "/api/v4/projects/101"}, {})
+        gl.routes["/api/v4/projects/101"] = (200, {}, {"id": 101, "path_with_namespace": "acme/web"})
+        gl.routes["/api/v4/projects/acme%2Fweb/error_tracking/settings"] = (200, {}, setting)
+        result = from_gitlab(emu, "--project", "acme/web", url=gl.url)
+    assert result.exit_code == 0, result.stderr
+    [source] = sources_of(result.stdout, tmp_path, monkeypatch)
+    assert (source.org, source.projects) == (emu.org_slug, ["web"])
+
+
+def test_all_walks_pages_by_x_next_page_when_there_is_no_link(emu, tmp_path, monkeypatch):
+    monkeypatch.setattr(emu, "gitlab_links", False, raising=False)
+    first = requests.get(f"{emu.url}/api/v4/groups/acme/projects", headers={"PRIVATE-TOKEN": GL_TOKEN})
+    assert "Link" not in first.headers and int(first.headers["X-Total-Pages"]) >= 3
+    result = from_gitlab(emu, "--project", "acme", "--all")
+    assert result.exit_code == 0, result.stderr
+    sources = sources_of(result.stdout, tmp_path, monkeypatch)
+    assert {s.name: s.projects for s in sources} == {
+        "gitlab-acme": sorted({emu.world.projects[0].slug, emu.world.projects[1].slug})}
+    assert len(result.stderr.splitlines()) == 4  # api, docs, mobile, secret: every page was read
+
+
+def test_all_goes_on_past_a_project_it_cannot_read(emu, tmp_path, monkeypatch):
+    result = from_gitlab(emu, "--project", "ops", "--all")
+    assert result.exit_code == 0, result.stderr
+    [source] = sources_of(result.stdout, tmp_path, monkeypatch)
+    assert (source.name, source.projects) == ("gitlab-ops", [emu.world.projects[2].slug])
+    skipped = dict(line.split(": ", 1) for line in result.stderr.splitlines())
+    assert set(skipped) == {"skipped ops/legacy", "skipped ops/flaky"}
+    assert "api_url is not a Sentry project's" in skipped["skipped ops/legacy"]
+    assert "GitLab answered 503" in skipped["skipped ops/flaky"]
+
+
+@pytest.mark.parametrize("write_it", [False, True])
+def test_the_gitlab_url_s_user_and_password_are_never_printed_or_written(emu, tmp_path, write_it):
+    url = emu.url.replace("http://", "http://someone:hunter2secret@")
+    path = tmp_path / "c.toml"
+    result = from_gitlab(emu, "--project", "acme/web", *(["--write", str(path)] if write_it else []), url=url)
+    assert result.exit_code == 0, result.stderr
+    shown = result.output + result.stderr + (path.read_text() if write_it else "")
+    assert "hunter2secret" not in shown and "someone" not in shown
+    assert f"({emu.url})" in shown  # the comment line still names the GitLab server
+
+
+def test_merged_gives_one_source_per_sentry_server_and_organization():
+    def found(path, url, org, project):
+        return gitlab.Found(path, url=url, org=org, project=project)
+
+    got = gitlab.merged([found("g/b", "https://s.example", "eng", "web"),
+                         found("g/a", "https://S.example/", "eng", "api"),  # the same server, written otherwise
+                         found("g/c", "https://s.example", "eng", "web"),
+                         found("g/d", "https://s.example", "ops", "x")], "g")
+    assert [(s.name, s.url, s.org, s.projects, s.paths) for s in got] == [
+        ("gitlab-g-eng", "https://s.example", "eng", ["api", "web"], ["g/b", "g/a", "g/c"]),
+        ("gitlab-g-ops", "https://s.example", "ops", ["x"], ["g/d"])]

@@ -9,13 +9,18 @@ header, which must be TOKEN below; errors are GitLab's `{"message": "401 Unautho
 Not Found`. Lists page as GitLab's offset pagination does (`page`, `per_page`; `Link` with
 prev/next/first/last, `X-Page`, `X-Per-Page`, `X-Next-Page`, `X-Prev-Page`, `X-Total`,
 `X-Total-Pages`), except that `per_page` is capped at MAX_PER_PAGE (GitLab: 100), so that even a
-client asking 100 a page crosses pages here.
+client asking 100 a page crosses pages here. With `emulator.gitlab_links = False` lists come
+without `Link`, only the X- headers, as from a proxy that drops it (the client then pages by
+`X-Next-Page`).
 
 The group `acme` holds one GitLab project per case: `acme/web` active and pointing at this
 emulator's own Sentry organization and its first project, `acme/api` turned off, `acme/mobile`
 on GitLab's integrated backend (with client keys), `acme/docs` with no setting, and
 `acme/backend/worker` (a subgroup) active on the second Sentry project, and `acme/secret`, which
-the token sees but whose settings answer 403, as for a token without the Maintainer role.
+the token sees but whose settings answer 403, as for a token without the Maintainer role. The
+group `ops` holds the projects `--all` must walk past: `ops/legacy`, active but its `api_url` is
+a Sentry web page, not an API URL; `ops/flaky`, whose settings always answer 503; then `ops/app`,
+active on the third Sentry project.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ DEFAULT_PER_PAGE = 20
 class GitLabProject:
     id: int
     path: str  # path_with_namespace
-    setting: str | None  # "active", "inactive", "integrated" or None (no setting)
+    setting: str | None  # "active", "inactive", "integrated", "broken" (bad api_url) or None (no setting)
     sentry_project: int = 0  # which of the world's projects an external setting points at
     forbidden: bool = False
+    down: bool = False  # its settings answer 503, every time
 
 
 PROJECTS = (
@@ -47,6 +53,9 @@ PROJECTS = (
     GitLabProject(104, "acme/docs", None),
     GitLabProject(105, "acme/backend/worker", "active", 1),
     GitLabProject(106, "acme/secret", "active", 0, forbidden=True),
+    GitLabProject(107, "ops/legacy", "broken", 2),
+    GitLabProject(108, "ops/flaky", "active", 2, down=True),
+    GitLabProject(109, "ops/app", "active", 2),
 )
 
 
@@ -82,6 +91,8 @@ def _project_route(emulator, project: GitLabProject, rest: list[str], raw_path: 
     if project.forbidden:
         return _message(403, "403 Forbidden")
     if rest == ["error_tracking", "settings"]:
+        if project.down:
+            return _message(503, "503 Service Unavailable")
         if project.setting is None:
             return _message(404, "404 Error Tracking Setting Not Found")
         return Response(200, _setting(emulator, project))
@@ -104,9 +115,10 @@ def _setting(emulator, project: GitLabProject) -> dict:
                 "integrated": True}
     sentry = emulator.world.projects[project.sentry_project % len(emulator.world.projects)]
     org = emulator.world.org_slug
-    return {"active": project.setting == "active", "project_name": sentry.slug,
-            "sentry_external_url": f"{emulator.url}/organizations/{org}/projects/{sentry.slug}/",
-            "api_url": f"{emulator.url}/api/0/projects/{org}/{sentry.slug}/", "integrated": False}
+    page = f"{emulator.url}/organizations/{org}/projects/{sentry.slug}/"
+    return {"active": project.setting != "inactive", "project_name": sentry.slug, "sentry_external_url": page,
+            "api_url": page if project.setting == "broken" else f"{emulator.url}/api/0/projects/{org}/{sentry.slug}/",
+            "integrated": False}
 
 
 def _client_keys(emulator, project: GitLabProject) -> list[dict]:
@@ -149,4 +161,6 @@ def _paged(emulator, raw_path: str, params: dict, items: list) -> Response:
                ("X-Next-Page", str(page + 1) if page < pages else ""),
                ("X-Prev-Page", str(page - 1) if page > 1 else ""),
                ("X-Total", str(len(items))), ("X-Total-Pages", str(pages))]
+    if not getattr(emulator, "gitlab_links", True):  # a proxy that drops Link: X- headers only
+        headers = headers[1:]
     return Response(200, rows, headers)
