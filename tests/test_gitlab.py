@@ -260,7 +260,7 @@ def test_a_redirect_on_the_same_server_is_followed(emu, tmp_path, monkeypatch):
 
 
 def test_all_walks_pages_by_x_next_page_when_there_is_no_link(emu, tmp_path, monkeypatch):
-    monkeypatch.setattr(emu, "gitlab_links", False, raising=False)
+    monkeypatch.setattr(emu, "gitlab_links", False)
     first = requests.get(f"{emu.url}/api/v4/groups/acme/projects", headers={"PRIVATE-TOKEN": GL_TOKEN})
     assert "Link" not in first.headers and int(first.headers["X-Total-Pages"]) >= 3
     result = from_gitlab(emu, "--project", "acme", "--all")

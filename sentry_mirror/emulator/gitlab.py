@@ -161,6 +161,6 @@ def _paged(emulator, raw_path: str, params: dict, items: list) -> Response:
                ("X-Next-Page", str(page + 1) if page < pages else ""),
                ("X-Prev-Page", str(page - 1) if page > 1 else ""),
                ("X-Total", str(len(items))), ("X-Total-Pages", str(pages))]
-    if not getattr(emulator, "gitlab_links", True):  # a proxy that drops Link: X- headers only
+    if not emulator.gitlab_links:  # a proxy that drops Link: X- headers only
         headers = headers[1:]
     return Response(200, rows, headers)

@@ -168,6 +168,7 @@ class Emulator:
                  merges: bool = False, orgs: int = 1):
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
+        self.gitlab_links = True  # False: GitLab lists answer without `Link` (X-Next-Page only)
         self.world = World(seed=seed, scale=scale, now=now, deletions=deletions, merges=merges)
         # Issues' firstSeen/lastSeen cut to the second, as Sentry's schema example has them (its
         # servers may send microseconds: the mirror must cope with both)
