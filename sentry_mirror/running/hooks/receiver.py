@@ -19,12 +19,14 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from ...errors import MirrorError
 from .secrets import HookSecrets, Secret
 from .spool import HookSpool
 
@@ -51,8 +53,18 @@ def signature(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def _matches(secret: str, body: bytes, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(signature(secret, body), given.strip().lower())
+    """Compared as bytes: compare_digest raises on a str with non-ASCII in it (a header read as
+    Latin-1 may hold any byte), and a signature that is not 64 hex digits is wrong whatever it is."""
+    if not given:
+        return False
+    given = given.strip().lower()
+    if len(given) != 64 or not _HEX.issuperset(given):
+        return False
+    return hmac.compare_digest(signature(secret, body).encode(), given.encode())
 
 
 def _fresh(stamp: str | None, window: float) -> bool:
@@ -112,12 +124,25 @@ class Checker:
             _JSON_CHECK.decode(text)
         except ValueError:  # UnicodeDecodeError too: Sentry sends UTF-8
             return Verdict(400, "the body is not JSON")
+        except RecursionError:  # a signed body nested deeper than Python's stack
+            return Verdict(400, "the body is nested too deeply")
         if not text.lstrip(" \t\n\r").startswith("{"):
             return Verdict(400, "the body is not a JSON object")
         if verdict.meta["kind"] == "integration" and verdict.meta["resource"] not in STORED_RESOURCES:
             return Verdict(200, f"resource {verdict.meta['resource'] or '(none)'} is not stored")
         verdict.meta = {**verdict.meta, "received_at": time.time()}
         return verdict
+
+    def admit_safely(self, headers, body: bytes) -> Verdict:
+        """As `admit`, but an error in it (a malformed secrets file, a bug) is a logged 503 (Sentry
+        retries) rather than a connection dropped with no answer."""
+        try:
+            return self.admit(headers, body)
+        except MirrorError as exc:
+            log.error("could not check a delivery: %s", exc)
+        except Exception:  # noqa: BLE001 - the client gets an answer whatever went wrong
+            log.exception("could not check a delivery")
+        return Verdict(503, "cannot check the delivery now; retry")
 
     def kept(self, verdict: Verdict, error: OSError | None) -> Verdict:
         """What an admitted delivery gets once the spool has it (or could not keep it)."""
@@ -152,12 +177,17 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
+_BAD_HEAD = re.compile(rb"\r(?!\n)|(?<!\r)\n|\0")  # in a head whose lines end with CRLF
 HEAD_LIMIT = 64 * 1024  # request line and headers; Sentry's are well under 2 KB
 CLIENT_TIMEOUT = 30.0  # seconds a client may take to send a request's head or body, or stay idle
 
 
 def read_head(head: bytes) -> tuple[str, str, Headers]:
-    """(method, HTTP version, headers) of a request's head (its bytes up to the blank line)."""
+    """(method, HTTP version, headers) of a request's head (its bytes up to the blank line). A CR,
+    LF or NUL left inside a line after splitting on CRLF is 400 (RFC 9112 §2.2, §5: a bare LF as a
+    line end is refused too, never read as one, so no two readers of a request see different headers)."""
+    if _BAD_HEAD.search(head[:-4]):
+        raise BadRequest(400, "a CR, LF or NUL inside a request line or header")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -284,13 +314,27 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        self._advance()
+        self._advance_safely()
+
+    def _advance_safely(self) -> None:
+        """`_advance`, whose errors end in a logged 503, not in asyncio's "Fatal error" and a
+        connection dropped without an answer."""
+        try:
+            self._advance()
+        except Exception:  # noqa: BLE001
+            log.exception("could not read a request")
+            if not self.closed:
+                self._refuse(503, "cannot read the request now; retry")
 
     def _advance(self) -> None:
         """Take the requests the buffer holds, one at a time."""
         while not self.waiting and not self.closed:
             if self.request is None:
+                while self.buffer.startswith(b"\r\n"):  # empty lines before a request line (RFC 9112 §2.2)
+                    del self.buffer[:2]
                 end = self.buffer.find(b"\r\n\r\n")
+                if end < 0 and _BAD_HEAD.search(self.buffer, 0, len(self.buffer) - 1):  # bare LFs: no CRLF CRLF will come
+                    return self._refuse(400, "a CR, LF or NUL inside a request line or header")
                 if end < 0 or end + 4 > HEAD_LIMIT:
                     if end + 4 > HEAD_LIMIT or len(self.buffer) > HEAD_LIMIT:
                         self._refuse(431, "the request's headers are too large")
@@ -307,7 +351,7 @@ class _Connection(asyncio.Protocol):
             body = bytes(self.buffer[:length])
             del self.buffer[:length]
             self.request = None
-            verdict = self.checker.admit(headers, body)
+            verdict = self.checker.admit_safely(headers, body)
             alive = keeps_alive(version, headers)
             if verdict.meta is None or verdict.status != 202:
                 self._answer(verdict, alive)
@@ -334,7 +378,7 @@ class _Connection(asyncio.Protocol):
             return
         self._answer(verdict, alive)
         self.transport.resume_reading()
-        self._advance()
+        self._advance_safely()
 
     def _answer(self, verdict: Verdict, alive: bool) -> None:
         self.transport.write(answer(verdict.status, verdict.message, close=not alive))

@@ -1,0 +1,102 @@
+"""The webhook receiver under a review's probes (issue 22 §2): requests that once got no answer,
+header lines with CR/LF/NUL inside, too many idle connections, a writer that must never die, the
+store file let go during network refreshes, shutdown with deliveries in flight, one bad delivery
+among good ones, and replayed integration `issue` webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+
+import pytest
+
+from sentry_mirror.emulator import Emulator
+from sentry_mirror.running.hooks import receiver
+from sentry_mirror.storage import sidefiles
+from sentry_mirror.storage.store import Store
+
+from test_hook_http import answers, bodies, closed, connect, signed
+from test_hooks import GUID, SECRET, an_event, service, wait_for, with_secret
+
+
+@pytest.fixture
+def emu():
+    with Emulator(seed=5, scale="tiny") as e:
+        yield e
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = str(tmp_path / "m.duckdb")
+    Store(path).close()
+    with_secret(path)
+    return path
+
+
+@pytest.fixture
+def svc(db, emu):
+    with service(db, emu) as s:
+        yield s
+
+
+def integration(body: bytes, signature: str, resource: str = "issue") -> bytes:
+    return (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Sentry-Hook-Resource: {resource}\r\nSentry-Hook-Timestamp: {int(time.time())}\r\n"
+            f"Sentry-Hook-Signature: {signature}\r\n\r\n").encode("latin-1") + body
+
+
+# -- 3. every request gets an answer ---------------------------------------------------------------
+
+def test_a_non_ascii_or_non_hex_signature_is_401_not_a_dropped_connection(svc, emu):
+    body = bodies(emu, 1)[0]
+    good = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    for request in (signed(body).replace(good.encode(), b"\xff" + good[1:].encode()),
+                    signed(body).replace(good.encode(), good[:-1].encode() + b"g"),
+                    integration(b"{}", "\u00e9")):
+        with connect(svc) as sock:
+            sock.sendall(request)
+            assert answers(sock, 1)[0][0] == 401
+    assert svc.spool.pending() == []
+
+
+def test_a_signed_deeply_nested_body_is_400(svc):
+    for deep in (b"[" * 100000 + b"]" * 100000, b'{"a":' * 50000 + b"1" + b"}" * 50000):
+        with connect(svc) as sock:
+            sock.sendall(signed(deep))
+            assert answers(sock, 1)[0][0] == 400
+    assert svc.spool.pending() == []
+
+
+def test_a_malformed_secrets_file_is_503_and_logged(svc, emu, db, caplog):
+    with open(sidefiles.hook_secrets(db), "w") as fh:
+        fh.write("{not json")
+    with connect(svc) as sock:
+        sock.sendall(signed(bodies(emu, 1)[0]))
+        assert answers(sock, 1)[0][0] == 503
+    assert "secrets file" in caplog.text and svc.spool.pending() == []
+
+
+# -- 6. head lines with CR, LF or NUL inside; empty lines before a request line ----------------------
+
+@pytest.mark.parametrize("replace", [(b"Host: x\r\n", b"Host: x\nX-A: b\r\n"), (b"Host: x\r\n", b"Host: x\rX-A: b\r\n"),
+                                     (b"Host: x\r\n", b"Host: x\0y\r\n"), (b"\r\n", b"\n")])
+def test_cr_lf_or_nul_inside_a_head_line_is_400(svc, emu, replace):
+    request = signed(bodies(emu, 1)[0])
+    head, _, body = request.partition(b"\r\n\r\n")
+    head = head.replace(*replace)
+    with connect(svc) as sock:
+        sock.sendall(head + (b"\n\n" if replace[1] == b"\n" else b"\r\n\r\n") + body)
+        status, headers = answers(sock, 1)[0]
+        assert status == 400 and headers.get("connection") == "close"
+    assert svc.spool.pending() == []
+
+
+def test_empty_lines_before_a_request_line_are_skipped(svc, emu):
+    one, two = bodies(emu, 2)
+    with connect(svc) as sock:
+        sock.sendall(b"\r\n" + signed(one) + b"\r\n\r\n" + signed(two))
+        assert [s for s, _ in answers(sock, 2)] == [202, 202]
+    wait_for(lambda: svc.drainer.stored == 2)
