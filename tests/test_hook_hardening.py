@@ -100,3 +100,61 @@ def test_empty_lines_before_a_request_line_are_skipped(svc, emu):
         sock.sendall(b"\r\n" + signed(one) + b"\r\n\r\n" + signed(two))
         assert [s for s, _ in answers(sock, 2)] == [202, 202]
     wait_for(lambda: svc.drainer.stored == 2)
+
+
+# -- 1. idle connections are capped and closed; the writer never dies --------------------------------
+
+def test_over_the_cap_the_oldest_idle_connection_is_closed_else_503(db, emu, monkeypatch):
+    monkeypatch.setattr(receiver, "MAX_CONNECTIONS", 3, raising=False)
+    one, two = bodies(emu, 2)
+    with service(db, emu) as svc:
+        idle = [connect(svc) for _ in range(3)]
+        with connect(svc) as fourth:
+            fourth.sendall(signed(one))
+            assert answers(fourth, 1)[0][0] == 202
+            assert closed(idle[0])  # the oldest idle one made room
+            for sock in idle[1:] + [fourth]:
+                sock.sendall(signed(two)[:50])  # mid-request: not idle
+            wait_for(lambda: len(svc.receiver.connections) == 3
+                     and not any(c.idle() for c in list(svc.receiver.connections)))
+            with connect(svc) as fifth:  # no idle one left to close
+                status, headers = answers(fifth, 1)[0]
+                assert status == 503 and headers.get("connection") == "close"
+        for sock in idle:
+            sock.close()
+        wait_for(lambda: svc.drainer.stored == 1)
+
+
+def test_an_idle_keep_alive_connection_is_closed_sooner_than_a_slow_request(svc, emu, monkeypatch):
+    monkeypatch.setattr(receiver, "IDLE_TIMEOUT", 0.3, raising=False)
+    with connect(svc) as sock:
+        sock.sendall(signed(bodies(emu, 1)[0]))
+        assert answers(sock, 1)[0][0] == 202
+        started = time.monotonic()
+        assert closed(sock)
+    assert time.monotonic() - started < receiver.CLIENT_TIMEOUT / 2
+
+
+def test_the_writer_survives_any_error_logs_it_once_and_goes_on(svc, emu, caplog):
+    """`os.listdir` failing (EMFILE when connections held every descriptor) once killed the writer
+    for good, and later deliveries got 202 and were never stored."""
+    import threading
+
+    real, failures, failing = svc.spool.pending, [], threading.Event()
+    failing.set()
+
+    def pending(limit=None):
+        if failing.is_set() and threading.current_thread().name == "hooks-writer":
+            failures.append(1)
+            raise OSError(24, "Too many open files")
+        return real(limit)
+
+    svc.spool.pending = pending
+    from test_hooks import post
+
+    assert post(svc, bodies(emu, 1)[0]).status_code == 202
+    wait_for(lambda: len(failures) >= 3)
+    failing.clear()
+    wait_for(lambda: svc.drainer.stored == 1)
+    assert svc.drainer._thread.is_alive()
+    assert len([r for r in caplog.records if "Too many open files" in r.getMessage()]) == 1

@@ -229,6 +229,8 @@ class Drainer:
         self._busy_since: float | None = None
         self._store: Store | None = None  # open during a burst, closed when the spool is empty
         self._thread: threading.Thread | None = None
+        self._failing: str | None = None  # the error the writer keeps meeting, logged once
+        self._failures = 0
 
     def start(self) -> "Drainer":
         self._thread = threading.Thread(target=self.run, name="hooks-writer", daemon=True)
@@ -247,10 +249,12 @@ class Drainer:
         while not self.stop.is_set():
             try:
                 stored = self.cycle()
-            except MirrorError as exc:
-                log.error("could not write deliveries to %s: %s", self.db, exc)
-                self.stop.wait(1.0)
+            except Exception as exc:  # noqa: BLE001 - the writer never dies: the spool waits for it
+                self.stop.wait(self._failed(exc))
                 continue
+            if self._failing is not None:
+                log.info("writing deliveries to %s again", self.db)
+                self._failing, self._failures = None, 0
             if self._busy_since is not None:  # a sync holds the store: try again soon
                 self.stop.wait(0.5)
                 continue
@@ -264,7 +268,7 @@ class Drainer:
                 self.stop.wait(GATHER)
             self.wake.clear()
         try:
-            with contextlib.suppress(MirrorError):
+            with contextlib.suppress(Exception):
                 self.cycle(final=True)
         finally:
             if self._store is not None:
@@ -272,6 +276,20 @@ class Drainer:
                     self._store.close()
                 self._store = None
             self.spool.settle()
+
+    def _failed(self, exc: Exception) -> float:
+        """Log an error once (again only when it changes), let go of the store file, and say how
+        long to back off: 0.2 s, doubling, at most 5 s."""
+        text = f"{exc.__class__.__name__}: {exc}"
+        if text != self._failing:
+            if isinstance(exc, MirrorError):
+                log.error("could not write deliveries to %s: %s", self.db, exc)
+            else:
+                log.exception("could not write deliveries to %s: %s; retrying until it can", self.db, text)
+        self._failing = text
+        self._failures += 1
+        self._let_go()
+        return min(5.0, 0.2 * 2 ** (self._failures - 1))
 
     def _let_go(self) -> None:
         """Close the store file (the Store stays, migrated). Between the batches of a burst the

@@ -179,7 +179,21 @@ class BadRequest(Exception):
 
 _BAD_HEAD = re.compile(rb"\r(?!\n)|(?<!\r)\n|\0")  # in a head whose lines end with CRLF
 HEAD_LIMIT = 64 * 1024  # request line and headers; Sentry's are well under 2 KB
-CLIENT_TIMEOUT = 30.0  # seconds a client may take to send a request's head or body, or stay idle
+CLIENT_TIMEOUT = 30.0  # seconds a client may take to send a request's head or body
+IDLE_TIMEOUT = 5.0  # seconds a connection may wait, idle, for its next request (Sentry opens one per delivery)
+MAX_CONNECTIONS = 256  # open at once, and never more than half the descriptors the process may hold
+
+
+def connection_cap() -> int:
+    """MAX_CONNECTIONS, or half the process's descriptor limit if that is lower: idle connections
+    that took every descriptor once left the spool and the store unable to open a file."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return MAX_CONNECTIONS
+    return MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else min(MAX_CONNECTIONS, max(16, soft // 2))
 
 
 def read_head(head: bytes) -> tuple[str, str, Headers]:
@@ -252,6 +266,8 @@ class Receiver:
         self._stopping: asyncio.Event | None = None
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
+        self.connections: dict[_Connection, None] = {}  # open ones, oldest first (the event loop's thread only)
+        self.max_connections = connection_cap()
 
     def start(self) -> "Receiver":
         self._thread = threading.Thread(target=self._run, name="hooks-receiver", daemon=True)
@@ -265,11 +281,25 @@ class Receiver:
     async def _serve_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        server = await self._loop.create_server(lambda: _Connection(self.checker, self._loop), sock=self._sock)
+        server = await self._loop.create_server(lambda: _Connection(self.checker, self._loop, self), sock=self._sock)
         self._started.set()
         async with server:
             await self._stopping.wait()
             server.close()
+
+    def opened(self, conn: "_Connection") -> bool:
+        """Count a new connection in; over the cap, the oldest idle one is closed to make room, and
+        with none idle the new one is refused (False)."""
+        self.connections[conn] = None
+        if len(self.connections) <= self.max_connections:
+            return True
+        oldest = next((c for c in self.connections if c is not conn and c.idle()), None)
+        if oldest is None:
+            log.warning("%d connections are open, none idle: refusing a new one", len(self.connections) - 1)
+            return False
+        log.info("%d connections are open: closing the oldest idle one", len(self.connections) - 1)
+        oldest._close()
+        return True
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
@@ -281,8 +311,8 @@ class Receiver:
 class _Connection(asyncio.Protocol):
     """One client's connection: requests read off it in turn, each answered once it is kept."""
 
-    def __init__(self, checker: Checker, loop: asyncio.AbstractEventLoop):
-        self.checker, self.loop = checker, loop
+    def __init__(self, checker: Checker, loop: asyncio.AbstractEventLoop, receiver: Receiver | None = None):
+        self.checker, self.loop, self.receiver = checker, loop, receiver
         self.buffer = bytearray()
         self.request: tuple[str, Headers, int] | None = None  # (version, headers, body length) read so far
         self.waiting = False  # for the spool: what follows on the connection waits too
@@ -295,24 +325,34 @@ class _Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._arm()
+        if self.receiver is not None and not self.receiver.opened(self):
+            return self._refuse(503, "too many connections; retry")
+        self._arm(IDLE_TIMEOUT)
 
     def connection_lost(self, exc) -> None:
         self.closed = True  # a client gone mid-request leaves nothing kept
         if self.timer:
             self.timer.cancel()
+        if self.receiver is not None:
+            self.receiver.connections.pop(self, None)
 
-    def _arm(self) -> None:
-        """The client has CLIENT_TIMEOUT from now to send a whole request."""
+    def idle(self) -> bool:
+        """Between requests: nothing read of the next one, no answer owed."""
+        return not self.buffer and self.request is None and not self.waiting and not self.closed
+
+    def _arm(self, seconds: float | None = None) -> None:
+        """The client has CLIENT_TIMEOUT from now to send a whole request (IDLE_TIMEOUT to start one)."""
         if self.timer:
             self.timer.cancel()
-        self.timer = self.loop.call_later(CLIENT_TIMEOUT, self._close)
+        self.timer = self.loop.call_later(CLIENT_TIMEOUT if seconds is None else seconds, self._close)
 
     def _close(self) -> None:
         self.closed = True
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.idle():  # a request begins: it has CLIENT_TIMEOUT to arrive whole
+            self._arm()
         self.buffer += data
         self._advance_safely()
 
@@ -385,7 +425,7 @@ class _Connection(asyncio.Protocol):
         if verdict.status >= 400:
             log.info("refused a delivery: %d %s", verdict.status, verdict.message)
         if alive:
-            self._arm()
+            self._arm(None if self.buffer else IDLE_TIMEOUT)
         else:
             self._close()
 
