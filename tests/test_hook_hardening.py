@@ -158,3 +158,51 @@ def test_the_writer_survives_any_error_logs_it_once_and_goes_on(svc, emu, caplog
     wait_for(lambda: svc.drainer.stored == 1)
     assert svc.drainer._thread.is_alive()
     assert len([r for r in caplog.records if "Too many open files" in r.getMessage()]) == 1
+
+
+# -- 5. one bad delivery does not hold up the others -------------------------------------------------
+
+@pytest.fixture
+def synced(tmp_path, emu):
+    from helpers import sync
+
+    path = str(tmp_path / "synced.duckdb")
+    store = Store(path)
+    sync(store, emu)
+    store.close()
+    return path
+
+
+def spooled(db):
+    from sentry_mirror.running.hooks.spool import HookSpool
+
+    return HookSpool(sidefiles.hook_spool(db))
+
+
+def issue_delivery(spool, source, issue, action="resolved", stamp=None):
+    body = json.dumps({"action": action, "installation": {"uuid": "i-1"}, "data": {"issue": issue},
+                       "actor": {"type": "user", "id": 1, "name": "Ann"}}).encode()
+    spool.put({"kind": "integration", "resource": "issue", "source": source,
+               "received_at": time.time() if stamp is None else stamp}, body)
+    return body
+
+
+def test_a_delivery_the_store_refuses_is_quarantined_and_the_others_stored(synced, emu):
+    from sentry_mirror.running.hooks.drain import Drainer, Refresher
+
+    event, gid = an_event(emu)
+    spool = spooled(synced)
+    for k in range(2):
+        event["event"]["eventID"] = event["event"]["id"] = f"{k + 1:032x}"
+        spool.put({"kind": "service", "source": emu.org_slug, "received_at": time.time()}, json.dumps(event).encode())
+        if k == 0:
+            issue_delivery(spool, emu.org_slug, {"id": gid, "status": {"x": 1}})  # updates/webhook_issues fails
+    drainer = Drainer(synced, spool, Refresher({}), default_source=emu.org_slug)
+    assert drainer.cycle() == 3 and spool.pending() == []
+    drainer._let_go()
+    assert drainer.quarantined == 1
+    kept = spool.quarantined()
+    assert len(kept) == 1 and b'"x": 1' in spool.read_quarantined(kept[0])[0].body
+    from test_hooks import stored_events
+
+    assert stored_events(synced, f"{1:032x}", f"{2:032x}") == 2

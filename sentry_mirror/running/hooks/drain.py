@@ -211,6 +211,20 @@ class Refresher:
         return out
 
 
+# A store error that is the store's (its disk, its memory, its lock), not a delivery's data: the
+# batch waits and is tried again rather than any delivery being quarantined.
+_STORE_TROUBLE = ("IO Error", "Out of Memory", "could not commit", "cannot open", "lock", "disk", "FATAL",
+                  "database has been invalidated", "Connection Error")
+
+
+def _refused_data(exc: Exception, db: str) -> bool:
+    """Whether the store refused what a delivery holds (a conversion, a constraint...)."""
+    if isinstance(exc, OSError) or not isinstance(exc, (StoreError, duckdb.Error, ValueError, TypeError, KeyError)):
+        return False
+    text = str(exc).replace(db, "").lower()  # the store's own path says nothing of the error
+    return not any(t.lower() in text for t in _STORE_TROUBLE)
+
+
 LEASE_SECONDS = 5.0  # each reopening of the file costs ~0.2 s (a checkpoint and an open)
 GATHER = 0.25  # seconds a first delivery waits for others, so a burst is one transaction, not hundreds
 
@@ -230,6 +244,7 @@ class Drainer:
         self._store: Store | None = None  # open during a burst, closed when the spool is empty
         self._thread: threading.Thread | None = None
         self._failing: str | None = None  # the error the writer keeps meeting, logged once
+        self.quarantined = 0  # deliveries the store refused, set aside in the spool's quarantine folder
         self._failures = 0
 
     def start(self) -> "Drainer":
@@ -302,6 +317,26 @@ class Drainer:
             except MirrorError as exc:
                 log.warning("could not close %s: %s", self.db, exc)
 
+    def _store_each(self, deliveries: list[Delivery], batch: Batch, refreshed: dict[str, list[dict]]) -> None:
+        """The batch in one transaction; if the store refuses it, each delivery on its own, and one
+        it still refuses (its data, not the store, at fault) is quarantined: the deliveries after it
+        go on rather than waiting behind it forever."""
+        try:
+            return store_batch(self._store, batch, refreshed)
+        except Exception as exc:  # noqa: BLE001
+            if not _refused_data(exc, self.db):
+                raise
+        store_batch(self._store, Batch(), refreshed)
+        for d in deliveries:
+            try:
+                store_batch(self._store, read_batch([d], self.default_source), {})
+            except Exception as exc:  # noqa: BLE001
+                if not _refused_data(exc, self.db):
+                    raise
+                path = self.spool.quarantine(d)
+                self.quarantined += 1
+                log.warning("the store refused a delivery (%s); it is kept in %s and not retried", exc, path)
+
     def cycle(self, final: bool = False) -> int:
         """One batch from the spool, with the refreshes that are due; returns deliveries stored."""
         names = self.spool.pending(self.batch_size)
@@ -330,7 +365,7 @@ class Drainer:
                 # commit (the readers' signal), the lease only bounds how long it stays open else
                 self._store = Store(self.db, lease_seconds=LEASE_SECONDS)
             try:
-                store_batch(self._store, batch, refreshed)
+                self._store_each(deliveries, batch, refreshed)
             except BaseException:
                 self._let_go()
                 raise

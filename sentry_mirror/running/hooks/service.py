@@ -67,6 +67,9 @@ class HookService:
         waiting = len(self.spool.pending())
         if waiting:
             log.info("%d deliveries were waiting in the spool; writing them first", waiting)
+        set_aside = len(self.spool.quarantined())
+        if set_aside:
+            log.warning("%d deliveries the store refused are kept in %s/quarantine", set_aside, self.spool.folder)
         self.drainer.start()
         self.receiver.start()
         log.info("receiving Sentry webhooks on http://%s:%d/", *self.receiver.server_address[:2])

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 SUFFIX = ".hook"
+QUARANTINE = "quarantine"  # the spool's subfolder of deliveries the store refused: kept, not retried
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,35 @@ class HookSpool:
         names = sorted(n for n in os.listdir(self.folder)
                        if n.endswith(SUFFIX) and not n.startswith(".") and n not in gone)
         return names[:limit] if limit else names
+
+    def quarantine(self, delivery: Delivery) -> str:
+        """Keep a delivery the store refused apart (fsynced, as it came), so the ones after it go on;
+        returns the file's path. Its original file is removed with its batch."""
+        folder = os.path.join(self.folder, QUARANTINE)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex}{SUFFIX}"
+        fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, _record({**delivery.meta, "from": delivery.name}, delivery.body))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return os.path.join(folder, name)
+
+    def quarantined(self) -> list[str]:
+        """Names of the deliveries set aside, oldest first."""
+        try:
+            return sorted(n for n in os.listdir(os.path.join(self.folder, QUARANTINE)) if n.endswith(SUFFIX))
+        except FileNotFoundError:
+            return []
+
+    def read_quarantined(self, name: str) -> list[Delivery]:
+        return self.read(os.path.join(QUARANTINE, name))
 
     def read(self, name: str) -> list[Delivery]:
         """The deliveries a file holds (several, when they arrived together)."""
