@@ -206,3 +206,47 @@ def test_a_delivery_the_store_refuses_is_quarantined_and_the_others_stored(synce
     from test_hooks import stored_events
 
     assert stored_events(synced, f"{1:032x}", f"{2:032x}") == 2
+
+
+# -- 2. the store file is not held while Sentry is asked for issues -----------------------------------
+
+def test_a_reader_does_not_wait_behind_a_slow_issue_refresh(synced, emu):
+    import subprocess
+    import sys
+    import threading
+
+    from sentry_mirror.running.hooks.drain import Drainer, Refresher
+
+    started, release = threading.Event(), threading.Event()
+
+    class SlowRefresher(Refresher):
+        def fetch(self):  # a rate-limited issue list (429, Retry-After) or a slow Sentry
+            self.waiting = {}
+            started.set()
+            release.wait(15)
+            return {}
+
+    event, gid = an_event(emu)
+    spool = spooled(synced)
+    for k in range(2):
+        event["event"]["eventID"] = event["event"]["id"] = f"{k + 1:032x}"
+        spool.put({"kind": "service", "source": emu.org_slug, "received_at": time.time()}, json.dumps(event).encode())
+    refresher = SlowRefresher({emu.org_slug: (None, emu.org_slug)}, refresh_after=0)
+    drainer = Drainer(synced, spool, refresher, default_source=emu.org_slug, batch_size=1)
+    try:
+        assert drainer.cycle() == 1 and drainer._store._con is not None  # mid-burst: the file is open
+        refresher.queue({emu.org_slug: {gid}})
+        writer = threading.Thread(target=drainer.cycle)
+        writer.start()
+        assert started.wait(10)
+        began = time.monotonic()
+        opened = subprocess.run([sys.executable, "-c", "import sys; from sentry_mirror.storage.store import "
+                                 "open_readonly; open_readonly(sys.argv[1]).close()", synced],
+                                capture_output=True, text=True, timeout=60)
+        waited = time.monotonic() - began
+    finally:
+        release.set()
+    writer.join(20)
+    drainer._let_go()
+    assert opened.returncode == 0, opened.stderr[-300:]
+    assert waited < 4.0, f"the reader waited {waited:.1f}s behind the refresh"

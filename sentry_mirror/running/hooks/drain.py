@@ -163,38 +163,89 @@ def store_issue_change(store: Store, con, source: str, issue: dict, now: datetim
 
 
 class Refresher:
-    """Issue ids waiting for their targeted refresh, per source."""
+    """Issue ids waiting for their targeted refresh, per source. The requests run on a thread of
+    their own (`start`), never on the writer's: a slow Sentry or a 429's Retry-After must not keep
+    the store file from readers and syncs; the writer stores what came back (`take`) with its next
+    batch."""
 
-    def __init__(self, clients: dict, refresh_after: float = 1.0):
+    def __init__(self, clients: dict, refresh_after: float = 1.0, on_ready=None):
         self.clients = clients  # source name -> (SentryClient, org slug)
         self.refresh_after = refresh_after
+        self.on_ready = on_ready or (lambda: None)
         self.waiting: dict[str, dict[str, float]] = {}
         self.requests = 0
+        self._lock = threading.Lock()
+        self._ready: dict[str, list[dict]] = {}  # fetched, not yet stored
+        self._fetching: threading.Thread | None = None
 
     def queue(self, ids: dict[str, set[str]]) -> None:
         now = time.monotonic()
-        for source, found in ids.items():
-            if source not in self.clients:
-                continue
-            queued = self.waiting.setdefault(source, {})
-            for i in found:
-                queued.setdefault(i, now)
+        with self._lock:
+            for source, found in ids.items():
+                if source not in self.clients:
+                    continue
+                queued = self.waiting.setdefault(source, {})
+                for i in found:
+                    queued.setdefault(i, now)
 
     def due_in(self) -> float | None:
         """Seconds until the next refresh is due (0: now); None with nothing queued."""
-        firsts = [min(q.values()) for q in self.waiting.values() if q]
+        with self._lock:
+            firsts = [min(q.values()) for q in self.waiting.values() if q]
+            full = any(len(q) >= GROUP_BATCH for q in self.waiting.values())
         if not firsts:
             return None
-        if any(len(q) >= GROUP_BATCH for q in self.waiting.values()):
+        if full:
             return 0.0
         return max(0.0, min(firsts) + self.refresh_after - time.monotonic())
+
+    def fetching(self) -> bool:
+        return self._fetching is not None and self._fetching.is_alive()
+
+    def busy(self) -> bool:
+        """Ids queued, a fetch under way, or issues fetched and not yet stored."""
+        return self.due_in() is not None or self.fetching() or bool(self._ready)
+
+    def start(self) -> None:
+        """Fetch the queued issues on the refresh thread (one fetch at a time)."""
+        if self.fetching():
+            return
+        self._fetching = threading.Thread(target=self._fetch_ready, name="hooks-refresh", daemon=True)
+        self._fetching.start()
+
+    def _fetch_ready(self) -> None:
+        try:
+            got = self.fetch()
+        except Exception:  # noqa: BLE001 - the next sync's refresh of known issues catches up
+            log.exception("could not refresh issues")
+            got = {}
+        self.give_back(got)
+        self.on_ready()
+
+    def wait(self, timeout: float) -> None:
+        if self._fetching is not None:
+            self._fetching.join(timeout)
+
+    def take(self) -> dict[str, list[dict]]:
+        """The issues fetched so far, for the writer to store."""
+        with self._lock:
+            out, self._ready = self._ready, {}
+        return out
+
+    def give_back(self, issues: dict[str, list[dict]]) -> None:
+        """Issues fetched (or taken and not stored: a sync held the lock), to be stored later."""
+        with self._lock:
+            for source, found in issues.items():
+                if found:
+                    self._ready.setdefault(source, []).extend(found)
 
     def fetch(self) -> dict[str, list[dict]]:
         """The queued issues as the issue list answers them now (no lock held meanwhile)."""
         out: dict[str, list[dict]] = {}
-        for source, queued in list(self.waiting.items()):
-            ids = sorted(queued)
-            self.waiting[source] = {}
+        with self._lock:
+            taken = {source: sorted(queued) for source, queued in self.waiting.items()}
+            self.waiting = {}
+        for source, ids in taken.items():
             client, org = self.clients[source]
             for start in range(0, len(ids), GROUP_BATCH):
                 batch = ids[start:start + GROUP_BATCH]
@@ -226,6 +277,7 @@ def _refused_data(exc: Exception, db: str) -> bool:
 
 
 LEASE_SECONDS = 5.0  # each reopening of the file costs ~0.2 s (a checkpoint and an open)
+FINAL_REFRESH_WAIT = 10.0  # seconds the last pass at shutdown waits for a refresh under way
 GATHER = 0.25  # seconds a first delivery waits for others, so a burst is one transaction, not hundreds
 
 
@@ -239,6 +291,7 @@ class Drainer:
         self.batch_size = batch_size
         self.stop = stop or threading.Event()
         self.wake = threading.Event()
+        refresher.on_ready = self.wake.set  # issues fetched: store them
         self.stored = 0  # deliveries written so far
         self._busy_since: float | None = None
         self._store: Store | None = None  # open during a burst, closed when the spool is empty
@@ -254,7 +307,7 @@ class Drainer:
 
     def busy(self) -> bool:
         """Deliveries or refreshes still waiting (tests and the benchmark wait for the end)."""
-        return bool(self.spool.pending(1)) or self.refresher.due_in() is not None
+        return bool(self.spool.pending(1)) or self.refresher.busy()
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread:
@@ -277,7 +330,7 @@ class Drainer:
                 if len(self.spool.pending(self.batch_size)) < self.batch_size:
                     self.stop.wait(GATHER)  # a transaction costs ~70 ms whatever its size: let more come
                 continue
-            due = self.refresher.due_in()
+            due = None if self.refresher.fetching() else self.refresher.due_in()  # a fetch's end wakes it
             self.wake.wait(0.5 if due is None else min(0.5, due))
             if self.wake.is_set():  # a delivery came: let the burst it may open gather first
                 self.stop.wait(GATHER)
@@ -341,7 +394,11 @@ class Drainer:
         """One batch from the spool, with the refreshes that are due; returns deliveries stored."""
         names = self.spool.pending(self.batch_size)
         due = self.refresher.due_in()
-        refreshed = self.refresher.fetch() if due is not None and (due == 0 or final) else {}
+        if due is not None and (due == 0 or final):
+            self.refresher.start()  # on its own thread: the file is not held while Sentry answers
+        if final:
+            self.refresher.wait(FINAL_REFRESH_WAIT)
+        refreshed = self.refresher.take()
         if not names and not refreshed:
             return 0
         deliveries = [d for n in names for d in self.spool.read(n)]
@@ -354,7 +411,7 @@ class Drainer:
             if self._busy_since is None:
                 self._busy_since = time.monotonic()
                 log.info("a sync is writing %s; %d deliveries wait in the spool", self.db, len(self.spool.pending()))
-            self.refresher.queue({s: {str(i["id"]) for i in issues} for s, issues in refreshed.items()})
+            self.refresher.give_back(refreshed)
             return 0
         try:
             if self._busy_since is not None:
