@@ -250,3 +250,44 @@ def test_a_reader_does_not_wait_behind_a_slow_issue_refresh(synced, emu):
     drainer._let_go()
     assert opened.returncode == 0, opened.stderr[-300:]
     assert waited < 4.0, f"the reader waited {waited:.1f}s behind the refresh"
+
+
+# -- 4. shutdown: deliveries in flight are answered and stored, idle connections closed ---------------
+
+def test_stop_answers_and_stores_a_delivery_in_flight_and_closes_idle_connections(db, emu, monkeypatch):
+    import threading
+
+    from sentry_mirror.running.hooks.spool import HookSpool
+
+    closing = threading.Event()
+    real_write = HookSpool._write
+    svc = service(db, emu).start()
+
+    def slow_write(self, records):  # a slow disk: the group commit ends only once stop() has begun
+        closing.wait(10)
+        svc.receiver._thread.join(2)  # ...and, before the fix, once the event loop was gone
+        return real_write(self, records)
+
+    monkeypatch.setattr(HookSpool, "_write", slow_write)
+    real_stop = svc.receiver.stop
+
+    def stop():
+        closing.set()
+        real_stop()
+
+    svc.receiver.stop = stop
+    body = bodies(emu, 1)[0]
+    idle = connect(svc)
+    with connect(svc) as sock:
+        sock.sendall(signed(body))
+        wait_for(lambda: any(c.waiting for c in list(svc.receiver.connections)))  # waiting for the spool
+        svc.close()
+        status, headers = answers(sock, 1)[0]
+    assert status == 202 and headers.get("connection") == "close"
+    assert closed(idle)
+    idle.close()
+    assert svc.spool.pending() == [] and svc.drainer.stored == 1  # stored by the last pass, not at the next start
+    from test_hooks import stored_events
+
+    assert stored_events(db, json.loads(body)["event"]["eventID"]) == 1
+    assert svc.spool._writer.is_alive()  # the spool's thread did not die on a closed event loop

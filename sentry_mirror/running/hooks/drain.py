@@ -277,6 +277,7 @@ def _refused_data(exc: Exception, db: str) -> bool:
 
 
 LEASE_SECONDS = 5.0  # each reopening of the file costs ~0.2 s (a checkpoint and an open)
+FINAL_SECONDS = 20.0  # the last passes at shutdown, at most
 FINAL_REFRESH_WAIT = 10.0  # seconds the last pass at shutdown waits for a refresh under way
 GATHER = 0.25  # seconds a first delivery waits for others, so a burst is one transaction, not hundreds
 
@@ -336,14 +337,26 @@ class Drainer:
                 self.stop.wait(GATHER)
             self.wake.clear()
         try:
-            with contextlib.suppress(Exception):
-                self.cycle(final=True)
+            self._last_passes()
         finally:
             if self._store is not None:
                 with contextlib.suppress(MirrorError):
                     self._store.close()
                 self._store = None
             self.spool.settle()
+
+    def _last_passes(self) -> None:
+        """At stop: batches until the spool is empty, a sync holds the lock, or FINAL_SECONDS pass
+        (what is left waits for the next start)."""
+        deadline = time.monotonic() + FINAL_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                stored = self.cycle(final=True)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(exc)
+                return
+            if not stored or not self.spool.pending(1):
+                return
 
     def _failed(self, exc: Exception) -> float:
         """Log an error once (again only when it changes), let go of the store file, and say how

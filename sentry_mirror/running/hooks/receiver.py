@@ -181,6 +181,7 @@ _BAD_HEAD = re.compile(rb"\r(?!\n)|(?<!\r)\n|\0")  # in a head whose lines end w
 HEAD_LIMIT = 64 * 1024  # request line and headers; Sentry's are well under 2 KB
 CLIENT_TIMEOUT = 30.0  # seconds a client may take to send a request's head or body
 IDLE_TIMEOUT = 5.0  # seconds a connection may wait, idle, for its next request (Sentry opens one per delivery)
+SHUTDOWN_GRACE = 10.0  # seconds stop() waits for deliveries being kept to get their answers
 MAX_CONNECTIONS = 256  # open at once, and never more than half the descriptors the process may hold
 
 
@@ -286,6 +287,23 @@ class Receiver:
         async with server:
             await self._stopping.wait()
             server.close()
+            await self._drain_connections()
+
+    async def _drain_connections(self) -> None:
+        """At stop: connections with nothing owed are closed at once; those whose delivery waits for
+        the spool are answered (then closed) within SHUTDOWN_GRACE; what is left is closed."""
+        for conn in list(self.connections):
+            if not conn.waiting:
+                conn._close()
+        deadline = self._loop.time() + SHUTDOWN_GRACE
+        while any(c.waiting for c in self.connections) and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections):
+            if not conn.closed:
+                conn._close()
+
+    def stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
 
     def opened(self, conn: "_Connection") -> bool:
         """Count a new connection in; over the cap, the oldest idle one is closed to make room, and
@@ -399,8 +417,7 @@ class _Connection(asyncio.Protocol):
             self.waiting = True
             self.timer.cancel()  # the wait for the disk is not the client's
             self.transport.pause_reading()
-            self.checker.spool.submit(verdict.meta, body, lambda name, error: self.loop.call_soon_threadsafe(
-                self._kept, verdict, error, alive))
+            self.checker.spool.submit(verdict.meta, body, lambda name, error: self._from_spool(verdict, error, alive))
 
     def _head(self, head: bytes) -> tuple[str, Headers, int]:
         method, version, headers = read_head(head)
@@ -411,8 +428,18 @@ class _Connection(asyncio.Protocol):
             raise BadRequest(415, "send application/json")
         return version, headers, body_length(headers, self.checker.limits.max_bytes)
 
+    def _from_spool(self, verdict: Verdict, error: OSError | None, alive: bool) -> None:
+        """On the spool's thread: hand the outcome to the event loop (gone if stop() gave up waiting:
+        the delivery is on disk all the same, and Sentry, unanswered, sends it again)."""
+        try:
+            self.loop.call_soon_threadsafe(self._kept, verdict, error, alive)
+        except RuntimeError:
+            log.warning("a delivery was kept after the receiver stopped; it was not answered")
+
     def _kept(self, verdict: Verdict, error: OSError | None, alive: bool) -> None:
         self.waiting = False
+        if self.receiver is not None and self.receiver.stopping():
+            alive = False  # answered, then closed
         verdict = self.checker.kept(verdict, error)
         if self.closed:
             return

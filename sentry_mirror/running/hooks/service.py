@@ -76,8 +76,11 @@ class HookService:
         return self
 
     def close(self) -> None:
-        """Stop answering, then write what the spool holds (or leave it for the next start)."""
+        """Stop answering (deliveries in flight answered first), then write what the spool holds
+        (or leave it for the next start)."""
         self.receiver.stop()
+        if not self.spool.flush(10.0):
+            log.warning("the spool is still writing; what it keeps is stored at the next start")
         self.stop.set()
         self.drainer.wake.set()
         self.drainer.join(30)

@@ -63,6 +63,7 @@ class HookSpool:
         self._queue: list[_Waiting] = []
         self._cond = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._writing = False  # a group being written (flush waits for it)
         self._removing: set[str] = set()  # stored, being unlinked by the remover thread
         self._unlinks: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._remover: threading.Thread | None = None
@@ -87,7 +88,7 @@ class HookSpool:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_forever, name="hook-spool", daemon=True)
                 self._writer.start()
-            self._cond.notify()
+            self._cond.notify_all()  # flush() may wait on it too
         return waiting
 
     def _write_forever(self) -> None:
@@ -96,6 +97,7 @@ class HookSpool:
                 while not self._queue:
                     self._cond.wait()
                 group, self._queue = self._queue, []
+                self._writing = True
             try:
                 name = self._write(b"".join(w.record for w in group))
             except OSError as exc:
@@ -104,7 +106,19 @@ class HookSpool:
                     w.error = exc
             for w in group:
                 w.name = name
-                w.finish()
+                try:
+                    w.finish()
+                except Exception:  # noqa: BLE001 - one waiter's trouble is not the others'
+                    log.exception("could not answer a delivery kept in %s", name)
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every delivery handed to the spool is on disk (at shutdown, before the writer's
+        last pass); False if that took over `timeout`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._writing, timeout)
 
     def _write(self, records: bytes) -> str:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex}{SUFFIX}"
