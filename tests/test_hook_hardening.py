@@ -291,3 +291,46 @@ def test_stop_answers_and_stores_a_delivery_in_flight_and_closes_idle_connection
 
     assert stored_events(db, json.loads(body)["event"]["eventID"]) == 1
     assert svc.spool._writer.is_alive()  # the spool's thread did not die on a closed event loop
+
+
+# -- 7. a replayed or late integration `issue` webhook does not turn the store back -------------------
+
+def test_an_older_or_replayed_issue_webhook_does_not_revert_a_newer_status(synced, emu):
+    from sentry_mirror.running.hooks.drain import Drainer, Refresher
+    from test_hooks import reader
+
+    con = reader(synced)
+    issue_id, raw = con.execute("SELECT id, raw FROM issues WHERE status = 'unresolved' LIMIT 1").fetchone()
+    con.close()
+    issue = json.loads(raw)
+    spool = spooled(synced)
+    drainer = Drainer(synced, spool, Refresher({}), default_source=emu.org_slug)
+
+    def deliver(status, last_seen, action):
+        issue_delivery(spool, emu.org_slug, {**issue, "status": status, "substatus": None, "lastSeen": last_seen},
+                       action=action)
+        assert drainer.cycle() == 1
+        drainer._let_go()
+
+    def state():
+        c = reader(synced)
+        try:
+            return (c.execute("SELECT status FROM issues WHERE id = ?", [issue_id]).fetchone()[0],
+                    c.execute("SELECT count(*) FROM issue_status_history WHERE issue_id = ? AND via = 'webhook'",
+                              [issue_id]).fetchone()[0])
+        finally:
+            c.close()
+
+    old, new = issue["lastSeen"], "2099-01-01T00:00:00Z"
+    deliver("resolved", old, "resolved")
+    assert state() == ("resolved", 1)
+    deliver("unresolved", new, "unresolved")  # a new event reopened it
+    assert state() == ("unresolved", 2)
+    deliver("resolved", old, "resolved")  # the first delivery, late (or replayed with a fresh timestamp)
+    assert state() == ("unresolved", 2)
+    deliver("resolved", new, "resolved")
+    assert state() == ("resolved", 3)
+    deliver("ignored", new, "ignored")  # same lastSeen: no newer event, its order unknown: applied
+    assert state() == ("ignored", 4)
+    deliver("resolved", new, "resolved")  # a body applied before, replayed: not applied again
+    assert state() == ("ignored", 4)

@@ -17,6 +17,7 @@ waited `refresh_after` seconds, so a burst of events costs a request per 100 iss
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -44,7 +45,7 @@ class Batch:
     """What a batch of deliveries becomes, per source."""
 
     events: dict[str, list[tuple[str, dict | None]]] = field(default_factory=dict)  # (JSON text, context)
-    issues: dict[str, list[dict]] = field(default_factory=dict)  # from integration `issue` webhooks
+    issues: dict[str, list[tuple[dict, str]]] = field(default_factory=dict)  # integration `issue` webhooks: (issue, body digest)
     refresh: dict[str, set[str]] = field(default_factory=dict)
     skipped: int = 0
 
@@ -82,7 +83,7 @@ def _add_issue(batch: Batch, source: str, body: bytes) -> None:
     data = payload.get("data") if isinstance(payload, dict) else None
     issue = data.get("issue") if isinstance(data, dict) else None
     if isinstance(issue, dict) and issue.get("id") is not None:
-        batch.issues.setdefault(source, []).append(issue)
+        batch.issues.setdefault(source, []).append((issue, hashlib.sha256(body).hexdigest()))
     else:
         batch.skipped += 1
 
@@ -134,8 +135,12 @@ def store_batch(store: Store, batch: Batch, refreshed: dict[str, list[dict]]) ->
         for source, pairs in batch.events.items():
             store.upsert_pages("events", pages(pairs), source=source, observed_at=now)
         for source, issues in batch.issues.items():
-            for issue in issues:
+            for issue, digest in issues:
+                if store.select("webhook_digest_seen", digest=digest)[0][0]:
+                    log.info("an issue webhook for %s was applied before (a replay): skipped", issue["id"])
+                    continue
                 store_issue_change(store, con, source, issue, now)
+                store.run_statements("updates", "webhook_digest", digest=digest, observed_at=now)
         for source, issues in refreshed.items():
             if issues:
                 store.upsert("issues", issues, source=source, observed_at=now)
@@ -159,6 +164,7 @@ def store_issue_change(store: Store, con, source: str, issue: dict, now: datetim
     store.run_statements("updates", "webhook_issues", source=source, id=str(issue["id"]), observed_at=now,
                          status=issue.get("status"), substatus=issue.get("substatus"),
                          release=details.get("inRelease"), set_assignee="assignedTo" in issue,
+                         last_seen=issue.get("lastSeen") if isinstance(issue.get("lastSeen"), str) else None,
                          assigned_to=assignee_text(issue.get("assignedTo")), patch=json.dumps(issue))
 
 
