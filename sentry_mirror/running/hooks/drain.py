@@ -17,6 +17,7 @@ waited `refresh_after` seconds, so a burst of events costs a request per 100 iss
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -44,7 +45,7 @@ class Batch:
     """What a batch of deliveries becomes, per source."""
 
     events: dict[str, list[tuple[str, dict | None]]] = field(default_factory=dict)  # (JSON text, context)
-    issues: dict[str, list[dict]] = field(default_factory=dict)  # from integration `issue` webhooks
+    issues: dict[str, list[tuple[dict, str]]] = field(default_factory=dict)  # integration `issue` webhooks: (issue, body digest)
     refresh: dict[str, set[str]] = field(default_factory=dict)
     skipped: int = 0
 
@@ -82,7 +83,7 @@ def _add_issue(batch: Batch, source: str, body: bytes) -> None:
     data = payload.get("data") if isinstance(payload, dict) else None
     issue = data.get("issue") if isinstance(data, dict) else None
     if isinstance(issue, dict) and issue.get("id") is not None:
-        batch.issues.setdefault(source, []).append(issue)
+        batch.issues.setdefault(source, []).append((issue, hashlib.sha256(body).hexdigest()))
     else:
         batch.skipped += 1
 
@@ -134,8 +135,12 @@ def store_batch(store: Store, batch: Batch, refreshed: dict[str, list[dict]]) ->
         for source, pairs in batch.events.items():
             store.upsert_pages("events", pages(pairs), source=source, observed_at=now)
         for source, issues in batch.issues.items():
-            for issue in issues:
+            for issue, digest in issues:
+                if store.select("webhook_digest_seen", digest=digest)[0][0]:
+                    log.info("an issue webhook for %s was applied before (a replay): skipped", issue["id"])
+                    continue
                 store_issue_change(store, con, source, issue, now)
+                store.run_statements("updates", "webhook_digest", digest=digest, observed_at=now)
         for source, issues in refreshed.items():
             if issues:
                 store.upsert("issues", issues, source=source, observed_at=now)
@@ -159,42 +164,94 @@ def store_issue_change(store: Store, con, source: str, issue: dict, now: datetim
     store.run_statements("updates", "webhook_issues", source=source, id=str(issue["id"]), observed_at=now,
                          status=issue.get("status"), substatus=issue.get("substatus"),
                          release=details.get("inRelease"), set_assignee="assignedTo" in issue,
+                         last_seen=issue.get("lastSeen") if isinstance(issue.get("lastSeen"), str) else None,
                          assigned_to=assignee_text(issue.get("assignedTo")), patch=json.dumps(issue))
 
 
 class Refresher:
-    """Issue ids waiting for their targeted refresh, per source."""
+    """Issue ids waiting for their targeted refresh, per source. The requests run on a thread of
+    their own (`start`), never on the writer's: a slow Sentry or a 429's Retry-After must not keep
+    the store file from readers and syncs; the writer stores what came back (`take`) with its next
+    batch."""
 
-    def __init__(self, clients: dict, refresh_after: float = 1.0):
+    def __init__(self, clients: dict, refresh_after: float = 1.0, on_ready=None):
         self.clients = clients  # source name -> (SentryClient, org slug)
         self.refresh_after = refresh_after
+        self.on_ready = on_ready or (lambda: None)
         self.waiting: dict[str, dict[str, float]] = {}
         self.requests = 0
+        self._lock = threading.Lock()
+        self._ready: dict[str, list[dict]] = {}  # fetched, not yet stored
+        self._fetching: threading.Thread | None = None
 
     def queue(self, ids: dict[str, set[str]]) -> None:
         now = time.monotonic()
-        for source, found in ids.items():
-            if source not in self.clients:
-                continue
-            queued = self.waiting.setdefault(source, {})
-            for i in found:
-                queued.setdefault(i, now)
+        with self._lock:
+            for source, found in ids.items():
+                if source not in self.clients:
+                    continue
+                queued = self.waiting.setdefault(source, {})
+                for i in found:
+                    queued.setdefault(i, now)
 
     def due_in(self) -> float | None:
         """Seconds until the next refresh is due (0: now); None with nothing queued."""
-        firsts = [min(q.values()) for q in self.waiting.values() if q]
+        with self._lock:
+            firsts = [min(q.values()) for q in self.waiting.values() if q]
+            full = any(len(q) >= GROUP_BATCH for q in self.waiting.values())
         if not firsts:
             return None
-        if any(len(q) >= GROUP_BATCH for q in self.waiting.values()):
+        if full:
             return 0.0
         return max(0.0, min(firsts) + self.refresh_after - time.monotonic())
+
+    def fetching(self) -> bool:
+        return self._fetching is not None and self._fetching.is_alive()
+
+    def busy(self) -> bool:
+        """Ids queued, a fetch under way, or issues fetched and not yet stored."""
+        return self.due_in() is not None or self.fetching() or bool(self._ready)
+
+    def start(self) -> None:
+        """Fetch the queued issues on the refresh thread (one fetch at a time)."""
+        if self.fetching():
+            return
+        self._fetching = threading.Thread(target=self._fetch_ready, name="hooks-refresh", daemon=True)
+        self._fetching.start()
+
+    def _fetch_ready(self) -> None:
+        try:
+            got = self.fetch()
+        except Exception:  # noqa: BLE001 - the next sync's refresh of known issues catches up
+            log.exception("could not refresh issues")
+            got = {}
+        self.give_back(got)
+        self.on_ready()
+
+    def wait(self, timeout: float) -> None:
+        if self._fetching is not None:
+            self._fetching.join(timeout)
+
+    def take(self) -> dict[str, list[dict]]:
+        """The issues fetched so far, for the writer to store."""
+        with self._lock:
+            out, self._ready = self._ready, {}
+        return out
+
+    def give_back(self, issues: dict[str, list[dict]]) -> None:
+        """Issues fetched (or taken and not stored: a sync held the lock), to be stored later."""
+        with self._lock:
+            for source, found in issues.items():
+                if found:
+                    self._ready.setdefault(source, []).extend(found)
 
     def fetch(self) -> dict[str, list[dict]]:
         """The queued issues as the issue list answers them now (no lock held meanwhile)."""
         out: dict[str, list[dict]] = {}
-        for source, queued in list(self.waiting.items()):
-            ids = sorted(queued)
-            self.waiting[source] = {}
+        with self._lock:
+            taken = {source: sorted(queued) for source, queued in self.waiting.items()}
+            self.waiting = {}
+        for source, ids in taken.items():
             client, org = self.clients[source]
             for start in range(0, len(ids), GROUP_BATCH):
                 batch = ids[start:start + GROUP_BATCH]
@@ -211,7 +268,23 @@ class Refresher:
         return out
 
 
+# A store error that is the store's (its disk, its memory, its lock), not a delivery's data: the
+# batch waits and is tried again rather than any delivery being quarantined.
+_STORE_TROUBLE = ("IO Error", "Out of Memory", "could not commit", "cannot open", "lock", "disk", "FATAL",
+                  "database has been invalidated", "Connection Error")
+
+
+def _refused_data(exc: Exception, db: str) -> bool:
+    """Whether the store refused what a delivery holds (a conversion, a constraint...)."""
+    if isinstance(exc, OSError) or not isinstance(exc, (StoreError, duckdb.Error, ValueError, TypeError, KeyError)):
+        return False
+    text = str(exc).replace(db, "").lower()  # the store's own path says nothing of the error
+    return not any(t.lower() in text for t in _STORE_TROUBLE)
+
+
 LEASE_SECONDS = 5.0  # each reopening of the file costs ~0.2 s (a checkpoint and an open)
+FINAL_SECONDS = 20.0  # the last passes at shutdown, at most
+FINAL_REFRESH_WAIT = 10.0  # seconds the last pass at shutdown waits for a refresh under way
 GATHER = 0.25  # seconds a first delivery waits for others, so a burst is one transaction, not hundreds
 
 
@@ -225,10 +298,14 @@ class Drainer:
         self.batch_size = batch_size
         self.stop = stop or threading.Event()
         self.wake = threading.Event()
+        refresher.on_ready = self.wake.set  # issues fetched: store them
         self.stored = 0  # deliveries written so far
         self._busy_since: float | None = None
         self._store: Store | None = None  # open during a burst, closed when the spool is empty
         self._thread: threading.Thread | None = None
+        self._failing: str | None = None  # the error the writer keeps meeting, logged once
+        self.quarantined = 0  # deliveries the store refused, set aside in the spool's quarantine folder
+        self._failures = 0
 
     def start(self) -> "Drainer":
         self._thread = threading.Thread(target=self.run, name="hooks-writer", daemon=True)
@@ -237,7 +314,7 @@ class Drainer:
 
     def busy(self) -> bool:
         """Deliveries or refreshes still waiting (tests and the benchmark wait for the end)."""
-        return bool(self.spool.pending(1)) or self.refresher.due_in() is not None
+        return bool(self.spool.pending(1)) or self.refresher.busy()
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread:
@@ -247,10 +324,12 @@ class Drainer:
         while not self.stop.is_set():
             try:
                 stored = self.cycle()
-            except MirrorError as exc:
-                log.error("could not write deliveries to %s: %s", self.db, exc)
-                self.stop.wait(1.0)
+            except Exception as exc:  # noqa: BLE001 - the writer never dies: the spool waits for it
+                self.stop.wait(self._failed(exc))
                 continue
+            if self._failing is not None:
+                log.info("writing deliveries to %s again", self.db)
+                self._failing, self._failures = None, 0
             if self._busy_since is not None:  # a sync holds the store: try again soon
                 self.stop.wait(0.5)
                 continue
@@ -258,20 +337,46 @@ class Drainer:
                 if len(self.spool.pending(self.batch_size)) < self.batch_size:
                     self.stop.wait(GATHER)  # a transaction costs ~70 ms whatever its size: let more come
                 continue
-            due = self.refresher.due_in()
+            due = None if self.refresher.fetching() else self.refresher.due_in()  # a fetch's end wakes it
             self.wake.wait(0.5 if due is None else min(0.5, due))
             if self.wake.is_set():  # a delivery came: let the burst it may open gather first
                 self.stop.wait(GATHER)
             self.wake.clear()
         try:
-            with contextlib.suppress(MirrorError):
-                self.cycle(final=True)
+            self._last_passes()
         finally:
             if self._store is not None:
                 with contextlib.suppress(MirrorError):
                     self._store.close()
                 self._store = None
             self.spool.settle()
+
+    def _last_passes(self) -> None:
+        """At stop: batches until the spool is empty, a sync holds the lock, or FINAL_SECONDS pass
+        (what is left waits for the next start)."""
+        deadline = time.monotonic() + FINAL_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                stored = self.cycle(final=True)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(exc)
+                return
+            if not stored or not self.spool.pending(1):
+                return
+
+    def _failed(self, exc: Exception) -> float:
+        """Log an error once (again only when it changes), let go of the store file, and say how
+        long to back off: 0.2 s, doubling, at most 5 s."""
+        text = f"{exc.__class__.__name__}: {exc}"
+        if text != self._failing:
+            if isinstance(exc, MirrorError):
+                log.error("could not write deliveries to %s: %s", self.db, exc)
+            else:
+                log.exception("could not write deliveries to %s: %s; retrying until it can", self.db, text)
+        self._failing = text
+        self._failures += 1
+        self._let_go()
+        return min(5.0, 0.2 * 2 ** (self._failures - 1))
 
     def _let_go(self) -> None:
         """Close the store file (the Store stays, migrated). Between the batches of a burst the
@@ -284,11 +389,35 @@ class Drainer:
             except MirrorError as exc:
                 log.warning("could not close %s: %s", self.db, exc)
 
+    def _store_each(self, deliveries: list[Delivery], batch: Batch, refreshed: dict[str, list[dict]]) -> None:
+        """The batch in one transaction; if the store refuses it, each delivery on its own, and one
+        it still refuses (its data, not the store, at fault) is quarantined: the deliveries after it
+        go on rather than waiting behind it forever."""
+        try:
+            return store_batch(self._store, batch, refreshed)
+        except Exception as exc:  # noqa: BLE001
+            if not _refused_data(exc, self.db):
+                raise
+        store_batch(self._store, Batch(), refreshed)
+        for d in deliveries:
+            try:
+                store_batch(self._store, read_batch([d], self.default_source), {})
+            except Exception as exc:  # noqa: BLE001
+                if not _refused_data(exc, self.db):
+                    raise
+                path = self.spool.quarantine(d)
+                self.quarantined += 1
+                log.warning("the store refused a delivery (%s); it is kept in %s and not retried", exc, path)
+
     def cycle(self, final: bool = False) -> int:
         """One batch from the spool, with the refreshes that are due; returns deliveries stored."""
         names = self.spool.pending(self.batch_size)
         due = self.refresher.due_in()
-        refreshed = self.refresher.fetch() if due is not None and (due == 0 or final) else {}
+        if due is not None and (due == 0 or final):
+            self.refresher.start()  # on its own thread: the file is not held while Sentry answers
+        if final:
+            self.refresher.wait(FINAL_REFRESH_WAIT)
+        refreshed = self.refresher.take()
         if not names and not refreshed:
             return 0
         deliveries = [d for n in names for d in self.spool.read(n)]
@@ -301,7 +430,7 @@ class Drainer:
             if self._busy_since is None:
                 self._busy_since = time.monotonic()
                 log.info("a sync is writing %s; %d deliveries wait in the spool", self.db, len(self.spool.pending()))
-            self.refresher.queue({s: {str(i["id"]) for i in issues} for s, issues in refreshed.items()})
+            self.refresher.give_back(refreshed)
             return 0
         try:
             if self._busy_since is not None:
@@ -312,7 +441,7 @@ class Drainer:
                 # commit (the readers' signal), the lease only bounds how long it stays open else
                 self._store = Store(self.db, lease_seconds=LEASE_SECONDS)
             try:
-                store_batch(self._store, batch, refreshed)
+                self._store_each(deliveries, batch, refreshed)
             except BaseException:
                 self._let_go()
                 raise

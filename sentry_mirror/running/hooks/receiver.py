@@ -19,12 +19,14 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from ...errors import MirrorError
 from .secrets import HookSecrets, Secret
 from .spool import HookSpool
 
@@ -51,8 +53,18 @@ def signature(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def _matches(secret: str, body: bytes, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(signature(secret, body), given.strip().lower())
+    """Compared as bytes: compare_digest raises on a str with non-ASCII in it (a header read as
+    Latin-1 may hold any byte), and a signature that is not 64 hex digits is wrong whatever it is."""
+    if not given:
+        return False
+    given = given.strip().lower()
+    if len(given) != 64 or not _HEX.issuperset(given):
+        return False
+    return hmac.compare_digest(signature(secret, body).encode(), given.encode())
 
 
 def _fresh(stamp: str | None, window: float) -> bool:
@@ -112,12 +124,25 @@ class Checker:
             _JSON_CHECK.decode(text)
         except ValueError:  # UnicodeDecodeError too: Sentry sends UTF-8
             return Verdict(400, "the body is not JSON")
+        except RecursionError:  # a signed body nested deeper than Python's stack
+            return Verdict(400, "the body is nested too deeply")
         if not text.lstrip(" \t\n\r").startswith("{"):
             return Verdict(400, "the body is not a JSON object")
         if verdict.meta["kind"] == "integration" and verdict.meta["resource"] not in STORED_RESOURCES:
             return Verdict(200, f"resource {verdict.meta['resource'] or '(none)'} is not stored")
         verdict.meta = {**verdict.meta, "received_at": time.time()}
         return verdict
+
+    def admit_safely(self, headers, body: bytes) -> Verdict:
+        """As `admit`, but an error in it (a malformed secrets file, a bug) is a logged 503 (Sentry
+        retries) rather than a connection dropped with no answer."""
+        try:
+            return self.admit(headers, body)
+        except MirrorError as exc:
+            log.error("could not check a delivery: %s", exc)
+        except Exception:  # noqa: BLE001 - the client gets an answer whatever went wrong
+            log.exception("could not check a delivery")
+        return Verdict(503, "cannot check the delivery now; retry")
 
     def kept(self, verdict: Verdict, error: OSError | None) -> Verdict:
         """What an admitted delivery gets once the spool has it (or could not keep it)."""
@@ -152,12 +177,32 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
+_BAD_HEAD = re.compile(rb"\r(?!\n)|(?<!\r)\n|\0")  # in a head whose lines end with CRLF
 HEAD_LIMIT = 64 * 1024  # request line and headers; Sentry's are well under 2 KB
-CLIENT_TIMEOUT = 30.0  # seconds a client may take to send a request's head or body, or stay idle
+CLIENT_TIMEOUT = 30.0  # seconds a client may take to send a request's head or body
+IDLE_TIMEOUT = 5.0  # seconds a connection may wait, idle, for its next request (Sentry opens one per delivery)
+SHUTDOWN_GRACE = 10.0  # seconds stop() waits for deliveries being kept to get their answers
+MAX_CONNECTIONS = 256  # open at once, and never more than half the descriptors the process may hold
+
+
+def connection_cap() -> int:
+    """MAX_CONNECTIONS, or half the process's descriptor limit if that is lower: idle connections
+    that took every descriptor once left the spool and the store unable to open a file."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return MAX_CONNECTIONS
+    return MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else min(MAX_CONNECTIONS, max(16, soft // 2))
 
 
 def read_head(head: bytes) -> tuple[str, str, Headers]:
-    """(method, HTTP version, headers) of a request's head (its bytes up to the blank line)."""
+    """(method, HTTP version, headers) of a request's head (its bytes up to the blank line). A CR,
+    LF or NUL left inside a line after splitting on CRLF is 400 (RFC 9112 §2.2, §5: a bare LF as a
+    line end is refused too, never read as one, so no two readers of a request see different headers)."""
+    if _BAD_HEAD.search(head[:-4]):
+        raise BadRequest(400, "a CR, LF or NUL inside a request line or header")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -222,6 +267,8 @@ class Receiver:
         self._stopping: asyncio.Event | None = None
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
+        self.connections: dict[_Connection, None] = {}  # open ones, oldest first (the event loop's thread only)
+        self.max_connections = connection_cap()
 
     def start(self) -> "Receiver":
         self._thread = threading.Thread(target=self._run, name="hooks-receiver", daemon=True)
@@ -235,11 +282,42 @@ class Receiver:
     async def _serve_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        server = await self._loop.create_server(lambda: _Connection(self.checker, self._loop), sock=self._sock)
+        server = await self._loop.create_server(lambda: _Connection(self.checker, self._loop, self), sock=self._sock)
         self._started.set()
         async with server:
             await self._stopping.wait()
             server.close()
+            await self._drain_connections()
+
+    async def _drain_connections(self) -> None:
+        """At stop: connections with nothing owed are closed at once; those whose delivery waits for
+        the spool are answered (then closed) within SHUTDOWN_GRACE; what is left is closed."""
+        for conn in list(self.connections):
+            if not conn.waiting:
+                conn._close()
+        deadline = self._loop.time() + SHUTDOWN_GRACE
+        while any(c.waiting for c in self.connections) and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections):
+            if not conn.closed:
+                conn._close()
+
+    def stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
+
+    def opened(self, conn: "_Connection") -> bool:
+        """Count a new connection in; over the cap, the oldest idle one is closed to make room, and
+        with none idle the new one is refused (False)."""
+        self.connections[conn] = None
+        if len(self.connections) <= self.max_connections:
+            return True
+        oldest = next((c for c in self.connections if c is not conn and c.idle()), None)
+        if oldest is None:
+            log.warning("%d connections are open, none idle: refusing a new one", len(self.connections) - 1)
+            return False
+        log.info("%d connections are open: closing the oldest idle one", len(self.connections) - 1)
+        oldest._close()
+        return True
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
@@ -251,8 +329,8 @@ class Receiver:
 class _Connection(asyncio.Protocol):
     """One client's connection: requests read off it in turn, each answered once it is kept."""
 
-    def __init__(self, checker: Checker, loop: asyncio.AbstractEventLoop):
-        self.checker, self.loop = checker, loop
+    def __init__(self, checker: Checker, loop: asyncio.AbstractEventLoop, receiver: Receiver | None = None):
+        self.checker, self.loop, self.receiver = checker, loop, receiver
         self.buffer = bytearray()
         self.request: tuple[str, Headers, int] | None = None  # (version, headers, body length) read so far
         self.waiting = False  # for the spool: what follows on the connection waits too
@@ -265,32 +343,56 @@ class _Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._arm()
+        if self.receiver is not None and not self.receiver.opened(self):
+            return self._refuse(503, "too many connections; retry")
+        self._arm(IDLE_TIMEOUT)
 
     def connection_lost(self, exc) -> None:
         self.closed = True  # a client gone mid-request leaves nothing kept
         if self.timer:
             self.timer.cancel()
+        if self.receiver is not None:
+            self.receiver.connections.pop(self, None)
 
-    def _arm(self) -> None:
-        """The client has CLIENT_TIMEOUT from now to send a whole request."""
+    def idle(self) -> bool:
+        """Between requests: nothing read of the next one, no answer owed."""
+        return not self.buffer and self.request is None and not self.waiting and not self.closed
+
+    def _arm(self, seconds: float | None = None) -> None:
+        """The client has CLIENT_TIMEOUT from now to send a whole request (IDLE_TIMEOUT to start one)."""
         if self.timer:
             self.timer.cancel()
-        self.timer = self.loop.call_later(CLIENT_TIMEOUT, self._close)
+        self.timer = self.loop.call_later(CLIENT_TIMEOUT if seconds is None else seconds, self._close)
 
     def _close(self) -> None:
         self.closed = True
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.idle():  # a request begins: it has CLIENT_TIMEOUT to arrive whole
+            self._arm()
         self.buffer += data
-        self._advance()
+        self._advance_safely()
+
+    def _advance_safely(self) -> None:
+        """`_advance`, whose errors end in a logged 503, not in asyncio's "Fatal error" and a
+        connection dropped without an answer."""
+        try:
+            self._advance()
+        except Exception:  # noqa: BLE001
+            log.exception("could not read a request")
+            if not self.closed:
+                self._refuse(503, "cannot read the request now; retry")
 
     def _advance(self) -> None:
         """Take the requests the buffer holds, one at a time."""
         while not self.waiting and not self.closed:
             if self.request is None:
+                while self.buffer.startswith(b"\r\n"):  # empty lines before a request line (RFC 9112 §2.2)
+                    del self.buffer[:2]
                 end = self.buffer.find(b"\r\n\r\n")
+                if end < 0 and _BAD_HEAD.search(self.buffer, 0, len(self.buffer) - 1):  # bare LFs: no CRLF CRLF will come
+                    return self._refuse(400, "a CR, LF or NUL inside a request line or header")
                 if end < 0 or end + 4 > HEAD_LIMIT:
                     if end + 4 > HEAD_LIMIT or len(self.buffer) > HEAD_LIMIT:
                         self._refuse(431, "the request's headers are too large")
@@ -307,7 +409,7 @@ class _Connection(asyncio.Protocol):
             body = bytes(self.buffer[:length])
             del self.buffer[:length]
             self.request = None
-            verdict = self.checker.admit(headers, body)
+            verdict = self.checker.admit_safely(headers, body)
             alive = keeps_alive(version, headers)
             if verdict.meta is None or verdict.status != 202:
                 self._answer(verdict, alive)
@@ -315,8 +417,7 @@ class _Connection(asyncio.Protocol):
             self.waiting = True
             self.timer.cancel()  # the wait for the disk is not the client's
             self.transport.pause_reading()
-            self.checker.spool.submit(verdict.meta, body, lambda name, error: self.loop.call_soon_threadsafe(
-                self._kept, verdict, error, alive))
+            self.checker.spool.submit(verdict.meta, body, lambda name, error: self._from_spool(verdict, error, alive))
 
     def _head(self, head: bytes) -> tuple[str, Headers, int]:
         method, version, headers = read_head(head)
@@ -327,21 +428,31 @@ class _Connection(asyncio.Protocol):
             raise BadRequest(415, "send application/json")
         return version, headers, body_length(headers, self.checker.limits.max_bytes)
 
+    def _from_spool(self, verdict: Verdict, error: OSError | None, alive: bool) -> None:
+        """On the spool's thread: hand the outcome to the event loop (gone if stop() gave up waiting:
+        the delivery is on disk all the same, and Sentry, unanswered, sends it again)."""
+        try:
+            self.loop.call_soon_threadsafe(self._kept, verdict, error, alive)
+        except RuntimeError:
+            log.warning("a delivery was kept after the receiver stopped; it was not answered")
+
     def _kept(self, verdict: Verdict, error: OSError | None, alive: bool) -> None:
         self.waiting = False
+        if self.receiver is not None and self.receiver.stopping():
+            alive = False  # answered, then closed
         verdict = self.checker.kept(verdict, error)
         if self.closed:
             return
         self._answer(verdict, alive)
         self.transport.resume_reading()
-        self._advance()
+        self._advance_safely()
 
     def _answer(self, verdict: Verdict, alive: bool) -> None:
         self.transport.write(answer(verdict.status, verdict.message, close=not alive))
         if verdict.status >= 400:
             log.info("refused a delivery: %d %s", verdict.status, verdict.message)
         if alive:
-            self._arm()
+            self._arm(None if self.buffer else IDLE_TIMEOUT)
         else:
             self._close()
 

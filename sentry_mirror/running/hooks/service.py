@@ -67,14 +67,20 @@ class HookService:
         waiting = len(self.spool.pending())
         if waiting:
             log.info("%d deliveries were waiting in the spool; writing them first", waiting)
+        set_aside = len(self.spool.quarantined())
+        if set_aside:
+            log.warning("%d deliveries the store refused are kept in %s/quarantine", set_aside, self.spool.folder)
         self.drainer.start()
         self.receiver.start()
         log.info("receiving Sentry webhooks on http://%s:%d/", *self.receiver.server_address[:2])
         return self
 
     def close(self) -> None:
-        """Stop answering, then write what the spool holds (or leave it for the next start)."""
+        """Stop answering (deliveries in flight answered first), then write what the spool holds
+        (or leave it for the next start)."""
         self.receiver.stop()
+        if not self.spool.flush(10.0):
+            log.warning("the spool is still writing; what it keeps is stored at the next start")
         self.stop.set()
         self.drainer.wake.set()
         self.drainer.join(30)

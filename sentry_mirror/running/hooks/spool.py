@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 SUFFIX = ".hook"
+QUARANTINE = "quarantine"  # the spool's subfolder of deliveries the store refused: kept, not retried
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class HookSpool:
         self._queue: list[_Waiting] = []
         self._cond = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._writing = False  # a group being written (flush waits for it)
         self._removing: set[str] = set()  # stored, being unlinked by the remover thread
         self._unlinks: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._remover: threading.Thread | None = None
@@ -86,7 +88,7 @@ class HookSpool:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_forever, name="hook-spool", daemon=True)
                 self._writer.start()
-            self._cond.notify()
+            self._cond.notify_all()  # flush() may wait on it too
         return waiting
 
     def _write_forever(self) -> None:
@@ -95,6 +97,7 @@ class HookSpool:
                 while not self._queue:
                     self._cond.wait()
                 group, self._queue = self._queue, []
+                self._writing = True
             try:
                 name = self._write(b"".join(w.record for w in group))
             except OSError as exc:
@@ -103,7 +106,19 @@ class HookSpool:
                     w.error = exc
             for w in group:
                 w.name = name
-                w.finish()
+                try:
+                    w.finish()
+                except Exception:  # noqa: BLE001 - one waiter's trouble is not the others'
+                    log.exception("could not answer a delivery kept in %s", name)
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every delivery handed to the spool is on disk (at shutdown, before the writer's
+        last pass); False if that took over `timeout`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._writing, timeout)
 
     def _write(self, records: bytes) -> str:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex}{SUFFIX}"
@@ -134,6 +149,35 @@ class HookSpool:
         names = sorted(n for n in os.listdir(self.folder)
                        if n.endswith(SUFFIX) and not n.startswith(".") and n not in gone)
         return names[:limit] if limit else names
+
+    def quarantine(self, delivery: Delivery) -> str:
+        """Keep a delivery the store refused apart (fsynced, as it came), so the ones after it go on;
+        returns the file's path. Its original file is removed with its batch."""
+        folder = os.path.join(self.folder, QUARANTINE)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex}{SUFFIX}"
+        fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, _record({**delivery.meta, "from": delivery.name}, delivery.body))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return os.path.join(folder, name)
+
+    def quarantined(self) -> list[str]:
+        """Names of the deliveries set aside, oldest first."""
+        try:
+            return sorted(n for n in os.listdir(os.path.join(self.folder, QUARANTINE)) if n.endswith(SUFFIX))
+        except FileNotFoundError:
+            return []
+
+    def read_quarantined(self, name: str) -> list[Delivery]:
+        return self.read(os.path.join(QUARANTINE, name))
 
     def read(self, name: str) -> list[Delivery]:
         """The deliveries a file holds (several, when they arrived together)."""
