@@ -27,7 +27,7 @@ from sentry_mirror.running.hooks.service import HookService, ServeOptions
 from sentry_mirror.storage import sidefiles
 from sentry_mirror.storage.locking import writer_lock
 from sentry_mirror.errors import StoreError
-from sentry_mirror.storage.store import Store, open_readonly
+from sentry_mirror.storage.store import ISSUE_HOOKS, Store, open_readonly
 
 from helpers import sync
 
@@ -342,8 +342,10 @@ def test_integration_issue_webhook_changes_status_at_once(synced, emu, monkeypat
     status = con.execute("SELECT status FROM issues WHERE id = ?", [issue_id]).fetchone()[0]
     via = con.execute("SELECT via FROM issue_status_history WHERE issue_id = ? AND to_status = 'resolved'",
                       [issue_id]).fetchall()
+    noted = con.execute("SELECT source FROM _sync_state WHERE stream = ? AND scope = ?", list(ISSUE_HOOKS)).fetchall()
     con.close()
     assert status == "resolved" and via == [("webhook",)]
+    assert noted == [(emu.org_slug,)]  # its syncs may re-read fewer known issues now (test_sync_cost.py)
 
 
 def test_a_hook_is_never_created_twice_by_a_retry(synced, emu, tmp_path):

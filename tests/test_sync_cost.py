@@ -143,3 +143,24 @@ def test_status_shows_each_slowly_changing_streams_cadence_and_when_it_is_next_d
     text = run("status", "--db", db).stdout
     assert f"members            every 6 h, last read {last:%Y-%m-%d %H:%M:%S} UTC, next due {due:%Y-%m-%d %H:%M:%S} UTC" \
         in text, text
+
+
+def test_while_issue_webhooks_arrive_the_known_issue_refresh_reads_fewer():
+    """Issue 22: a source whose integration issue webhooks arrive hears of status changes as they
+    happen, so its syncs re-read `refresh_with_hooks` known issues a project instead of
+    `refresh_per_project`; once they stop for a day, the whole share again."""
+    from sentry_mirror.storage.store import ISSUE_HOOKS, utcnow
+    from sentry_mirror.timestamps import fmt_ts
+
+    with Emulator(seed=5, scale="small", token=TOKEN) as emu:  # 200 issues in 4 projects
+        store = Store(":memory:")
+        sync(store, emu)
+        whole = sync(store, emu).streams["issue_status"]["requests"]
+        assert whole == 2  # all 200 known issues, 100 ids a request
+        store.set_state(emu.org_slug, *ISSUE_HOOKS, extra={"at": fmt_ts(utcnow())})  # as the hook writer notes it
+        shares = [sync(store, emu, refresh_with_hooks=10).streams["issue_status"]["requests"] for _ in range(5)]
+        assert shares == [1] * 5  # 40 ids a sync: one request
+        assert sync(store, emu, refresh_with_hooks=0).streams["issue_status"]["requests"] == whole  # 0: as before
+        store.set_state(emu.org_slug, *ISSUE_HOOKS, extra={"at": fmt_ts(utcnow() - timedelta(days=2))})
+        assert sync(store, emu, refresh_with_hooks=10).streams["issue_status"]["requests"] == whole
+        assert_level(store, emu)

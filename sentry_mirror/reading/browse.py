@@ -91,6 +91,9 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
         src["clock"] = clock[0] if clock else None  # the Date header and Sentry's clock disagreed
         src["cadences"] = _cadences(con, source)
         src["organization_gone_at"] = _gone_at(con, source)
+        hooks = con.execute("SELECT extra->>'at' FROM _sync_state WHERE source = ? AND stream = '_hooks' "
+                            "AND scope = 'issue'", [source]).fetchone()
+        src["issue_webhooks_at"] = parse_ts(hooks[0]) if hooks else None
         info["sources"][source] = src
     return info
 
@@ -177,6 +180,9 @@ def format_status(path: str, info: dict) -> str:
                 lines.append(f"  last error: {run['error']}")
         if src.get("clock"):
             lines.append(f"  clock: {src['clock']}")
+        if src.get("issue_webhooks_at"):
+            lines.append(f"  issue webhooks: last received {_when(src['issue_webhooks_at'])} UTC (within a day, syncs "
+                         "re-read refresh_with_hooks known issues a project)")
         lines.append("  rows: " + ", ".join(f"{t} {n:,}" for t, n in src["rows"].items()))
         if src.get("issues_by_status"):
             lines.append("  issues by status: " + ", ".join(f"{k} {v:,}" for k, v in src["issues_by_status"].items()))

@@ -115,6 +115,7 @@ SOURCE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "issue_hashes": (lambda v: isinstance(v, bool), "true or false"),
     "concurrency": (_whole(1, 32), "a whole number from 1 to 32"),
     "refresh_per_project": (_whole(0, 10**7), "a whole number (0 re-reads every known issue each sync)"),
+    "refresh_with_hooks": (_whole(0, 10**7), "a whole number (0: as refresh_per_project)"),
     "refresh_hours": (lambda v: isinstance(v, dict) and all(k in CADENCES for k in v)
                       and all(_number(0, 24 * 365)(x) for x in v.values()),
                       "a table of hours (0 to 8760; 0: every sync) by stream: " + ", ".join(sorted(CADENCES))),
@@ -284,6 +285,7 @@ class Source:
     issue_hashes: bool = True  # read each changed issue's grouping hashes (a request per changed issue)
     concurrency: int = 4
     refresh_per_project: int = 500
+    refresh_with_hooks: int = 50  # the same, while the source's integration issue webhooks arrive
     refresh_hours: dict[str, float] = field(default_factory=dict)  # slowly changing stream -> hours (default 24)
     origins: dict[str, str] = field(default_factory=dict, repr=False)  # setting -> where its value came from
     only_orgs: frozenset[str] = frozenset()  # with org = "*": the organizations `--source NAME/SLUG` picked

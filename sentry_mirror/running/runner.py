@@ -66,6 +66,7 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
                                       events=source.events, events_sample=source.events_sample,
                                       project_events=source.project_events, concurrency=source.concurrency,
                                       refresh_per_project=source.refresh_per_project, rebind=rebind,
+                                      refresh_with_hooks=source.refresh_with_hooks,
                                       refresh=refresh, cadence={k: timedelta(hours=h) for k, h in source.refresh_hours.items()},
                                       projects=tuple(source.projects),
                                       projects_anywhere=source.listed,

@@ -96,6 +96,11 @@ COMPANIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# The `_sync_state` row (stream, scope) where the hook writer notes when a source's integration issue
+# webhooks last arrived: while they do, its syncs re-read fewer known issues (`refresh_with_hooks`).
+ISSUE_HOOKS = ("_hooks", "issue")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 

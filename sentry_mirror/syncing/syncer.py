@@ -31,7 +31,7 @@ from ..errors import ApiError, AuthError, BindingError, ConfigError, Interrupted
 from ..fetching import endpoints as ep
 from ..fetching.client import Page, SentryClient
 from ..fetching.urls import display_url
-from ..storage.store import PRUNE_KEYS, Store
+from ..storage.store import ISSUE_HOOKS, PRUNE_KEYS, Store, utcnow
 from ..timestamps import fmt_ts, parse_ts
 from . import project_details as details
 from . import usage
@@ -46,6 +46,8 @@ MASS_DELETION_MIN = 10  # issues gone in one sync below which no share is questi
 
 __all__ = ["Syncer", "SyncOptions", "SyncResult"]
 
+
+HOOKS_FRESH = timedelta(days=1)  # issue webhooks this recent count as arriving (see _refresh_share)
 
 class Syncer:
     def __init__(self, store: Store, client: SentryClient, org: str, *, source: str | None = None,
@@ -746,6 +748,8 @@ class Syncer:
         wrapping round; with the id it ends at. With fewer stale issues than that, all of them,
         every sync."""
         per_project = self.options.refresh_per_project
+        if self._issue_hooks_arrive() and self.options.refresh_with_hooks:
+            per_project = min(per_project or self.options.refresh_with_hooks, self.options.refresh_with_hooks)
         if not per_project:
             return stale, None
         budget = per_project * max(1, len(self.store.select("projects", source=self.source)))
@@ -757,6 +761,12 @@ class Syncer:
         log.info("re-reading %d of %d known issues this sync (refresh_per_project = %d)", len(share), len(stale),
                  per_project)
         return sorted(share), share[-1]
+
+    def _issue_hooks_arrive(self) -> bool:
+        """The source's integration issue webhooks reached the receiver within a day: status changes
+        come as they happen, and the re-read of known issues is only the net for missed ones."""
+        at = ((self.store.get_state(self.source, *ISSUE_HOOKS) or {}).get("extra") or {}).get("at")
+        return bool(at) and utcnow() - parse_ts(at) < HOOKS_FRESH
 
     def _note_gone(self, missing: list[str], safe_horizon: datetime) -> None:
         """Known issues the server did not return, but for those that may have left its window."""

@@ -49,6 +49,8 @@ class SyncOptions:
     projects: tuple[str, ...] = ()  # the project slugs mirrored; none: every project of the organization
     # `org = "*"`: `projects` names projects in any of the organizations; one that has none of them is skipped
     projects_anywhere: bool = False
+    # known issues re-read per project while the source's issue webhooks arrive (0: refresh_per_project)
+    refresh_with_hooks: int = 50
     issue_hashes: bool = True  # each changed issue's hashes (`issue_hashes = false`: none, and no request)
     tag_keys: tuple[str, ...] | None = None  # the tag keys whose values are read; None: every key a project has
 

@@ -33,7 +33,8 @@ from ...fetching import endpoints as ep
 from ...storage.locking import writer_lock
 from ...storage.sqlfiles import load_sql
 from ...syncing.syncer import GROUP_BATCH  # ids per issue-list request, as the sync's refresh
-from ...storage.store import Store, assignee_text, utcnow
+from ...storage.store import ISSUE_HOOKS, Store, assignee_text, utcnow
+from ...timestamps import fmt_ts
 from .spool import Delivery, HookSpool
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ def store_batch(store: Store, batch: Batch, refreshed: dict[str, list[dict]]) ->
         for source, pairs in batch.events.items():
             store.upsert_pages("events", pages(pairs), source=source, observed_at=now)
         for source, issues in batch.issues.items():
+            if issues:  # this source's integration issue webhooks arrive: its syncs may re-read fewer known issues
+                store.set_state(source, ISSUE_HOOKS[0], ISSUE_HOOKS[1], extra={"at": fmt_ts(now)})
             for issue, digest in issues:
                 if store.select("webhook_digest_seen", digest=digest)[0][0]:
                     log.info("an issue webhook for %s was applied before (a replay): skipped", issue["id"])
