@@ -83,10 +83,7 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
                     # sync ends partial (or with this error alone).
                     if len(sources) == 1 and not failures:
                         raise
-                    log.error("%s: %s", source.name, redact.scrub(str(exc)))
-                    results.append(SyncResult(source=source.name, status="failed", errors=[redact.scrub(str(exc))],
-                                              requests=client.stats.requests, retries=client.stats.retries))
-                    failures.append(exc)
+                    _failed(source, client, exc, results, failures)
                 finally:
                     client.close()
         finally:
@@ -116,13 +113,19 @@ def _planned(sources: list[Source], store: Store, results: list[SyncResult],
         except ApiError as exc:
             if len(sources) == 1:
                 raise
-            log.error("%s: %s", source.name, redact.scrub(str(exc)))
-            results.append(SyncResult(source=source.name, status="failed", errors=[redact.scrub(str(exc))],
-                                      requests=client.stats.requests, retries=client.stats.retries))
-            failures.append(exc)
+            _failed(source, client, exc, results, failures)
         finally:
             client.close()
     return planned
+
+
+def _failed(source: Source, client: SentryClient, exc: MirrorError, results: list[SyncResult],
+            failures: list[MirrorError]) -> None:
+    """One source failed while others go on: its result says so, and the run ends partial."""
+    log.error("%s: %s", source.name, redact.scrub(str(exc)))
+    results.append(SyncResult(source=source.name, status="failed", errors=[redact.scrub(str(exc))],
+                              requests=client.stats.requests, retries=client.stats.retries))
+    failures.append(exc)
 
 
 def describe_result(result) -> str:
