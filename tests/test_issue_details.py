@@ -232,3 +232,22 @@ def test_the_tag_saver_keeps_an_issues_top_values_with_the_keys_totals():
     buf.update("issue_tag_values_kept", issue_id="7", key="flavors", keep=["strawberry"])
     buf.flush()
     assert store.con.execute("SELECT value FROM issue_tag_values").fetchall() == [("strawberry",)]
+
+
+def test_a_route_found_back_by_full_is_asked_again_by_the_next_syncs():
+    """A detail route remembered as missing is asked again by --full; when it answers, the
+    syncs after it read that detail again, not only --full ones."""
+    with Emulator(seed=3, scale="tiny", token=TOKEN) as emu:
+        store = Store(":memory:")
+        sync(store, emu, issue_hashes=False)
+        caps = (store.get_state(emu.org_slug, "_capabilities", "") or {}).get("extra") or {}
+        store.set_state(emu.org_slug, "_capabilities", "", extra={**caps, "issue_hashes": False})  # as a 404 left it
+        emu.requests.reset()
+        sync(store, emu)
+        assert requested(emu, *HASHES) == 0  # remembered as missing
+        sync(store, emu, full=True)
+        assert stored_hashes(store) == truth_hashes(emu)
+        emu.advance(24)
+        emu.requests.reset()
+        sync(store, emu)
+        assert requested(emu, *HASHES) > 0 and stored_hashes(store) == truth_hashes(emu)

@@ -42,12 +42,15 @@ class IssueDetails:
         caps = self.walker.capabilities()
         serves = {name: self.options.full or caps.get(name, True) for name in (ep.ISSUE_HASHES.name, ep.ISSUE_TAG.name)}
         serves[ep.ISSUE_HASHES.name] &= self.options.issue_hashes  # the source's setting: none read
+        if not any(serves.values()):
+            return
         rows = self.store.select("issue_details_to_read", source=self.source, full=self.options.full,
                                  since=self.walker.server_now() - RETENTION)
         due = [(i, slug, mark, h, t and self._sampled(slug)) for i, slug, mark, h, t in rows if self.options.covers(slug)]
         due = [row for row in due if row[3] or row[4]]
         if due:
             self.walker.progress(f"hashes and tags of {len(due)} issues…")
+        answered: set[str] = set()
         for issue_id, _, mark, hashes_due, tags_due in due:
             for name, wanted, read in ((ep.ISSUE_HASHES.name, hashes_due, self._hashes),
                                        (ep.ISSUE_TAG.name, tags_due, self._tags)):
@@ -56,6 +59,9 @@ class IssueDetails:
                 self.walker.check_stop()
                 try:
                     read(issue_id, mark)
+                    if caps.get(name) is False and name not in answered:  # --full found the route back
+                        answered.add(name)
+                        self._forget_lacking(name)
                 except _Lacking as exc:
                     serves[name] = False
                     self._remember_lacking(name, str(exc))
@@ -124,6 +130,12 @@ class IssueDetails:
 
     def _mark(self, stream: str, issue_id: str, mark: str) -> None:
         self.buffer.state("state", stream, issue_id, watermark=None, cursor=None, params=None, extra={"mark": mark})
+
+    def _forget_lacking(self, name: str) -> None:
+        """The route answered (asked again by --full): the next syncs ask it again too."""
+        caps = self.walker.capabilities()
+        caps.pop(name, None)
+        self.walker.remember(caps)
 
     def _remember_lacking(self, name: str, why: str) -> None:
         """Kept in the capabilities: the route is not asked again at the next syncs."""
