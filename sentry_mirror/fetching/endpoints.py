@@ -63,8 +63,7 @@ ISSUE_HASHES = Endpoint("issue_hashes", "organizations/{org}/issues/{issue}/hash
 # One tag key of an issue: its top values (Sentry: up to 9) with counts, and the key's totals. Read
 # for issues of projects whose events are sampled or not read, so their pages still have tags.
 ISSUE_TAG = Endpoint("issue_tags", "organizations/{org}/issues/{issue}/tags/{key}/", "issue_tag_values",
-                     paged=False)
-ISSUE_TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
+                     paged=False)  # for the keys ISSUE_TAG_KEYS, below
 
 TEAMS = Endpoint("teams", "organizations/{org}/teams/", "teams", snapshot=True)
 MEMBERS = Endpoint("members", "organizations/{org}/members/", "members", snapshot=True)
@@ -89,6 +88,7 @@ TAG_VALUES = Endpoint("tag_values", "projects/{org}/{project}/tags/{key}/values/
 # not paged); each key's values are then read. A server without the list (GlitchTip) has these read.
 PROJECT_TAG_KEYS = Endpoint("project_tag_keys", "projects/{org}/{project}/tags/", "project_tag_keys", snapshot=True)
 TAG_KEYS = ("environment", "release", "browser", "os", "user", "level")
+ISSUE_TAG_KEYS = TAG_KEYS  # an issue's breakdown: the keys its page shows
 
 # A project's service hooks. Sentry answers each with its signing `secret`: dropped before storing.
 # 403 "You do not have that feature enabled" where the project lacks the servicehooks feature.

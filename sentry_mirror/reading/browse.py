@@ -13,7 +13,7 @@ import duckdb
 
 from ..errors import ConfigError
 from ..storage import sidefiles
-from ..storage.store import require_store
+from ..storage.store import ISSUE_HOOKS, require_store
 from ..timestamps import parse_ts
 from .rows import Rows
 
@@ -91,8 +91,8 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
         src["clock"] = clock[0] if clock else None  # the Date header and Sentry's clock disagreed
         src["cadences"] = _cadences(con, source)
         src["organization_gone_at"] = _gone_at(con, source)
-        hooks = con.execute("SELECT extra->>'at' FROM _sync_state WHERE source = ? AND stream = '_hooks' "
-                            "AND scope = 'issue'", [source]).fetchone()
+        hooks = con.execute("SELECT extra->>'at' FROM _sync_state WHERE source = ? AND stream = ? AND scope = ?",
+                            [source, *ISSUE_HOOKS]).fetchone()
         src["issue_webhooks_at"] = parse_ts(hooks[0]) if hooks else None
         info["sources"][source] = src
     return info

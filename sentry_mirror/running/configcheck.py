@@ -8,6 +8,7 @@ from typing import Iterator
 
 from .. import redact
 from ..errors import MirrorError
+from .allorgs import list_organizations
 from .config import ALL_ORGS, SOURCE_RULES, Config, Source
 
 
@@ -82,8 +83,7 @@ def online_check(config: Config) -> Iterator[tuple[str, bool]]:
         try:
             root, _ = client.get("")
             scopes = sorted(((root or {}).get("auth") or {}).get("scopes") or [])
-            orgs, _ = client.get("organizations/")
-            slugs = sorted(o.get("slug", "?") for o in orgs if isinstance(o, dict)) if isinstance(orgs, list) else []
+            slugs = sorted(o["slug"] for o in list_organizations(client))  # every page: a token may see hundreds
         except MirrorError as exc:
             yield f"{source.name}: {exc}", False
             continue

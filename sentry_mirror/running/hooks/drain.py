@@ -135,6 +135,8 @@ def store_batch(store: Store, batch: Batch, refreshed: dict[str, list[dict]]) ->
     with store.transaction() as con:
         for source, pairs in batch.events.items():
             store.upsert_pages("events", pages(pairs), source=source, observed_at=now)
+        if batch.issues:
+            store.run_statements("updates", "webhook_digests_forget", observed_at=now)
         for source, issues in batch.issues.items():
             if issues:  # this source's integration issue webhooks arrive: its syncs may re-read fewer known issues
                 store.set_state(source, ISSUE_HOOKS[0], ISSUE_HOOKS[1], extra={"at": fmt_ts(now)})
@@ -177,10 +179,10 @@ class Refresher:
     the store file from readers and syncs; the writer stores what came back (`take`) with its next
     batch."""
 
-    def __init__(self, clients: dict, refresh_after: float = 1.0, on_ready=None):
+    def __init__(self, clients: dict, refresh_after: float = 1.0):
         self.clients = clients  # source name -> (SentryClient, org slug)
         self.refresh_after = refresh_after
-        self.on_ready = on_ready or (lambda: None)
+        self.on_ready = lambda: None  # the Drainer wakes its writer here
         self.waiting: dict[str, dict[str, float]] = {}
         self.requests = 0
         self._lock = threading.Lock()

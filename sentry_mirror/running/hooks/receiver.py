@@ -152,17 +152,6 @@ class Checker:
         self.on_spooled()
         return verdict
 
-    def take(self, headers, body: bytes) -> Verdict:
-        """admit, keep and answer, in one blocking call."""
-        verdict = self.admit(headers, body)
-        if verdict.meta is None or verdict.status != 202:
-            return verdict
-        try:
-            self.spool.put(verdict.meta, body)
-        except OSError as exc:
-            return self.kept(verdict, exc)
-        return self.kept(verdict, None)
-
 
 class Headers(dict):
     """A request's headers by lower-cased name (the last one of a name wins)."""
