@@ -29,7 +29,7 @@ from ..errors import ApiError, AuthError, Interrupted, NotFoundError
 from . import rawpage
 from .endpoints import route_of, scope_of
 from .rawpage import RawPage
-from .urls import display_url, normalise_base_url
+from .urls import display_url, may_follow_region, normalise_base_url
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +288,7 @@ class SentryClient:
         here_host, there_host = self._origin.hostname or "", target.hostname or ""
         if there_host == here_host and target.port == self._origin.port:
             return False
-        on_sentry_io = all(h == "sentry.io" or h.endswith(".sentry.io") for h in (here_host, there_host))
-        if target.scheme != "https" or self._origin.scheme != "https" or not on_sentry_io or target.port:
+        if not may_follow_region(self._origin, target):
             log.info("not following regionUrl %s: only https hosts of sentry.io are followed", region_url)
             return False
         self.base_url = f"https://{there_host}/api/0"

@@ -6,7 +6,7 @@ library.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ..errors import ConfigError
 
@@ -41,3 +41,13 @@ def display_url(url: str) -> str:
     default = {"http": 80, "https": 443}.get(parts.scheme)
     host = (parts.hostname or "") + (f":{parts.port}" if parts.port and parts.port != default else "")
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+def may_follow_region(here: SplitResult, there: SplitResult) -> bool:
+    """Whether a token may follow an organization's `links.regionUrl` from `here` to `there`: on
+    its own server (scheme, host and port), or between https hosts of sentry.io (no port); never
+    where a server's answer points elsewhere."""
+    if (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port):
+        return True
+    on_sentry_io = all(h == "sentry.io" or h.endswith(".sentry.io") for h in (here.hostname or "", there.hostname or ""))
+    return on_sentry_io and here.scheme == there.scheme == "https" and not there.port

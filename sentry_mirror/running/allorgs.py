@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..fetching.client import SentryClient
-from ..fetching.urls import display_url, normalise_base_url
+from ..fetching.urls import display_url, may_follow_region, normalise_base_url
 from ..storage.store import Store, utcnow
 from .config import ALL_ORGS, Source
 
@@ -40,9 +40,7 @@ def region_url(source_url: str, region: str | None) -> str:
         here, there = urlsplit(normalise_base_url(source_url)), urlsplit(normalise_base_url(region))
     except Exception:
         return source_url
-    same_server = (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port)
-    on_sentry_io = all(h == "sentry.io" or h.endswith(".sentry.io") for h in (here.hostname or "", there.hostname or ""))
-    if same_server or (on_sentry_io and here.scheme == there.scheme == "https" and not there.port):
+    if may_follow_region(here, there):
         return display_url(region).rstrip("/")
     log.info("not following regionUrl %s: only the source's own server or sentry.io's hosts are followed", region)
     return source_url
