@@ -120,9 +120,12 @@ class HookSpool:
         with self._cond:
             return self._cond.wait_for(lambda: not self._queue and not self._writing, timeout)
 
-    def _write(self, records: bytes) -> str:
+    def _write(self, records: bytes, folder: str | None = None) -> str:
+        """A new file of `records` in the spool (or `folder`), whole or not at all: written under a
+        hidden name, fsynced, renamed, and the folder fsynced."""
+        folder = folder or self.folder
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex}{SUFFIX}"
-        tmp = os.path.join(self.folder, "." + name + ".tmp")
+        tmp = os.path.join(folder, "." + name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(records)
@@ -131,12 +134,12 @@ class HookSpool:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, os.path.join(self.folder, name))
-        self._sync_folder()
+        os.rename(tmp, os.path.join(folder, name))
+        self._sync_folder(folder)
         return name
 
-    def _sync_folder(self) -> None:
-        fd = os.open(self.folder, os.O_RDONLY)
+    def _sync_folder(self, folder: str | None = None) -> None:
+        fd = os.open(folder or self.folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -155,18 +158,7 @@ class HookSpool:
         returns the file's path. Its original file is removed with its batch."""
         folder = os.path.join(self.folder, QUARANTINE)
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        name = f"{time.time_ns():020d}-{uuid.uuid4().hex}{SUFFIX}"
-        fd = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, _record({**delivery.meta, "from": delivery.name}, delivery.body))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        name = self._write(_record({**delivery.meta, "from": delivery.name}, delivery.body), folder)
         return os.path.join(folder, name)
 
     def quarantined(self) -> list[str]:
