@@ -195,3 +195,13 @@ def test_all_orgs_flag_refuses_several_sources(tmp_path, emu):
     result = _sync(path, "--all-orgs")
     assert result.exit_code == 2 and "--source NAME" in result.stderr
     assert _sync(path, "--all-orgs", "--source", "a").exit_code == 0
+
+
+def test_source_without_a_config_names_the_flags_source_or_one_of_its_organizations(tmp_path, emu):
+    db = str(tmp_path / "f.duckdb")
+    flags = ("sync", "--url", emu.url, "--db", db, "--json")
+    result = run(*flags, "--all-orgs", "--source", "127.0.0.1/globex", env={"SENTRY_AUTH_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    assert [s["source"] for s in json.loads(result.stdout)["sources"]] == ["127.0.0.1/globex"]
+    result = run(*flags, "--org", "acme", "--source", "nope", env={"SENTRY_AUTH_TOKEN": TOKEN})
+    assert result.exit_code == 2 and "no source named nope" in result.stderr and "known: acme" in result.stderr

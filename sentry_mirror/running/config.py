@@ -486,6 +486,8 @@ def resolve(*, config_path: str | None, url: str | None, org: str | None, token:
         name = _host_name(resolved_url) if resolved_org == ALL_ORGS else resolved_org
         config.sources.append(Source(name=name, url=resolved_url, org=resolved_org, token=resolved_token,
                                      origins={"url": url_from, "org": org_from, "token": token_from}))
+        if source_names:  # the one source the flags make (NAME/SLUG picks an organization of org = "*")
+            config.sources = _selected(config.sources, source_names)
     for source in config.sources:
         source.token = _clean_secret(source.token, f"the token for {source.name}")
         for name, value in source.headers.items():
