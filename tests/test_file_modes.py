@@ -23,9 +23,10 @@ def clean_env(clean_sentry_env):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """The CLI as its own process under umask 022, through main() as the installed command runs."""
-    command = [sys.executable, "-c", "from sentry_mirror.cli import main; main()", *args]
+    # the umask set by the process itself: no Python code between fork and exec (see test_local_input)
+    command = [sys.executable, "-c", "import os; os.umask(0o022); from sentry_mirror.cli import main; main()", *args]
     done = subprocess.run(command, env={**os.environ, "SENTRY_AUTH_TOKEN": TOKEN}, cwd=ROOT, capture_output=True,
-                          text=True, timeout=180, preexec_fn=lambda: os.umask(0o022))
+                          text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     return done
 

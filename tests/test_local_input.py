@@ -1,8 +1,6 @@
 """Bad local input: one clear line, a non-zero exit, and nothing already stored lost."""
 
 import os
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +13,19 @@ from sentry_mirror.emulator import Emulator
 TOKEN = "sntryu_" + "1" * 64
 
 
-def cli(*args, preexec_fn=None, cwd=None):
+# Sets a file-size limit, then becomes the CLI: the limit is set by the new process itself, not by
+# Python code run between fork and exec (a preexec_fn), which a test process with other threads
+# (emulators, DuckDB's) may not survive.
+LIMITED = ("import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+           "limit = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)); "
+           "os.execv(sys.executable, [sys.executable, '-m', 'sentry_mirror', *sys.argv[2:]])")
+
+
+def cli(*args, file_size_limit=None, cwd=None):
     env = dict(os.environ, SENTRY_AUTH_TOKEN=TOKEN, SENTRYCLIRC=os.devnull)
-    return subprocess.run([sys.executable, "-m", "sentry_mirror", *args], env=env, capture_output=True,
-                          text=True, timeout=300, preexec_fn=preexec_fn, cwd=cwd)
+    start = [sys.executable, "-m", "sentry_mirror"] if file_size_limit is None else \
+        [sys.executable, "-c", LIMITED, str(file_size_limit)]
+    return subprocess.run([*start, *args], env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def one_line(result):
@@ -57,11 +64,7 @@ def test_full_disk_fails_cleanly_and_keeps_what_was_stored(synced, emu):
     limit = 128 * 1024  # per file: below the store's size, so growing it or its WAL fails
     assert synced.stat().st_size > limit
 
-    def small_disk():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    out = cli("sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(synced), "-q", preexec_fn=small_disk)
+    out = cli("sync", "--url", emu.url, "--org", emu.org_slug, "--db", str(synced), "-q", file_size_limit=limit)
     line = one_line(out)
     assert out.returncode == 3 and "sentry-mirror: error:" in line
     after = counts(synced)

@@ -397,6 +397,7 @@ def converse(emu, db, args: list[str], answers: list[tuple[str, str]], timeout: 
     import os
     import pty
     import select
+    import subprocess
     import sys
     import time
 
@@ -404,9 +405,11 @@ def converse(emu, db, args: list[str], answers: list[tuple[str, str]], timeout: 
             "--db", str(db)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTRY")}
     env.update(SENTRY_AUTH_TOKEN=TOKEN, SENTRYCLIRC=os.devnull, COLUMNS="120")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the command, with the pty as its terminal
-        os.execve(sys.executable, argv, env)
+    # The pty's far end as the command's terminal, started without Python code between fork and exec
+    # (pty.fork runs some, which a test process with other threads may not survive).
+    fd, far = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdin=far, stdout=far, stderr=far, start_new_session=True)
+    os.close(far)
     out, deadline = b"", time.monotonic() + timeout
 
     def read_until(text: bytes | None) -> None:
@@ -431,9 +434,9 @@ def converse(emu, db, args: list[str], answers: list[tuple[str, str]], timeout: 
             os.write(fd, answer.encode() + b"\n")
         read_until(None)
     finally:
-        _, status = os.waitpid(pid, 0)
+        code = proc.wait(timeout=60)
         os.close(fd)
-    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+    return code, out.decode(errors="replace")
 
 
 def test_on_a_terminal_triage_asks_and_a_no_changes_nothing(emu, db):
