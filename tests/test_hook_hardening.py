@@ -261,12 +261,14 @@ def test_stop_answers_and_stores_a_delivery_in_flight_and_closes_idle_connection
 
     closing = threading.Event()
     real_write = HookSpool._write
+    died: list = []  # exceptions that ended a thread
+    monkeypatch.setattr(threading, "excepthook", died.append)
     svc = service(db, emu).start()
 
-    def slow_write(self, records):  # a slow disk: the group commit ends only once stop() has begun
+    def slow_write(self, records, *more):  # a slow disk: the group commit ends only once stop() has begun
         closing.wait(10)
         svc.receiver._thread.join(2)  # ...and, before the fix, once the event loop was gone
-        return real_write(self, records)
+        return real_write(self, records, *more)
 
     monkeypatch.setattr(HookSpool, "_write", slow_write)
     real_stop = svc.receiver.stop
@@ -290,7 +292,8 @@ def test_stop_answers_and_stores_a_delivery_in_flight_and_closes_idle_connection
     from test_hooks import stored_events
 
     assert stored_events(db, json.loads(body)["event"]["eventID"]) == 1
-    assert svc.spool._writer.is_alive()  # the spool's thread did not die on a closed event loop
+    assert not died  # the spool's thread did not die on a closed event loop...
+    assert not svc.spool._writer.is_alive()  # ...it ended with the service (none left behind)
 
 
 # -- 7. a replayed or late integration `issue` webhook does not turn the store back -------------------

@@ -84,6 +84,7 @@ class HookService:
         self.stop.set()
         self.drainer.wake.set()
         self.drainer.join(30)
+        self.spool.close()
         for client, _ in self.clients.values():
             client.close()
 

@@ -65,9 +65,10 @@ class HookSpool:
         self._writer: threading.Thread | None = None
         self._writing = False  # a group being written (flush waits for it)
         self._removing: set[str] = set()  # stored, being unlinked by the remover thread
-        self._unlinks: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._unlinks: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # None: the remover stops
         self._remover: threading.Thread | None = None
         self._removed = threading.Condition()  # apart from _cond, whose notify() must reach the writer
+        self._closing = False  # the writer thread ends once the queue is empty
 
     def put(self, meta: dict, body: bytes) -> str:
         """Keep one verified delivery durably (returns once it is on disk); returns its file name."""
@@ -95,6 +96,8 @@ class HookSpool:
         while True:
             with self._cond:
                 while not self._queue:
+                    if self._closing:
+                        return
                     self._cond.wait()
                 group, self._queue = self._queue, []
                 self._writing = True
@@ -210,6 +213,8 @@ class HookSpool:
     def _unlink_forever(self) -> None:
         while True:
             name = self._unlinks.get()
+            if name is None:
+                return
             try:
                 os.unlink(os.path.join(self.folder, name))
             except FileNotFoundError:
@@ -220,6 +225,23 @@ class HookSpool:
                 self._removing.discard(name)
                 if not self._removing:
                     self._removed.notify_all()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the spool's threads once what they hold is on disk or unlinked (at shutdown: a
+        service stopped and started again in one process must not leave two behind)."""
+        with self._cond:
+            self._closing = True
+            writer = self._writer
+            self._cond.notify_all()
+        with self._removed:
+            remover = self._remover
+        if remover is not None:
+            self._unlinks.put(None)
+        for thread in (writer, remover):
+            if thread is not None:
+                thread.join(timeout)
+        with self._cond:
+            self._closing = False  # a later put starts a writer again
 
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait for the removals under way to reach the disk (at shutdown); False if they did not."""
