@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import time
 
 import pytest
@@ -19,7 +18,7 @@ from sentry_mirror.storage import sidefiles
 from sentry_mirror.storage.store import Store
 
 from test_hook_http import answers, bodies, closed, connect, signed
-from test_hooks import GUID, SECRET, an_event, service, wait_for, with_secret
+from test_hooks import SECRET, an_event, service, wait_for, with_secret
 
 
 @pytest.fixture
