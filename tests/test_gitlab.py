@@ -153,6 +153,13 @@ def test_write_appends_and_refuses_a_name_already_there(emu, tmp_path, monkeypat
     assert path.read_text() == text
 
 
+def test_write_to_a_missing_folder_is_one_line(emu, tmp_path):
+    missing = tmp_path / "nope" / "c.toml"
+    line = one_line_error(from_gitlab(emu, "--project", "acme/web", "--write", str(missing)), code=2)
+    assert f"the folder {missing.parent} does not exist" in line
+    assert not missing.parent.exists()
+
+
 def test_write_adds_no_source_for_an_organization_a_source_already_mirrors_whole(emu, tmp_path):
     path = tmp_path / "c.toml"
     before = f"[[sources]]\nname = 'mine'\norg = '{emu.org_slug}'\nurl = '{emu.url}/'\ntoken_env = 'SM_TOKEN'\n"

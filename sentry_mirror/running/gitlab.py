@@ -12,6 +12,7 @@ elsewhere is refused, since requests would carry that header anywhere.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import tomllib
@@ -342,6 +343,15 @@ def covered(existing: list[dict], source: Source, path: Path) -> str | None:
     return None
 
 
+def check_writable(path: Path) -> None:
+    """Before GitLab is asked anything: a file that cannot be written to is said at once."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"the folder {folder} does not exist", hint="create it, or choose another --write file")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise ConfigError(f"cannot write to {path}: permission denied", hint="choose another --write file")
+
+
 def append_blocks(path: Path, blocks: list[str]) -> None:
     """Add the tables to the end of the file, never changing what is there; the whole is checked
     to parse first, so a file is never left half written or broken."""
@@ -352,8 +362,11 @@ def append_blocks(path: Path, blocks: list[str]) -> None:
         tomllib.loads(before + added)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"adding the source would break {path}: {exc}", hint="nothing was written") from None
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(added)
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(added)
+    except OSError as exc:
+        raise ConfigError(f"cannot write to {path}: {exc.strerror or exc}", hint="choose another --write file") from None
 
 
 def gitlab_token(env_name: str, environ: dict) -> str:
@@ -376,6 +389,8 @@ def from_gitlab(*, gitlab_url: str, project: str, token: str, sentry_token_env: 
         raise ConfigError(f"--sentry-token-env must be {SOURCE_RULES['token_env'][1]}")
     if client_keys and every:
         raise ConfigError("--client-keys lists one project's keys", hint="drop --all, or name one project")
+    if write:
+        check_writable(Path(write))
     gl = GitLab(gitlab_url, token)
     try:
         if client_keys:
