@@ -750,13 +750,23 @@ def hooks_options(func=None, *, public_url: bool = False):
 
 def hooks_config(opts: dict, *, one: bool = True) -> Config:
     setup_logging(opts["verbose"], opts["quiet"])
-    from .running.config import resolve  # lazy: see sync
+    from .running.config import ALL_ORGS, resolve  # lazy: see sync
 
     config = resolve(config_path=opts["config_path"], url=opts["url"], org=opts["org"], token=opts["token"],
                      db=opts["db"], source_names=(opts["source_name"],) if opts["source_name"] else ())
+    every = [s for s in config.sources if s.org == ALL_ORGS]
+    if every:  # hooks belong to one organization's projects: `org = "*"` means each one the token sees
+        from .running.allorgs import each_organization
+        from .running.runner import client_for
+
+        config.sources = each_organization(config.sources, client_for)
+        if one and len(config.sources) > 1 and len(every) == 1 and not every[0].only_orgs:
+            raise ConfigError(f"source {every[0].name} mirrors every organization its token sees "
+                              f"({', '.join(s.org for s in config.sources)}), and this acts on one",
+                              hint=f"pick one with --source {every[0].name}/SLUG")
     if one and len(config.sources) != 1:
         raise ConfigError(f"this acts as one source, and the config gives {len(config.sources)}",
-                          hint="pick one with --source NAME")
+                          hint="pick one with --source NAME (NAME/SLUG for one organization of org = \"*\")")
     return config
 
 

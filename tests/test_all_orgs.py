@@ -8,7 +8,7 @@ import re
 
 import pytest
 import requests
-from helpers import TOKEN, assert_level, run, session, write
+from helpers import TOKEN, assert_level, one_line_error, run, session, write
 
 from sentry_mirror.emulator import Emulator
 from sentry_mirror.errors import PARTIAL_EXIT
@@ -205,3 +205,30 @@ def test_source_without_a_config_names_the_flags_source_or_one_of_its_organizati
     assert [s["source"] for s in json.loads(result.stdout)["sources"]] == ["127.0.0.1/globex"]
     result = run(*flags, "--org", "acme", "--source", "nope", env={"SENTRY_AUTH_TOKEN": TOKEN})
     assert result.exit_code == 2 and "no source named nope" in result.stderr and "known: acme" in result.stderr
+
+
+def test_hooks_act_on_one_organization_of_a_source_with_every_organization(emu, tmp_path):
+    path = _config(tmp_path, emu)
+    secrets = tmp_path / "s.json"
+    env = {"SM_TOKEN": TOKEN}
+    globex = emu.regions.world("globex")
+    slug = globex.projects[0].slug
+    hook_args = ("--project", slug, "--url", "https://m.example.com/h", "--yes", "--secrets", str(secrets))
+    # `*` is no organization: the commands that act on one ask which
+    line = one_line_error(run("hooks", "install", "-c", path, *hook_args, env=env), code=2)
+    assert "source main mirrors every organization its token sees (acme, globex)" in line
+    assert "--source main/SLUG" in line
+    done = run("hooks", "install", "-c", path, "--source", "main/globex", *hook_args, env=env)
+    assert done.exit_code == 0, done.output + done.stderr
+    assert f"on globex/{slug}" in done.output
+    [(guid, entry)] = json.loads(secrets.read_text())["hooks"].items()
+    assert entry["source"] == "main/globex"  # the name its synced rows have
+    assert guid in [h["id"] for h in globex.hooks[globex.projects[0].idx]]
+    assert f"/_region/de/api/0/projects/globex/{slug}/hooks/" in emu.requests.paths()
+    listed = run("hooks", "list", "-c", path, "--source", "main/globex", "--json", env=env)
+    assert listed.exit_code == 0, listed.stderr
+    assert guid in [h["id"] for h in json.loads(listed.output)]
+    gone = run("hooks", "remove", guid, "-c", path, "--source", "main/globex", "--yes", "--secrets", str(secrets),
+               env=env)
+    assert gone.exit_code == 0, gone.stderr
+    assert guid not in [h["id"] for h in globex.hooks[globex.projects[0].idx]]

@@ -67,10 +67,31 @@ def expand(source: Source, store: Store, client: SentryClient) -> list[Source]:
                          observed_at=utcnow())
     if not orgs:
         log.warning("%s: the token sees no organizations", source.name)
-    if source.only_orgs:  # `--source NAME/SLUG`: those alone are synced (the list is still kept)
-        unknown = source.only_orgs - {o["slug"] for o in orgs}
-        if unknown:
-            raise ConfigError(f"{source.name}: the token sees no organization {', '.join(sorted(unknown))}",
-                              hint="known: " + (", ".join(o["slug"] for o in orgs) or "none"))
-        orgs = [o for o in orgs if o["slug"] in source.only_orgs]
-    return org_sources(source, orgs)
+    return org_sources(source, picked(source, orgs))
+
+
+def picked(source: Source, orgs: list[dict]) -> list[dict]:
+    """`--source NAME/SLUG`: those alone (the whole list is still what marks organizations gone)."""
+    if not source.only_orgs:
+        return orgs
+    unknown = source.only_orgs - {o["slug"] for o in orgs}
+    if unknown:
+        raise ConfigError(f"{source.name}: the token sees no organization {', '.join(sorted(unknown))}",
+                          hint="known: " + (", ".join(o["slug"] for o in orgs) or "none"))
+    return [o for o in orgs if o["slug"] in source.only_orgs]
+
+
+def each_organization(sources: list[Source], client_for) -> list[Source]:
+    """The sources with `org = "*"` replaced by one per organization (no store needed: for commands
+    that act on Sentry, such as `hooks`)."""
+    out = []
+    for source in sources:
+        if source.org != ALL_ORGS:
+            out.append(source)
+            continue
+        client = client_for(source)
+        try:
+            out.extend(org_sources(source, picked(source, list_organizations(client))))
+        finally:
+            client.close()
+    return out
