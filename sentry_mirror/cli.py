@@ -831,26 +831,33 @@ def hooks_serve(host, port, max_bytes, replay_window, integration_secret_env, re
 @hooks_options(public_url=True)
 def hooks_install(project, public_url, events, secret_env, yes, **opts):
     """Create a service hook in Sentry; its secret goes to the secrets file, never to the screen."""
-    from .running.hooks.install import check_install, install
+    from .running.hooks.install import check_install, install, same_url
     from .running.hooks.secrets import HookSecrets
     from .running.hooks.service import secrets_path
     from .running.runner import client_for
 
+    wanted = [e.strip() for e in events.split(",") if e.strip()]
+    check_install(public_url, wanted, secret_env)
     config = hooks_config(opts)
     source = config.sources[0]
-    wanted = [e.strip() for e in events.split(",") if e.strip()]
-    check_install(public_url, wanted)
     path = secrets_path(config, opts["secrets_path"])
-    click.echo(f"About to create a service hook on {source.org}/{project} sending {', '.join(wanted)} to {public_url}; "
-               f"its secret is kept in {path}")
-    confirm_write(yes)
+    kept = f"the name of the variable holding its secret, {secret_env}, is kept in {path}" if secret_env \
+        else f"its secret is kept in {path}"
     client = client_for(source)
     try:
+        there = same_url(client, source.org, project, public_url)
+        if there:
+            raise ConfigError(f"{source.org}/{project} already has service hook {there[0]} sending to {public_url}; "
+                              "a second would deliver every event twice",
+                              hint=f"keep it, or remove it first: sentry-mirror hooks remove {there[0]}")
+        click.echo(f"About to create a service hook on {source.org}/{project} sending {', '.join(wanted)} to "
+                   f"{public_url}; {kept}")
+        confirm_write(yes)
         hook = install(client, source.org, project, public_url, wanted, HookSecrets(path), source=source.name,
                        secret_env=secret_env)
     finally:
         client.close()
-    click.echo(f"created hook {hook['id']} ({hook['status']}); secret kept in {path}")
+    click.echo(f"created hook {hook['id']} ({hook['status']}); {kept}")
 
 
 @hooks.command("list")

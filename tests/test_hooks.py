@@ -274,6 +274,32 @@ def test_the_cli_never_shows_the_secret(synced, emu, tmp_path):
     assert entry["secret"].encode() not in Path(synced).read_bytes()
 
 
+def test_install_refuses_a_second_hook_to_the_same_url_and_a_bad_variable_name(synced, emu, tmp_path):
+    from helpers import one_line_error, run
+
+    secrets = tmp_path / "s.json"
+    slug = emu.world.projects[1].slug
+    args = ["--project", slug, "--sentry-url", emu.url, "--org", emu.org_slug, "--db", synced,
+            "--secrets", str(secrets), "--yes"]
+    env = {"SENTRY_AUTH_TOKEN": emu.token, "HOOK_SEC": None}
+    line = one_line_error(run("hooks", "install", "--url", "https://m.example.com/a", "--secret-env", "bad name",
+                              *args, env=env), code=2)
+    assert "--secret-env must be" in line and not secrets.exists()
+    first = run("hooks", "install", "--url", "https://m.example.com/a", "--secret-env", "HOOK_SEC", *args, env=env)
+    assert first.exit_code == 0, first.output + first.stderr
+    assert f"the name of the variable holding its secret, HOOK_SEC, is kept in {secrets}" in first.output
+    [guid] = json.loads(secrets.read_text())["hooks"]
+    kept = secrets.read_text()
+    hooks_before = list(emu.world.hooks[emu.world.projects[1].idx])
+    again = run("hooks", "install", "--url", "https://m.example.com/a", *args, env=env)
+    line = one_line_error(again, code=2)
+    assert f"already has service hook {guid} sending to https://m.example.com/a" in line
+    assert f"hooks remove {guid}" in line
+    assert emu.world.hooks[emu.world.projects[1].idx] == hooks_before and secrets.read_text() == kept
+    other = run("hooks", "install", "--url", "https://m.example.com/b", *args, env=env)  # another URL is fine
+    assert other.exit_code == 0, other.stderr
+
+
 def test_a_crash_after_2xx_before_the_write_loses_nothing(synced, emu, tmp_path):
     """The receiver is killed (SIGKILL) after answering 202 while a sync holds the store; the next
     start writes what the spool kept."""

@@ -18,7 +18,11 @@ def hooks_path(org: str, project: str) -> str:
     return f"projects/{quote(org, safe='')}/{quote(project, safe='')}/hooks/"
 
 
-def check_install(url: str, events: list[str]) -> None:
+def check_install(url: str, events: list[str], secret_env: str | None = None) -> None:
+    from ..config import SOURCE_RULES
+
+    if secret_env is not None and not SOURCE_RULES["token_env"][0](secret_env):
+        raise ConfigError(f"--secret-env must be {SOURCE_RULES['token_env'][1]}")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"--url {url!r} is not an http(s) URL", hint="the public URL Sentry will POST to")
@@ -41,6 +45,11 @@ def install(client: SentryClient, org: str, project: str, url: str, events: list
     else:
         secrets.add_hook(hook["id"], hook["secret"], source=source, project=project, url=url)
     return shown(hook)
+
+
+def same_url(client: SentryClient, org: str, project: str, url: str) -> list[str]:
+    """The project's hooks that already send to this URL: a second would deliver every event twice."""
+    return [h["id"] for h in list_hooks(client, org, [project]) if h.get("url") == url]
 
 
 def list_hooks(client: SentryClient, org: str, projects: list[str]) -> list[dict]:
