@@ -156,8 +156,8 @@ def test_source_slash_slug_syncs_that_organization_alone(tmp_path, emu):
 
 def test_projects_with_every_org_name_projects_in_any_and_an_org_without_them_is_skipped(tmp_path):
     """`projects` under `org = "*"` is a filter over all the organizations: one that lacks some of
-    them mirrors those it has, one that has none is skipped (not failed), and naming a project no
-    organization has is a config error."""
+    them mirrors those it has, one that has none is skipped (not failed), a project no organization
+    has is said once in the summary, and naming only projects no organization has is a config error."""
     with Emulator(seed=23, scale="tiny", token=TOKEN) as emu:
         requests.post(f"{emu.url}/_emulator/orgs", json={"slug": "gamma", "region": "de", "scale": "small"}
                       ).raise_for_status()
@@ -181,6 +181,15 @@ def test_projects_with_every_org_name_projects_in_any_and_an_org_without_them_is
         assert result.exit_code == 0, result.output
         by_source = {s["source"]: s["status"] for s in json.loads(result.stdout)["sources"]}
         assert by_source == {"main/acme": "skipped", "main/gamma": "ok"}
+
+        path = _config(tmp_path, emu, 'projects = ["payments", "nowhere"]\n')  # a typo beside a real one
+        result = _sync(path)
+        assert result.exit_code == 0, result.output
+        notes = [n for s in json.loads(result.stdout)["sources"] for n in s["notes"]]
+        assert notes.count("no organization main sees has project nowhere") == 1, notes
+        assert not any("payments" in n for n in notes if n.startswith("no organization"))
+        summary = run("sync", "-c", path, env={"SM_TOKEN": TOKEN})
+        assert "note: no organization main sees has project nowhere" in summary.output
 
         path = _config(tmp_path, emu, 'projects = ["nowhere"]\n')
         result = _sync(path)

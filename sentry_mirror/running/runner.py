@@ -93,7 +93,27 @@ def sync_all(config: Config, *, full: bool = False, refresh: frozenset[str] = fr
     if results and all(r.status == "skipped" for r in results):  # `projects` names none of any organization's
         raise ConfigError("no organization the token sees has any of the projects the config names",
                           hint="; ".join(n for r in results for n in r.notes))
+    _nowhere(sources, results)
     return results
+
+
+def _nowhere(sources: list[Source], results: list[SyncResult]) -> None:
+    """With `org = "*"`, a project named that no organization has (a typo, most likely) is said once
+    in the summary, beside the per-organization notes; an organization that failed leaves it unknown."""
+    by_parent: dict[str, list[SyncResult]] = {}
+    named = {s.name: s for s in sources}
+    for result in results:
+        source = named.get(result.source)
+        if source is not None and source.listed and source.projects:
+            by_parent.setdefault(result.source.rpartition("/")[0], []).append(result)
+    for parent, group in by_parent.items():
+        if any(r.status == "failed" for r in group):
+            continue
+        nowhere = set(group[0].missing_projects).intersection(*(r.missing_projects for r in group[1:]))
+        if nowhere:
+            slugs = ", ".join(sorted(nowhere))
+            shown = next((r for r in group if r.status != "skipped"), group[0])  # a summary line with notes
+            shown.notes.insert(0, f"no organization {parent} sees has project {slugs}")
 
 
 def _planned(sources: list[Source], store: Store, results: list[SyncResult],

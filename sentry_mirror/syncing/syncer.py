@@ -322,6 +322,7 @@ class Syncer:
         known = self._listed_slugs | {slug for _, slug in self._mirrored_projects()}
         unknown = [slug for slug in self.options.projects if slug not in known]
         if unknown and self.options.projects_anywhere:  # named for every organization: those it has
+            self.result.missing_projects = unknown
             if len(unknown) == len(set(self.options.projects)):
                 raise NothingToMirror(f"organization {self.org} has none of the projects {', '.join(unknown)}")
             self.result.notes.append(f"organization {self.org} has no project {', '.join(unknown)}")
@@ -335,6 +336,7 @@ class Syncer:
         if not self._mirrored_projects():
             self._read_projects_now()
         if not self._mirrored_projects():
+            self.result.missing_projects = list(self.options.projects)
             raise NothingToMirror(f"organization {self.org} has none of the projects "
                                   f"{', '.join(self.options.projects)}")
 

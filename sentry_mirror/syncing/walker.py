@@ -76,6 +76,7 @@ class SyncResult:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # streams that failed while the others were stored
     streams: dict[str, dict] = field(default_factory=dict)  # per stream: rows, requests, retries, 429s, seconds
+    missing_projects: list[str] = field(default_factory=list)  # with org = "*": named projects this org lacks
 
     def add(self, entity: str, n: int) -> None:
         self.rows[entity] = self.rows.get(entity, 0) + n
