@@ -132,6 +132,7 @@ def test_status_shows_each_slowly_changing_streams_cadence_and_when_it_is_next_d
         store = Store(db)
         sync(store, emu, cadence={"members": timedelta(hours=6)})
         store.close()
+        server_now = emu.world.now.replace(tzinfo=None)
     info = json.loads(run("status", "--db", db, "--json").stdout)
     cadences = {c["stream"]: c for c in info["sources"][emu.org_slug]["cadences"]}
     assert set(cadences) == {"organization", "projects", "teams", "members", "environments", "project_details",
@@ -140,6 +141,8 @@ def test_status_shows_each_slowly_changing_streams_cadence_and_when_it_is_next_d
     assert members["every_hours"] == 6 and cadences["teams"]["every_hours"] == 24
     last, due = (datetime.fromisoformat(members[k]) for k in ("last_read", "next_due"))
     assert due - last == timedelta(hours=6)
+    for stream, c in cadences.items():  # every stream timed by Sentry's clock (the Date header), none by ours
+        assert abs(datetime.fromisoformat(c["last_read"]) - server_now) < timedelta(minutes=1), stream
     text = run("status", "--db", db).stdout
     assert f"members            every 6 h, last read {last:%Y-%m-%d %H:%M:%S} UTC, next due {due:%Y-%m-%d %H:%M:%S} UTC" \
         in text, text

@@ -232,9 +232,10 @@ class Syncer:
             if bound.get("region"):
                 self.client.use_region(bound["region"])
             return
-        started = self.walker.server_now()
         self._read_organization()
-        self._note_read("organization", started)
+        # one request, and the sync's first: Sentry's clock is known only from its answer (before
+        # it, server_now is this machine's clock, and the cadence would be timed by two clocks)
+        self._note_read("organization", self.walker.server_now())
 
     def _read_organization(self) -> None:
         try:
