@@ -20,7 +20,7 @@ import click
 import duckdb
 
 from . import __version__, redact
-from .errors import PARTIAL_EXIT, ConfigError, Interrupted, MirrorError, StoreError
+from .errors import PARTIAL_EXIT, ConfigError, Interrupted, MirrorError, NotFoundError, StoreError
 from .fetching.endpoints import CADENCES
 from .running.options import (
     config_option,
@@ -867,26 +867,32 @@ def hooks_install(project, public_url, events, secret_env, yes, **opts):
 @hooks_options
 def hooks_list(projects, as_json, **opts):
     """List the projects' service hooks in Sentry (never their secrets)."""
-    from .running.hooks.install import list_hooks
+    from .running.hooks.install import list_hooks, secret_here
+    from .running.hooks.secrets import HookSecrets
+    from .running.hooks.service import secrets_path
     from .running.runner import client_for
 
     config = hooks_config(opts)
     source = config.sources[0]
+    kept = HookSecrets(secrets_path(config, opts["secrets_path"])).read()["hooks"]
     client = client_for(source)
     try:
         if not projects:
             projects = [p["slug"] for page in client.paginate(f"organizations/{source.org}/projects/")
                         for p in page.items]
-        rows = list_hooks(client, source.org, list(projects))
+        rows = [{**r, "secret_here": secret_here(kept.get(r["id"]))} for r in list_hooks(client, source.org, list(projects))]
     finally:
         client.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for r in rows:
-        click.echo(f"{r['project']:<24} {r['id']:<34} {r['status'] or '':<9} {','.join(r['events'] or [])}  {r['url']}")
     if not rows:
         click.echo("no service hooks")
+        return
+    click.echo(f"{'PROJECT':<24} {'HOOK':<34} {'STATUS':<9} {'SECRET HERE':<24} EVENTS  URL")
+    for r in rows:
+        click.echo(f"{r['project']:<24} {r['id']:<34} {r['status'] or '':<9} {r['secret_here']:<24} "
+                   f"{','.join(r['events'] or [])}  {r['url']}")
 
 
 @hooks.command("remove")
@@ -913,6 +919,9 @@ def hooks_remove(hook_id, project, yes, **opts):
     client = client_for(source)
     try:
         remove(client, source.org, project, hook_id, secrets)
+    except NotFoundError:
+        raise NotFoundError(404, f"Sentry has no service hook {hook_id} on {source.org}/{project}",
+                            hint=f"`sentry-mirror hooks list --project {project}` shows its hooks") from None
     finally:
         client.close()
     click.echo(f"deleted hook {hook_id}")

@@ -298,6 +298,17 @@ def test_install_refuses_a_second_hook_to_the_same_url_and_a_bad_variable_name(s
     assert emu.world.hooks[emu.world.projects[1].idx] == hooks_before and secrets.read_text() == kept
     other = run("hooks", "install", "--url", "https://m.example.com/b", *args, env=env)  # another URL is fine
     assert other.exit_code == 0, other.stderr
+    # the list says which hooks this receiver can check: the secret kept, or a variable (set or not)
+    common = ["--project", slug, "--url", emu.url, "--org", emu.org_slug, "--db", synced, "--secrets", str(secrets)]
+    listed = run("hooks", "list", *common, "--json", env=env)
+    here = {h["url"]: h["secret_here"] for h in json.loads(listed.output)}
+    assert here["https://m.example.com/a"] == "$HOOK_SEC (unset)" and here["https://m.example.com/b"] == "yes"
+    assert set(here.values()) - {"yes", "$HOOK_SEC (unset)"} <= {"no"}  # the world's own hooks: no secret here
+    table = run("hooks", "list", *common, env={**env, "HOOK_SEC": "s"})
+    assert table.output.startswith("PROJECT") and "$HOOK_SEC " in table.output
+    # a hook Sentry does not have: one line that points at `hooks list`, not at --org
+    line = one_line_error(run("hooks", "remove", "deadbeef", *common, "--yes", env=env), code=4)
+    assert f"Sentry has no service hook deadbeef on {emu.org_slug}/{slug}" in line and "hooks list" in line
 
 
 def test_a_crash_after_2xx_before_the_write_loses_nothing(synced, emu, tmp_path):

@@ -4,6 +4,7 @@ shown), list them (never with their secrets), remove one.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import quote, urlsplit
 
 from ...errors import ConfigError
@@ -64,6 +65,19 @@ def remove(client: SentryClient, org: str, project: str, hook_id: str, secrets: 
     """Delete the hook in Sentry and forget its secret; whether the secrets file had it."""
     client.request("DELETE", hooks_path(org, project) + f"{quote(hook_id, safe='')}/", scope="project:write")
     return secrets.remove_hook(hook_id)
+
+
+def secret_here(entry: dict | None) -> str:
+    """What the secrets file holds for a hook, for `hooks list`: whether the receiver can check its
+    deliveries (never the secret itself)."""
+    if not isinstance(entry, dict):
+        return "no"
+    if entry.get("secret"):
+        return "yes"
+    name = entry.get("secret_env")
+    if name:
+        return f"${name}" + ("" if os.environ.get(name) else " (unset)")
+    return "no"
 
 
 def shown(hook: dict) -> dict:
