@@ -271,3 +271,11 @@ def test_sentryclirc_replaces_the_home_file_even_when_the_walk_upwards_passes_ho
     monkeypatch.delenv("SENTRYCLIRC")
     (source,) = resolve(config_path=None, url=None, org=None, token=None, db=None).sources
     assert (source.org, source.origins["org"]) == ("real-home-org", "~/.sentryclirc")
+
+
+def test_an_empty_token_flag_is_refused_not_taken_for_the_environment_s(monkeypatch):
+    """`--token "$TOKEN"` with TOKEN unset used SENTRY_AUTH_TOKEN instead, silently."""
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "tok-from-env")
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match="--token is empty"):
+            resolve(config_path=None, url="https://sentry.io", org="acme", token=empty, db=None)

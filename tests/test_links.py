@@ -66,7 +66,7 @@ def test_base_url_normalised(given, expected):
     assert normalise_base_url(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["sentry.io", "ftp://x", "", "https://"])
+@pytest.mark.parametrize("bad", ["sentry.io", "ftp://x", "", "https://", "http://127.0.0.1:0"])
 def test_bad_base_url_is_a_config_error(bad):
     with pytest.raises(ConfigError):
         normalise_base_url(bad)

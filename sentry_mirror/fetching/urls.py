@@ -16,7 +16,8 @@ def normalise_base_url(url: str) -> str:
     url = (url or "").strip()
     try:
         parts = urlsplit(url)
-        parts.port  # raises on a port out of range
+        if parts.port == 0:  # `:0` is no port a server listens on (requests would try the scheme's own)
+            raise ValueError
     except ValueError:
         raise ConfigError(f"not a valid URL: {url!r}", hint="pass --url like https://sentry.io") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):

@@ -439,6 +439,9 @@ def _selected(sources: list[Source], names: tuple[str, ...]) -> list[Source]:
 def resolve(*, config_path: str | None, url: str | None, org: str | None, token: str | None,
             db: str | None, source_names: tuple[str, ...] = ()) -> Config:
     """Build the effective configuration; flags win over everything else."""
+    if token is not None and not token.strip():  # `--token ""` (an unset shell variable): not "use the default"
+        raise ConfigError("--token is empty", hint="pass the token, or leave --token out to use SENTRY_AUTH_TOKEN "
+                                                   "or the config's token_env")
     data = load_config_file(config_path, flag_token=token) if config_path else {}
     cli_rc = sentryclirc()
     schedule = data.get("schedule") or {}
