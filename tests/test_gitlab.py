@@ -158,6 +158,7 @@ def test_write_to_a_missing_folder_is_one_line(emu, tmp_path):
     line = one_line_error(from_gitlab(emu, "--project", "acme/web", "--write", str(missing)), code=2)
     assert f"the folder {missing.parent} does not exist" in line
     assert not missing.parent.exists()
+    assert "--project is empty" in one_line_error(from_gitlab(emu, "--project", " "), code=2)
 
 
 def test_write_adds_no_source_for_an_organization_a_source_already_mirrors_whole(emu, tmp_path):

@@ -389,6 +389,8 @@ def from_gitlab(*, gitlab_url: str, project: str, token: str, sentry_token_env: 
         raise ConfigError(f"--sentry-token-env must be {SOURCE_RULES['token_env'][1]}")
     if client_keys and every:
         raise ConfigError("--client-keys lists one project's keys", hint="drop --all, or name one project")
+    if not project.strip():
+        raise ConfigError("--project is empty", hint="a GitLab project's numeric id or full path (group/project)")
     if write:
         check_writable(Path(write))
     gl = GitLab(gitlab_url, token)
