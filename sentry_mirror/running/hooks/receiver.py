@@ -15,10 +15,12 @@ is on disk.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from ...errors import MirrorError
+from ...errors import ConfigError, MirrorError
 from .secrets import HookSecrets, Secret
 from .spool import HookSpool
 
@@ -238,6 +240,31 @@ def answer(status: int, message: str, close: bool) -> bytes:
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{closing}\r\n").encode() + body
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The receiver's listening socket, bound before anything else of the service starts. An empty
+    host (which would be every interface), an address that is not this machine's or a port in use is
+    a ConfigError of one line, as `emulator` says it."""
+    if not host.strip():
+        raise ConfigError("--host is empty", hint="give the address to listen on: 127.0.0.1 (the default), "
+                                                  "or 0.0.0.0 for every interface")
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0]
+        return socket.create_server(address, family=family)
+    except OSError as exc:
+        if isinstance(exc, socket.gaierror):  # not an address, nor a name this machine resolves
+            reason = exc.strerror or str(exc)
+        else:  # create_server's own message repeats the address
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            hint = "pick another --port, or --port 0 for any free one"
+        elif exc.errno == errno.EACCES and 0 < port < 1024:
+            hint = "ports below 1024 need privileges: pick --port 1024 or above and a proxy in front"
+        else:  # an unknown name, an address of another machine
+            hint = "--host must be an address of this machine, e.g. 127.0.0.1, or 0.0.0.0 for every interface"
+        raise ConfigError(f"cannot listen on {where}: {reason}", hint=hint) from None
+
+
 class Receiver:
     """HTTP/1.1 with keep-alive on one asyncio event loop in a thread of its own.
 
@@ -247,9 +274,10 @@ class Receiver:
     commit without holding a thread. A slow or silent client holds only its own connection, and is
     dropped when a request (or the wait for the next one) takes over CLIENT_TIMEOUT."""
 
-    def __init__(self, host: str, port: int, checker: Checker):
+    def __init__(self, sock: socket.socket, checker: Checker):
+        """`sock`: the listening socket (`listen`); the receiver closes it at stop."""
         self.checker = checker
-        self._sock = socket.create_server((host, port))
+        self._sock = sock
         self._sock.setblocking(False)
         self.server_address = self._sock.getsockname()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -11,7 +11,7 @@ from ...storage import sidefiles
 from ...storage.store import check_store_path
 from ..config import Config
 from .drain import Drainer, Refresher
-from .receiver import Checker, Limits, Receiver
+from .receiver import Checker, Limits, Receiver, listen
 from .secrets import HookSecrets, Secret
 from .spool import HookSpool
 
@@ -40,6 +40,18 @@ class HookService:
                  stop: threading.Event | None = None):
         if config.db != ":memory:":
             check_store_path(config.db)
+        # bound first: a port in use or a bad --host leaves nothing started (no spool folder, no client)
+        sock = listen(options.host, options.port)
+        try:
+            self._build(config, options, clients, stop, sock)
+        except BaseException:
+            sock.close()
+            for client, _ in getattr(self, "clients", {}).values():
+                client.close()
+            raise
+
+    def _build(self, config: Config, options: ServeOptions, clients: dict | None, stop: threading.Event | None,
+               sock) -> None:
         self.stop = stop or threading.Event()
         self.spool = HookSpool(sidefiles.hook_spool(config.db))
         default = config.sources[0].name if len(config.sources) == 1 else None
@@ -57,7 +69,7 @@ class HookService:
             log.warning("no integration client secret in %s: those webhooks are refused", ", ".join(missing))
         self.checker = Checker(HookSecrets(secrets_path(config, options.secrets_path)), self.spool,
                                options.limits or Limits(), default, integrations, on_spooled=self.drainer.wake.set)
-        self.receiver = Receiver(options.host, options.port, self.checker)
+        self.receiver = Receiver(sock, self.checker)
 
     @property
     def port(self) -> int:
