@@ -397,3 +397,44 @@ def test_a_sync_that_takes_the_lock_mid_burst_gets_the_store(synced, emu):
     assert drainer.cycle() == 1 and not spool.pending()
     drainer._let_go()
     assert stored_events(synced, f"{0:032x}", f"{1:032x}") == 2
+
+
+
+def serve_process(db, emu, *flags):
+    """`hooks serve` in a process of its own; its stderr lines are handed over (a queue) as they come,
+    and None once it closed stderr."""
+    import queue
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "sentry_mirror", "hooks", "serve", "--port", "0", "--url", emu.url,
+                             "--org", emu.org_slug, "--db", db, *flags], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "SENTRY_AUTH_TOKEN": emu.token})
+    lines: queue.Queue = queue.Queue()
+
+    def read():
+        for line in proc.stderr:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
+
+
+def test_serve_says_where_it_listens_without_v_and_not_with_q(synced, emu, tmp_path):
+    proc, lines = serve_process(synced, emu)
+    try:
+        line = lines.get(timeout=30)  # its first line, at the default log level
+        assert line and line.startswith("receiving Sentry webhooks on http://127.0.0.1:"), line
+        assert requests.get(line.split()[4], timeout=10).status_code == 405  # the receiver's own address
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    port_file = tmp_path / "port"
+    proc, lines = serve_process(synced, emu, "-q", "--port-file", str(port_file))
+    try:
+        wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    said = list(iter(lambda: lines.get(timeout=20), None))  # to the end of its stderr
+    assert not any("receiving" in line for line in said), said

@@ -75,6 +75,12 @@ class HookService:
     def port(self) -> int:
         return self.receiver.server_address[1]
 
+    @property
+    def url(self) -> str:
+        """Where the receiver listens, as a URL (`hooks serve` prints it)."""
+        host, port = self.receiver.server_address[:2]
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
     def start(self) -> "HookService":
         waiting = len(self.spool.pending())
         if waiting:
@@ -84,7 +90,7 @@ class HookService:
             log.warning("%d deliveries the store refused are kept in %s/quarantine", set_aside, self.spool.folder)
         self.drainer.start()
         self.receiver.start()
-        log.info("receiving Sentry webhooks on http://%s:%d/", *self.receiver.server_address[:2])
+        log.debug("receiving Sentry webhooks on %s", self.url)  # `hooks serve` prints it
         return self
 
     def close(self) -> None:
