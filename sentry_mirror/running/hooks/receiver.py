@@ -49,6 +49,7 @@ class Verdict:
     status: int
     message: str
     meta: dict | None = None
+    warned: bool = False  # a refusal already logged as a warning of its own (not summed up again)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -82,6 +83,9 @@ def _fresh(stamp: str | None, window: float) -> bool:
 _JSON_CHECK = json.JSONDecoder(object_pairs_hook=lambda pairs: None)
 
 
+WARN_EVERY = 60.0  # seconds between two warnings of the same kind of refusal
+
+
 class Checker:
     """Decides what one delivery gets; keeps it in the spool when it is good."""
 
@@ -91,13 +95,45 @@ class Checker:
         self.default_source = default_source
         self.integration_secrets = list(integration_secrets)
         self.on_spooled = on_spooled or (lambda: None)
+        self._warned: dict[str, float] = {}  # hook guid -> when its unset secret variable was last warned of
+        self._refusals: dict[str, int] = {}  # "status message" -> refusals since the last summary
+        self._summed_at: float | None = None
+
+    def _unset(self, guid: str) -> Verdict:
+        """A delivery for a hook that is not known, or whose secret variable is unset: the same
+        answer (a scanner learns nothing of which hooks exist), and a warning for the latter, at
+        most once a minute a hook (a flood of Sentry's retries does not flood the log)."""
+        for _, project, variable in self.secrets.unset(guid):
+            now = time.monotonic()
+            if now - self._warned.get(guid, -WARN_EVERY) >= WARN_EVERY:
+                self._warned[guid] = now
+                log.warning("refused a delivery for service hook %s (project %s): its secret variable %s is not "
+                            "set", guid, project or "?", variable)
+            return Verdict(401, "unknown service hook", warned=True)
+        return Verdict(401, "unknown service hook")
+
+    def refused(self, verdict: Verdict) -> None:
+        """Every refusal at INFO (-v); at WARNING, the refusals summed up at most once a minute (a
+        wrong secret refuses every delivery of its hook, and at the default level said nothing)."""
+        log.info("refused a delivery: %d %s", verdict.status, verdict.message)
+        if verdict.warned or verdict.status == 503:  # 503s are logged as errors where they arise
+            return
+        key = f"{verdict.status} {verdict.message}"
+        self._refusals[key] = self._refusals.get(key, 0) + 1
+        now = time.monotonic()
+        if self._summed_at is not None and now - self._summed_at < WARN_EVERY:
+            return
+        total, counts = sum(self._refusals.values()), ", ".join(f"{n} {k}" for k, n in self._refusals.items())
+        log.warning("refused %d %s: %s (at most one such line a minute; -v logs each)", total,
+                    "delivery" if total == 1 else "deliveries", counts)
+        self._refusals, self._summed_at = {}, now
 
     def verify(self, headers, body: bytes) -> Verdict:
         guid = headers.get("X-ServiceHook-GUID")
         if guid:
             secret = self.secrets.hook(guid.strip())
             if secret is None:
-                return Verdict(401, "unknown service hook")
+                return self._unset(guid.strip())
             if not _matches(secret.value, body, headers.get("X-ServiceHook-Signature")):
                 return Verdict(401, "missing or wrong signature")
             if not _fresh(headers.get("X-ServiceHook-Timestamp"), self.limits.replay_seconds):
@@ -465,9 +501,9 @@ class _Connection(asyncio.Protocol):
         self._advance_safely()
 
     def _answer(self, verdict: Verdict, alive: bool) -> None:
-        self.transport.write(answer(verdict.status, verdict.message, close=not alive))
         if verdict.status >= 400:
-            log.info("refused a delivery: %d %s", verdict.status, verdict.message)
+            self.checker.refused(verdict)
+        self.transport.write(answer(verdict.status, verdict.message, close=not alive))
         if alive:
             self._arm(None if self.buffer else IDLE_TIMEOUT)
         else:

@@ -7,6 +7,7 @@ import os
 import threading
 from dataclasses import dataclass
 
+from ...errors import MirrorError
 from ...storage import sidefiles
 from ...storage.store import check_store_path
 from ..config import Config
@@ -67,8 +68,15 @@ class HookService:
         missing = [name for name in options.integration_secret_envs if not os.environ.get(name)]
         if missing:
             log.warning("no integration client secret in %s: those webhooks are refused", ", ".join(missing))
-        self.checker = Checker(HookSecrets(secrets_path(config, options.secrets_path)), self.spool,
-                               options.limits or Limits(), default, integrations, on_spooled=self.drainer.wake.set)
+        secrets = HookSecrets(secrets_path(config, options.secrets_path))
+        try:
+            for guid, project, variable in secrets.unset():
+                log.warning("service hook %s (project %s): its secret variable %s is not set: its deliveries are "
+                            "refused", guid, project or "?", variable)
+        except MirrorError as exc:  # a malformed secrets file: each delivery is 503 (and logged) until it is fixed
+            log.warning("%s", exc)
+        self.checker = Checker(secrets, self.spool, options.limits or Limits(), default, integrations,
+                               on_spooled=self.drainer.wake.set)
         self.receiver = Receiver(sock, self.checker)
 
     @property
