@@ -95,3 +95,24 @@ def test_a_big_batch_parsed_in_halves_keeps_each_event_with_its_issue(emu):
     bad = drain.SPLIT_FROM - 10
     assert batch.skipped == 1 and len(pairs) == len(deliveries) - 1
     assert pairs == [(f"{k:032x}", str(1000 + k)) for k in range(len(deliveries)) if k != bad]
+
+
+def test_a_store_written_only_by_hooks_has_its_views_and_readers_see_it(tmp_path, emu):
+    """No sync ever ran: the writer makes the views (reports read them), `issues` lists what the
+    refreshes stored, and `status` says what the webhooks stored."""
+    from helpers import invoke
+
+    db = str(tmp_path / "hooked.duckdb")
+    with_secret(db)
+    event, issue_id = an_event(emu)
+    with service(db, emu) as svc:
+        assert post(svc, json.dumps(event).encode()).status_code == 202
+        wait_for(lambda: svc.drainer.stored == 1 and svc.refresher.requests and not svc.drainer.busy())
+    listed = invoke("issues", "--db", db, "--format", "csv")
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.stdout.strip().splitlines()) == 2  # its header and the one issue
+    top = invoke("report", "top", "--db", db)
+    assert top.exit_code == 0, top.output
+    status = invoke("status", "--db", db)
+    assert status.exit_code == 1  # no sync yet, as it says
+    assert "never synced; webhooks stored 1 event and 1 issue" in status.stdout, status.output

@@ -311,6 +311,7 @@ class Drainer:
         self._failing: str | None = None  # the error the writer keeps meeting, logged once
         self.quarantined = 0  # deliveries the store refused, set aside in the spool's quarantine folder
         self._failures = 0
+        self._views_checked = False  # once a process, after its first write: the views a sync makes
 
     def start(self) -> "Drainer":
         self._thread = threading.Thread(target=self.run, name="hooks-writer", daemon=True)
@@ -414,6 +415,15 @@ class Drainer:
                 self.quarantined += 1
                 log.warning("the store refused a delivery (%s); it is kept in %s and not retried", exc, path)
 
+    def _make_views(self) -> None:
+        """The views and macros readers and reports use, made (as a sync does after it ends) if the
+        store lacks any: a store no sync has written yet has none. Once a process, not per batch."""
+        missing = self._store.missing_views()
+        if missing:
+            self._store.create_views()
+            log.info("made the store's views (%s were missing)", ", ".join(missing))
+        self._views_checked = True
+
     def cycle(self, final: bool = False) -> int:
         """One batch from the spool, with the refreshes that are due; returns deliveries stored."""
         names = self.spool.pending(self.batch_size)
@@ -447,6 +457,8 @@ class Drainer:
                 self._store = Store(self.db, lease_seconds=LEASE_SECONDS)
             try:
                 self._store_each(deliveries, batch, refreshed)
+                if not self._views_checked:
+                    self._make_views()
             except BaseException:
                 self._let_go()
                 raise
