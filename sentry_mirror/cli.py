@@ -814,6 +814,8 @@ def hooks_serve(host, port, max_bytes, replay_window, integration_secret_env, re
     with stop_on_signals() as stop:
         service = HookService(config, options, stop=threading.Event())
         with service:
+            if not opts["quiet"]:  # whatever the log level: with --port 0 it is the only way to learn the port
+                click.echo(f"receiving Sentry webhooks on {service.url}", err=True)
             if port_file:
                 with open(port_file, "w", encoding="utf-8") as fh:
                     fh.write(str(service.port))

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 from helpers import invoke as run
-from helpers import one_line_error
+from helpers import ROOT, one_line_error
 
 
 @pytest.fixture(autouse=True)
@@ -99,3 +99,43 @@ def test_tls_to_a_server_that_does_not_speak_it_is_one_line_without_retries(tmp_
         assert len(accepted) == 1  # not retried: the same answer would come back
         for conn in accepted:
             conn.close()
+
+
+HOOKS_SOURCE = ("--url", "http://127.0.0.1:9", "--org", "acme", "--token", "t-hooks-1")
+
+
+def test_hooks_serve_on_a_port_in_use_says_so_in_one_line_and_leaves_nothing_started(tmp_path):
+    import threading
+
+    before = set(threading.enumerate())
+    db = tmp_path / "h.duckdb"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        line = one_line_error(run("hooks", "serve", "--port", str(port), "--db", str(db), *HOOKS_SOURCE), code=2)
+    assert line == (f"sentry-mirror: error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                    "(pick another --port, or --port 0 for any free one)")
+    assert set(threading.enumerate()) <= before  # no receiver, writer or spool thread left behind
+    assert not (tmp_path / "h.duckdb.hooks-spool").exists() and not db.exists()
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "nosuchhost.invalid"])
+def test_hooks_serve_on_a_host_that_is_no_address_says_so_in_one_line(tmp_path, host):
+    line = one_line_error(run("hooks", "serve", "--host", host, "--port", "0", "--db", str(tmp_path / "h.duckdb"),
+                              *HOOKS_SOURCE), code=2)
+    assert f"cannot listen on {host}:0" in line and "--host" in line
+    assert not (tmp_path / "h.duckdb.hooks-spool").exists()
+
+
+def test_hooks_serve_refuses_an_empty_host(tmp_path):
+    """In a process of its own: a receiver that took '' as every interface would serve until stopped."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "sentry_mirror", "hooks", "serve", "--host", "", "--port", "0",
+                           "--db", str(tmp_path / "h.duckdb"), *HOOKS_SOURCE],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "--host" in lines[0] and "0.0.0.0" in lines[0], done.stderr

@@ -95,3 +95,76 @@ def test_a_big_batch_parsed_in_halves_keeps_each_event_with_its_issue(emu):
     bad = drain.SPLIT_FROM - 10
     assert batch.skipped == 1 and len(pairs) == len(deliveries) - 1
     assert pairs == [(f"{k:032x}", str(1000 + k)) for k in range(len(deliveries)) if k != bad]
+
+
+def test_a_store_written_only_by_hooks_has_its_views_and_readers_see_it(tmp_path, emu):
+    """No sync ever ran: the writer makes the views (reports read them), `issues` lists what the
+    refreshes stored, and `status` says what the webhooks stored."""
+    from helpers import invoke
+
+    db = str(tmp_path / "hooked.duckdb")
+    with_secret(db)
+    event, issue_id = an_event(emu)
+    with service(db, emu) as svc:
+        assert post(svc, json.dumps(event).encode()).status_code == 202
+        wait_for(lambda: svc.drainer.stored == 1 and svc.refresher.requests and not svc.drainer.busy())
+    listed = invoke("issues", "--db", db, "--format", "csv")
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.stdout.strip().splitlines()) == 2  # its header and the one issue
+    top = invoke("report", "top", "--db", db)
+    assert top.exit_code == 0, top.output
+    status = invoke("status", "--db", db)
+    assert status.exit_code == 1  # no sync yet, as it says
+    assert "never synced; webhooks stored 1 event and 1 issue" in status.stdout, status.output
+
+
+@pytest.mark.parametrize("broken", [
+    {"event": {"event_id": 5}},  # the trial's: a number for an id, and no issue, project or time
+    "event id",  # each field an event row needs, taken out of a good delivery in turn
+    "issue", "project", "time",
+])
+def test_a_signed_event_missing_what_a_row_needs_is_quarantined_not_stored(tmp_path, emu, broken):
+    db = str(tmp_path / "m.duckdb")
+    Store(db).close()
+    with_secret(db)
+    event, _ = an_event(emu)
+    bad = json.loads(json.dumps(event))
+    if isinstance(broken, dict):
+        bad = broken
+    else:
+        bad["event"]["eventID"] = bad["event"]["id"] = bad["event"]["event_id"] = "f" * 32
+        field = {"event id": ("eventID", "id"), "issue": ("groupID",), "project": ("projectID",),
+                 "time": ("dateCreated",)}[broken]
+        for name in field:
+            bad["event"][name] = 7 if broken == "event id" else None
+        if broken == "issue":
+            bad["group"]["id"] = None
+    with service(db, emu) as svc:
+        assert post(svc, json.dumps(bad).encode()).status_code == 202
+        assert post(svc, json.dumps(event).encode()).status_code == 202
+        # waits on the writer, not the store: a reader in this process would keep the writer out
+        wait_for(lambda: svc.drainer.stored == 2 and not svc.drainer.busy())
+        assert len(svc.spool.quarantined()) == 1
+        kept = svc.spool.read_quarantined(svc.spool.quarantined()[0])
+        assert [d.body for d in kept] == [json.dumps(bad).encode()]
+    con = reader(db)
+    try:  # the good one only
+        assert con.execute("SELECT event_id FROM events").fetchall() == [(event["event"]["eventID"],)]
+    finally:
+        con.close()
+
+
+def test_an_integration_error_webhook_is_a_whole_row(emu):
+    """Sentry's `error` resource names the project `project` (a number) and the time `datetime`:
+    the row gets them as a synced event's projectID and dateCreated."""
+    from sentry_mirror.running.hooks import drain
+    from sentry_mirror.running.hooks.spool import Delivery
+
+    error = {"event_id": "a" * 32, "project": 42, "datetime": "2019-08-19T20:58:37.391000Z", "issue_id": "117",
+             "url": "u", "web_url": "w", "issue_url": "i", "title": "boom"}
+    body = json.dumps({"action": "created", "data": {"error": error}}).encode()
+    batch = drain.read_batch([Delivery("f", {"kind": "integration", "resource": "error", "source": "s"}, body)], None)
+    [(text, ctx)] = batch.events["s"]
+    assert ctx == {"issue_id": "117"} and not batch.set_aside
+    assert json.loads(text) == {"event_id": "a" * 32, "project": 42, "projectID": "42", "title": "boom",
+                                "datetime": "2019-08-19T20:58:37.391000Z", "dateCreated": "2019-08-19T20:58:37.391000Z"}

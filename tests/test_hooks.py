@@ -434,3 +434,78 @@ def test_a_sync_that_takes_the_lock_mid_burst_gets_the_store(synced, emu):
     assert drainer.cycle() == 1 and not spool.pending()
     drainer._let_go()
     assert stored_events(synced, f"{0:032x}", f"{1:032x}") == 2
+
+
+
+def serve_process(db, emu, *flags):
+    """`hooks serve` in a process of its own; its stderr lines are handed over (a queue) as they come,
+    and None once it closed stderr."""
+    import queue
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "sentry_mirror", "hooks", "serve", "--port", "0", "--url", emu.url,
+                             "--org", emu.org_slug, "--db", db, *flags], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "SENTRY_AUTH_TOKEN": emu.token})
+    lines: queue.Queue = queue.Queue()
+
+    def read():
+        for line in proc.stderr:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
+
+
+def test_serve_says_where_it_listens_without_v_and_not_with_q(synced, emu, tmp_path):
+    proc, lines = serve_process(synced, emu)
+    try:
+        line = lines.get(timeout=30)  # its first line, at the default log level
+        assert line and line.startswith("receiving Sentry webhooks on http://127.0.0.1:"), line
+        assert requests.get(line.split()[4], timeout=10).status_code == 405  # the receiver's own address
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    port_file = tmp_path / "port"
+    proc, lines = serve_process(synced, emu, "-q", "--port-file", str(port_file))
+    try:
+        wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    said = list(iter(lambda: lines.get(timeout=20), None))  # to the end of its stderr
+    assert not any("receiving" in line for line in said), said
+
+
+def warnings_with(caplog, *words) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelname == "WARNING" and all(w in r.getMessage() for w in words)]
+
+
+def test_a_hook_whose_secret_variable_is_unset_is_named_at_start_and_its_refusals_warned(synced, emu, caplog,
+                                                                                          monkeypatch):
+    monkeypatch.delenv("HOOK_SEC_T", raising=False)
+    HookSecrets(sidefiles.hook_secrets(synced)).add_hook_env(GUID, "HOOK_SEC_T", source=None, project="backend",
+                                                              url="http://x/")
+    body = json.dumps(an_event(emu)[0]).encode()
+    with service(synced, emu) as svc:
+        assert warnings_with(caplog, GUID, "backend", "HOOK_SEC_T", "not set")  # at start
+        caplog.clear()
+        for _ in range(3):  # a flood: one warning a minute per hook
+            assert post(svc, body).status_code == 401
+        assert len(warnings_with(caplog, GUID, "HOOK_SEC_T", "refused")) == 1
+        assert post(svc, body, guid="0" * 32).status_code == 401  # a hook nobody installed: no such warning
+        assert len(warnings_with(caplog, "HOOK_SEC_T")) == 1
+        monkeypatch.setenv("HOOK_SEC_T", SECRET)
+        assert post(svc, body).status_code == 202
+
+
+def test_other_refusals_are_summed_up_in_one_warning_a_minute(synced, emu, caplog):
+    with_secret(synced)
+    body = json.dumps(an_event(emu)[0]).encode()
+    with service(synced, emu) as svc:
+        for _ in range(3):
+            assert post(svc, body, secret="not-the-secret").status_code == 401
+        assert post(svc, body, guid="0" * 32).status_code == 401
+    said = warnings_with(caplog, "refused")
+    assert len(said) == 1 and "401 missing or wrong signature" in said[0], said

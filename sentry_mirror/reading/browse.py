@@ -49,6 +49,8 @@ def store_status(con: duckdb.DuckDBPyConnection, db_path: str | None = None) -> 
                                          "WHERE table_name = '_sync_runs'").fetchall()}
     figures = ", rate_limited, seconds, streams" if "streams" in columns else ", NULL, NULL, NULL"
     sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM _sync_runs ORDER BY 1").fetchall()]
+    if not sources and {"events", "issues"} <= tables:  # no sync yet; `hooks serve` may have stored rows
+        info["unsynced_rows"] = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "issues")}
     for source in sources:
         src: dict[str, Any] = {"rows": {}}
         for table in ENTITY_TABLES:
@@ -157,6 +159,10 @@ def format_status(path: str, info: dict) -> str:
     """`store_status` as the lines `sentry-mirror status` prints."""
     lines = [f"store: {path}"]
     if not info["sources"]:
+        rows = info.get("unsynced_rows") or {}
+        if any(rows.values()):  # what `hooks serve` stored before any sync
+            return (f"store {path} has never synced; webhooks stored {_count(rows['events'], 'event')} and "
+                    f"{_count(rows['issues'], 'issue')}: run 'sentry-mirror sync' for the rest")
         return f"store {path} has never synced: run 'sentry-mirror sync'"
     scheduler = info.get("scheduler")
     if scheduler:

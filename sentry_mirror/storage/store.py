@@ -347,6 +347,15 @@ class Store:
             applied.append(name)
         return applied
 
+    def missing_views(self) -> list[str]:
+        """The view files (sql/views/, each named after the view or macro it makes) whose view or
+        macro the store lacks: a store only `hooks serve` wrote had none, and every report failed."""
+        there = {r[0] for r in self._connect().execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "UNION ALL SELECT function_name FROM duckdb_functions() "
+            "WHERE database_name = current_database() AND function_type IN ('macro', 'table_macro')").fetchall()}
+        return [name for name, _ in view_files() if name not in there]
+
     def create_views(self) -> list[str]:
         """(Re)create the SQL views whose tables (and views) exist; a view is skipped until what its
         `-- requires:` line names is there. Views that require views come after them."""

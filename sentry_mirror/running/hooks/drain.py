@@ -48,7 +48,8 @@ class Batch:
     events: dict[str, list[tuple[str, dict | None]]] = field(default_factory=dict)  # (JSON text, context)
     issues: dict[str, list[tuple[dict, str]]] = field(default_factory=dict)  # integration `issue` webhooks: (issue, body digest)
     refresh: dict[str, set[str]] = field(default_factory=dict)
-    skipped: int = 0
+    skipped: int = 0  # deliveries that become no row (set aside, or for no source the store knows)
+    set_aside: list[tuple[Delivery, str]] = field(default_factory=list)  # (delivery, why): no usable event
 
     def count(self) -> tuple[int, int]:
         return sum(map(len, self.events.values())), sum(map(len, self.issues.values()))
@@ -56,7 +57,7 @@ class Batch:
 
 def read_batch(deliveries: list[Delivery], default_source: str | None) -> Batch:
     batch = Batch()
-    carried = []  # (source, kind, body) of the deliveries that carry an event: parsed by DuckDB
+    carried = []  # (source, kind, delivery) of the deliveries that carry an event: parsed by DuckDB
     for d in deliveries:
         source = d.meta.get("source") or default_source
         kind = "service" if d.meta.get("kind") == "service" else d.meta.get("resource")
@@ -65,10 +66,11 @@ def read_batch(deliveries: list[Delivery], default_source: str | None) -> Batch:
         elif kind == "issue":
             _add_issue(batch, source, d.body)
         else:
-            carried.append((source, kind, d.body))
-    for (source, _, _), (event, issue_id) in zip(carried, _events([(k, b) for _, k, b in carried])):
-        if event is None:
+            carried.append((source, kind, d))
+    for (source, _, d), (event, issue_id, why) in zip(carried, _events([(k, d.body) for _, k, d in carried])):
+        if event is None:  # never half a row: kept in quarantine/ for a look, with why
             batch.skipped += 1
+            batch.set_aside.append((d, why or "no event object"))
             continue
         batch.events.setdefault(source, []).append((event, {"issue_id": issue_id} if issue_id else None))
         if issue_id:
@@ -96,9 +98,9 @@ SPLIT_FROM = 200  # deliveries in a batch from which its parse is split in two h
 _helper: ThreadPoolExecutor | None = None
 
 
-def _events(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str | None]]:
-    """(event JSON text, issue id) of each (kind, body); (None, None) for a delivery without a usable
-    event. A big batch is parsed in two halves at once (DuckDB lets go of the GIL; the parse is a
+def _events(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str | None, str | None]]:
+    """(event JSON text, issue id, None) of each (kind, body); (None, None, why) for a delivery without
+    a usable event (sql/queries/hook_events.sql: no event object, or one without what its row needs). A big batch is parsed in two halves at once (DuckDB lets go of the GIL; the parse is a
     third of the writer's time, and the writer, not the CPU, was what the burst waited for)."""
     global _helper
     if len(carried) < SPLIT_FROM:
@@ -110,9 +112,9 @@ def _events(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str | No
     return _events_one(carried[:half]) + second.result()
 
 
-def _events_one(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str | None]]:
+def _events_one(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str | None, str | None]]:
     """As `_events`, in one DuckDB query (sql/queries/hook_events.sql) on this thread's connection."""
-    texts, kinds, out = [], [], [(None, None)] * len(carried)
+    texts, kinds, out = [], [], [(None, None, "not UTF-8")] * len(carried)
     for kind, body in carried:
         try:
             texts.append(body.decode("utf-8"))
@@ -124,8 +126,9 @@ def _events_one(carried: list[tuple[str, bytes]]) -> list[tuple[str | None, str 
     con = getattr(_parser, "con", None)
     if con is None:
         con = _parser.con = duckdb.connect(":memory:", config={"threads": 1})
-    for n, event, issue_id in con.execute(load_sql("queries", "hook_events"), {"bodies": texts, "kinds": kinds}).fetchall():
-        out[n] = (event, issue_id)
+    for n, event, issue_id, why in con.execute(load_sql("queries", "hook_events"),
+                                               {"bodies": texts, "kinds": kinds}).fetchall():
+        out[n] = (event, issue_id, why)
     return out
 
 
@@ -311,6 +314,7 @@ class Drainer:
         self._failing: str | None = None  # the error the writer keeps meeting, logged once
         self.quarantined = 0  # deliveries the store refused, set aside in the spool's quarantine folder
         self._failures = 0
+        self._views_checked = False  # once a process, after its first write: the views a sync makes
 
     def start(self) -> "Drainer":
         self._thread = threading.Thread(target=self.run, name="hooks-writer", daemon=True)
@@ -414,6 +418,15 @@ class Drainer:
                 self.quarantined += 1
                 log.warning("the store refused a delivery (%s); it is kept in %s and not retried", exc, path)
 
+    def _make_views(self) -> None:
+        """The views and macros readers and reports use, made (as a sync does after it ends) if the
+        store lacks any: a store no sync has written yet has none. Once a process, not per batch."""
+        missing = self._store.missing_views()
+        if missing:
+            self._store.create_views()
+            log.info("made the store's views (%s were missing)", ", ".join(missing))
+        self._views_checked = True
+
     def cycle(self, final: bool = False) -> int:
         """One batch from the spool, with the refreshes that are due; returns deliveries stored."""
         names = self.spool.pending(self.batch_size)
@@ -447,11 +460,18 @@ class Drainer:
                 self._store = Store(self.db, lease_seconds=LEASE_SECONDS)
             try:
                 self._store_each(deliveries, batch, refreshed)
+                if not self._views_checked:
+                    self._make_views()
             except BaseException:
                 self._let_go()
                 raise
         finally:
             lock.__exit__(None, None, None)
+        for d, why in batch.set_aside:  # kept before their files go: a crash between keeps them twice, not never
+            path = self.spool.quarantine(d)
+            self.quarantined += 1
+            log.warning("a delivery carries no event the store can take (%s); it is kept in %s and not retried",
+                        why, path)
         self.spool.remove(names)
         if not self.spool.pending(1):
             self._let_go()  # idle: the file is free for readers and a sync

@@ -15,10 +15,12 @@ is on disk.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from ...errors import MirrorError
+from ...errors import ConfigError, MirrorError
 from .secrets import HookSecrets, Secret
 from .spool import HookSpool
 
@@ -47,6 +49,7 @@ class Verdict:
     status: int
     message: str
     meta: dict | None = None
+    warned: bool = False  # a refusal already logged as a warning of its own (not summed up again)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -80,6 +83,9 @@ def _fresh(stamp: str | None, window: float) -> bool:
 _JSON_CHECK = json.JSONDecoder(object_pairs_hook=lambda pairs: None)
 
 
+WARN_EVERY = 60.0  # seconds between two warnings of the same kind of refusal
+
+
 class Checker:
     """Decides what one delivery gets; keeps it in the spool when it is good."""
 
@@ -89,13 +95,45 @@ class Checker:
         self.default_source = default_source
         self.integration_secrets = list(integration_secrets)
         self.on_spooled = on_spooled or (lambda: None)
+        self._warned: dict[str, float] = {}  # hook guid -> when its unset secret variable was last warned of
+        self._refusals: dict[str, int] = {}  # "status message" -> refusals since the last summary
+        self._summed_at: float | None = None
+
+    def _unset(self, guid: str) -> Verdict:
+        """A delivery for a hook that is not known, or whose secret variable is unset: the same
+        answer (a scanner learns nothing of which hooks exist), and a warning for the latter, at
+        most once a minute a hook (a flood of Sentry's retries does not flood the log)."""
+        for _, project, variable in self.secrets.unset(guid):
+            now = time.monotonic()
+            if now - self._warned.get(guid, -WARN_EVERY) >= WARN_EVERY:
+                self._warned[guid] = now
+                log.warning("refused a delivery for service hook %s (project %s): its secret variable %s is not "
+                            "set", guid, project or "?", variable)
+            return Verdict(401, "unknown service hook", warned=True)
+        return Verdict(401, "unknown service hook")
+
+    def refused(self, verdict: Verdict) -> None:
+        """Every refusal at INFO (-v); at WARNING, the refusals summed up at most once a minute (a
+        wrong secret refuses every delivery of its hook, and at the default level said nothing)."""
+        log.info("refused a delivery: %d %s", verdict.status, verdict.message)
+        if verdict.warned or verdict.status == 503:  # 503s are logged as errors where they arise
+            return
+        key = f"{verdict.status} {verdict.message}"
+        self._refusals[key] = self._refusals.get(key, 0) + 1
+        now = time.monotonic()
+        if self._summed_at is not None and now - self._summed_at < WARN_EVERY:
+            return
+        total, counts = sum(self._refusals.values()), ", ".join(f"{n} {k}" for k, n in self._refusals.items())
+        log.warning("refused %d %s: %s (at most one such line a minute; -v logs each)", total,
+                    "delivery" if total == 1 else "deliveries", counts)
+        self._refusals, self._summed_at = {}, now
 
     def verify(self, headers, body: bytes) -> Verdict:
         guid = headers.get("X-ServiceHook-GUID")
         if guid:
             secret = self.secrets.hook(guid.strip())
             if secret is None:
-                return Verdict(401, "unknown service hook")
+                return self._unset(guid.strip())
             if not _matches(secret.value, body, headers.get("X-ServiceHook-Signature")):
                 return Verdict(401, "missing or wrong signature")
             if not _fresh(headers.get("X-ServiceHook-Timestamp"), self.limits.replay_seconds):
@@ -238,6 +276,31 @@ def answer(status: int, message: str, close: bool) -> bytes:
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{closing}\r\n").encode() + body
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The receiver's listening socket, bound before anything else of the service starts. An empty
+    host (which would be every interface), an address that is not this machine's or a port in use is
+    a ConfigError of one line, as `emulator` says it."""
+    if not host.strip():
+        raise ConfigError("--host is empty", hint="give the address to listen on: 127.0.0.1 (the default), "
+                                                  "or 0.0.0.0 for every interface")
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0]
+        return socket.create_server(address, family=family)
+    except OSError as exc:
+        if isinstance(exc, socket.gaierror):  # not an address, nor a name this machine resolves
+            reason = exc.strerror or str(exc)
+        else:  # create_server's own message repeats the address
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            hint = "pick another --port, or --port 0 for any free one"
+        elif exc.errno == errno.EACCES and 0 < port < 1024:
+            hint = "ports below 1024 need privileges: pick --port 1024 or above and a proxy in front"
+        else:  # an unknown name, an address of another machine
+            hint = "--host must be an address of this machine, e.g. 127.0.0.1, or 0.0.0.0 for every interface"
+        raise ConfigError(f"cannot listen on {where}: {reason}", hint=hint) from None
+
+
 class Receiver:
     """HTTP/1.1 with keep-alive on one asyncio event loop in a thread of its own.
 
@@ -247,9 +310,10 @@ class Receiver:
     commit without holding a thread. A slow or silent client holds only its own connection, and is
     dropped when a request (or the wait for the next one) takes over CLIENT_TIMEOUT."""
 
-    def __init__(self, host: str, port: int, checker: Checker):
+    def __init__(self, sock: socket.socket, checker: Checker):
+        """`sock`: the listening socket (`listen`); the receiver closes it at stop."""
         self.checker = checker
-        self._sock = socket.create_server((host, port))
+        self._sock = sock
         self._sock.setblocking(False)
         self.server_address = self._sock.getsockname()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -437,9 +501,9 @@ class _Connection(asyncio.Protocol):
         self._advance_safely()
 
     def _answer(self, verdict: Verdict, alive: bool) -> None:
-        self.transport.write(answer(verdict.status, verdict.message, close=not alive))
         if verdict.status >= 400:
-            log.info("refused a delivery: %d %s", verdict.status, verdict.message)
+            self.checker.refused(verdict)
+        self.transport.write(answer(verdict.status, verdict.message, close=not alive))
         if alive:
             self._arm(None if self.buffer else IDLE_TIMEOUT)
         else:

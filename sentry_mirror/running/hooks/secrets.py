@@ -64,6 +64,15 @@ class HookSecrets:
         entry = self._current()["hooks"].get(guid)
         return _secret(entry)
 
+    def unset(self, guid: str | None = None) -> list[tuple[str, str | None, str]]:
+        """(guid, project, variable) of each hook (or of `guid`) whose secret is to be read from an
+        environment variable that is not set: its deliveries cannot be checked, so they are refused."""
+        hooks = self._current()["hooks"]
+        entries = [(guid, hooks.get(guid))] if guid is not None else sorted(hooks.items())
+        return [(g, e.get("project"), e["secret_env"]) for g, e in entries
+                if isinstance(e, dict) and not e.get("secret") and e.get("secret_env")
+                and not os.environ.get(e["secret_env"])]
+
     def integrations(self) -> list[Secret]:
         return [s for s in (_secret(e) for e in self._current()["integrations"].values()) if s]
 

@@ -7,11 +7,12 @@ import os
 import threading
 from dataclasses import dataclass
 
+from ...errors import MirrorError
 from ...storage import sidefiles
 from ...storage.store import check_store_path
 from ..config import Config
 from .drain import Drainer, Refresher
-from .receiver import Checker, Limits, Receiver
+from .receiver import Checker, Limits, Receiver, listen
 from .secrets import HookSecrets, Secret
 from .spool import HookSpool
 
@@ -40,6 +41,18 @@ class HookService:
                  stop: threading.Event | None = None):
         if config.db != ":memory:":
             check_store_path(config.db)
+        # bound first: a port in use or a bad --host leaves nothing started (no spool folder, no client)
+        sock = listen(options.host, options.port)
+        try:
+            self._build(config, options, clients, stop, sock)
+        except BaseException:
+            sock.close()
+            for client, _ in getattr(self, "clients", {}).values():
+                client.close()
+            raise
+
+    def _build(self, config: Config, options: ServeOptions, clients: dict | None, stop: threading.Event | None,
+               sock) -> None:
         self.stop = stop or threading.Event()
         self.spool = HookSpool(sidefiles.hook_spool(config.db))
         default = config.sources[0].name if len(config.sources) == 1 else None
@@ -55,13 +68,26 @@ class HookService:
         missing = [name for name in options.integration_secret_envs if not os.environ.get(name)]
         if missing:
             log.warning("no integration client secret in %s: those webhooks are refused", ", ".join(missing))
-        self.checker = Checker(HookSecrets(secrets_path(config, options.secrets_path)), self.spool,
-                               options.limits or Limits(), default, integrations, on_spooled=self.drainer.wake.set)
-        self.receiver = Receiver(options.host, options.port, self.checker)
+        secrets = HookSecrets(secrets_path(config, options.secrets_path))
+        try:
+            for guid, project, variable in secrets.unset():
+                log.warning("service hook %s (project %s): its secret variable %s is not set: its deliveries are "
+                            "refused", guid, project or "?", variable)
+        except MirrorError as exc:  # a malformed secrets file: each delivery is 503 (and logged) until it is fixed
+            log.warning("%s", exc)
+        self.checker = Checker(secrets, self.spool, options.limits or Limits(), default, integrations,
+                               on_spooled=self.drainer.wake.set)
+        self.receiver = Receiver(sock, self.checker)
 
     @property
     def port(self) -> int:
         return self.receiver.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Where the receiver listens, as a URL (`hooks serve` prints it)."""
+        host, port = self.receiver.server_address[:2]
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def start(self) -> "HookService":
         waiting = len(self.spool.pending())
@@ -72,7 +98,7 @@ class HookService:
             log.warning("%d deliveries the store refused are kept in %s/quarantine", set_aside, self.spool.folder)
         self.drainer.start()
         self.receiver.start()
-        log.info("receiving Sentry webhooks on http://%s:%d/", *self.receiver.server_address[:2])
+        log.debug("receiving Sentry webhooks on %s", self.url)  # `hooks serve` prints it
         return self
 
     def close(self) -> None:
