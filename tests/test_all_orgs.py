@@ -241,3 +241,49 @@ def test_hooks_act_on_one_organization_of_a_source_with_every_organization(emu, 
                env=env)
     assert gone.exit_code == 0, gone.stderr
     assert guid not in [h["id"] for h in globex.hooks[globex.projects[0].idx]]
+
+
+def test_hooks_serve_with_every_organization_stores_an_organization_s_pushed_events(emu, tmp_path):
+    """`hooks serve` on a source with `org = "*"`: a hook installed on globex (second region)
+    delivers its new events, signed, and they are stored under `main/globex`, with no sync."""
+    import os
+    import subprocess
+    import sys
+
+    from test_hooks import stored_events, wait_for
+
+    path = _config(tmp_path, emu)
+    assert _sync(path).exit_code == 0
+    db = str(tmp_path / "m.duckdb")
+    port_file, log = tmp_path / "port", tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sentry_mirror", "hooks", "serve", "-v", "-c", path, "--port", "0",
+                                 "--port-file", str(port_file), "--refresh-after", "0.1"],
+                                stdout=out, stderr=out, env={**os.environ, "SM_TOKEN": TOKEN})
+    try:
+        wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30)
+        globex = emu.regions.world("globex")
+        installed = run("hooks", "install", "-c", path, "--source", "main/globex", "--project",
+                        globex.projects[0].slug, "--url", f"http://127.0.0.1:{port_file.read_text()}/", "--yes",
+                        env={"SM_TOKEN": TOKEN})
+        assert installed.exit_code == 0, installed.stderr
+        guid = installed.output.split("created hook ")[1].split()[0]
+        requests.post(f"{emu.url}/_emulator/advance", json={"hours": 24}).raise_for_status()
+        with emu.hooks.delivered:
+            emu.hooks.delivered.wait_for(lambda: any(g == guid for g, _, _ in emu.hooks.log), timeout=30)
+        ids = [e for g, e, status in emu.hooks.log if g == guid and status == 202]
+        assert ids, emu.hooks.log
+        wait_for(lambda: stored_events(db, *ids) == len(ids), timeout=30)
+        wait_for(lambda: "refreshed" in log.read_text(), timeout=30)  # their issues, at globex's region
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    con = Store(db)
+    try:
+        sources = {r[0] for r in con.con.execute("SELECT DISTINCT source FROM events WHERE event_id IN "
+                                                 "(SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
+    finally:
+        con.close()
+    assert sources == {"main/globex"}
+    text = log.read_text()
+    assert "Traceback" not in text and "ERROR" not in text and "WARNING" not in text, text

@@ -245,11 +245,13 @@ class Emulator:
         with self.world.lock:
             summary = self.world.advance(hours)
             sent = self.hooks.enqueue(self.world, self.world.last_added, self.url)
-            if sent:
-                summary["hook_deliveries"] = sent
-        for site in list(self.regions.sites.values())[1:]:  # one server, one clock
+        for site in list(self.regions.sites.values())[1:]:  # one server, one clock; each org's hooks fire
             with site.world.lock:
                 site.world.advance(hours)
+                base = f"{self.url}/_region/{site.region}" if site.region else self.url
+                sent += self.hooks.enqueue(site.world, site.world.last_added, base)
+        if sent:
+            summary["hook_deliveries"] = sent
         return summary
 
     def request_counts(self) -> dict:
