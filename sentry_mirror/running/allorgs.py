@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ApiError, ConfigError
 from ..fetching.client import SentryClient
 from ..fetching.urls import display_url, may_follow_region, normalise_base_url
 from ..storage.store import Store, utcnow
@@ -81,9 +81,11 @@ def picked(source: Source, orgs: list[dict]) -> list[dict]:
     return [o for o in orgs if o["slug"] in source.only_orgs]
 
 
-def each_organization(sources: list[Source], client_for) -> list[Source]:
-    """The sources with `org = "*"` replaced by one per organization (no store needed: for commands
-    that act on Sentry, such as `hooks`)."""
+def each_organization(sources: list[Source], client_for, listed=None, on_error=None) -> list[Source]:
+    """The sources with `org = "*"` replaced by one per organization: `listed(source, client)` makes
+    them (by default without a store, for commands that act on Sentry such as `hooks`; the sync's
+    also marks the gone); `on_error(source, client, exc)`, when given, takes a list that failed."""
+    listed = listed or (lambda source, client: org_sources(source, picked(source, list_organizations(client))))
     out = []
     for source in sources:
         if source.org != ALL_ORGS:
@@ -91,7 +93,11 @@ def each_organization(sources: list[Source], client_for) -> list[Source]:
             continue
         client = client_for(source)
         try:
-            out.extend(org_sources(source, picked(source, list_organizations(client))))
+            out.extend(listed(source, client))
+        except ApiError as exc:
+            if on_error is None:
+                raise
+            on_error(source, client, exc)
         finally:
             client.close()
     return out

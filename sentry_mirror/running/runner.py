@@ -17,7 +17,7 @@ from ..fetching.client import SentryClient
 from ..storage.locking import writer_lock
 from ..storage.store import Store, check_store_path
 from ..syncing.syncer import Syncer, SyncOptions, SyncResult
-from .config import ALL_ORGS, Config, Source
+from .config import Config, Source
 
 log = logging.getLogger(__name__)
 
@@ -120,23 +120,14 @@ def _planned(sources: list[Source], store: Store, results: list[SyncResult],
              failures: list[MirrorError]) -> list[Source]:
     """The sources to sync: each as configured, and for one with `org = "*"` one per organization its
     token sees (running/allorgs.py). A list that cannot be read fails that source alone."""
-    from .allorgs import expand
+    from .allorgs import each_organization, expand
 
-    planned = []
-    for source in sources:
-        if source.org != ALL_ORGS:
-            planned.append(source)
-            continue
-        client = client_for(source)
-        try:
-            planned.extend(expand(source, store, client))
-        except ApiError as exc:
-            if len(sources) == 1:
-                raise
-            _failed(source, client, exc, results, failures)
-        finally:
-            client.close()
-    return planned
+    def failed(source: Source, client: SentryClient, exc: ApiError) -> None:
+        if len(sources) == 1:
+            raise exc
+        _failed(source, client, exc, results, failures)
+
+    return each_organization(sources, client_for, lambda source, client: expand(source, store, client), failed)
 
 
 def _failed(source: Source, client: SentryClient, exc: MirrorError, results: list[SyncResult],
