@@ -103,14 +103,16 @@ class Checker:
         """A delivery for a hook that is not known, or whose secret variable is unset: the same
         answer (a scanner learns nothing of which hooks exist), and a warning for the latter, at
         most once a minute a hook (a flood of Sentry's retries does not flood the log)."""
-        for _, project, variable in self.secrets.unset(guid):
-            now = time.monotonic()
-            if now - self._warned.get(guid, -WARN_EVERY) >= WARN_EVERY:
-                self._warned[guid] = now
-                log.warning("refused a delivery for service hook %s (project %s): its secret variable %s is not "
-                            "set", guid, project or "?", variable)
-            return Verdict(401, "unknown service hook", warned=True)
-        return Verdict(401, "unknown service hook")
+        unset = self.secrets.unset(guid)
+        if not unset:
+            return Verdict(401, "unknown service hook")
+        [(_, project, variable)] = unset
+        now = time.monotonic()
+        if now - self._warned.get(guid, -WARN_EVERY) >= WARN_EVERY:
+            self._warned[guid] = now
+            log.warning("refused a delivery for service hook %s (project %s): its secret variable %s is not "
+                        "set", guid, project or "?", variable)
+        return Verdict(401, "unknown service hook", warned=True)
 
     def refused(self, verdict: Verdict) -> None:
         """Every refusal at INFO (-v); at WARNING, the refusals summed up at most once a minute (a
